@@ -1,0 +1,245 @@
+//! The one error type of the crate.
+//!
+//! Every failure a caller acts on differently is its own variant. Display texts are written
+//! for the person reading them at 2 a.m.: what happened and what to do about it. No variant
+//! ever carries a state, a verifier or an authorization code, so printing an error cannot leak
+//! one.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `Result` with this crate's [`enum@Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No flow in the store has this state. The callback was never started here, was swept
+    /// after it expired, or is forged.
+    #[error(
+        "no pending authorization has this state: the login was never started with this store, \
+         was removed after it expired, or the callback is forged; start the login again"
+    )]
+    UnknownState,
+
+    /// The flow exists but its time to live has passed. The row has been removed.
+    #[error(
+        "the authorization attempt expired before its callback arrived; start the login again"
+    )]
+    Expired,
+
+    /// The flow was already consumed: this is a duplicate or replayed callback, not a forged one.
+    #[error(
+        "this authorization callback was already used (a duplicate or replayed callback); \
+         the first one completed the login, nothing more to do"
+    )]
+    AlreadyConsumed,
+
+    /// The flow already received its callback (a code or an error) and waits to be consumed.
+    #[error(
+        "this authorization attempt already received its callback; a second callback for it \
+         is ignored"
+    )]
+    AlreadyCompleted,
+
+    /// The flow was started for another server (or client) than the caller expected. When this
+    /// comes from a consume, the flow has been ended and its verifier wiped.
+    #[error(
+        "the authorization attempt belongs to a different {field} than the one this caller \
+         expected; the flow was not used (possible authorization-server mix-up), start the \
+         login again"
+    )]
+    ServerMismatch {
+        /// Which column did not match: `"server_id"` or `"client_id"`.
+        field: &'static str,
+    },
+
+    /// The authorization server redirected back with an error (`?error=...`).
+    #[error("the authorization server refused the login: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    AuthorizationFailed {
+        /// The RFC 6749 error code, such as `access_denied`.
+        error: String,
+        /// The optional human-readable `error_description`.
+        description: Option<String>,
+    },
+
+    /// No saved code verifier has this code challenge.
+    #[error(
+        "no saved code verifier matches the code_challenge of this authorization URL: save the \
+         verifier with this store before building the URL, or start the login again"
+    )]
+    UnknownChallenge,
+
+    /// The code challenge was already bound to a different state.
+    #[error(
+        "this code verifier is already bound to another authorization attempt; generate a new \
+         verifier for each attempt"
+    )]
+    ChallengeAlreadyBound,
+
+    /// The same code verifier (same challenge) was saved twice.
+    #[error("this code verifier was already saved; generate a new verifier for each attempt")]
+    DuplicateChallenge,
+
+    /// Several live bound verifiers exist for the server and client, so none can be chosen.
+    #[error(
+        "{count} authorization attempts are in progress for this server and client, so the \
+         verifier to use is ambiguous; finish the flow by its state (consume) instead"
+    )]
+    AmbiguousPendingVerifier {
+        /// How many live bound flows were found.
+        count: u64,
+    },
+
+    /// No live bound verifier exists for the server and client.
+    #[error("no authorization attempt is in progress for this server and client; start the login")]
+    NoPendingVerifier,
+
+    /// Another flow already uses this state.
+    #[error("another authorization attempt already uses this state; generate a fresh state")]
+    DuplicateState,
+
+    /// An argument was rejected before any query ran. Nothing was changed.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// Which argument: `state`, `code_verifier`, `ttl`, ...
+        field: &'static str,
+        /// Why it was rejected. Never contains the rejected value.
+        reason: &'static str,
+    },
+
+    /// The authorization URL lacks a query parameter the operation needs.
+    #[error("the authorization URL has no `{name}` query parameter; build it with this parameter")]
+    MissingParameter {
+        /// The missing parameter's name.
+        name: &'static str,
+    },
+
+    /// The database file or its directory is not safe to use on a shared host.
+    #[error("refusing to use {}: {reason}", path.display())]
+    InsecureFile {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+
+    /// The database file does not exist and the store was told not to create it.
+    #[error("database file {} does not exist (check the path, or run `oauth-state-store migrate` to create it)", path.display())]
+    DatabaseMissing {
+        /// The path that was looked at.
+        path: PathBuf,
+    },
+
+    /// The file was written by a newer version of this crate.
+    #[error(
+        "the database schema is version {found}, newer than the {supported} this program knows; \
+         upgrade oauth-state-store (files are never downgraded)"
+    )]
+    DatabaseTooNew {
+        /// The file's `user_version`.
+        found: i64,
+        /// The newest version this code knows.
+        supported: i64,
+    },
+
+    /// Another connection held a lock past the busy timeout.
+    #[error(
+        "the database stayed locked by another connection for longer than the busy timeout \
+         ({timeout:?}); retry, or raise the busy timeout"
+    )]
+    Busy {
+        /// The busy timeout in force.
+        timeout: Duration,
+        /// SQLite's own error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The disk (or the database's page limit) is full. Nothing was written.
+    #[error(
+        "the database could not grow: the disk or its size limit is full; free space and retry"
+    )]
+    StorageFull {
+        /// SQLite's own error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The database or its directory cannot be written.
+    #[error(
+        "the database is read-only for this process; check the permissions of the file, its \
+         -wal/-shm files and its directory"
+    )]
+    ReadOnly {
+        /// SQLite's own error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// The file is not an SQLite database or is damaged.
+    #[error(
+        "the database file is corrupt or is not an SQLite database; run `oauth-state-store \
+         check`, then move the file aside (pending logins are lost and must be restarted)"
+    )]
+    Corrupt {
+        /// SQLite's own error.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// Any other SQLite error.
+    #[error("SQLite error")]
+    Sqlite(#[source] rusqlite::Error),
+
+    /// The connection pool could not hand out a connection in time.
+    #[error("no database connection became available in time")]
+    Pool(#[source] r2d2::Error),
+
+    /// A file-system operation failed.
+    #[error("I/O error on {}", path.display())]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Classifies a raw SQLite error into the variants a caller acts on.
+    pub(crate) fn from_sqlite(source: rusqlite::Error, busy_timeout: Duration) -> Self {
+        use rusqlite::ErrorCode as C;
+        match source.sqlite_error_code() {
+            Some(C::DatabaseBusy | C::DatabaseLocked) => Error::Busy {
+                timeout: busy_timeout,
+                source,
+            },
+            Some(C::DiskFull) => Error::StorageFull { source },
+            Some(C::ReadOnly) => Error::ReadOnly { source },
+            Some(C::DatabaseCorrupt | C::NotADatabase) => Error::Corrupt { source },
+            _ => Error::Sqlite(source),
+        }
+    }
+
+    pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Self {
+        Error::InvalidInput { field, reason }
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    /// Unclassified: the store classifies it (busy, full, corrupt, ...) with its busy timeout
+    /// before it reaches a caller.
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Sqlite(e)
+    }
+}

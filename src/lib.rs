@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+
+mod clock;
+mod error;
+mod flow;
+mod maintenance;
+mod migrate;
+mod ops;
+mod options;
+mod permissions;
+mod pkce;
+mod rules;
+mod store;
+mod validate;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use flow::{
+    BeginRequest, ConsumedFlow, Flow, FlowInfo, InvalidateScope, Stats, Status, StatusCounts,
+    SweepReport,
+};
+pub use migrate::{MigrationReport, SCHEMA_VERSION};
+pub use options::{Durability, StoreOptions};
+pub use permissions::FileChecks;
+pub use pkce::{AuthorizationCode, CodeChallenge, CodeVerifier, State};
+pub use store::Store;
+pub use validate::MAX_TTL;

@@ -1,0 +1,160 @@
+//! Operations over many rows: the SDK's state-less verifier lookup, invalidation, sweep and
+//! statistics.
+
+use rusqlite::params;
+
+use crate::error::{Error, Result};
+use crate::flow::{InvalidateScope, Stats, Status, SweepReport};
+use crate::pkce::CodeVerifier;
+use crate::store::Store;
+use crate::validate;
+
+const SELECT_LIVE_BOUND_VERIFIERS: &str = "SELECT code_verifier FROM flows \
+     WHERE server_id = ?1 AND client_id IS ?2 AND status IN ('pending', 'completed') \
+     AND expires_at > ?3 LIMIT 2";
+
+const COUNT_LIVE_BOUND: &str = "SELECT count(*) FROM flows \
+     WHERE server_id = ?1 AND client_id IS ?2 AND status IN ('pending', 'completed') \
+     AND expires_at > ?3";
+
+/// `?2` NULL means every client of the server; `?3..?7` are the statuses to delete (NULL
+/// fills unused slots).
+const INVALIDATE: &str = "DELETE FROM flows WHERE server_id = ?1 \
+     AND (?2 IS NULL OR client_id = ?2) AND status IN (?3, ?4, ?5, ?6, ?7)";
+
+const SWEEP_BATCH: &str = "DELETE FROM flows WHERE id IN \
+     (SELECT id FROM flows WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING status";
+
+const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
+     sum(expires_at <= ?1) FROM flows GROUP BY status";
+
+fn status_of(s: &str) -> rusqlite::Result<Status> {
+    Status::parse(s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            0,
+            rusqlite::types::Type::Text,
+            "unknown status".into(),
+        )
+    })
+}
+
+impl Store {
+    /// The SDK call without state context (`codeVerifier()`): the verifier of the one live
+    /// flow bound to a state for this server and client. It is not consumed.
+    ///
+    /// # Errors
+    /// [`Error::NoPendingVerifier`], [`Error::AmbiguousPendingVerifier`] (with the count) when
+    /// overlapping attempts make the choice a guess, [`Error::InvalidInput`], storage errors.
+    pub fn pending_verifier(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+    ) -> Result<CodeVerifier> {
+        validate::id("server_id", server_id)?;
+        if let Some(c) = client_id {
+            validate::id("client_id", c)?;
+        }
+        self.read(|tx, now| {
+            let mut found: Vec<String> = tx
+                .prepare_cached(SELECT_LIVE_BOUND_VERIFIERS)?
+                .query_map(params![server_id, client_id, now], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            match found.len() {
+                0 => Err(Error::NoPendingVerifier),
+                1 => Ok(CodeVerifier::from_stored(found.remove(0))),
+                _ => {
+                    let count: i64 = tx
+                        .prepare_cached(COUNT_LIVE_BOUND)?
+                        .query_row(params![server_id, client_id, now], |r| r.get(0))?;
+                    Err(Error::AmbiguousPendingVerifier {
+                        count: count.max(0) as u64,
+                    })
+                }
+            }
+        })
+    }
+
+    /// Deletes exactly the flows of `server_id` (and of `client_id`, when given; `None` means
+    /// every client of that server) that `scope` names, by exact column match. Returns how many
+    /// rows were deleted. Other servers' and clients' rows are never touched.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`server_id`, `client_id`), storage errors.
+    pub fn invalidate(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+        scope: InvalidateScope,
+    ) -> Result<u64> {
+        validate::id("server_id", server_id)?;
+        if let Some(c) = client_id {
+            validate::id("client_id", c)?;
+        }
+        let mut slots: [Option<&str>; 5] = [None; 5];
+        for (slot, status) in slots.iter_mut().zip(scope.statuses()) {
+            *slot = Some(status.as_str());
+        }
+        self.write(|tx, _now| {
+            let n = tx.prepare_cached(INVALIDATE)?.execute(params![
+                server_id, client_id, slots[0], slots[1], slots[2], slots[3], slots[4]
+            ])?;
+            Ok(Ok(n as u64))
+        })
+    }
+
+    /// Deletes every row whose expiry has passed, whatever its status (unbound orphans,
+    /// pending, completed, failed, tombstones), in short write transactions of
+    /// [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size) rows so that live traffic
+    /// is never blocked for long. Safe while other processes use the file.
+    ///
+    /// # Errors
+    /// Storage errors; rows deleted by batches already committed stay deleted.
+    pub fn sweep(&self) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        let batch = self.sweep_batch_size();
+        loop {
+            let deleted = self.write(|tx, now| {
+                let mut stmt = tx.prepare_cached(SWEEP_BATCH)?;
+                let statuses = stmt
+                    .query_map(params![now, batch], |r| status_of(&r.get::<_, String>(0)?))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(Ok(statuses))
+            })?;
+            if deleted.is_empty() {
+                break;
+            }
+            report.batches += 1;
+            for status in &deleted {
+                report.removed.add(*status, 1);
+            }
+            if deleted.len() < batch as usize {
+                break;
+            }
+            // Let waiting writers in between batches.
+            std::thread::yield_now();
+        }
+        Ok(report)
+    }
+
+    /// Row counts by status, how many have expired, and the oldest and newest expiry.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn stats(&self) -> Result<Stats> {
+        self.read(|tx, now| {
+            let mut stats = Stats::default();
+            let mut stmt = tx.prepare_cached(STATS)?;
+            let mut rows = stmt.query([now])?;
+            while let Some(r) = rows.next()? {
+                let status = status_of(&r.get::<_, String>(0)?)?;
+                let count: i64 = r.get(1)?;
+                stats.counts.add(status, count.max(0) as u64);
+                let (min, max): (Option<i64>, Option<i64>) = (r.get(2)?, r.get(3)?);
+                stats.oldest_expiry = [stats.oldest_expiry, min].into_iter().flatten().min();
+                stats.newest_expiry = [stats.newest_expiry, max].into_iter().flatten().max();
+                stats.expired += r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64;
+            }
+            Ok(stats)
+        })
+    }
+}

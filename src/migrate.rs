@@ -1,0 +1,170 @@
+//! Schema migrations: `migrations/NNNN_name.sql`, applied in order, tracked by
+//! `PRAGMA user_version`, each run inside one `BEGIN IMMEDIATE` transaction.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// One migration: the version it brings the file to, its name, its SQL.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../migrations/0001_initial.sql"),
+}];
+
+/// The schema version this code writes and understands.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
+const INSERT_STORE_ID: &str = "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)";
+
+/// What [`migrate`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationReport {
+    /// The file's schema version before.
+    pub from: i64,
+    /// The file's schema version after.
+    pub to: i64,
+}
+
+/// Reads the file's schema version.
+pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`] and makes sure the file has a `store_id`.
+///
+/// Safe to run from many processes at once: the version is read again inside the write
+/// transaction, so exactly one of them applies each migration.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let from = user_version(&tx)?;
+    if from > SCHEMA_VERSION {
+        return Err(MigrateError::TooNew(from));
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > from) {
+        debug_assert!(!m.name.is_empty());
+        tx.execute_batch(m.sql)?;
+        tx.pragma_update(None, "user_version", m.version)?;
+    }
+    let store_id: Option<String> = tx.query_row(SELECT_STORE_ID, [], |r| r.get(0)).optional()?;
+    if store_id.is_none() {
+        let id: [u8; 16] = rand::random();
+        tx.execute(INSERT_STORE_ID, [URL_SAFE_NO_PAD.encode(id)])?;
+    }
+    tx.commit()?;
+    Ok(MigrationReport {
+        from,
+        to: SCHEMA_VERSION,
+    })
+}
+
+/// Reads the file's `store_id`.
+pub(crate) fn store_id(conn: &Connection) -> rusqlite::Result<String> {
+    conn.query_row(SELECT_STORE_ID, [], |r| r.get(0))
+}
+
+/// Migration failures before they are classified.
+#[derive(Debug)]
+pub(crate) enum MigrateError {
+    TooNew(i64),
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        MigrateError::Sqlite(e)
+    }
+}
+
+impl MigrateError {
+    pub(crate) fn into_error(self, busy_timeout: std::time::Duration) -> Error {
+        match self {
+            MigrateError::TooNew(found) => Error::DatabaseTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            },
+            MigrateError::Sqlite(e) => Error::from_sqlite(e, busy_timeout),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_of(conn: &Connection) -> Vec<(String, String, String)> {
+        let mut stmt = conn
+            .prepare(
+                "SELECT type, name, sql FROM sqlite_schema \
+                 WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+            )
+            .unwrap();
+        stmt.query_map([], |r| {
+            let sql: String = r.get(2)?;
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                sql.split_whitespace().collect::<Vec<_>>().join(" "),
+            ))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
+    }
+
+    #[test]
+    fn schema_sql_equals_what_the_migrations_produce() {
+        let mut migrated = Connection::open_in_memory().unwrap();
+        migrate(&mut migrated).unwrap();
+        let declared = Connection::open_in_memory().unwrap();
+        declared
+            .execute_batch(include_str!("../schema.sql"))
+            .unwrap();
+        let (a, b) = (schema_of(&migrated), schema_of(&declared));
+        assert!(!a.is_empty());
+        assert_eq!(
+            a, b,
+            "schema.sql differs from the schema migrations/ produce"
+        );
+        assert_eq!(user_version(&migrated).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order_and_end_at_the_schema_version() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "migration {} out of order", m.name);
+        }
+        assert_eq!(MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn migrating_twice_is_a_no_op_and_keeps_the_store_id() {
+        let mut c = Connection::open_in_memory().unwrap();
+        let first = migrate(&mut c).unwrap();
+        assert_eq!((first.from, first.to), (0, SCHEMA_VERSION));
+        let id = store_id(&c).unwrap();
+        let second = migrate(&mut c).unwrap();
+        assert_eq!((second.from, second.to), (SCHEMA_VERSION, SCHEMA_VERSION));
+        assert_eq!(store_id(&c).unwrap(), id);
+    }
+
+    #[test]
+    fn a_newer_file_is_refused() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        match migrate(&mut c) {
+            Err(MigrateError::TooNew(v)) => assert_eq!(v, SCHEMA_VERSION + 1),
+            other => panic!("expected TooNew, got {other:?}"),
+        }
+    }
+}

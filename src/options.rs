@@ -1,0 +1,133 @@
+//! How a [`Store`](crate::Store) is opened.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::Result;
+use crate::permissions::FileChecks;
+use crate::store::Store;
+
+/// How much a commit survives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// `synchronous=NORMAL` in WAL mode: a committed flow survives any process crash; the last
+    /// commits before a power loss or kernel panic may be rolled back (never corrupted).
+    #[default]
+    Normal,
+    /// `synchronous=FULL`: every commit is fsynced before it returns, so it also survives power
+    /// loss. Costs an fsync per write.
+    Full,
+}
+
+/// Options for opening a [`Store`]. `Default` is what [`Store::open`] uses:
+///
+/// | option | default |
+/// |---|---|
+/// | [`ttl`](Self::ttl) | 10 minutes |
+/// | [`busy_timeout`](Self::busy_timeout) | 5 seconds |
+/// | [`pool_size`](Self::pool_size) | 4 connections (1 in memory) |
+/// | [`durability`](Self::durability) | [`Durability::Normal`] |
+/// | [`clock`](Self::clock) | [`SystemClock`] |
+/// | [`file_checks`](Self::file_checks) | [`FileChecks::Enforce`] |
+/// | [`create_if_missing`](Self::create_if_missing) | `true` |
+/// | [`sweep_batch_size`](Self::sweep_batch_size) | 500 rows a transaction |
+///
+/// ```no_run
+/// use oauth_state_store::{Durability, StoreOptions};
+/// let store = StoreOptions::default()
+///     .ttl(time::Duration::minutes(5))
+///     .durability(Durability::Full)
+///     .open("/home/me/.local/state/oauth-state-store/flows.db")?;
+/// # Ok::<(), oauth_state_store::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub(crate) ttl: time::Duration,
+    pub(crate) busy_timeout: Duration,
+    pub(crate) pool_size: u32,
+    pub(crate) durability: Durability,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) file_checks: FileChecks,
+    pub(crate) create_if_missing: bool,
+    pub(crate) sweep_batch_size: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            ttl: time::Duration::minutes(10),
+            busy_timeout: Duration::from_secs(5),
+            pool_size: 4,
+            durability: Durability::Normal,
+            clock: Arc::new(SystemClock),
+            file_checks: FileChecks::Enforce,
+            create_if_missing: true,
+            sweep_batch_size: 500,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Default time to live of a flow (positive, at most a day; checked when a flow begins).
+    pub fn ttl(mut self, ttl: time::Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+    /// How long an operation waits for another connection's lock before failing with
+    /// [`Error::Busy`](crate::Error::Busy).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+    /// The most connections this `Store` (and its clones) keep open (at least 1).
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = size.max(1);
+        self
+    }
+    /// What a commit survives.
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+    /// The time source (a [`ManualClock`](crate::ManualClock) in tests).
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+    /// How strictly the file and its directory are checked.
+    pub fn file_checks(mut self, checks: FileChecks) -> Self {
+        self.file_checks = checks;
+        self
+    }
+    /// Whether a missing file is created (0600). When `false`, a missing file is
+    /// [`Error::DatabaseMissing`](crate::Error::DatabaseMissing).
+    pub fn create_if_missing(mut self, create: bool) -> Self {
+        self.create_if_missing = create;
+        self
+    }
+    /// Rows deleted per write transaction by [`Store::sweep`], so that a large sweep never
+    /// holds the write lock for long (at least 1).
+    pub fn sweep_batch_size(mut self, rows: u32) -> Self {
+        self.sweep_batch_size = rows.max(1);
+        self
+    }
+
+    /// Opens (creating if allowed) the database at `path`.
+    ///
+    /// # Errors
+    /// See [`Store::open`].
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path.as_ref(), self)
+    }
+
+    /// Opens a private in-memory database (for tests: nothing is shared or kept).
+    ///
+    /// # Errors
+    /// See [`Store::open_in_memory`].
+    pub fn open_in_memory(self) -> Result<Store> {
+        Store::open_in_memory_with(self)
+    }
+}

@@ -1,0 +1,161 @@
+//! File-system safety of the database on a shared host.
+//!
+//! Before SQLite opens anything, the file is created `0600` (its `-wal` and `-shm` then inherit
+//! that mode from it), and an existing file, its `-wal`/`-shm` and its directory are checked:
+//! no symlink, owned by this user, not readable or writable by group or others, in a directory
+//! that group and others cannot write to.
+
+use std::fs::{self, Metadata, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// How strictly [`Store::open`](crate::Store::open) checks the file and its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FileChecks {
+    /// Refuse a symlink, a file owned by another user, a file group/others can read or write,
+    /// and a directory group/others can write. The default.
+    #[default]
+    Enforce,
+    /// Skip the owner and mode checks (containers, tests on shared mounts). Symlinks are still
+    /// refused, and new files are still created `0600`.
+    Relaxed,
+}
+
+fn insecure(path: &Path, reason: String) -> Error {
+    Error::InsecureFile {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Checks the directory, creates the file if allowed, checks the file and its `-wal`/`-shm`.
+pub(crate) fn prepare(path: &Path, create: bool, checks: FileChecks) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let dir_meta = fs::metadata(&dir).map_err(|e| Error::io(&dir, e))?;
+    if !dir_meta.is_dir() {
+        return Err(insecure(&dir, "is not a directory".into()));
+    }
+    if checks == FileChecks::Enforce {
+        check_dir(&dir, &dir_meta)?;
+    }
+    match fs::symlink_metadata(path) {
+        Ok(meta) => check_file(path, &meta, checks)?,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if !create {
+                return Err(Error::DatabaseMissing {
+                    path: path.to_path_buf(),
+                });
+            }
+            create_private(path, checks)?;
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        let side = PathBuf::from(side);
+        match fs::symlink_metadata(&side) {
+            Ok(meta) => check_file(&side, &meta, checks)?,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&side, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Creates the file with mode 0600, atomically; if another process won the race, checks theirs.
+fn create_private(path: &Path, checks: FileChecks) -> Result<()> {
+    match OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => {
+            // The umask can only take bits away; make the mode exact anyway.
+            file.set_permissions(fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io(path, e))?;
+            Ok(())
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            let meta = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+            check_file(path, &meta, checks)
+        }
+        Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+fn check_dir(dir: &Path, meta: &Metadata) -> Result<()> {
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(insecure(
+            dir,
+            format!(
+                "the directory is writable by group or others (mode {mode:04o}), so another user \
+                 could plant or replace the database or its -wal file; keep the database in a \
+                 private directory (chmod 700 on it), or relax the checks explicitly"
+            ),
+        ));
+    }
+    let (owner, me) = (meta.uid(), euid());
+    if owner != me && owner != 0 {
+        return Err(insecure(
+            dir,
+            format!(
+                "the directory belongs to uid {owner}, not to you (uid {me}); keep the database \
+                 in a directory you own"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_file(path: &Path, meta: &Metadata, checks: FileChecks) -> Result<()> {
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        return Err(insecure(
+            path,
+            "is a symbolic link; point the store at the real file (links are refused so that \
+             nobody can redirect the store to a file of their choosing)"
+                .into(),
+        ));
+    }
+    if !kind.is_file() {
+        return Err(insecure(path, "is not a regular file".into()));
+    }
+    if checks == FileChecks::Relaxed {
+        return Ok(());
+    }
+    let (owner, me) = (meta.uid(), euid());
+    if owner != me {
+        return Err(insecure(
+            path,
+            format!(
+                "the file belongs to uid {owner}, not to you (uid {me}); another user could read \
+                 or change your pending logins. Use a database of your own, or `chown` it"
+            ),
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(insecure(
+            path,
+            format!(
+                "the file can be read or written by group or others (mode {mode:04o}); it holds \
+                 PKCE verifiers, so run `chmod 600` on it"
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The flow rules, apart from any SQL: given what the store found for a key, what happens.
+//!
+//! A backend looks the row up inside its write transaction, asks one of these functions for a
+//! [`Verdict`], and carries it out in the same transaction. A second backend adds statements,
+//! not a second copy of these rules.
+
+use crate::error::Error;
+use crate::flow::Status;
+
+/// What a backend found for a key: the columns the rules look at.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot<'a> {
+    pub status: Status,
+    pub expires_at: i64,
+    pub server_id: &'a str,
+    pub client_id: Option<&'a str>,
+}
+
+impl Snapshot<'_> {
+    fn expired(&self, now: i64) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// What the backend must do.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Carry the operation out.
+    Proceed,
+    /// Delete the expired row, commit, and report [`Error::Expired`].
+    Expire,
+    /// End the flow (wipe its secrets, tombstone it), commit, and report the error.
+    Burn(Error),
+    /// Change nothing and report the error.
+    Refuse(Error),
+    /// The operation was already carried out (a repeated, idempotent call): report success.
+    AlreadyDone,
+}
+
+/// `consume(state)`, optionally expecting a server.
+pub(crate) fn consume(
+    row: Option<&Snapshot<'_>>,
+    now: i64,
+    expect_server: Option<&str>,
+) -> Verdict {
+    let Some(row) = row else {
+        return Verdict::Refuse(Error::UnknownState);
+    };
+    match row.status {
+        Status::Consumed => Verdict::Refuse(Error::AlreadyConsumed),
+        Status::Unbound => Verdict::Refuse(Error::UnknownState),
+        _ if row.expired(now) => Verdict::Expire,
+        _ if expect_server.is_some_and(|s| s != row.server_id) => {
+            Verdict::Burn(Error::ServerMismatch { field: "server_id" })
+        }
+        Status::Pending | Status::Completed | Status::Failed => Verdict::Proceed,
+    }
+}
+
+/// `check(state)`: would a consume succeed?
+pub(crate) fn check(row: Option<&Snapshot<'_>>, now: i64) -> Verdict {
+    consume(row, now, None)
+}
+
+/// A callback result (code or error) being recorded on a pending flow.
+pub(crate) fn record_callback(row: Option<&Snapshot<'_>>, now: i64) -> Verdict {
+    let Some(row) = row else {
+        return Verdict::Refuse(Error::UnknownState);
+    };
+    match row.status {
+        Status::Consumed => Verdict::Refuse(Error::AlreadyConsumed),
+        Status::Unbound => Verdict::Refuse(Error::UnknownState),
+        _ if row.expired(now) => Verdict::Expire,
+        Status::Completed | Status::Failed => Verdict::Refuse(Error::AlreadyCompleted),
+        Status::Pending => Verdict::Proceed,
+    }
+}
+
+/// `promote`: binding the unbound row found by its challenge to a state.
+///
+/// `already_bound_to_this_state` tells whether a bound row carries the same state key, which
+/// makes a repeated promote of the same URL a no-op instead of an error.
+pub(crate) fn promote(
+    row: Option<&Snapshot<'_>>,
+    now: i64,
+    server_id: &str,
+    client_id: Option<&str>,
+    already_bound_to_this_state: bool,
+) -> Verdict {
+    let Some(row) = row else {
+        return Verdict::Refuse(Error::UnknownChallenge);
+    };
+    if row.server_id != server_id {
+        return Verdict::Refuse(Error::ServerMismatch { field: "server_id" });
+    }
+    if row.client_id != client_id {
+        return Verdict::Refuse(Error::ServerMismatch { field: "client_id" });
+    }
+    if row.expired(now) {
+        return Verdict::Expire;
+    }
+    match row.status {
+        Status::Unbound => Verdict::Proceed,
+        Status::Pending if already_bound_to_this_state => Verdict::AlreadyDone,
+        _ => Verdict::Refuse(Error::ChallengeAlreadyBound),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: Status, expires_at: i64) -> Snapshot<'static> {
+        Snapshot {
+            status,
+            expires_at,
+            server_id: "s",
+            client_id: Some("c"),
+        }
+    }
+
+    #[test]
+    fn consume_rules() {
+        assert!(matches!(
+            consume(None, 0, None),
+            Verdict::Refuse(Error::UnknownState)
+        ));
+        let r = row(Status::Consumed, 0);
+        assert!(matches!(
+            consume(Some(&r), 10, None),
+            Verdict::Refuse(Error::AlreadyConsumed)
+        ));
+        let r = row(Status::Pending, 10);
+        assert!(matches!(consume(Some(&r), 10, None), Verdict::Expire));
+        assert!(matches!(consume(Some(&r), 9, None), Verdict::Proceed));
+        assert!(matches!(
+            consume(Some(&r), 9, Some("other")),
+            Verdict::Burn(_)
+        ));
+        assert!(matches!(consume(Some(&r), 9, Some("s")), Verdict::Proceed));
+    }
+
+    #[test]
+    fn promote_rules() {
+        let r = row(Status::Unbound, 10);
+        assert!(matches!(
+            promote(Some(&r), 0, "s", Some("c"), false),
+            Verdict::Proceed
+        ));
+        assert!(matches!(
+            promote(Some(&r), 0, "x", Some("c"), false),
+            Verdict::Refuse(Error::ServerMismatch { field: "server_id" })
+        ));
+        assert!(matches!(
+            promote(Some(&r), 0, "s", None, false),
+            Verdict::Refuse(Error::ServerMismatch { field: "client_id" })
+        ));
+        assert!(matches!(
+            promote(Some(&r), 10, "s", Some("c"), false),
+            Verdict::Expire
+        ));
+        assert!(matches!(
+            promote(None, 0, "s", None, false),
+            Verdict::Refuse(Error::UnknownChallenge)
+        ));
+    }
+}

@@ -1,0 +1,148 @@
+//! Validation of the non-secret inputs, before any query runs.
+//!
+//! Each check names the field and says why, never echoing the value.
+
+use crate::error::{Error, Result};
+
+/// Longest server or client id accepted.
+pub const MAX_ID_LEN: usize = 512;
+/// Longest URL (redirect URI, issuer, resource, endpoint) accepted.
+pub const MAX_URL_LEN: usize = 2048;
+/// Longest scope string accepted.
+pub const MAX_SCOPE_LEN: usize = 4096;
+/// Longest time to live accepted: one day.
+pub const MAX_TTL: time::Duration = time::Duration::days(1);
+
+/// A server or client id: 1–512 bytes of UTF-8 without control characters.
+pub(crate) fn id(field: &'static str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::invalid(field, "is empty"));
+    }
+    if value.len() > MAX_ID_LEN {
+        return Err(Error::invalid(field, "is longer than 512 bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "contains a control character"));
+    }
+    Ok(())
+}
+
+/// Whether `host` is a loopback name or address, where plain `http` is acceptable.
+pub(crate) fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
+/// An absolute URL without fragment, at most 2048 bytes. `https_only` also requires `https`,
+/// or `http` on a loopback host.
+pub(crate) fn url(field: &'static str, value: &str, https_only: bool) -> Result<url::Url> {
+    if value.len() > MAX_URL_LEN {
+        return Err(Error::invalid(field, "is longer than 2048 bytes"));
+    }
+    let parsed =
+        url::Url::parse(value).map_err(|_| Error::invalid(field, "is not an absolute URL"))?;
+    if parsed.fragment().is_some() {
+        return Err(Error::invalid(field, "must not have a #fragment"));
+    }
+    if parsed.cannot_be_a_base() {
+        return Err(Error::invalid(field, "is not a hierarchical URL"));
+    }
+    if https_only
+        && parsed.scheme() != "https"
+        && !(parsed.scheme() == "http" && is_loopback_host(&parsed))
+    {
+        return Err(Error::invalid(
+            field,
+            "must use https (plain http only on a loopback host)",
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Space-separated RFC 6749 scope tokens.
+pub(crate) fn scope(value: &str) -> Result<()> {
+    if value.is_empty() || value.len() > MAX_SCOPE_LEN {
+        return Err(Error::invalid("scope", "must be 1 to 4096 characters long"));
+    }
+    let token_ok = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+    };
+    if !value.split(' ').all(token_ok) {
+        return Err(Error::invalid(
+            "scope",
+            "must be scope tokens separated by single spaces (RFC 6749 section 3.3)",
+        ));
+    }
+    Ok(())
+}
+
+/// A time to live: positive and at most one day.
+pub(crate) fn ttl(ttl: time::Duration) -> Result<i64> {
+    if !ttl.is_positive() {
+        return Err(Error::invalid("ttl", "must be positive"));
+    }
+    if ttl > MAX_TTL {
+        return Err(Error::invalid("ttl", "must be at most one day"));
+    }
+    // At most 86_400_000 ms, so the conversion cannot fail.
+    i64::try_from(ttl.whole_milliseconds()).map_err(|_| Error::invalid("ttl", "is too large"))
+}
+
+/// `now + ttl`, refusing a clock so far in the future that the sum overflows.
+pub(crate) fn expiry(now: i64, ttl_ms: i64) -> Result<i64> {
+    now.checked_add(ttl_ms)
+        .ok_or(Error::invalid("ttl", "overflows the clock's range"))
+}
+
+/// An RFC 6749 `error` code: 1–256 characters of %x20-21 / %x23-5B / %x5D-7E.
+pub(crate) fn error_code(field: &'static str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() || value.len() > max {
+        return Err(Error::invalid(field, "has the wrong length"));
+    }
+    if !value.bytes().all(|b| {
+        (0x20..=0x21).contains(&b) || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b)
+    }) {
+        return Err(Error::invalid(
+            field,
+            "contains a character RFC 6749 does not allow here",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_bounds() {
+        assert!(ttl(time::Duration::ZERO).is_err());
+        assert!(ttl(time::Duration::seconds(-5)).is_err());
+        assert!(ttl(time::Duration::MAX).is_err());
+        assert!(ttl(time::Duration::MIN).is_err());
+        assert_eq!(ttl(time::Duration::minutes(10)).unwrap(), 600_000);
+        assert!(expiry(i64::MAX - 5, 600_000).is_err());
+    }
+
+    #[test]
+    fn ids_and_urls() {
+        assert!(id("server_id", "").is_err());
+        assert!(id("server_id", "a\0b").is_err());
+        assert!(id("server_id", &"x".repeat(513)).is_err());
+        assert!(id("server_id", "https://mcp.example.com/%_'").is_ok());
+        assert!(url("issuer", "http://evil.example", true).is_err());
+        assert!(url("issuer", "http://127.0.0.1:8080", true).is_ok());
+        assert!(url("issuer", "https://as.example#frag", true).is_err());
+        assert!(url("redirect_uri", "not a url", false).is_err());
+        assert!(scope("read  write").is_err());
+        assert!(scope("read write mcp:tools").is_ok());
+        assert!(error_code("error", "access_denied", 256).is_ok());
+        assert!(error_code("error", "bad\"quote", 256).is_err());
+    }
+}
