@@ -9,6 +9,8 @@ mod ops;
 mod options;
 mod permissions;
 mod pkce;
+#[cfg(test)]
+mod plans;
 mod rules;
 mod store;
 mod validate;

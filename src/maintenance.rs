@@ -9,20 +9,20 @@ use crate::pkce::CodeVerifier;
 use crate::store::Store;
 use crate::validate;
 
-const SELECT_LIVE_BOUND_VERIFIERS: &str = "SELECT code_verifier FROM flows \
+pub(crate) const SELECT_LIVE_BOUND_VERIFIERS: &str = "SELECT code_verifier FROM flows \
      WHERE server_id = ?1 AND client_id IS ?2 AND status IN ('pending', 'completed') \
      AND expires_at > ?3 LIMIT 2";
 
-const COUNT_LIVE_BOUND: &str = "SELECT count(*) FROM flows \
+pub(crate) const COUNT_LIVE_BOUND: &str = "SELECT count(*) FROM flows \
      WHERE server_id = ?1 AND client_id IS ?2 AND status IN ('pending', 'completed') \
      AND expires_at > ?3";
 
 /// `?2` NULL means every client of the server; `?3..?7` are the statuses to delete (NULL
 /// fills unused slots).
-const INVALIDATE: &str = "DELETE FROM flows WHERE server_id = ?1 \
+pub(crate) const INVALIDATE: &str = "DELETE FROM flows WHERE server_id = ?1 \
      AND (?2 IS NULL OR client_id = ?2) AND status IN (?3, ?4, ?5, ?6, ?7)";
 
-const SWEEP_BATCH: &str = "DELETE FROM flows WHERE id IN \
+pub(crate) const SWEEP_BATCH: &str = "DELETE FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING status";
 
 const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \

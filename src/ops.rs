@@ -13,7 +13,8 @@ use crate::rules::{self, Snapshot, Verdict};
 use crate::store::Store;
 use crate::validate;
 
-const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, \
+pub(crate) const INSERT_FLOW: &str =
+    "INSERT INTO flows (state_key, code_challenge, code_verifier, \
      server_id, client_id, redirect_uri, issuer, resource, scope, status, created_at, expires_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
 
@@ -21,27 +22,31 @@ const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challenge, code_ve
 const FLOW_COLUMNS: &str = "id, status, expires_at, server_id, client_id, redirect_uri, issuer, \
      resource, scope, created_at, code_verifier, auth_code, error, error_description, state_key";
 
-const SELECT_BY_STATE: &str = "SELECT id, status, expires_at, server_id, client_id, redirect_uri, \
+pub(crate) const SELECT_BY_STATE: &str =
+    "SELECT id, status, expires_at, server_id, client_id, redirect_uri, \
      issuer, resource, scope, created_at, code_verifier, auth_code, error, error_description, \
      state_key FROM flows WHERE state_key = ?1";
 
-const SELECT_BY_CHALLENGE: &str = "SELECT id, status, expires_at, server_id, client_id, \
+pub(crate) const SELECT_BY_CHALLENGE: &str =
+    "SELECT id, status, expires_at, server_id, client_id, \
      redirect_uri, issuer, resource, scope, created_at, code_verifier, auth_code, error, \
      error_description, state_key FROM flows WHERE code_challenge = ?1";
 
-const DELETE_EXPIRED_BY_ID: &str = "DELETE FROM flows WHERE id = ?1 AND expires_at <= ?2";
+pub(crate) const DELETE_EXPIRED_BY_ID: &str =
+    "DELETE FROM flows WHERE id = ?1 AND expires_at <= ?2";
 
-const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
+pub(crate) const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
      redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
      scope = coalesce(?5, scope) WHERE id = ?1 AND status = 'unbound'";
 
-const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
+pub(crate) const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
      auth_code = NULL, consumed_at = ?2, error = coalesce(?3, error) WHERE id = ?1";
 
-const COMPLETE: &str =
+pub(crate) const COMPLETE: &str =
     "UPDATE flows SET status = 'completed', auth_code = ?2 WHERE id = ?1 AND status = 'pending'";
 
-const FAIL: &str = "UPDATE flows SET status = 'failed', code_verifier = NULL, error = ?2, \
+pub(crate) const FAIL: &str =
+    "UPDATE flows SET status = 'failed', code_verifier = NULL, error = ?2, \
      error_description = ?3 WHERE id = ?1 AND status = 'pending'";
 
 /// A whole row as read inside a transaction.

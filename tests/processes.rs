@@ -50,7 +50,9 @@ fn child_open() {
 fn a_second_process_consumes_a_flow_begun_by_the_first() {
     let fx = Fixture::new();
     let store = Store::open(&fx.path).unwrap();
-    let flow = store.begin(BeginRequest::new("srv").client_id("cli")).unwrap();
+    let flow = store
+        .begin(BeginRequest::new("srv").client_id("cli"))
+        .unwrap();
     let db = fx.path.to_str().unwrap();
     let out = run_child("child_consume", &[("OSS_DB", db)], flow.state().secret());
     assert!(out.status.success(), "child failed: {out:?}");
@@ -66,7 +68,10 @@ fn a_second_process_consumes_a_flow_begun_by_the_first() {
     ));
     // And a replay in yet another process is told it was already used.
     let again = run_child("child_consume", &[("OSS_DB", db)], flow.state().secret());
-    assert_eq!(lines_with(&again, "ERROR "), vec!["AlreadyConsumed".to_owned()]);
+    assert_eq!(
+        lines_with(&again, "ERROR "),
+        vec!["AlreadyConsumed".to_owned()]
+    );
 }
 
 #[test]
@@ -75,7 +80,12 @@ fn eight_processes_open_the_same_fresh_file_at_once() {
     let go = fx.dir.path().join("go");
     let db = fx.path.to_str().unwrap();
     let children: Vec<_> = (0..8)
-        .map(|_| spawn_child("child_open", &[("OSS_DB", db), ("OSS_GO", go.to_str().unwrap())]))
+        .map(|_| {
+            spawn_child(
+                "child_open",
+                &[("OSS_DB", db), ("OSS_GO", go.to_str().unwrap())],
+            )
+        })
         .collect();
     std::thread::sleep(Duration::from_millis(200));
     std::fs::write(&go, b"").unwrap();
@@ -91,7 +101,10 @@ fn eight_processes_open_the_same_fresh_file_at_once() {
         ids.extend(lines_with(&out, "STORE_ID "));
     }
     assert_eq!(ids.len(), 8);
-    assert!(ids.iter().all(|id| *id == ids[0]), "the schema was created more than once: {ids:?}");
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "the schema was created more than once: {ids:?}"
+    );
     let store = Store::open(&fx.path).unwrap();
     assert_eq!(store.store_id(), ids[0]);
     assert_eq!(store.stats().unwrap().counts.consumed, 8);
