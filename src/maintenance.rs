@@ -50,10 +50,7 @@ impl Store {
         server_id: &str,
         client_id: Option<&str>,
     ) -> Result<CodeVerifier> {
-        validate::id("server_id", server_id)?;
-        if let Some(c) = client_id {
-            validate::id("client_id", c)?;
-        }
+        validate::server_and_client(server_id, client_id)?;
         self.read(|tx, now| {
             let mut found: Vec<String> = tx
                 .prepare_cached(SELECT_LIVE_BOUND_VERIFIERS)?
@@ -86,10 +83,7 @@ impl Store {
         client_id: Option<&str>,
         scope: InvalidateScope,
     ) -> Result<u64> {
-        validate::id("server_id", server_id)?;
-        if let Some(c) = client_id {
-            validate::id("client_id", c)?;
-        }
+        validate::server_and_client(server_id, client_id)?;
         let mut slots: [Option<&str>; 5] = [None; 5];
         for (slot, status) in slots.iter_mut().zip(scope.statuses()) {
             *slot = Some(status.as_str());

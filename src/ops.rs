@@ -241,10 +241,7 @@ impl Store {
         client_id: Option<&str>,
         verifier: &str,
     ) -> Result<CodeChallenge> {
-        validate::id("server_id", server_id)?;
-        if let Some(c) = client_id {
-            validate::id("client_id", c)?;
-        }
+        validate::server_and_client(server_id, client_id)?;
         pkce::validate_verifier(verifier)?;
         let ttl = validate::ttl(self.default_ttl())?;
         let challenge = CodeVerifier::new(verifier)?.challenge();
@@ -289,10 +286,7 @@ impl Store {
         client_id: Option<&str>,
         authorization_url: &str,
     ) -> Result<FlowInfo> {
-        validate::id("server_id", server_id)?;
-        if let Some(c) = client_id {
-            validate::id("client_id", c)?;
-        }
+        validate::server_and_client(server_id, client_id)?;
         if authorization_url.len() > 16 * 1024 {
             return Err(Error::invalid("authorization_url", "is longer than 16 KiB"));
         }

@@ -37,23 +37,36 @@ pub(crate) enum Verdict {
     AlreadyDone,
 }
 
+/// What every lookup by state checks first: an unknown state, a tombstone, an expired flow.
+/// `Ok` carries a row that is bound to a state, not consumed and not expired.
+fn live_by_state<'r, 'a>(
+    row: Option<&'r Snapshot<'a>>,
+    now: i64,
+) -> Result<&'r Snapshot<'a>, Verdict> {
+    let Some(row) = row else {
+        return Err(Verdict::Refuse(Error::UnknownState));
+    };
+    match row.status {
+        Status::Consumed => Err(Verdict::Refuse(Error::AlreadyConsumed)),
+        // An unbound row has no state key, so a lookup by state never finds one.
+        Status::Unbound => Err(Verdict::Refuse(Error::UnknownState)),
+        _ if row.expired(now) => Err(Verdict::Expire),
+        _ => Ok(row),
+    }
+}
+
 /// `consume(state)`, optionally expecting a server.
 pub(crate) fn consume(
     row: Option<&Snapshot<'_>>,
     now: i64,
     expect_server: Option<&str>,
 ) -> Verdict {
-    let Some(row) = row else {
-        return Verdict::Refuse(Error::UnknownState);
-    };
-    match row.status {
-        Status::Consumed => Verdict::Refuse(Error::AlreadyConsumed),
-        Status::Unbound => Verdict::Refuse(Error::UnknownState),
-        _ if row.expired(now) => Verdict::Expire,
-        _ if expect_server.is_some_and(|s| s != row.server_id) => {
+    match live_by_state(row, now) {
+        Err(verdict) => verdict,
+        Ok(row) if expect_server.is_some_and(|s| s != row.server_id) => {
             Verdict::Burn(Error::ServerMismatch { field: "server_id" })
         }
-        Status::Pending | Status::Completed | Status::Failed => Verdict::Proceed,
+        Ok(_) => Verdict::Proceed,
     }
 }
 
@@ -64,15 +77,10 @@ pub(crate) fn check(row: Option<&Snapshot<'_>>, now: i64) -> Verdict {
 
 /// A callback result (code or error) being recorded on a pending flow.
 pub(crate) fn record_callback(row: Option<&Snapshot<'_>>, now: i64) -> Verdict {
-    let Some(row) = row else {
-        return Verdict::Refuse(Error::UnknownState);
-    };
-    match row.status {
-        Status::Consumed => Verdict::Refuse(Error::AlreadyConsumed),
-        Status::Unbound => Verdict::Refuse(Error::UnknownState),
-        _ if row.expired(now) => Verdict::Expire,
-        Status::Completed | Status::Failed => Verdict::Refuse(Error::AlreadyCompleted),
-        Status::Pending => Verdict::Proceed,
+    match live_by_state(row, now) {
+        Err(verdict) => verdict,
+        Ok(row) if row.status == Status::Pending => Verdict::Proceed,
+        Ok(_) => Verdict::Refuse(Error::AlreadyCompleted),
     }
 }
 

@@ -27,6 +27,12 @@ pub(crate) fn id(field: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A server id and an optional client id.
+pub(crate) fn server_and_client(server_id: &str, client_id: Option<&str>) -> Result<()> {
+    id("server_id", server_id)?;
+    client_id.map_or(Ok(()), |c| id("client_id", c))
+}
+
 /// Whether `host` is a loopback name or address, where plain `http` is acceptable.
 pub(crate) fn is_loopback_host(url: &url::Url) -> bool {
     match url.host() {
