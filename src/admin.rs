@@ -470,7 +470,7 @@ pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
         Err(e @ Error::InsecureFile { .. }) => report.problems.push(Problem::new(
             ProblemKind::Permissions,
             e.to_string(),
-            "fix it as said; until then applications refuse to open the store",
+            "do what the message says; until then every application refuses to open the store",
         )),
         Err(e) => return Err(e),
     }
