@@ -540,3 +540,50 @@ fn sweep_runs_while_another_process_consumes_flows() {
     assert!(doc["batches"].as_u64().unwrap() >= EXPIRED / 10);
     assert_eq!(counts(&fx.path)[&Status::Consumed], consumed);
 }
+
+#[test]
+fn vacuum_reclaims_space_and_says_when_another_process_holds_the_file() {
+    let fx = Fixture::new();
+    {
+        let store = StoreOptions::default()
+            .clock(ManualClock::new(SystemClock.now_ms() - 2 * HOUR_MS))
+            .open(&fx.path)
+            .unwrap();
+        for i in 0..400 {
+            store.begin(BeginRequest::new(SERVERS[i % 2])).unwrap();
+        }
+    }
+    let doc = json(&cli(&fx.path, &["sweep", "--vacuum", "--json"]));
+    assert_eq!(doc["total"], 400);
+    let v = &doc["vacuum"];
+    assert_eq!(
+        (v["vacuumed"].as_bool(), v["wal_truncated"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert!(
+        v["file_bytes_after"].as_u64() < v["file_bytes_before"].as_u64(),
+        "{v}"
+    );
+    assert_eq!(v["wal_bytes_after"], 0);
+
+    // A reader that keeps an old snapshot open keeps the WAL from being truncated.
+    let store = Store::open(&fx.path).unwrap();
+    store.begin(BeginRequest::new(SERVERS[0])).unwrap();
+    let reader = rusqlite::Connection::open(&fx.path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM flows", [], |r| r.get(0))
+        .unwrap();
+    store.begin(BeginRequest::new(SERVERS[1])).unwrap();
+    let out = cli(&fx.path, &["sweep", "--vacuum"]);
+    reader.execute_batch("COMMIT").unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("another process kept the database busy"),
+        "{err}"
+    );
+    assert!(err.contains("sweep --vacuum"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+    assert_eq!(counts(&fx.path)[&Status::Pending], 2, "live rows untouched");
+}
