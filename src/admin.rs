@@ -6,26 +6,22 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use rusqlite::params;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::flow::{Status, StatusCounts, SweepReport};
 use crate::migrate::SCHEMA_VERSION;
-use crate::permissions::{self, FileChecks};
 use crate::store::Store;
 use crate::validate;
 
+mod check;
+
+pub use check::{check_file, CheckReport, Problem, ProblemKind};
+
 /// Hex digits of the state key shown as a flow's fingerprint.
 const FINGERPRINT_HEX: usize = 12;
-
-/// How long [`check_file`] waits for another connection's lock.
-const CHECK_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Integrity messages kept at most (SQLite may report thousands for one bad page).
-const MAX_INTEGRITY_MESSAGES: usize = 20;
 
 /// The default database path: `$OAUTH_STATE_DB`, else
 /// `$XDG_STATE_HOME/oauth-state-store/flows.db`, else
@@ -108,10 +104,9 @@ const DELETE_FINISHED_BATCH: &str = "DELETE FROM flows WHERE id IN (SELECT id FR
      WHERE status IN ('consumed', 'failed') AND coalesce(consumed_at, created_at) <= ?1 \
      LIMIT ?2) RETURNING status";
 
-const SELECT_USER_VERSION: &str = "PRAGMA user_version";
-const SELECT_JOURNAL_MODE: &str = "PRAGMA journal_mode";
-const INTEGRITY_CHECK: &str = "PRAGMA integrity_check(20)";
-const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
+pub(crate) const SELECT_USER_VERSION: &str = "PRAGMA user_version";
+pub(crate) const SELECT_JOURNAL_MODE: &str = "PRAGMA journal_mode";
+pub(crate) const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
 const VACUUM: &str = "VACUUM";
 const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
 
@@ -210,7 +205,7 @@ impl CompactReport {
 }
 
 impl Store {
-    /// The flows that `filter` selects, those expiring first first, without any secret: a
+    /// The flows that `filter` selects, soonest expiry first, without any secret: a
     /// fingerprint of the state key stands for the state.
     ///
     /// # Errors
@@ -381,186 +376,6 @@ fn is_busy(e: &rusqlite::Error) -> bool {
         e.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
     )
-}
-
-/// What kind of problem [`check_file`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ProblemKind {
-    /// The file, a side file or the directory breaks the rules [`Store::open`] enforces.
-    Permissions,
-    /// The file is not an SQLite database or fails `PRAGMA integrity_check`.
-    Corrupt,
-    /// The schema version differs from this code's, or the store's metadata is missing.
-    Schema,
-    /// The journal mode is not WAL.
-    JournalMode,
-}
-
-/// One problem [`check_file`] found: what is wrong and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Problem {
-    /// Which check failed.
-    pub kind: ProblemKind,
-    /// What is wrong.
-    pub message: String,
-    /// What to do about it.
-    pub fix: String,
-}
-
-impl Problem {
-    fn new(kind: ProblemKind, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Problem {
-            kind,
-            message: message.into(),
-            fix: fix.into(),
-        }
-    }
-}
-
-/// What [`check_file`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct CheckReport {
-    /// The file checked.
-    pub path: PathBuf,
-    /// Every problem found; empty when the file is healthy.
-    pub problems: Vec<Problem>,
-    /// The file's schema version, when it could be read.
-    pub schema_version: Option<i64>,
-    /// The schema version this code writes.
-    pub supported_schema_version: i64,
-    /// The journal mode, when it could be read.
-    pub journal_mode: Option<String>,
-    /// The SQLite library version in use.
-    pub sqlite_version: &'static str,
-}
-
-impl CheckReport {
-    /// No problem found.
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-/// Checks a store file without changing it: the permission rules of [`Store::open`], that it
-/// is an undamaged SQLite database (`PRAGMA integrity_check`), its schema version against this
-/// code's, and WAL mode. The file is opened read-only and is never created, migrated or
-/// repaired. A damaged file is a [`Problem`], not an error.
-///
-/// # Errors
-/// [`Error::DatabaseMissing`], [`Error::Io`] (the directory cannot be read),
-/// [`Error::Busy`] (another connection held the file for more than 5 seconds), other SQLite
-/// errors that are not damage.
-pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
-    let path = path.as_ref();
-    let busy_timeout = CHECK_BUSY_TIMEOUT;
-    let mut report = CheckReport {
-        path: path.to_path_buf(),
-        problems: Vec::new(),
-        schema_version: None,
-        supported_schema_version: SCHEMA_VERSION,
-        journal_mode: None,
-        sqlite_version: rusqlite::version(),
-    };
-    match permissions::prepare(path, false, FileChecks::Enforce) {
-        Ok(()) => {}
-        Err(e @ Error::InsecureFile { .. }) => report.problems.push(Problem::new(
-            ProblemKind::Permissions,
-            e.to_string(),
-            "do what the message says; until then every application refuses to open the store",
-        )),
-        Err(e) => return Err(e),
-    }
-    // A symlink or a special file is only reported: nothing is opened through it.
-    let regular = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
-    if !regular.file_type().is_file() {
-        return Ok(report);
-    }
-    let sql = |e| Error::from_sqlite(e, busy_timeout);
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_NOFOLLOW
-        | OpenFlags::SQLITE_OPEN_EXRESCODE;
-    let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
-    conn.busy_timeout(busy_timeout).map_err(sql)?;
-    match inspect(&conn, &mut report) {
-        Ok(()) => Ok(report),
-        Err(e) => match Error::from_sqlite(e, busy_timeout) {
-            Error::Corrupt { source } => {
-                report.problems.push(Problem::new(
-                    ProblemKind::Corrupt,
-                    format!("the file is damaged or is not an SQLite database ({source})"),
-                    CORRUPT_FIX,
-                ));
-                Ok(report)
-            }
-            other => Err(other),
-        },
-    }
-}
-
-const CORRUPT_FIX: &str = "stop the applications using it, move the file (and its -wal and \
-     -shm files) aside and run `oauth-state-store migrate`; logins in progress must be started \
-     again";
-
-fn inspect(conn: &Connection, report: &mut CheckReport) -> rusqlite::Result<()> {
-    let version: i64 = conn.query_row(SELECT_USER_VERSION, [], |r| r.get(0))?;
-    report.schema_version = Some(version);
-    let mut messages = Vec::new();
-    {
-        let mut stmt = conn.prepare(INTEGRITY_CHECK)?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let m: String = r.get(0)?;
-            if m != "ok" && messages.len() < MAX_INTEGRITY_MESSAGES {
-                messages.push(m);
-            }
-        }
-    }
-    for m in messages {
-        report.problems.push(Problem::new(
-            ProblemKind::Corrupt,
-            format!("integrity check: {m}"),
-            CORRUPT_FIX,
-        ));
-    }
-    let mode: String = conn.query_row(SELECT_JOURNAL_MODE, [], |r| r.get(0))?;
-    if !mode.eq_ignore_ascii_case("wal") {
-        report.problems.push(Problem::new(
-            ProblemKind::JournalMode,
-            format!("the journal mode is {mode}, not wal, so processes block each other"),
-            "run `oauth-state-store migrate`, which switches the file to WAL",
-        ));
-    }
-    report.journal_mode = Some(mode);
-    if version < SCHEMA_VERSION {
-        report.problems.push(Problem::new(
-            ProblemKind::Schema,
-            format!("the schema is version {version}, older than this program's {SCHEMA_VERSION}"),
-            "run `oauth-state-store migrate`",
-        ));
-    } else if version > SCHEMA_VERSION {
-        report.problems.push(Problem::new(
-            ProblemKind::Schema,
-            format!("the schema is version {version}, newer than this program's {SCHEMA_VERSION}"),
-            "upgrade oauth-state-store; files are never downgraded",
-        ));
-    } else {
-        let id: Option<String> = conn
-            .query_row(SELECT_STORE_ID, [], |r| r.get(0))
-            .optional()?;
-        if id.is_none() {
-            report.problems.push(Problem::new(
-                ProblemKind::Schema,
-                "the store has no store_id in its meta table",
-                "run `oauth-state-store migrate`, which restores it",
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -58,9 +58,8 @@ enum Command {
     )]
     Check(check::Args),
     /// Create the database if needed and apply pending schema migrations.
-    #[command(
-        after_help = "Example:\n  oauth-state-store migrate --db ~/.local/state/oauth-state-store/flows.db"
-    )]
+    #[command(after_help = "Example:\n  \
+        oauth-state-store migrate --db ~/.local/state/oauth-state-store/flows.db")]
     Migrate(migrate::Args),
 }
 
