@@ -440,6 +440,26 @@ mod tests {
     }
 
     #[test]
+    fn listing_one_server_uses_its_index() {
+        let s = store(&ManualClock::new(0));
+        let plan: Vec<String> = s
+            .read(|tx, _| {
+                let sql = format!("EXPLAIN QUERY PLAN {LIST_FLOWS_OF_SERVER}");
+                let mut stmt = tx.prepare(&sql)?;
+                let rows = stmt
+                    .query_map(params![None::<&str>, -1, "srv"], |r| r.get::<_, String>(3))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("USING INDEX flows_by_server")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
     fn filters_select_by_server_and_status() {
         let clock = ManualClock::new(10_000_000);
         let s = store(&clock);
