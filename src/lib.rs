@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod clock;
 mod error;
 mod flow;
@@ -15,6 +16,10 @@ mod rules;
 mod store;
 mod validate;
 
+pub use admin::{
+    check_file, default_database_path, CheckReport, CompactReport, FileInfo, FlowFilter,
+    FlowSummary, Problem, ProblemKind,
+};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use flow::{

@@ -265,6 +265,14 @@ impl Store {
         run().map_err(|e| self.classify(e))?
     }
 
+    /// Runs `f` on a pooled connection outside any transaction, for statements that cannot
+    /// run inside one (`VACUUM`, `PRAGMA wal_checkpoint`). Errors are classified like
+    /// [`Store::write`]'s.
+    pub(crate) fn with_connection<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.conn()?;
+        f(&conn).map_err(|e| self.classify(e))
+    }
+
     /// Runs `f` in one read transaction (a consistent snapshot).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Transaction<'_>, i64) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;

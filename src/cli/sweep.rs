@@ -1,0 +1,158 @@
+//! `sweep`: remove expired rows in short batches, optionally finished rows early, optionally
+//! compact the file.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use oauth_state_store::{CompactReport, Status, StatusCounts, StoreOptions};
+use serde::Serialize;
+
+use super::{bytes, emit, emit_json, open_existing, parse_duration, table, CliResult};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Count what would be removed, by status, without removing anything
+    #[arg(long)]
+    dry_run: bool,
+    /// Also remove tombstones consumed, and failed flows begun, more than DURATION ago, before
+    /// they expire (e.g. 30m, 1h30m)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    older_than: Option<time::Duration>,
+    /// Then checkpoint the WAL into the file, truncate it, and VACUUM to reclaim space
+    #[arg(long, conflicts_with = "dry_run")]
+    vacuum: bool,
+    /// Rows removed per write transaction; smaller batches block applications for less time
+    #[arg(long, value_name = "ROWS", default_value_t = 500,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    batch_size: u32,
+    /// Print one JSON document
+    #[arg(long)]
+    json: bool,
+}
+
+/// The JSON document.
+#[derive(Serialize)]
+struct Report {
+    dry_run: bool,
+    /// Removed (or, in a dry run, would be removed), by status.
+    removed: Removed,
+    total: u64,
+    batches: u64,
+    older_than_ms: Option<i128>,
+    vacuum: Option<CompactReport>,
+}
+
+pub fn run(path: &Path, args: Args) -> CliResult {
+    let options = StoreOptions::default().sweep_batch_size(args.batch_size);
+    let store = open_existing(path, options)?;
+    let mut removed = Removed::default();
+    let mut batches = 0;
+    if args.dry_run {
+        removed.add(store.sweep_preview(args.older_than)?);
+    } else {
+        let swept = store.sweep()?;
+        removed.add(swept.removed);
+        batches += swept.batches;
+        if let Some(d) = args.older_than {
+            let finished = store.sweep_finished(d)?;
+            removed.add(finished.removed);
+            batches += finished.batches;
+        }
+    }
+    let vacuum = args.vacuum.then(|| store.compact()).transpose()?;
+    let report = Report {
+        dry_run: args.dry_run,
+        total: removed.by_status().iter().map(|(_, n)| n).sum(),
+        removed,
+        batches,
+        older_than_ms: args.older_than.map(|d| d.whole_milliseconds()),
+        vacuum,
+    };
+    if args.json {
+        emit_json(&report)?;
+    } else {
+        emit(&human(&report))?;
+    }
+    if let Some(v) = vacuum.filter(|v| !v.is_complete()) {
+        let step = if v.vacuumed {
+            "the WAL checkpoint"
+        } else {
+            "VACUUM"
+        };
+        eprintln!(
+            "oauth-state-store: {step} could not finish because another process kept the \
+             database busy; expired rows were removed, run `oauth-state-store sweep --vacuum` \
+             again when applications are idle"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Rows by status, in life order (the library's `StatusCounts` is built only by the library).
+#[derive(Serialize, Default)]
+struct Removed {
+    unbound: u64,
+    pending: u64,
+    completed: u64,
+    failed: u64,
+    consumed: u64,
+}
+
+impl Removed {
+    fn add(&mut self, counts: StatusCounts) {
+        self.unbound += counts.unbound;
+        self.pending += counts.pending;
+        self.completed += counts.completed;
+        self.failed += counts.failed;
+        self.consumed += counts.consumed;
+    }
+
+    fn by_status(&self) -> [(Status, u64); 5] {
+        [
+            (Status::Unbound, self.unbound),
+            (Status::Pending, self.pending),
+            (Status::Completed, self.completed),
+            (Status::Failed, self.failed),
+            (Status::Consumed, self.consumed),
+        ]
+    }
+}
+
+fn human(report: &Report) -> String {
+    let verb = if report.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    let mut out = format!(
+        "{verb} {} row{}",
+        report.total,
+        if report.total == 1 { "" } else { "s" }
+    );
+    if !report.dry_run {
+        out.push_str(&format!(
+            " in {} batch{}",
+            report.batches,
+            if report.batches == 1 { "" } else { "es" }
+        ));
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = report
+        .removed
+        .by_status()
+        .iter()
+        .map(|(s, n)| vec![format!("  {s}"), n.to_string()])
+        .collect();
+    out.push_str(&table(&rows));
+    if let Some(v) = &report.vacuum {
+        out.push_str(&format!(
+            "vacuum: file {} -> {}, wal {} -> {}\n",
+            bytes(v.file_bytes_before),
+            bytes(v.file_bytes_after),
+            bytes(v.wal_bytes_before),
+            bytes(v.wal_bytes_after)
+        ));
+    }
+    out
+}
