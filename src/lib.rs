@@ -9,10 +9,14 @@ mod ops;
 mod options;
 mod permissions;
 mod pkce;
+#[cfg(feature = "rmcp")]
+mod rmcp;
 mod rules;
 mod store;
 mod validate;
 
+#[cfg(feature = "rmcp")]
+pub use crate::rmcp::RmcpStateStore;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use flow::{
