@@ -33,7 +33,7 @@ pub const SCHEMA_VERSION: i64 = 2;
 const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
 const INSERT_STORE_ID: &str = "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)";
 
-/// What [`migrate`] did.
+/// What migrating the file on open did (see [`Store::migration`](crate::Store::migration)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct MigrationReport {
     /// The file's schema version before.
