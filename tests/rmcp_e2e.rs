@@ -237,6 +237,8 @@ const DB: &str = "OSS_RMCP_E2E_DB";
 const BASE: &str = "OSS_RMCP_E2E_BASE";
 const CLIENT: &str = "OSS_RMCP_E2E_CLIENT";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
+/// The children's HTTP client must reach the test's server directly, whatever proxy is set.
+const NO_PROXY: (&str, &str) = ("NO_PROXY", "127.0.0.1");
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
@@ -329,7 +331,12 @@ fn rmcp_authorization_code_flow_across_processes() {
     let base = format!("{}/mcp", server.origin);
     let path = fx.path.to_str().unwrap();
     let run = |name: &str, client: &str, stdin: &str| {
-        let vars = [(DB, path), (BASE, base.as_str()), (CLIENT, client)];
+        let vars = [
+            (DB, path),
+            (BASE, base.as_str()),
+            (CLIENT, client),
+            NO_PROXY,
+        ];
         let out = run_child(name, &vars, stdin);
         assert!(
             out.status.success(),
@@ -403,7 +410,11 @@ fn two_processes_racing_one_callback_make_one_token_request() {
     let fx = Fixture::new();
     let base = format!("{}/mcp", server.origin);
     let path = fx.path.to_str().unwrap();
-    let begun = run_child("rmcp_e2e_child_begin", &[(DB, path), (BASE, &base)], "");
+    let begun = run_child(
+        "rmcp_e2e_child_begin",
+        &[(DB, path), (BASE, &base), NO_PROXY],
+        "",
+    );
     assert!(
         begun.status.success(),
         "{}",
@@ -429,6 +440,7 @@ fn two_processes_racing_one_callback_make_one_token_request() {
         (DB, path),
         (BASE, base.as_str()),
         (CLIENT, client_id.as_str()),
+        NO_PROXY,
     ];
     let mut children: Vec<_> = (0..2)
         .map(|_| spawn_child("rmcp_e2e_child_replay", &vars))
