@@ -5,6 +5,9 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 ) STRICT;
 
+-- require_issuer (migration 0002): 1 when the callback must carry `iss` (RFC 9207) equal to `issuer`.
+-- client_created_at (migration 0002): the creation time as the client recorded it, in its own
+-- unit (rmcp: Unix seconds); kept and handed back, never used for expiry.
 CREATE TABLE flows (
     id                INTEGER PRIMARY KEY,
     -- SHA-256 of the state; NULL while the row is unbound. The raw state never reaches the disk.
@@ -29,6 +32,8 @@ CREATE TABLE flows (
     auth_code         TEXT,
     error             TEXT,
     error_description TEXT,
+    require_issuer    INTEGER NOT NULL DEFAULT 0 CHECK (require_issuer IN (0, 1)),
+    client_created_at INTEGER CHECK (client_created_at IS NULL OR client_created_at >= 0),
     CHECK ((status = 'unbound') = (state_key IS NULL)),
     CHECK ((code_verifier IS NULL) = (status IN ('failed', 'consumed')))
 ) STRICT;

@@ -101,6 +101,8 @@ pub struct BeginRequest {
     pub(crate) ttl: Option<time::Duration>,
     pub(crate) state: Option<State>,
     pub(crate) verifier: Option<CodeVerifier>,
+    pub(crate) require_issuer: bool,
+    pub(crate) client_created_at: Option<i64>,
 }
 
 impl BeginRequest {
@@ -151,6 +153,18 @@ impl BeginRequest {
         self.verifier = Some(verifier);
         self
     }
+    /// Records that the callback must carry `iss` (RFC 9207) equal to the issuer (column
+    /// `require_issuer`; the store keeps it for the SDK that checks the callback).
+    pub fn require_issuer(mut self, require: bool) -> Self {
+        self.require_issuer = require;
+        self
+    }
+    /// Keeps the creation time as the client recorded it, in its own unit (column
+    /// `client_created_at`, at least 0). It is only handed back; expiry uses the store's clock.
+    pub fn client_created_at(mut self, created_at: i64) -> Self {
+        self.client_created_at = Some(created_at);
+        self
+    }
 
     /// Checks every field; nothing has been stored yet.
     pub(crate) fn validate(&self) -> Result<()> {
@@ -172,6 +186,9 @@ impl BeginRequest {
         }
         if let Some(t) = self.ttl {
             validate::ttl(t)?;
+        }
+        if self.client_created_at.is_some_and(|t| t < 0) {
+            return Err(Error::invalid("client_created_at", "is negative"));
         }
         Ok(())
     }

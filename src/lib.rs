@@ -12,10 +12,14 @@ mod permissions;
 mod pkce;
 #[cfg(test)]
 mod plans;
+#[cfg(feature = "rmcp")]
+mod rmcp;
 mod rules;
 mod store;
 mod validate;
 
+#[cfg(feature = "rmcp")]
+pub use crate::rmcp::RmcpStateStore;
 pub use admin::{
     check_file, default_database_path, CheckReport, CompactReport, FileInfo, FlowFilter,
     FlowSummary, Problem, ProblemKind,

@@ -14,19 +14,26 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "sdk_fields",
+        sql: include_str!("../migrations/0002_sdk_fields.sql"),
+    },
+];
 
 /// The schema version this code writes and understands.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
 const INSERT_STORE_ID: &str = "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)";
 
-/// What opening the file did to its schema: the version before and after.
+/// What migrating the file on open did (see [`Store::migration`](crate::Store::migration)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct MigrationReport {
     /// The file's schema version before.
@@ -155,6 +162,29 @@ mod tests {
         let second = migrate(&mut c).unwrap();
         assert_eq!((second.from, second.to), (SCHEMA_VERSION, SCHEMA_VERSION));
         assert_eq!(store_id(&c).unwrap(), id);
+    }
+
+    #[test]
+    fn a_version_1_file_keeps_its_rows_and_gains_the_sdk_columns() {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(MIGRATIONS[0].sql).unwrap();
+        c.pragma_update(None, "user_version", 1).unwrap();
+        c.execute(
+            "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, status, \
+             created_at, expires_at) VALUES (zeroblob(32), ?1, 'v', 's', 'pending', 1, 2)",
+            ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"],
+        )
+        .unwrap();
+        let report = migrate(&mut c).unwrap();
+        assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
+        let (require, created): (i64, Option<i64>) = c
+            .query_row(
+                "SELECT require_issuer, client_created_at FROM flows",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((require, created), (0, None));
     }
 
     #[test]

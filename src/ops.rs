@@ -15,8 +15,9 @@ use crate::validate;
 
 pub(crate) const INSERT_FLOW: &str =
     "INSERT INTO flows (state_key, code_challenge, code_verifier, \
-     server_id, client_id, redirect_uri, issuer, resource, scope, status, created_at, expires_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+     server_id, client_id, redirect_uri, issuer, resource, scope, status, created_at, expires_at, \
+     require_issuer, client_created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 
 /// The columns [`FlowRow::from_row`] reads, in order.
 const FLOW_COLUMNS: &str = "id, status, expires_at, server_id, client_id, redirect_uri, issuer, \
@@ -186,6 +187,8 @@ impl Store {
             scope,
             state,
             verifier,
+            require_issuer,
+            client_created_at,
             ..
         } = request;
         let state = state.unwrap_or_else(State::generate);
@@ -206,7 +209,9 @@ impl Store {
                     scope,
                     Status::Pending.as_str(),
                     now,
-                    expires_at
+                    expires_at,
+                    require_issuer,
+                    client_created_at
                 ])
                 .map_err(unique_violation)?;
             Ok(Ok((now, expires_at)))
@@ -260,7 +265,9 @@ impl Store {
                     None::<&str>,
                     Status::Unbound.as_str(),
                     now,
-                    expires_at
+                    expires_at,
+                    false,
+                    None::<i64>
                 ])
                 .map_err(unique_violation)?;
             Ok(Ok(()))

@@ -1,0 +1,363 @@
+//! The Rust MCP SDK's `StateStore` over a [`Store`] (cargo feature `rmcp`).
+//!
+//! `rmcp`'s `AuthorizationManager` keeps each pending authorization in a
+//! [`StateStore`](rmcp::transport::auth::StateStore); its own store lives in one process's
+//! memory and never expires anything. [`RmcpStateStore`] keeps them as rows of the shared file
+//! instead, so the process that receives the callback need not be the one that built the
+//! authorization URL.
+
+use std::fmt;
+
+use ::rmcp::transport::auth::{AuthError, StateStore, StoredAuthorizationState};
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::flow::{BeginRequest, Status};
+use crate::pkce::{self, CodeVerifier, State};
+use crate::rules::{self, Snapshot, Verdict};
+use crate::store::Store;
+use crate::validate;
+
+/// A `rmcp` [`StateStore`] that keeps one MCP server's pending authorizations in a [`Store`].
+///
+/// Give each MCP server its own adapter (the `server_id` is the row's `server_id` column, as
+/// `oauth-state-store list` shows it); every process that opens the same file with the same
+/// server id shares the flows.
+///
+/// # What each call does
+///
+/// - **`save(csrf, state)`** begins a `pending` flow keyed by SHA-256 of the CSRF token (the
+///   token itself never reaches the disk), with every field of `StoredAuthorizationState`:
+///   the PKCE verifier, the expected issuer, `require_issuer`, the requested scopes (in order,
+///   duplicates kept; stored space-separated in `scope`) and `created_at` exactly as given
+///   (column `client_created_at`). The flow expires after the store's TTL, measured by the
+///   store's clock. One transaction: once `save` returns, every process sees the flow.
+/// - **`load(csrf)`** returns the flow while it is pending (or completed by a callback
+///   listener) and unexpired, **without** consuming it. An expired flow is removed and
+///   reported as absent; a consumed, failed or unknown one, or one begun for another server
+///   id, is absent too.
+/// - **`delete(csrf)`** *consumes* the flow ([`Store::consume_for`]): one `BEGIN IMMEDIATE`
+///   transaction wipes the verifier and leaves a tombstone. Exactly one caller across all
+///   processes gets `Ok`; every later or concurrent caller gets an `Err`, as does a delete of
+///   an unknown or expired flow. (The in-memory store ignores such deletes; this one must
+///   not, see below.)
+///
+/// # The multi-process guarantee
+///
+/// `rmcp`'s `exchange_code_for_token` calls `load`, checks the callback's `iss`, then calls
+/// `delete` and propagates its error with `?` **before** it sends the token request. So the
+/// consume inside `delete` is the arbiter, and with this adapter:
+///
+/// - **The verifier is sent at most once.** When two processes handle callbacks for the same
+///   state at once, both `load`s may succeed (`load` is a read and claims nothing), but only
+///   one `delete` wins; the other process's exchange fails with
+///   `AuthError::AuthorizationFailed("... already used (a duplicate or replayed callback) ...")`
+///   and never makes a token request. A process that arrives after the winner's `delete`
+///   already fails at `load` (`None`, which `rmcp` reports as "Authorization state not found").
+/// - **A wrong `iss` does not burn the flow**: that check runs between `load` and `delete`, so
+///   the legitimate callback can still complete it.
+/// - What is *not* guaranteed: the losing process has read the verifier into its memory (it
+///   drops it unused); and a winner whose token request then fails has consumed the flow, so
+///   the login must be started again (as with the in-memory store).
+/// - Same host only: SQLite's WAL mode needs shared memory between the processes.
+///
+/// # Limits on what `rmcp` hands over
+///
+/// `save` refuses, with an error and without storing anything, a CSRF token that is not 1–512
+/// printable ASCII characters, a verifier that is not 43–128 RFC 7636 characters, an issuer
+/// that is not an `https` URL (or `http` on loopback), a requested scope that is not one
+/// RFC 6749 scope token, `created_at` past `i64::MAX`, and a `csrf_token` argument that
+/// differs from `state.csrf_token`. `rmcp` itself generates values well inside these limits.
+///
+/// Blocking SQLite work runs on tokio's blocking thread pool (`spawn_blocking`) when called
+/// inside a tokio runtime, and inline otherwise.
+///
+/// ```no_run
+/// use oauth_state_store::{RmcpStateStore, Store};
+/// # async fn demo(manager: &mut rmcp::transport::auth::AuthorizationManager) -> Result<(), Box<dyn std::error::Error>> {
+/// let store = Store::open("/home/me/.local/state/oauth-state-store/flows.db")?;
+/// manager.set_state_store(RmcpStateStore::new(store, "https://mcp.example.com/mcp")?);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct RmcpStateStore {
+    store: Store,
+    server_id: String,
+}
+
+impl fmt::Debug for RmcpStateStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RmcpStateStore")
+            .field("server_id", &self.server_id)
+            .field("store_id", &self.store.store_id())
+            .finish()
+    }
+}
+
+const SELECT_FOR_LOAD: &str = "SELECT id, status, expires_at, server_id, client_id, \
+     code_verifier, issuer, require_issuer, scope, client_created_at, created_at \
+     FROM flows WHERE state_key = ?1";
+
+const DELETE_EXPIRED: &str = "DELETE FROM flows WHERE id = ?1 AND expires_at <= ?2";
+
+/// The columns of a row that `load` reads.
+struct LoadRow {
+    id: i64,
+    status: Status,
+    expires_at: i64,
+    server_id: String,
+    client_id: Option<String>,
+    verifier: Option<String>,
+    issuer: Option<String>,
+    require_issuer: bool,
+    scope: Option<String>,
+    client_created_at: Option<i64>,
+    created_at_ms: i64,
+}
+
+impl LoadRow {
+    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoadRow> {
+        let status: String = r.get(1)?;
+        let status = Status::parse(&status).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                1,
+                rusqlite::types::Type::Text,
+                "unknown status".into(),
+            )
+        })?;
+        Ok(LoadRow {
+            id: r.get(0)?,
+            status,
+            expires_at: r.get(2)?,
+            server_id: r.get(3)?,
+            client_id: r.get(4)?,
+            verifier: r.get(5)?,
+            issuer: r.get(6)?,
+            require_issuer: r.get(7)?,
+            scope: r.get(8)?,
+            client_created_at: r.get(9)?,
+            created_at_ms: r.get(10)?,
+        })
+    }
+}
+
+/// What a `load` read found.
+enum Found {
+    Live(Box<StoredAuthorizationState>),
+    Absent,
+    Expired(i64),
+}
+
+impl RmcpStateStore {
+    /// An adapter for the MCP server `server_id` (any stable name: its URL is a good one).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`server_id`) unless it is 1–512 bytes without control
+    /// characters.
+    pub fn new(store: Store, server_id: impl Into<String>) -> Result<Self> {
+        let server_id = server_id.into();
+        validate::id("server_id", &server_id)?;
+        Ok(RmcpStateStore { store, server_id })
+    }
+
+    /// The store the flows live in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The server id this adapter's flows carry.
+    pub fn server_id(&self) -> &str {
+        &self.server_id
+    }
+
+    /// The [`BeginRequest`] that stores `state` under `csrf_token`, after checking every field.
+    fn request(&self, csrf_token: &str, state: StoredAuthorizationState) -> Result<BeginRequest> {
+        if state.csrf_token != csrf_token {
+            return Err(Error::invalid(
+                "csrf_token",
+                "differs from the csrf_token of the state saved under it",
+            ));
+        }
+        for scope in &state.requested_scopes {
+            if scope.contains(' ') || validate::scope(scope).is_err() {
+                return Err(Error::invalid(
+                    "requested_scopes",
+                    "each requested scope must be one RFC 6749 scope token",
+                ));
+            }
+        }
+        let created_at = i64::try_from(state.created_at).map_err(|_| {
+            Error::invalid("created_at", "is past the largest time the store can keep")
+        })?;
+        let mut request = BeginRequest::new(self.server_id.clone())
+            .state(State::new(csrf_token)?)
+            .verifier(CodeVerifier::new(state.pkce_verifier)?)
+            .require_issuer(state.require_issuer)
+            .client_created_at(created_at);
+        if let Some(issuer) = state.expected_issuer {
+            request = request.issuer(issuer);
+        }
+        if !state.requested_scopes.is_empty() {
+            request = request.scope(state.requested_scopes.join(" "));
+        }
+        request.validate()?;
+        Ok(request)
+    }
+
+    /// `save`, blocking.
+    fn save_blocking(&self, request: BeginRequest) -> Result<()> {
+        self.store.begin(request).map(drop)
+    }
+
+    /// `load`, blocking.
+    fn load_blocking(&self, csrf_token: &str) -> Result<Option<StoredAuthorizationState>> {
+        pkce::validate_state(csrf_token)?;
+        let key = pkce::state_key(csrf_token);
+        let found = self.store.read(|tx, now| {
+            let row = tx
+                .prepare_cached(SELECT_FOR_LOAD)?
+                .query_row([&key[..]], LoadRow::from_row)
+                .optional()?;
+            let Some(row) = row else {
+                return Ok(Found::Absent);
+            };
+            let snapshot = Snapshot {
+                status: row.status,
+                expires_at: row.expires_at,
+                server_id: &row.server_id,
+                client_id: row.client_id.as_deref(),
+            };
+            match rules::check(Some(&snapshot), now) {
+                Verdict::Expire => return Ok(Found::Expired(row.id)),
+                Verdict::Proceed | Verdict::AlreadyDone => {}
+                Verdict::Refuse(_) | Verdict::Burn(_) => return Ok(Found::Absent),
+            }
+            if row.server_id != self.server_id {
+                return Ok(Found::Absent);
+            }
+            let Some(verifier) = row.verifier else {
+                // A failed flow: its verifier is wiped and it can never complete.
+                return Ok(Found::Absent);
+            };
+            Ok(Found::Live(Box::new(stored_state(
+                verifier,
+                csrf_token,
+                row.issuer,
+                row.require_issuer,
+                row.scope,
+                // A flow begun without the adapter: the store's own time, in rmcp's seconds.
+                row.client_created_at
+                    .unwrap_or(row.created_at_ms.div_euclid(1000)),
+            )?)))
+        })?;
+        match found {
+            Found::Live(state) => Ok(Some(*state)),
+            Found::Absent => Ok(None),
+            Found::Expired(id) => {
+                // The delete re-checks the expiry, so a separate transaction is safe.
+                self.store.write(|tx, now| {
+                    tx.prepare_cached(DELETE_EXPIRED)?
+                        .execute(params![id, now])?;
+                    Ok(Ok(()))
+                })?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// `delete`, blocking: the consume that decides which process may use the verifier.
+    fn delete_blocking(&self, csrf_token: &str) -> Result<()> {
+        self.store
+            .consume_for(csrf_token, &self.server_id)
+            .map(drop)
+    }
+}
+
+/// Builds rmcp's `#[non_exhaustive]` state: the required fields through serde, then every
+/// field assigned, so a field rmcp adds with a default keeps it.
+fn stored_state(
+    verifier: String,
+    csrf_token: &str,
+    issuer: Option<String>,
+    require_issuer: bool,
+    scope: Option<String>,
+    created_at: i64,
+) -> Result<StoredAuthorizationState> {
+    let created_at = u64::try_from(created_at).unwrap_or(0);
+    let mut state: StoredAuthorizationState = serde_json::from_value(serde_json::json!({
+        "pkce_verifier": "",
+        "csrf_token": "",
+        "created_at": created_at,
+    }))
+    .map_err(|_| Error::invalid("state", "rmcp's StoredAuthorizationState changed shape"))?;
+    state.pkce_verifier = verifier;
+    state.csrf_token = csrf_token.to_owned();
+    state.expected_issuer = issuer;
+    state.require_issuer = require_issuer;
+    state.created_at = created_at;
+    state.requested_scopes = scope
+        .map(|s| s.split(' ').map(str::to_owned).collect())
+        .unwrap_or_default();
+    Ok(state)
+}
+
+/// Runs blocking store work off the async executor when there is a tokio runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T, AuthError> {
+    let result = match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.spawn_blocking(f).await.map_err(|_| {
+            AuthError::InternalError("the OAuth state store's worker task failed".to_owned())
+        })?,
+        Err(_) => f(),
+    };
+    result.map_err(auth_error)
+}
+
+/// Maps a store error to the `AuthError` rmcp reports. Flow outcomes (unknown, expired,
+/// replayed, wrong server, bad input) are authorization failures; the rest is internal. No
+/// message carries a secret: the store's errors never do.
+fn auth_error(e: Error) -> AuthError {
+    let mut message = format!("OAuth state store: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    match e {
+        Error::UnknownState
+        | Error::Expired
+        | Error::AlreadyConsumed
+        | Error::ServerMismatch { .. }
+        | Error::AuthorizationFailed { .. }
+        | Error::DuplicateState
+        | Error::DuplicateChallenge
+        | Error::InvalidInput { .. } => AuthError::AuthorizationFailed(message),
+        _ => AuthError::InternalError(message),
+    }
+}
+
+#[async_trait]
+impl StateStore for RmcpStateStore {
+    async fn save(
+        &self,
+        csrf_token: &str,
+        state: StoredAuthorizationState,
+    ) -> Result<(), AuthError> {
+        let request = self.request(csrf_token, state).map_err(auth_error)?;
+        let this = self.clone();
+        blocking(move || this.save_blocking(request)).await
+    }
+
+    async fn load(&self, csrf_token: &str) -> Result<Option<StoredAuthorizationState>, AuthError> {
+        let (this, csrf_token) = (self.clone(), csrf_token.to_owned());
+        blocking(move || this.load_blocking(&csrf_token)).await
+    }
+
+    async fn delete(&self, csrf_token: &str) -> Result<(), AuthError> {
+        let (this, csrf_token) = (self.clone(), csrf_token.to_owned());
+        blocking(move || this.delete_blocking(&csrf_token)).await
+    }
+}
