@@ -15,6 +15,7 @@ mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
+pub use error::PortHolder;
 pub use flow::{
     BeginRequest, ConsumedFlow, Flow, FlowInfo, InvalidateScope, Stats, Status, StatusCounts,
     SweepReport,
