@@ -3,6 +3,8 @@
 mod clock;
 mod error;
 mod flow;
+#[cfg(feature = "listener")]
+mod listener;
 mod maintenance;
 mod migrate;
 mod ops;
@@ -26,3 +28,5 @@ pub use permissions::FileChecks;
 pub use pkce::{AuthorizationCode, CodeChallenge, CodeVerifier, State};
 pub use store::Store;
 pub use validate::MAX_TTL;
+#[cfg(feature = "listener")]
+pub use listener::{CallbackListener, ListenerOptions, LoopbackCallback, PROBE_PATH};
