@@ -16,17 +16,17 @@ mod store;
 mod validate;
 
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, Result};
 pub use error::PortHolder;
+pub use error::{Error, Result};
 pub use flow::{
     BeginRequest, ConsumedFlow, Flow, FlowInfo, InvalidateScope, Stats, Status, StatusCounts,
     SweepReport,
 };
+#[cfg(feature = "listener")]
+pub use listener::{CallbackListener, ListenerOptions, LoopbackCallback, PROBE_PATH};
 pub use migrate::{MigrationReport, SCHEMA_VERSION};
 pub use options::{Durability, StoreOptions};
 pub use permissions::FileChecks;
 pub use pkce::{AuthorizationCode, CodeChallenge, CodeVerifier, State};
 pub use store::Store;
 pub use validate::MAX_TTL;
-#[cfg(feature = "listener")]
-pub use listener::{CallbackListener, ListenerOptions, LoopbackCallback, PROBE_PATH};

@@ -32,9 +32,15 @@ fn begin_then_consume_then_replay() {
         flow.code_challenge().as_str()
     );
     assert!(!url.as_str().contains(consumed.verifier.secret()));
-    assert_eq!(consumed.info.issuer.as_deref(), Some("https://auth.example.com"));
+    assert_eq!(
+        consumed.info.issuer.as_deref(),
+        Some("https://auth.example.com")
+    );
     assert!(matches!(store.consume(&state), Err(Error::AlreadyConsumed)));
-    assert!(matches!(store.consume("forged-state"), Err(Error::UnknownState)));
+    assert!(matches!(
+        store.consume("forged-state"),
+        Err(Error::UnknownState)
+    ));
 }
 
 #[test]

@@ -85,7 +85,10 @@ fn a_second_callback_before_the_consume_does_not_replace_the_code() {
     let store = fx.store();
     let cb = LoopbackCallback::attach(&store, fast()).unwrap();
     let state = begin(&store, &cb.redirect_uri());
-    assert_eq!(get(cb.port(), &callback_target(&state, "first")).status, 200);
+    assert_eq!(
+        get(cb.port(), &callback_target(&state, "first")).status,
+        200
+    );
     let second = get(cb.port(), &callback_target(&state, "second"));
     assert_eq!(second.status, 409);
     assert!(second.body.contains("already received"), "{}", second.body);
@@ -109,7 +112,9 @@ fn error_callback_fails_the_flow_and_escapes_the_description() {
     assert_eq!(page.status, 200);
     assert_page_headers(&page);
     assert!(page.body.contains("access_denied"));
-    assert!(page.body.contains("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"));
+    assert!(page
+        .body
+        .contains("&lt;script&gt;alert(&#39;pwned&#39;)&lt;/script&gt;"));
     assert!(!page.body.contains("<script"));
     assert!(!page.body.contains("<img"));
     assert_eq!(status_of(&store, &state), Status::Failed);
@@ -238,7 +243,11 @@ fn oversized_and_slow_requests_are_cut_off() {
     let cb = LoopbackCallback::attach(&store, fast()).unwrap();
     let port = cb.port();
     let state = begin(&store, &cb.redirect_uri());
-    let long_target = format!("{}&pad={}", callback_target(&state, "abc"), "x".repeat(20_000));
+    let long_target = format!(
+        "{}&pad={}",
+        callback_target(&state, "abc"),
+        "x".repeat(20_000)
+    );
     assert_eq!(get(port, &long_target).status, 414);
     let big_header = format!(
         "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-Pad: {}\r\n\r\n",
@@ -254,7 +263,8 @@ fn oversized_and_slow_requests_are_cut_off() {
     assert_eq!(raw(port, many_headers.as_bytes()).status, 431);
     // Slow: half a request line, then silence. The listener gives up on its own.
     let mut slow = std::net::TcpStream::connect(http_client::addr(port)).unwrap();
-    slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     slow.write_all(format!("GET {}", callback_target(&state, "abc")).as_bytes())
         .unwrap();
     let answer = http_client::read_reply(&mut slow);
@@ -301,7 +311,10 @@ fn a_port_held_by_another_program_is_a_clear_error_at_once() {
                 );
                 let msg = e.to_string();
                 assert!(msg.contains(&format!("127.0.0.1:{port}")), "{msg}");
-                assert!(msg.contains("callback port") && msg.contains("redirect URI"), "{msg}");
+                assert!(
+                    msg.contains("callback port") && msg.contains("redirect URI"),
+                    "{msg}"
+                );
                 assert!(!msg.contains("CSRF"));
             }
             other => panic!("expected PortInUse, got {other:?}"),
@@ -457,7 +470,9 @@ fn child_waiter() {
         .unwrap();
     println!("AUTH_URL {url}");
     std::io::stdout().flush().unwrap();
-    let done = cb.wait(flow.state().secret(), Duration::from_secs(30)).unwrap();
+    let done = cb
+        .wait(flow.state().secret(), Duration::from_secs(30))
+        .unwrap();
     let mut expected = String::new();
     std::io::stdin().read_line(&mut expected).unwrap();
     let code = done.code.expect("a code was recorded");
@@ -480,7 +495,12 @@ fn deliver(url: &str, code: &str) -> (String, Reply) {
     };
     let state = param("state");
     let redirect = url::Url::parse(&param("redirect_uri")).unwrap();
-    let target = format!("{}?code={}&state={}", redirect.path(), enc(code), enc(&state));
+    let target = format!(
+        "{}?code={}&state={}",
+        redirect.path(),
+        enc(code),
+        enc(&state)
+    );
     let reply = get(redirect.port().unwrap(), &target);
     (state, reply)
 }
@@ -497,7 +517,11 @@ fn two_processes_one_port_the_holder_completes_the_other_s_flow() {
     assert_eq!(next_with(&mut a_out, "HOLDS "), "true");
     let mut b = spawn_child("child_waiter", &env);
     let mut b_out = BufReader::new(b.stdout.take().unwrap());
-    assert_eq!(next_with(&mut b_out, "HOLDS "), "false", "B needs no listener");
+    assert_eq!(
+        next_with(&mut b_out, "HOLDS "),
+        "false",
+        "B needs no listener"
+    );
     let url = next_with(&mut b_out, "AUTH_URL ");
     let (state, page) = deliver(&url, "code-for-b");
     assert_eq!(page.status, 200, "{}", page.body);

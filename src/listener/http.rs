@@ -52,7 +52,12 @@ pub(crate) fn read_head(
         match stream.read(&mut buf[len..]) {
             Ok(0) => return Err(ReadFailure::Gone),
             Ok(n) => len += n,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 continue
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

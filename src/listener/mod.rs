@@ -163,7 +163,10 @@ impl ListenerOptions {
                 "must start with / and be at most 256 characters",
             ));
         }
-        if !p.bytes().all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#') {
+        if !p
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'?' && b != b'#')
+        {
             return Err(Error::invalid(
                 "callback_path",
                 "must be visible ASCII without ? or #",

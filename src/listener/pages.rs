@@ -91,7 +91,11 @@ pub(crate) fn completed() -> Response {
 }
 
 /// The authorization server refused the login; its error is shown, escaped.
-pub(crate) fn refused(error: &str, description: Option<&str>, description_dropped: bool) -> Response {
+pub(crate) fn refused(
+    error: &str,
+    description: Option<&str>,
+    description_dropped: bool,
+) -> Response {
     let mut code = String::from("The authorization server refused the login: <code>");
     code.push_str(&escape(error));
     code.push_str("</code>");
@@ -133,8 +137,10 @@ pub(crate) fn for_error(e: &Error) -> Response {
         Error::Expired => page(
             410,
             "Login expired",
-            &["This login took too long and has expired. Start the login again in the \
-               application."],
+            &[
+                "This login took too long and has expired. Start the login again in the \
+               application.",
+            ],
         ),
         Error::AlreadyConsumed => page(
             409,
@@ -149,8 +155,10 @@ pub(crate) fn for_error(e: &Error) -> Response {
         Error::AlreadyCompleted => page(
             409,
             "Callback already received",
-            &["This login already received its callback; this repeated one was ignored. You can \
-               close this tab."],
+            &[
+                "This login already received its callback; this repeated one was ignored. You can \
+               close this tab.",
+            ],
         ),
         Error::InvalidInput { field, reason } => {
             let mut s = String::from("The callback's <code>");
@@ -164,8 +172,10 @@ pub(crate) fn for_error(e: &Error) -> Response {
             let mut r = page(
                 503,
                 "Try again",
-                &["The application's login store is busy. Reload this page in a moment; the \
-                   login is not lost."],
+                &[
+                    "The application's login store is busy. Reload this page in a moment; the \
+                   login is not lost.",
+                ],
             );
             r.extra.push(("Retry-After", "1".to_owned()));
             r
@@ -235,7 +245,11 @@ mod tests {
         let unknown = for_error(&Error::UnknownState);
         assert_eq!(unknown.status, 404);
         assert!(unknown.body.contains("potential CSRF attack"));
-        for e in [Error::Expired, Error::AlreadyConsumed, Error::AlreadyCompleted] {
+        for e in [
+            Error::Expired,
+            Error::AlreadyConsumed,
+            Error::AlreadyCompleted,
+        ] {
             let r = for_error(&e);
             assert!(!r.body.contains("CSRF"), "{e:?}");
         }

@@ -93,11 +93,22 @@ pub(crate) fn probe(port: u16, store_id: &str, timeout: Duration) -> Probe {
         match stream.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 return Probe::Other
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return if buf.is_empty() { Probe::NoAnswer } else { Probe::Other },
+            Err(_) => {
+                return if buf.is_empty() {
+                    Probe::NoAnswer
+                } else {
+                    Probe::Other
+                }
+            }
         }
         if buf.len() > 16 * 1024 {
             return Probe::Other;

@@ -164,10 +164,14 @@ impl Drop for CallbackListener {
 impl Shared {
     /// Marks the listener stopping and wakes both of its threads.
     fn request_stop(&self) {
-        if self.stopping.swap(true, Ordering::SeqCst) {
-            return;
+        {
+            // Under the idle thread's lock, so that it cannot miss the wake-up.
+            let _guard = self.wake.0.lock().unwrap_or_else(|p| p.into_inner());
+            if self.stopping.swap(true, Ordering::SeqCst) {
+                return;
+            }
+            self.wake.1.notify_all();
         }
-        self.wake.1.notify_all();
         // The accept thread sleeps in accept(); a connection of our own wakes it.
         let _ = TcpStream::connect_timeout(&port::loopback(self.port), Duration::from_secs(1));
     }

@@ -170,7 +170,9 @@ impl LoopbackCallback {
     /// Whether this process's own listener serves the port right now (`false`: another
     /// process's listener on the same store does, or nobody until the next wait takes it).
     pub fn holds_port(&self) -> bool {
-        lock(&self.held).as_ref().is_some_and(CallbackListener::is_running)
+        lock(&self.held)
+            .as_ref()
+            .is_some_and(CallbackListener::is_running)
     }
 
     /// Waits until the flow named by `state` has received its callback (in any process's

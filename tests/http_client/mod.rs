@@ -57,7 +57,12 @@ pub fn read_reply(s: &mut TcpStream) -> Reply {
         headers: resp
             .headers
             .iter()
-            .map(|h| (h.name.to_owned(), String::from_utf8_lossy(h.value).into_owned()))
+            .map(|h| {
+                (
+                    h.name.to_owned(),
+                    String::from_utf8_lossy(h.value).into_owned(),
+                )
+            })
             .collect(),
         body: String::from_utf8_lossy(&buf[at..]).into_owned(),
     }
