@@ -141,15 +141,23 @@ fn classify(answer: &[u8], store_id: &str) -> Probe {
     }
 }
 
-/// Probes until the answer is settled (a stopping listener may drop a probe or two).
-pub(crate) fn probe_settled(port: u16, store_id: &str, timeout: Duration) -> Probe {
+/// Binds the port, or says who holds it. A holder that is going away (the probe finds the
+/// port free, or its connection dropped unanswered) gets a few more bind attempts.
+pub(crate) fn bind_or_probe(
+    port: u16,
+    store_id: &str,
+    timeout: Duration,
+) -> Result<std::result::Result<TcpListener, Probe>> {
     for _ in 0..5 {
+        if let Some(socket) = try_bind(port)? {
+            return Ok(Ok(socket));
+        }
         match probe(port, store_id, timeout) {
-            Probe::NoAnswer => std::thread::sleep(Duration::from_millis(20)),
-            settled => return settled,
+            Probe::Free | Probe::NoAnswer => std::thread::sleep(Duration::from_millis(20)),
+            settled => return Ok(Err(settled)),
         }
     }
-    Probe::Other
+    Ok(Err(Probe::Other))
 }
 
 #[cfg(test)]

@@ -64,16 +64,12 @@ impl CallbackListener {
     /// [`Error::Listener`] when the socket cannot be bound or the threads cannot start.
     pub fn bind(store: &Store, options: ListenerOptions) -> Result<CallbackListener> {
         options.validate()?;
-        match port::try_bind(options.port)? {
-            Some(socket) => Self::serve(store, options, socket),
-            None => {
-                let probe =
-                    port::probe_settled(options.port, store.store_id(), options.probe_timeout);
-                Err(Error::PortInUse {
-                    port: options.port,
-                    holder: probe.holder(),
-                })
-            }
+        match port::bind_or_probe(options.port, store.store_id(), options.probe_timeout)? {
+            Ok(socket) => Self::serve(store, options, socket),
+            Err(probe) => Err(Error::PortInUse {
+                port: options.port,
+                holder: probe.holder(),
+            }),
         }
     }
 

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::port::{self, Probe};
@@ -235,26 +234,14 @@ impl LoopbackCallback {
 /// is [`Error::PortInUse`].
 fn claim(store: &Store, options: &ListenerOptions) -> Result<Option<CallbackListener>> {
     let port = options.port;
-    for _ in 0..5 {
-        if let Some(socket) = port::try_bind(port)? {
-            return CallbackListener::serve(store, options.clone(), socket).map(Some);
-        }
-        match port::probe(port, store.store_id(), options.probe_timeout) {
-            Probe::SameStore => return Ok(None),
-            // The holder is going away: try to bind again.
-            Probe::Free | Probe::NoAnswer => thread::sleep(Duration::from_millis(20)),
-            other => {
-                return Err(Error::PortInUse {
-                    port,
-                    holder: other.holder(),
-                })
-            }
-        }
+    match port::bind_or_probe(port, store.store_id(), options.probe_timeout)? {
+        Ok(socket) => CallbackListener::serve(store, options.clone(), socket).map(Some),
+        Err(Probe::SameStore) => Ok(None),
+        Err(other) => Err(Error::PortInUse {
+            port,
+            holder: other.holder(),
+        }),
     }
-    Err(Error::PortInUse {
-        port,
-        holder: crate::error::PortHolder::Other,
-    })
 }
 
 #[cfg(test)]
