@@ -1,19 +1,19 @@
-//! The loopback callback listener on real sockets (127.0.0.1 only) and real processes.
+//! The loopback callback listener in one process, on real sockets (127.0.0.1 only): pages,
+//! status codes, port ownership, idle stop. Several processes: `listener_processes.rs`.
 
 mod common;
 mod http_client;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
-use std::process::ChildStdout;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{spawn_child, Fixture};
+use common::Fixture;
 use http_client::{enc, free_port, get, raw, Reply};
 use oauth_state_store::{
     BeginRequest, CallbackListener, Error, ListenerOptions, LoopbackCallback, PortHolder, Status,
-    Store, StoreOptions, PROBE_PATH,
+    Store, PROBE_PATH,
 };
 
 /// Short timeouts so that the suite stays fast.
@@ -65,6 +65,7 @@ fn code_callback_completes_and_the_wait_consumes_it() {
             let page = get(cb.port(), &callback_target(&state, "the-code"));
             assert_eq!(page.status, 200, "{}", page.body);
             assert!(page.body.contains("You can close this tab"));
+            assert!(!page.body.contains("the-code") && !page.body.contains(&state));
             assert_page_headers(&page);
             h.join().unwrap()
         })
@@ -405,175 +406,93 @@ fn wait_times_out_and_leaves_the_flow_pending() {
     ));
 }
 
-// ---- Two processes, one store file, one port ----------------------------------------------
-
-const ENV_DB: &str = "LISTENER_TEST_DB";
-const ENV_PORT: &str = "LISTENER_TEST_PORT";
-
-/// A store with the system clock (the processes must agree on time).
-fn open_shared(path: &std::path::Path) -> Store {
-    StoreOptions::default().open(path).expect("open store")
-}
-
-fn child_env() -> Option<(std::path::PathBuf, u16)> {
-    let db = std::env::var_os(ENV_DB)?;
-    let port = std::env::var(ENV_PORT).ok()?.parse().ok()?;
-    Some((db.into(), port))
-}
-
-/// The next line the child prints that starts with `prefix`, without it.
-fn next_with(out: &mut BufReader<ChildStdout>, prefix: &str) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = out.read_line(&mut line).expect("read child output");
-        assert!(n > 0, "child ended before printing {prefix:?}");
-        if let Some(rest) = line.trim_end().strip_prefix(prefix) {
-            return rest.to_owned();
-        }
-    }
-}
-
-/// Child A: holds the port until its stdin closes (or it is killed).
 #[test]
-#[ignore = "child process of the two-process tests"]
-fn child_holder() {
-    let Some((db, port)) = child_env() else {
-        eprintln!("child_holder runs only as a child of the two-process tests");
-        return;
-    };
-    let store = open_shared(&db);
-    let cb = LoopbackCallback::attach(&store, fast().port(port)).unwrap();
-    println!("HOLDS {}", cb.holds_port());
-    std::io::stdout().flush().unwrap();
-    let mut rest = String::new();
-    let _ = std::io::stdin().read_line(&mut rest);
-}
-
-/// Child B: begins a flow on the shared port, prints the authorization URL for the "browser",
-/// waits, consumes, and checks the code against the one the parent sends on stdin.
-#[test]
-#[ignore = "child process of the two-process tests"]
-fn child_waiter() {
-    let Some((db, port)) = child_env() else {
-        eprintln!("child_waiter runs only as a child of the two-process tests");
-        return;
-    };
-    let store = open_shared(&db);
-    let cb = LoopbackCallback::attach(&store, fast().port(port)).unwrap();
-    println!("HOLDS {}", cb.holds_port());
+fn a_callback_from_another_issuer_is_not_used() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let cb = LoopbackCallback::attach(&store, fast()).unwrap();
     let flow = store
-        .begin(BeginRequest::new("https://mcp.example.com").redirect_uri(cb.redirect_uri()))
+        .begin(
+            BeginRequest::new("https://mcp.example.com")
+                .redirect_uri(cb.redirect_uri())
+                .issuer("https://auth.example.com"),
+        )
         .unwrap();
-    let url = flow
-        .authorization_url("https://auth.example.com/authorize")
-        .unwrap();
-    println!("AUTH_URL {url}");
-    std::io::stdout().flush().unwrap();
-    let done = cb
-        .wait(flow.state().secret(), Duration::from_secs(30))
-        .unwrap();
-    let mut expected = String::new();
-    std::io::stdin().read_line(&mut expected).unwrap();
-    let code = done.code.expect("a code was recorded");
-    println!("CODE_MATCH {}", code.secret() == expected.trim_end());
-    println!(
-        "VERIFIER_MATCH {}",
-        done.verifier.challenge().as_str() == flow.code_challenge().as_str()
+    let state = flow.state().secret();
+    let mixed_up = format!(
+        "{}&iss={}",
+        callback_target(state, "abc"),
+        enc("https://evil.example")
     );
-    println!("HOLDS_AFTER {}", cb.holds_port());
-}
-
-/// The "browser": follows the authorization URL's redirect_uri with a code and its state.
-fn deliver(url: &str, code: &str) -> (String, Reply) {
-    let url = url::Url::parse(url).unwrap();
-    let param = |name: &str| {
-        url.query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-            .unwrap()
-    };
-    let state = param("state");
-    let redirect = url::Url::parse(&param("redirect_uri")).unwrap();
-    let target = format!(
-        "{}?code={}&state={}",
-        redirect.path(),
-        enc(code),
-        enc(&state)
+    let page = get(cb.port(), &mixed_up);
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("another authorization server"));
+    assert_eq!(status_of(&store, state), Status::Pending);
+    let right = format!(
+        "{}&iss={}",
+        callback_target(state, "abc"),
+        enc("https://auth.example.com")
     );
-    let reply = get(redirect.port().unwrap(), &target);
-    (state, reply)
+    assert_eq!(get(cb.port(), &right).status, 200);
 }
 
 #[test]
-fn two_processes_one_port_the_holder_completes_the_other_s_flow() {
+fn connections_past_the_cap_get_503() {
     let fx = Fixture::new();
-    let port = free_port();
-    let port_s = port.to_string();
-    let db = fx.path.to_str().unwrap().to_owned();
-    let env = [(ENV_DB, db.as_str()), (ENV_PORT, port_s.as_str())];
-    let mut a = spawn_child("child_holder", &env);
-    let mut a_out = BufReader::new(a.stdout.take().unwrap());
-    assert_eq!(next_with(&mut a_out, "HOLDS "), "true");
-    let mut b = spawn_child("child_waiter", &env);
-    let mut b_out = BufReader::new(b.stdout.take().unwrap());
-    assert_eq!(
-        next_with(&mut b_out, "HOLDS "),
-        "false",
-        "B needs no listener"
-    );
-    let url = next_with(&mut b_out, "AUTH_URL ");
-    let (state, page) = deliver(&url, "code-for-b");
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("You can close this tab"));
-    b.stdin.take().unwrap().write_all(b"code-for-b\n").unwrap();
-    assert_eq!(next_with(&mut b_out, "CODE_MATCH "), "true");
-    assert_eq!(next_with(&mut b_out, "VERIFIER_MATCH "), "true");
-    assert!(b.wait().unwrap().success());
-    // A replay reaches A again: "already used", and B's consumed flow is left as it is.
-    let (_, replay) = deliver(&url, "code-for-b");
-    assert_eq!(replay.status, 409);
-    assert!(replay.body.contains("already used"));
-    let store = open_shared(&fx.path);
-    assert!(matches!(store.check(&state), Err(Error::AlreadyConsumed)));
-    assert_eq!(store.stats().unwrap().counts.consumed, 1);
-    drop(a.stdin.take());
-    assert!(a.wait().unwrap().success());
-}
-
-#[test]
-fn a_holder_that_dies_mid_flow_is_replaced_by_the_waiter() {
-    let fx = Fixture::new();
-    let port = free_port();
-    let port_s = port.to_string();
-    let db = fx.path.to_str().unwrap().to_owned();
-    let env = [(ENV_DB, db.as_str()), (ENV_PORT, port_s.as_str())];
-    let mut a = spawn_child("child_holder", &env);
-    let mut a_out = BufReader::new(a.stdout.take().unwrap());
-    assert_eq!(next_with(&mut a_out, "HOLDS "), "true");
-    let mut b = spawn_child("child_waiter", &env);
-    let mut b_out = BufReader::new(b.stdout.take().unwrap());
-    assert_eq!(next_with(&mut b_out, "HOLDS "), "false");
-    let url = next_with(&mut b_out, "AUTH_URL ");
-    a.kill().unwrap();
-    a.wait().unwrap();
-    // B notices and binds the port; the browser's callback then reaches B itself.
-    let store = open_shared(&fx.path);
+    let store = fx.store();
+    let opts = fast()
+        .max_connections(1)
+        .request_timeout(Duration::from_secs(20));
+    let cb = LoopbackCallback::attach(&store, opts).unwrap();
+    let port = cb.port();
+    // One connection that sends nothing occupies the only slot.
+    let mut hog = std::net::TcpStream::connect(http_client::addr(port)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let probe = std::net::TcpStream::connect(http_client::addr(port))
-            .ok()
-            .map(|_| get(port, PROBE_PATH));
-        if probe.is_some_and(|p| p.body.lines().nth(1) == Some(store.store_id())) {
-            break;
+    let refused = loop {
+        let r = get(port, PROBE_PATH);
+        if r.status == 503 || Instant::now() > deadline {
+            break r;
         }
-        assert!(Instant::now() < deadline, "nobody took port {port} over");
-        thread::sleep(Duration::from_millis(20));
-    }
-    let (_, page) = deliver(&url, "late-code");
-    assert_eq!(page.status, 200, "{}", page.body);
-    b.stdin.take().unwrap().write_all(b"late-code\n").unwrap();
-    assert_eq!(next_with(&mut b_out, "CODE_MATCH "), "true");
-    assert_eq!(next_with(&mut b_out, "HOLDS_AFTER "), "true");
-    assert!(b.wait().unwrap().success());
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(refused.status, 503);
+    hog.write_all(
+        format!("GET {PROBE_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(http_client::read_reply(&mut hog).status, 200);
+}
+
+#[test]
+fn a_port_held_by_another_http_server_is_another_program() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let server = TcpListener::bind(http_client::addr(0)).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let answering = thread::spawn(move || {
+        // Answers every connection like some unrelated web server, until told to stop.
+        for conn in server.incoming() {
+            let Ok(mut conn) = conn else { break };
+            let mut buf = [0u8; 1024];
+            let n = std::io::Read::read(&mut conn, &mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        }
+    });
+    let result = LoopbackCallback::attach(&store, fast().port(port));
+    assert!(
+        matches!(
+            result,
+            Err(Error::PortInUse {
+                holder: PortHolder::Other,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+    // An empty connection tells the fake server to stop.
+    drop(std::net::TcpStream::connect(http_client::addr(port)).unwrap());
+    answering.join().unwrap();
 }

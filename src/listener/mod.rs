@@ -17,6 +17,7 @@
 //! [`Error::PortInUse`]: crate::Error::PortInUse
 //! [`Store::consume`]: crate::Store::consume
 
+mod callback;
 mod http;
 mod pages;
 mod port;
