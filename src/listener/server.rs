@@ -265,3 +265,22 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream) {
     };
     http::respond(&mut stream, &response, opts.request_timeout);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_query_uses_an_index() {
+        let store = Store::open_in_memory().unwrap();
+        let plan = store
+            .read(|tx, _| {
+                let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {PENDING_FOR_REDIRECT}"))?;
+                let rows = stmt.query_map(params![0, "a", "b"], |r| r.get::<_, String>(3))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("\n"))
+            })
+            .unwrap();
+        assert!(plan.contains("USING INDEX"), "{plan}");
+        assert!(!plan.contains("SCAN flows"), "{plan}");
+    }
+}
