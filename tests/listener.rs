@@ -496,3 +496,11 @@ fn a_port_held_by_another_http_server_is_another_program() {
     drop(std::net::TcpStream::connect(http_client::addr(port)).unwrap());
     answering.join().unwrap();
 }
+
+#[test]
+fn listener_handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<LoopbackCallback>();
+    send_sync::<CallbackListener>();
+    send_sync::<ListenerOptions>();
+}

@@ -283,4 +283,30 @@ mod tests {
         assert!(plan.contains("USING INDEX"), "{plan}");
         assert!(!plan.contains("SCAN flows"), "{plan}");
     }
+
+    #[test]
+    fn idle_means_no_pending_flow_for_us_and_no_open_wait() {
+        use crate::flow::BeginRequest;
+        let store = Store::open_in_memory().unwrap();
+        let options = ListenerOptions::default().idle_stop(None);
+        let listener = CallbackListener::bind(&store, options.clone()).unwrap();
+        let (shared, port) = (&listener.shared, listener.port());
+        assert!(shared.idle());
+        let open = wait::OpenWait::new(port);
+        assert!(!shared.idle(), "an open wait of this process keeps it");
+        drop(open);
+        assert!(shared.idle());
+        let elsewhere = BeginRequest::new("s").redirect_uri("http://127.0.0.1:1/callback");
+        store.begin(elsewhere).unwrap();
+        assert!(shared.idle(), "a flow for another port does not keep it");
+        let flow = store
+            .begin(BeginRequest::new("s").redirect_uri(options.localhost_uri_for(port)))
+            .unwrap();
+        assert!(
+            !shared.idle(),
+            "a pending flow for its redirect URI keeps it"
+        );
+        store.complete(flow.state().secret(), "code").unwrap();
+        assert!(shared.idle(), "a completed flow no longer needs it");
+    }
 }

@@ -50,10 +50,10 @@ fn sleep_unless_recorded(seen: u64, pause: Duration) {
 }
 
 /// Registers an open wait on a port for as long as it lives.
-struct OpenWait(u16);
+pub(super) struct OpenWait(u16);
 
 impl OpenWait {
-    fn new(port: u16) -> Self {
+    pub(super) fn new(port: u16) -> Self {
         *lock(&OPEN_WAITS).entry(port).or_insert(0) += 1;
         OpenWait(port)
     }
