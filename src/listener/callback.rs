@@ -25,7 +25,10 @@ pub(super) fn route(store: &Store, port: u16, options: &ListenerOptions, head: &
         r.extra.push(("Allow", "GET".to_owned()));
         return r;
     }
-    if !host_is_ours(head.host.as_deref(), port) {
+    let Some(host) = head.host.as_deref() else {
+        return pages::plain(400, "The request has no Host header.");
+    };
+    if !host_is_ours(host, port) {
         return pages::plain(
             421,
             "This listener only answers requests addressed to 127.0.0.1 or localhost.",
@@ -41,10 +44,7 @@ pub(super) fn route(store: &Store, port: u16, options: &ListenerOptions, head: &
 }
 
 /// `127.0.0.1:<port>` or `localhost:<port>` (any case).
-fn host_is_ours(host: Option<&str>, port: u16) -> bool {
-    let Some(host) = host else {
-        return false;
-    };
+fn host_is_ours(host: &str, port: u16) -> bool {
     let Some((name, p)) = host.rsplit_once(':') else {
         return false;
     };
