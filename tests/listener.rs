@@ -270,6 +270,27 @@ fn oversized_and_slow_requests_are_cut_off() {
         .unwrap();
     let answer = http_client::read_reply(&mut slow);
     assert_eq!(answer.status, 408);
+    // Trickling a byte at a time does not reset the clock: the deadline is for the whole head.
+    let mut trickle = std::net::TcpStream::connect(http_client::addr(port)).unwrap();
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut writer = trickle.try_clone().unwrap();
+    let head = format!(
+        "GET {} HTTP/1.1\r\nX-Slow: ",
+        callback_target(&state, "abc")
+    );
+    let feeder = thread::spawn(move || {
+        for b in head.bytes().chain(std::iter::repeat(b'z')).take(2_000) {
+            if writer.write_all(&[b]).is_err() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    });
+    assert_eq!(http_client::read_reply(&mut trickle).status, 408);
+    drop(trickle);
+    feeder.join().unwrap();
     assert_eq!(status_of(&store, &state), Status::Pending);
 }
 
@@ -503,4 +524,29 @@ fn listener_handles_are_send_and_sync() {
     send_sync::<LoopbackCallback>();
     send_sync::<CallbackListener>();
     send_sync::<ListenerOptions>();
+}
+
+#[test]
+fn the_same_callback_twice_at_once_completes_once() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let cb = LoopbackCallback::attach(&store, fast()).unwrap();
+    let state = begin(&store, &cb.redirect_uri());
+    let target = callback_target(&state, "once");
+    let port = cb.port();
+    let mut statuses: Vec<u16> = thread::scope(|s| {
+        let a = s.spawn(|| get(port, &target).status);
+        let b = s.spawn(|| get(port, &target).status);
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 409]);
+    assert_eq!(
+        cb.wait(&state, Duration::from_secs(5))
+            .unwrap()
+            .code
+            .unwrap()
+            .secret(),
+        "once"
+    );
 }

@@ -196,3 +196,54 @@ fn a_holder_that_dies_mid_flow_is_replaced_by_the_waiter() {
     assert_eq!(next_with(&mut b_out, "HOLDS_AFTER "), "true");
     assert!(b.wait().unwrap().success());
 }
+
+#[test]
+fn two_waiters_race_for_a_dead_holder_s_port_and_both_flows_complete() {
+    let fx = Fixture::new();
+    let port = free_port();
+    let port_s = port.to_string();
+    let db = fx.path.to_str().unwrap().to_owned();
+    let env = [(ENV_DB, db.as_str()), (ENV_PORT, port_s.as_str())];
+    let mut a = spawn_child("child_holder", &env);
+    let mut a_out = BufReader::new(a.stdout.take().unwrap());
+    assert_eq!(next_with(&mut a_out, "HOLDS "), "true");
+    let mut waiters = Vec::new();
+    for _ in 0..2 {
+        let mut w = spawn_child("child_waiter", &env);
+        let mut out = BufReader::new(w.stdout.take().unwrap());
+        assert_eq!(next_with(&mut out, "HOLDS "), "false");
+        let url = next_with(&mut out, "AUTH_URL ");
+        waiters.push((w, out, url));
+    }
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let store = open_shared(&fx.path);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for (i, (_, _, url)) in waiters.iter().enumerate() {
+        // Until one of the waiters has taken the port over, the callback cannot land.
+        let code = format!("code-{i}");
+        loop {
+            let served = std::net::TcpStream::connect(http_client::addr(port))
+                .ok()
+                .map(|_| get(port, PROBE_PATH))
+                .is_some_and(|p| p.body.lines().nth(1) == Some(store.store_id()));
+            if served {
+                break;
+            }
+            assert!(Instant::now() < deadline, "nobody took port {port} over");
+            thread::sleep(Duration::from_millis(20));
+        }
+        let (_, page) = deliver(url, &code);
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    let mut holders = 0;
+    for (i, (mut w, mut out, _)) in waiters.into_iter().enumerate() {
+        writeln!(w.stdin.take().unwrap(), "code-{i}").unwrap();
+        assert_eq!(next_with(&mut out, "CODE_MATCH "), "true");
+        if next_with(&mut out, "HOLDS_AFTER ") == "true" {
+            holders += 1;
+        }
+        assert!(w.wait().unwrap().success());
+    }
+    assert_eq!(holders, 1, "exactly one waiter took the port over");
+}
