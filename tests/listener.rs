@@ -425,6 +425,31 @@ fn wait_times_out_and_leaves_the_flow_pending() {
         cb.wait("never-begun", Duration::from_secs(5)),
         Err(Error::UnknownState)
     ));
+    assert!(matches!(
+        cb.wait("bad\nstate", Duration::from_secs(5)),
+        Err(Error::InvalidInput { field: "state", .. })
+    ));
+}
+
+#[test]
+fn extreme_durations_do_not_panic() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let huge = ListenerOptions::default()
+        .idle_stop(Some(Duration::MAX))
+        .idle_check(Duration::MAX)
+        .request_timeout(Duration::MAX)
+        .probe_timeout(Duration::MAX)
+        .recheck(Duration::MAX)
+        .poll_max(Duration::MAX);
+    let cb = LoopbackCallback::attach(&store, huge).unwrap();
+    assert!(matches!(
+        cb.wait("never-begun", Duration::MAX),
+        Err(Error::UnknownState)
+    ));
+    let state = begin(&store, &cb.redirect_uri());
+    assert_eq!(get(cb.port(), &callback_target(&state, "abc")).status, 200);
+    assert!(cb.wait(&state, Duration::MAX).is_ok());
 }
 
 #[test]

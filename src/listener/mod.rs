@@ -70,6 +70,15 @@ pub struct ListenerOptions {
     pub(crate) poll_max: Duration,
 }
 
+/// Durations given to the options are kept between 1 ms and one day, so that no deadline
+/// computed from them can overflow.
+fn bounded(d: Duration) -> Duration {
+    d.clamp(Duration::from_millis(1), MAX_DURATION)
+}
+
+/// The longest duration an option or a wait takes: one day, the longest a flow lives.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
 impl Default for ListenerOptions {
     fn default() -> Self {
         ListenerOptions {
@@ -98,20 +107,20 @@ impl ListenerOptions {
         self.path = path.into();
         self
     }
-    /// How long a listener keeps serving once no live pending flow in the file expects its
+    /// How long (at most a day) a listener keeps serving once no live pending flow in the file expects its
     /// redirect URI and none of its process's waits are open; `None` serves until dropped.
     pub fn idle_stop(mut self, grace: Option<Duration>) -> Self {
-        self.idle_stop = grace;
+        self.idle_stop = grace.map(bounded);
         self
     }
     /// How often the listener asks the file whether it is still needed.
     pub fn idle_check(mut self, every: Duration) -> Self {
-        self.idle_check = every.max(Duration::from_millis(1));
+        self.idle_check = bounded(every);
         self
     }
     /// How long a client may take to send its request head before it gets `408`.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout.max(Duration::from_millis(1));
+        self.request_timeout = bounded(timeout);
         self
     }
     /// The largest request head accepted (at least 1 KiB); a larger one gets `431`/`414`.
@@ -126,17 +135,17 @@ impl ListenerOptions {
     }
     /// How long to wait for the holder of a busy port to answer the probe.
     pub fn probe_timeout(mut self, timeout: Duration) -> Self {
-        self.probe_timeout = timeout.max(Duration::from_millis(1));
+        self.probe_timeout = bounded(timeout);
         self
     }
     /// How often a waiting process that does not hold the port checks that someone does.
     pub fn recheck(mut self, every: Duration) -> Self {
-        self.recheck = every.max(Duration::from_millis(1));
+        self.recheck = bounded(every);
         self
     }
     /// The longest pause between two reads of a waited-for row (reads back off up to it).
     pub fn poll_max(mut self, pause: Duration) -> Self {
-        self.poll_max = pause.max(Duration::from_millis(1));
+        self.poll_max = bounded(pause);
         self
     }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::port::{self, Probe};
 use super::server::CallbackListener;
-use super::ListenerOptions;
+use super::{ListenerOptions, MAX_DURATION};
 use crate::error::{Error, Result};
 use crate::flow::{ConsumedFlow, Status};
 use crate::pkce;
@@ -191,7 +191,8 @@ impl LoopbackCallback {
         pkce::validate_state(state)?;
         let _open = OpenWait::new(self.options.port);
         let start = Instant::now();
-        let deadline = start + timeout;
+        // A flow lives at most a day; a longer wait cannot succeed later than that.
+        let deadline = start + timeout.min(MAX_DURATION);
         let mut backoff = Backoff::new(self.options.poll_max);
         let mut recheck_at = start;
         loop {
