@@ -189,6 +189,43 @@ pub enum Error {
         source: rusqlite::Error,
     },
 
+    /// The loopback callback port is held by something that cannot take this store's
+    /// callbacks. Returned at once, never after a silent wait.
+    #[error(
+        "the callback port 127.0.0.1:{port} is already in use by {holder}, so the browser's \
+         redirect would not reach this program; choose another callback port (the listener's \
+         port option, or your tool's callback-port setting) or a redirect URI on a free port, \
+         or stop the program that holds it"
+    )]
+    PortInUse {
+        /// The port asked for.
+        port: u16,
+        /// What answered on it.
+        holder: PortHolder,
+    },
+
+    /// No callback arrived for the flow while waiting. The flow stays pending until it expires.
+    #[error(
+        "no browser callback arrived for this login within {waited:?}; finish the login in the \
+         browser and wait again, or start the login again"
+    )]
+    CallbackTimeout {
+        /// How long the caller waited.
+        waited: Duration,
+    },
+
+    /// The loopback callback listener could not use its socket.
+    #[error("the callback listener on 127.0.0.1:{port} could not {action}")]
+    Listener {
+        /// The port involved.
+        port: u16,
+        /// What it was doing, such as `"bind the port"`.
+        action: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Any other SQLite error.
     #[error("SQLite error")]
     Sqlite(#[source] rusqlite::Error),
@@ -206,6 +243,33 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// What holds a loopback callback port that a listener could not bind
+/// ([`Error::PortInUse`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PortHolder {
+    /// A callback listener serving this same store file: its flows complete through the file,
+    /// so a second listener is not needed (share it instead of binding).
+    SameStore,
+    /// A callback listener of this crate serving a different store file.
+    OtherStore,
+    /// Another program (it did not answer the listener's probe).
+    Other,
+}
+
+impl std::fmt::Display for PortHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PortHolder::SameStore => {
+                "a callback listener on this same store file (share it instead of binding a \
+                 second one)"
+            }
+            PortHolder::OtherStore => "a callback listener serving a different store file",
+            PortHolder::Other => "another program",
+        })
+    }
 }
 
 impl Error {

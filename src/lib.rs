@@ -4,6 +4,8 @@ mod admin;
 mod clock;
 mod error;
 mod flow;
+#[cfg(feature = "listener")]
+mod listener;
 mod maintenance;
 mod migrate;
 mod ops;
@@ -25,11 +27,14 @@ pub use admin::{
     FlowSummary, Problem, ProblemKind,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::PortHolder;
 pub use error::{Error, Result};
 pub use flow::{
     BeginRequest, ConsumedFlow, Flow, FlowInfo, InvalidateScope, Stats, Status, StatusCounts,
     SweepReport,
 };
+#[cfg(feature = "listener")]
+pub use listener::{CallbackListener, ListenerOptions, LoopbackCallback, PROBE_PATH};
 pub use migrate::{MigrationReport, SCHEMA_VERSION};
 pub use options::{Durability, StoreOptions};
 pub use permissions::FileChecks;
