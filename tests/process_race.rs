@@ -266,8 +266,17 @@ fn a_write_lock_held_by_another_process_is_busy_then_waited_for() {
             break;
         }
     }
-    // Reads do not need the write lock in WAL mode.
+    // Reads do not need the write lock in WAL mode, and neither does opening the file.
     impatient.check(flow.state().secret()).unwrap();
+    let late = StoreOptions::default()
+        .busy_timeout(Duration::from_millis(100))
+        .open(&fx.path)
+        .unwrap();
+    assert_eq!(late.store_id(), patient.store_id());
+    is_busy(
+        "consume on a store opened under the lock",
+        late.consume(flow.state().secret()),
+    );
     is_busy("consume", impatient.consume(flow.state().secret()));
     is_busy("begin", impatient.begin(BeginRequest::new("srv")));
     is_busy(
