@@ -6,7 +6,8 @@
 mod common;
 
 use oauth_state_store::{
-    BeginRequest, CodeVerifier, Error, ManualClock, State, Status, Store, StoreOptions,
+    BeginRequest, CodeVerifier, Error, InvalidateScope, ManualClock, State, Status, Store,
+    StoreOptions,
 };
 use proptest::prelude::*;
 
@@ -65,6 +66,13 @@ enum Op {
         s: usize,
     },
     Sweep,
+    PendingVerifier {
+        server: usize,
+    },
+    Invalidate {
+        server: usize,
+        scope: usize,
+    },
     Advance {
         ms: i64,
     },
@@ -86,6 +94,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => s.clone().prop_map(|s| Op::Complete { s }),
         1 => s.prop_map(|s| Op::Reject { s }),
         1 => Just(Op::Sweep),
+        1 => (0..SERVERS.len()).prop_map(|server| Op::PendingVerifier { server }),
+        1 => (0..SERVERS.len(), 0..3usize)
+            .prop_map(|(server, scope)| Op::Invalidate { server, scope }),
         3 => (-4_000i64..6_000).prop_map(|ms| Op::Advance { ms }),
     ]
 }
@@ -109,6 +120,7 @@ enum Out {
     },
     Challenge(String),
     Swept([u64; 5]),
+    Count(u64),
     Unit,
     Err(String),
 }
@@ -267,6 +279,38 @@ impl Model {
                 });
                 Out::Swept(removed)
             }
+            Op::PendingVerifier { server } => {
+                let live: Vec<&Row> = self
+                    .rows
+                    .iter()
+                    .filter(|r| {
+                        r.server == server
+                            && matches!(r.status, Status::Pending | Status::Completed)
+                            && !r.expired(now)
+                    })
+                    .collect();
+                match live.len() {
+                    0 => e("NoPendingVerifier"),
+                    1 => Out::Challenge(challenge(live[0].v)),
+                    n => e(&format!("AmbiguousPendingVerifier {{ count: {n} }}")),
+                }
+            }
+            Op::Invalidate { server, scope } => {
+                let statuses: &[Status] = match scope {
+                    0 => &[Status::Unbound],
+                    1 => &[
+                        Status::Unbound,
+                        Status::Pending,
+                        Status::Completed,
+                        Status::Failed,
+                    ],
+                    _ => &Status::ALL,
+                };
+                let before = self.rows.len();
+                self.rows
+                    .retain(|r| !(r.server == server && statuses.contains(&r.status)));
+                Out::Count((before - self.rows.len()) as u64)
+            }
             Op::Advance { ms } => {
                 self.now += ms;
                 Out::Unit
@@ -385,6 +429,21 @@ fn run(store: &Store, clock: &ManualClock, op: &Op) -> Out {
             Ok(r) => Out::Swept(Status::ALL.map(|s| r.removed.get(s))),
             Err(err) => Out::Err(err_name(&err)),
         },
+        Op::PendingVerifier { server } => match store.pending_verifier(SERVERS[server], None) {
+            Ok(v) => Out::Challenge(v.challenge().to_string()),
+            Err(err) => Out::Err(err_name(&err)),
+        },
+        Op::Invalidate { server, scope } => {
+            let scope = [
+                InvalidateScope::Unbound,
+                InvalidateScope::Live,
+                InvalidateScope::All,
+            ][scope];
+            match store.invalidate(SERVERS[server], None, scope) {
+                Ok(n) => Out::Count(n),
+                Err(err) => Out::Err(err_name(&err)),
+            }
+        }
         Op::Advance { ms } => {
             clock.advance(time::Duration::milliseconds(ms));
             Out::Unit
