@@ -13,8 +13,9 @@ use oauth_state_store::{BeginRequest, Error, Store, StoreOptions, SCHEMA_VERSION
 
 const RACERS: usize = 16;
 
-/// Child: opens the store named by `OSS_DB`, says `READY`, then for every line `ROUND STATE`
-/// on stdin consumes `STATE` and prints `R ROUND OK <challenge of the verifier it got>` or
+/// Child: opens the store named by `OSS_DB`, says `READY`, then for every line
+/// `ROUND OP STATE` on stdin runs `OP` (`consume`, or `complete` as a callback listener does)
+/// on `STATE` and prints `R ROUND OK <challenge of the verifier it got> <code?>` or
 /// `R ROUND ERR <error variant>`. It blocks on stdin between rounds, so the parent's writes
 /// release all racers at once.
 #[test]
@@ -27,10 +28,17 @@ fn child_racer() {
     out.flush().unwrap();
     for line in std::io::stdin().lock().lines() {
         let line = line.unwrap();
-        let (round, state) = line.split_once(' ').expect("ROUND STATE");
-        let result = match store.consume(state) {
-            Ok(flow) => format!("OK {}", flow.verifier.challenge()),
-            Err(e) => format!("ERR {e:?}"),
+        let mut f = line.split(' ');
+        let (round, op, state) = (f.next().unwrap(), f.next().unwrap(), f.next().unwrap());
+        let result = match op {
+            "consume" => match store.consume(state) {
+                Ok(flow) => format!("OK {} {}", flow.verifier.challenge(), flow.code.is_some()),
+                Err(e) => format!("ERR {e:?}"),
+            },
+            _ => match store.complete(state, "race-code") {
+                Ok(_) => "OK completed".to_owned(),
+                Err(e) => format!("ERR {e:?}"),
+            },
         };
         writeln!(out, "R {round} {result}").unwrap();
         out.flush().unwrap();
@@ -77,7 +85,7 @@ fn sixteen_processes_race_to_consume_each_state_and_exactly_one_wins() {
         .collect();
     for round in 0..rounds {
         let flow = store.begin(BeginRequest::new("srv")).unwrap();
-        let line = format!("{round} {}\n", flow.state().secret());
+        let line = format!("{round} consume {}\n", flow.state().secret());
         for stdin in &mut stdins {
             stdin.write_all(line.as_bytes()).unwrap();
             stdin.flush().unwrap();
@@ -87,7 +95,7 @@ fn sixteen_processes_race_to_consume_each_state_and_exactly_one_wins() {
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
         assert_eq!(
             winners[0],
-            &format!("OK {}", flow.code_challenge()),
+            &format!("OK {} false", flow.code_challenge()),
             "round {round}: the winner got another flow's verifier"
         );
         let losers = results.iter().filter(|r| !r.starts_with("OK "));
@@ -105,6 +113,74 @@ fn sixteen_processes_race_to_consume_each_state_and_exactly_one_wins() {
     let stats = store.stats().unwrap();
     assert_eq!(stats.counts.consumed, rounds as u64);
     assert_eq!(stats.counts.total(), rounds as u64);
+}
+
+/// Case 1 with the listener's half: in every round half of the 16 processes record a code
+/// for the state (`complete`) while the other half consume it. One consume wins; it carries
+/// the code exactly when one `complete` got in first; nothing else succeeds.
+#[test]
+fn processes_racing_to_complete_and_consume_one_state_agree_on_one_outcome() {
+    let rounds = count(60, 400);
+    let fx = Fixture::new();
+    let store = Store::open(&fx.path).unwrap();
+    let db = fx.path.to_str().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let mut children = Vec::new();
+    for id in 0..RACERS {
+        let mut child = spawn_child("child_racer", &[("OSS_DB", db)]);
+        forward_lines(id, &mut child, tx.clone());
+        children.push(child);
+    }
+    drop(tx);
+    collect(&rx, RACERS, "READY");
+    let mut stdins: Vec<_> = children
+        .iter_mut()
+        .map(|c| c.stdin.take().unwrap())
+        .collect();
+    let mut with_code = 0;
+    for round in 0..rounds {
+        let flow = store.begin(BeginRequest::new("srv")).unwrap();
+        for (id, stdin) in stdins.iter_mut().enumerate() {
+            let op = if id % 2 == 0 { "complete" } else { "consume" };
+            let line = format!("{round} {op} {}\n", flow.state().secret());
+            stdin.write_all(line.as_bytes()).unwrap();
+            stdin.flush().unwrap();
+        }
+        let results = collect(&rx, RACERS, &format!("R {round} "));
+        let (completes, consumes): (Vec<_>, Vec<_>) =
+            results.iter().enumerate().partition(|(id, _)| id % 2 == 0);
+        let completed = completes
+            .iter()
+            .filter(|(_, r)| *r == "OK completed")
+            .count();
+        assert!(completed <= 1, "round {round}: {results:?}");
+        for (_, r) in completes.iter().filter(|(_, r)| *r != "OK completed") {
+            assert!(
+                *r == "ERR AlreadyCompleted" || *r == "ERR AlreadyConsumed",
+                "round {round}: {results:?}"
+            );
+        }
+        let won: Vec<_> = consumes
+            .iter()
+            .filter(|(_, r)| r.starts_with("OK "))
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {results:?}");
+        let code = completed == 1;
+        with_code += usize::from(code);
+        assert_eq!(
+            won[0].1,
+            &format!("OK {} {code}", flow.code_challenge()),
+            "round {round}: {results:?}"
+        );
+        for (_, r) in consumes.iter().filter(|(_, r)| !r.starts_with("OK ")) {
+            assert_eq!(*r, "ERR AlreadyConsumed", "round {round}: {results:?}");
+        }
+    }
+    eprintln!("{with_code} of {rounds} winners carried a code");
+    drop(stdins);
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
 }
 
 /// Child: blocks on stdin until released, opens the store named by `OSS_DB`, runs one flow,
