@@ -48,7 +48,7 @@ fn child_history() {
         let slot = rand::random_range(0..SLOTS);
         let (state, verifier) = &slots[slot];
         let start = SystemClock.now_ms();
-        let (op, result) = match rand::random_range(0..10) {
+        let (op, result) = match rand::random_range(0..11) {
             0..=1 if slot < BEGIN => {
                 let req = BeginRequest::new("srv")
                     .state(State::new(state.clone()).unwrap())
@@ -83,12 +83,17 @@ fn child_history() {
             }
             4..=6 => {
                 let r = store.consume(state).map(|c| {
+                    let code = match c.code {
+                        None => "-",
+                        Some(code) if code.secret() == "history-code" => "code",
+                        Some(_) => "wrong-code",
+                    };
                     format!(
-                        "{} {} {} {}",
+                        "{} {} {} {} {code}",
                         c.verifier.challenge(),
                         c.info.created_at,
                         c.info.expires_at,
-                        c.consumed_at
+                        c.consumed_at,
                     )
                 });
                 ("consume", r)
@@ -103,6 +108,12 @@ fn child_history() {
                 "sweep",
                 store.sweep().map(|r| r.removed.total().to_string()),
             ),
+            9 => {
+                let r = store
+                    .complete(state, "history-code")
+                    .map(|i| format!("{} {}", i.created_at, i.expires_at));
+                ("complete", r)
+            }
             _ => {
                 std::thread::sleep(Duration::from_millis(rand::random_range(1..20)));
                 continue;
@@ -228,6 +239,15 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
                 "AlreadyCompleted",
             ][..],
         ),
+        (
+            "complete",
+            &[
+                "UnknownState",
+                "Expired",
+                "AlreadyConsumed",
+                "AlreadyCompleted",
+            ][..],
+        ),
         ("sweep", &[][..]),
     ]);
     // Flows that were created, by (slot, created_at), as begin and promote reported them.
@@ -258,6 +278,13 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
     }
     let mut consumed: HashSet<(usize, i64)> = HashSet::new();
     let mut rejected: HashSet<(usize, i64)> = HashSet::new();
+    let mut completed: HashSet<(usize, i64)> = HashSet::new();
+    for e in events.iter().filter(|e| e.ok && e.op == "complete") {
+        let (c, x) = (num(e, 0), num(e, 1));
+        assert!(created.contains(&(e.slot, c)), "completed an unknown flow");
+        assert!(e.start < x, "complete succeeded after expiry: {e:?}");
+        assert!(completed.insert((e.slot, c)), "completed twice: {e:?}");
+    }
     let mut wins = 0;
     for e in events.iter().filter(|e| e.ok) {
         match e.op.as_str() {
@@ -278,6 +305,11 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
                     "a flow was consumed twice: slot {} created {c}",
                     e.slot
                 );
+                assert_eq!(
+                    e.fields[4] == "code",
+                    completed.contains(&(e.slot, c)),
+                    "the code handed out does not match the callbacks recorded: {e:?}"
+                );
             }
             "check" => {
                 let (c, x) = (num(e, 1), num(e, 2));
@@ -296,6 +328,10 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
     assert!(
         consumed.is_disjoint(&rejected),
         "a rejected flow handed out its verifier"
+    );
+    assert!(
+        completed.is_disjoint(&rejected),
+        "a flow both completed and rejected"
     );
     assert!(
         wins > 0,
