@@ -183,3 +183,28 @@ fn a_writer_killed_at_random_moments_loses_nothing_it_reported_and_half_applies_
     let flow = store.begin(BeginRequest::new("srv")).unwrap();
     store.consume(flow.state().secret()).unwrap();
 }
+
+/// Case 4 at the first open: a process killed while it creates a fresh file (permissions,
+/// WAL switch, migrations) leaves a file that the next process opens and uses.
+#[test]
+fn a_process_killed_while_creating_a_fresh_file_leaves_it_usable() {
+    for attempt in 0..count(10, 40) {
+        let fx = Fixture::new();
+        let db = fx.path.to_str().unwrap();
+        let mut child = spawn_child("child_writer", &[("OSS_DB", db)]);
+        std::thread::sleep(Duration::from_millis(rand::random_range(0..40)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        if fx.path.exists() {
+            let conn = Connection::open(&fx.path).unwrap();
+            let integrity: String = conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(integrity, "ok", "attempt {attempt}");
+        }
+        let store = Store::open(&fx.path)
+            .unwrap_or_else(|e| panic!("attempt {attempt}: reopening failed: {e}"));
+        let flow = store.begin(BeginRequest::new("srv")).unwrap();
+        store.consume(flow.state().secret()).unwrap();
+    }
+}
