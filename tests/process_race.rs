@@ -285,7 +285,8 @@ fn sixteen_processes_open_the_same_fresh_file_at_once() {
 }
 
 /// Child: takes the write lock of the file named by `OSS_DB` with `BEGIN IMMEDIATE` on a raw
-/// connection, says `LOCKED`, holds it for `OSS_HOLD_MS`, then rolls back.
+/// connection, says `LOCKED`, and holds it for `OSS_HOLD_MS` and until a line arrives on stdin
+/// (so that a slow machine cannot end the hold before the parent's checks), then rolls back.
 #[test]
 #[ignore = "run as a child process by the tests in this file"]
 fn child_hold_write_lock() {
@@ -296,7 +297,10 @@ fn child_hold_write_lock() {
     conn.execute_batch("BEGIN IMMEDIATE").unwrap();
     println!("LOCKED");
     std::io::stdout().flush().unwrap();
-    std::thread::sleep(Duration::from_millis(hold));
+    let start = std::time::Instant::now();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).unwrap();
+    std::thread::sleep(Duration::from_millis(hold).saturating_sub(start.elapsed()));
     conn.execute_batch("ROLLBACK").unwrap();
     println!("RELEASED");
 }
@@ -365,7 +369,14 @@ fn a_write_lock_held_by_another_process_is_busy_then_waited_for() {
         "save_code_verifier",
         impatient.save_code_verifier("srv", None, &"v".repeat(43)),
     );
-    // The default timeout outwaits the holder.
+    // The default timeout outwaits the holder, which lets go at the earliest 2 s after it
+    // took the lock.
+    holder
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"release\n")
+        .unwrap();
     let consumed = patient.consume(flow.state().secret()).unwrap();
     assert_eq!(&consumed.verifier.challenge(), flow.code_challenge());
     assert!(holder.wait().unwrap().success());
