@@ -11,11 +11,11 @@ use crate::validate;
 
 pub(crate) const SELECT_LIVE_BOUND_VERIFIERS: &str = "SELECT code_verifier FROM flows \
      WHERE server_id = ?1 AND client_id IS ?2 AND status IN ('pending', 'completed') \
-     AND expires_at > ?3 LIMIT 2";
+     AND expires_at > ?3 AND created_at <= ?3 LIMIT 2";
 
 pub(crate) const COUNT_LIVE_BOUND: &str = "SELECT count(*) FROM flows \
      WHERE server_id = ?1 AND client_id IS ?2 AND status IN ('pending', 'completed') \
-     AND expires_at > ?3";
+     AND expires_at > ?3 AND created_at <= ?3";
 
 /// `?2` NULL means every client of the server; `?3..?7` are the statuses to delete (NULL
 /// fills unused slots).

@@ -33,8 +33,9 @@ pub(crate) const SELECT_BY_CHALLENGE: &str =
      redirect_uri, issuer, resource, scope, created_at, code_verifier, auth_code, error, \
      error_description, state_key FROM flows WHERE code_challenge = ?1";
 
+/// Expired as [`rules`] says: past its expiry, or created after `?2` (the clock went back).
 pub(crate) const DELETE_EXPIRED_BY_ID: &str =
-    "DELETE FROM flows WHERE id = ?1 AND expires_at <= ?2";
+    "DELETE FROM flows WHERE id = ?1 AND (expires_at <= ?2 OR created_at > ?2)";
 
 pub(crate) const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
      redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
@@ -104,6 +105,7 @@ impl FlowRow {
             expires_at: self.expires_at,
             server_id: &self.server_id,
             client_id: self.client_id.as_deref(),
+            created_at: self.created_at,
         }
     }
 

@@ -99,7 +99,8 @@ const SELECT_FOR_LOAD: &str = "SELECT id, status, expires_at, server_id, client_
      code_verifier, issuer, require_issuer, scope, client_created_at, created_at \
      FROM flows WHERE state_key = ?1";
 
-const DELETE_EXPIRED: &str = "DELETE FROM flows WHERE id = ?1 AND expires_at <= ?2";
+const DELETE_EXPIRED: &str =
+    "DELETE FROM flows WHERE id = ?1 AND (expires_at <= ?2 OR created_at > ?2)";
 
 /// The columns of a row that `load` reads.
 struct LoadRow {
@@ -227,6 +228,7 @@ impl RmcpStateStore {
                 expires_at: row.expires_at,
                 server_id: &row.server_id,
                 client_id: row.client_id.as_deref(),
+                created_at: row.created_at_ms,
             };
             match rules::check(Some(&snapshot), now) {
                 Verdict::Expire => return Ok(Found::Expired(row.id)),

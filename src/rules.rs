@@ -14,11 +14,15 @@ pub(crate) struct Snapshot<'a> {
     pub expires_at: i64,
     pub server_id: &'a str,
     pub client_id: Option<&'a str>,
+    pub created_at: i64,
 }
 
 impl Snapshot<'_> {
+    /// Past its expiry, or created after `now`: a clock that reads before the flow's creation
+    /// (stepped back, or another process's clock ahead) cannot vouch for its age, and going
+    /// by expiry alone would let the flow outlive its creation plus its TTL.
     fn expired(&self, now: i64) -> bool {
-        now >= self.expires_at
+        now >= self.expires_at || now < self.created_at
     }
 }
 
@@ -124,6 +128,7 @@ mod tests {
             expires_at,
             server_id: "s",
             client_id: Some("c"),
+            created_at: 0,
         }
     }
 
@@ -146,6 +151,20 @@ mod tests {
             Verdict::Burn(_)
         ));
         assert!(matches!(consume(Some(&r), 9, Some("s")), Verdict::Proceed));
+    }
+
+    #[test]
+    fn a_clock_reading_before_creation_is_expired() {
+        let mut r = row(Status::Pending, 10);
+        r.created_at = 5;
+        assert!(matches!(consume(Some(&r), 5, None), Verdict::Proceed));
+        assert!(matches!(consume(Some(&r), 4, None), Verdict::Expire));
+        assert!(matches!(record_callback(Some(&r), 4), Verdict::Expire));
+        r.status = Status::Unbound;
+        assert!(matches!(
+            promote(Some(&r), 4, "s", Some("c"), false),
+            Verdict::Expire
+        ));
     }
 
     #[test]

@@ -81,3 +81,36 @@ pub fn lines_with(output: &Output, prefix: &str) -> Vec<String> {
         .filter_map(|l| l.strip_prefix(prefix).map(str::to_owned))
         .collect()
 }
+
+/// Whether the heavy variants of the reliability tests run (`OSS_HEAVY=1`).
+pub fn heavy() -> bool {
+    std::env::var("OSS_HEAVY").is_ok_and(|v| v == "1")
+}
+
+/// `heavy` when `OSS_HEAVY=1`, else `light`.
+pub fn count(light: usize, heavy_count: usize) -> usize {
+    if heavy() {
+        heavy_count
+    } else {
+        light
+    }
+}
+
+/// Forwards every line `child` prints on stdout to `tx` as `(id, line)`, from a thread, until
+/// the child closes its stdout.
+pub fn forward_lines(
+    id: usize,
+    child: &mut std::process::Child,
+    tx: std::sync::mpsc::Sender<(usize, String)>,
+) -> std::thread::JoinHandle<()> {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("child stdout");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send((id, line)).is_err() {
+                break;
+            }
+        }
+    })
+}
