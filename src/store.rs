@@ -51,6 +51,7 @@ fn init_connection(
     conn: &mut Connection,
     busy_timeout: Duration,
     durability: Durability,
+    max_size: Option<u64>,
 ) -> rusqlite::Result<()> {
     conn.busy_timeout(busy_timeout)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
@@ -58,6 +59,11 @@ fn init_connection(
     conn.set_prepared_statement_cache_capacity(32);
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "cell_size_check", "ON")?;
+    if let Some(bytes) = max_size {
+        let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = (bytes / page.max(1) as u64).clamp(1, u64::from(u32::MAX - 1));
+        conn.pragma_update(None, "max_page_count", pages as i64)?;
+    }
     let sync = match durability {
         Durability::Normal => "NORMAL",
         Durability::Full => "FULL",
@@ -120,10 +126,16 @@ impl Store {
     }
 
     pub(crate) fn open_with(path: &Path, opts: StoreOptions) -> Result<Store> {
-        permissions::prepare(path, opts.create_if_missing, opts.file_checks)?;
+        let create = opts.create_if_missing && !opts.read_only;
+        permissions::prepare(path, create, opts.file_checks)?;
         // No SQLITE_OPEN_CREATE: the file exists now, made 0600 by us. No SQLITE_OPEN_URI: a
         // path is a path. NOFOLLOW: a symlink swapped in after our check is still refused.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        let access = if opts.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        let flags = access
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW
             | OpenFlags::SQLITE_OPEN_EXRESCODE;
@@ -148,8 +160,9 @@ impl Store {
         opts: StoreOptions,
         path: Option<PathBuf>,
     ) -> Result<Store> {
-        let (bt, durability) = (opts.busy_timeout, opts.durability);
-        let manager = manager.with_init(move |c| init_connection(c, bt, durability));
+        let (bt, durability, max_size) =
+            (opts.busy_timeout, opts.durability, opts.max_database_size);
+        let manager = manager.with_init(move |c| init_connection(c, bt, durability, max_size));
         let sql = |e| Error::from_sqlite(e, bt);
         // Set the file up on a connection of our own, so that its failures keep SQLite's
         // typed error (r2d2 would flatten them into a message).
@@ -161,7 +174,8 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        if path.is_some() {
+        // A read-only connection cannot change the journal mode; it reads the file as it is.
+        if path.is_some() && !opts.read_only {
             ensure_wal(&conn, bt).map_err(sql)?;
         }
         let migration = if found == SCHEMA_VERSION {
