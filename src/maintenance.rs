@@ -100,7 +100,7 @@ impl Store {
         for (slot, status) in slots.iter_mut().zip(scope.statuses()) {
             *slot = Some(status.as_str());
         }
-        self.write(|tx, _now| {
+        self.write_wiping(|tx, _now| {
             let n = tx.prepare_cached(INVALIDATE)?.execute(params![
                 server_id, client_id, slots[0], slots[1], slots[2], slots[3], slots[4]
             ])?;
@@ -119,7 +119,7 @@ impl Store {
         let mut report = SweepReport::default();
         let batch = self.sweep_batch_size();
         loop {
-            let deleted = self.write(|tx, now| {
+            let deleted = self.write_wiping(|tx, now| {
                 let mut stmt = tx.prepare_cached(SWEEP_BATCH)?;
                 let statuses = stmt
                     .query_map(params![now, batch], |r| status_of(&r.get::<_, String>(0)?))?

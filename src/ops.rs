@@ -443,7 +443,7 @@ impl Store {
             Ok(Some(info)) => Ok(info),
             Ok(None) => Err(Error::UnknownState),
             // The delete re-checks the expiry, so running it in its own transaction is safe.
-            Err(id) => self.write(|tx, now| {
+            Err(id) => self.write_wiping(|tx, now| {
                 delete_expired(tx, id, now)?;
                 Ok(Err(Error::Expired))
             }),
@@ -478,7 +478,7 @@ impl Store {
     fn consume_inner(&self, state: &str, expect: Option<&str>) -> Result<ConsumedFlow> {
         pkce::validate_state(state)?;
         let key = pkce::state_key(state);
-        self.write(|tx, now| {
+        self.write_wiping(|tx, now| {
             let row = find_by_state(tx, &key)?;
             let (burn, result) =
                 match rules::consume(row.as_ref().map(FlowRow::snapshot).as_ref(), now, expect) {
@@ -561,7 +561,7 @@ impl Store {
         update: impl FnOnce(&Transaction<'_>, i64) -> Result<()>,
     ) -> Result<FlowInfo> {
         let key = pkce::state_key(state);
-        self.write(|tx, now| {
+        let write = |tx: &Transaction<'_>, now| {
             let row = find_by_state(tx, &key)?;
             match rules::record_callback(row.as_ref().map(FlowRow::snapshot).as_ref(), now) {
                 Verdict::Proceed | Verdict::AlreadyDone => {}
@@ -578,7 +578,13 @@ impl Store {
             let mut info = row.info();
             info.status = to;
             Ok(Ok(info))
-        })
+        };
+        // A failure wipes the verifier; a code recorded wipes nothing.
+        if to == Status::Failed {
+            self.write_wiping(write)
+        } else {
+            self.write(write)
+        }
     }
 }
 
