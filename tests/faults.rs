@@ -43,6 +43,11 @@ fn consume_known(store: &Store, i: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// `OSS_HEAVY=1`: bigger files for the corruption sweeps.
+fn heavy() -> bool {
+    std::env::var_os("OSS_HEAVY").is_some_and(|v| v == "1")
+}
+
 fn checkpoint(path: &Path) {
     let raw = rusqlite::Connection::open(path).unwrap();
     raw.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
@@ -372,7 +377,7 @@ fn a_zero_length_file_is_a_new_empty_database() {
 /// Case 9: a file cut short, at several lengths.
 #[test]
 fn a_truncated_file_is_a_typed_error_never_a_wrong_verifier() {
-    let n = 200;
+    let n = if heavy() { 2000 } else { 200 };
     let template = populated(n);
     let bytes = fs::read(&template.path).unwrap();
     let len = bytes.len();
@@ -398,7 +403,7 @@ fn a_truncated_file_is_a_typed_error_never_a_wrong_verifier() {
 /// Case 9: one page overwritten with garbage, for each page of the file in turn.
 #[test]
 fn one_page_overwritten_is_a_typed_error_never_a_wrong_verifier() {
-    let n = 120;
+    let n = if heavy() { 1500 } else { 120 };
     let template = populated(n);
     let bytes = fs::read(&template.path).unwrap();
     let page = 4096;
@@ -446,6 +451,23 @@ fn a_flipped_verifier_byte_is_corrupt_not_a_wrong_verifier() {
     assert_error_clean(&e, &SECRETS);
     consume_known(&store, 0).unwrap();
     consume_known(&store, 2).unwrap();
+}
+
+/// Case 9: the same damage seen through `pending_verifier`, the SDK's state-less lookup.
+#[test]
+fn a_flipped_verifier_byte_is_corrupt_for_pending_verifier_too() {
+    let fx = populated(1);
+    let (_, verifier) = secrets(0);
+    let mut bytes = fs::read(&fx.path).unwrap();
+    let at = bytes
+        .windows(verifier.len())
+        .position(|w| w == verifier.as_bytes())
+        .expect("the verifier is in the checkpointed file");
+    bytes[at + 9] = if bytes[at + 9] == b'~' { b'.' } else { b'~' };
+    fs::write(&fx.path, &bytes).unwrap();
+    let e = fx.store().pending_verifier("srv", None).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+    assert_error_clean(&e, &SECRETS);
 }
 
 /// Case 9: a state-key index entry that points at another flow's row (damage inside the index
