@@ -278,7 +278,7 @@ impl Store {
         let batch = self.sweep_batch_size();
         let mut report = SweepReport::default();
         loop {
-            let deleted = self.write(|tx, now| {
+            let deleted = self.write_wiping(|tx, now| {
                 let cut = cutoff(now, older_than)?;
                 let statuses = tx
                     .prepare_cached(DELETE_FINISHED_BATCH)?

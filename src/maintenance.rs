@@ -5,11 +5,13 @@ use rusqlite::params;
 
 use crate::error::{Error, Result};
 use crate::flow::{InvalidateScope, Stats, Status, SweepReport};
+use crate::ops::{corrupt_row, verifier_matches};
 use crate::pkce::CodeVerifier;
 use crate::store::Store;
 use crate::validate;
 
-pub(crate) const SELECT_LIVE_BOUND_VERIFIERS: &str = "SELECT code_verifier FROM flows \
+pub(crate) const SELECT_LIVE_BOUND_VERIFIERS: &str =
+    "SELECT code_verifier, code_challenge FROM flows \
      WHERE server_id = ?1 AND client_id IS ?2 AND status IN ('pending', 'completed') \
      AND expires_at > ?3 AND created_at <= ?3 LIMIT 2";
 
@@ -52,13 +54,23 @@ impl Store {
     ) -> Result<CodeVerifier> {
         validate::server_and_client(server_id, client_id)?;
         self.read(|tx, now| {
-            let mut found: Vec<String> = tx
+            let mut found: Vec<(String, String)> = tx
                 .prepare_cached(SELECT_LIVE_BOUND_VERIFIERS)?
-                .query_map(params![server_id, client_id, now], |r| r.get(0))?
+                .query_map(params![server_id, client_id, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?
                 .collect::<rusqlite::Result<_>>()?;
             match found.len() {
                 0 => Err(Error::NoPendingVerifier),
-                1 => Ok(CodeVerifier::from_stored(found.remove(0))),
+                1 => {
+                    let (verifier, challenge) = found.remove(0);
+                    if !verifier_matches(&verifier, &challenge) {
+                        return Err(corrupt_row(
+                            "the code_verifier no longer matches its code_challenge",
+                        ));
+                    }
+                    Ok(CodeVerifier::from_stored(verifier))
+                }
                 _ => {
                     let count: i64 = tx
                         .prepare_cached(COUNT_LIVE_BOUND)?
@@ -88,7 +100,7 @@ impl Store {
         for (slot, status) in slots.iter_mut().zip(scope.statuses()) {
             *slot = Some(status.as_str());
         }
-        self.write(|tx, _now| {
+        self.write_wiping(|tx, _now| {
             let n = tx.prepare_cached(INVALIDATE)?.execute(params![
                 server_id, client_id, slots[0], slots[1], slots[2], slots[3], slots[4]
             ])?;
@@ -107,7 +119,7 @@ impl Store {
         let mut report = SweepReport::default();
         let batch = self.sweep_batch_size();
         loop {
-            let deleted = self.write(|tx, now| {
+            let deleted = self.write_wiping(|tx, now| {
                 let mut stmt = tx.prepare_cached(SWEEP_BATCH)?;
                 let statuses = stmt
                     .query_map(params![now, batch], |r| status_of(&r.get::<_, String>(0)?))?

@@ -21,17 +21,20 @@ pub(crate) const INSERT_FLOW: &str =
 
 /// The columns [`FlowRow::from_row`] reads, in order.
 const FLOW_COLUMNS: &str = "id, status, expires_at, server_id, client_id, redirect_uri, issuer, \
-     resource, scope, created_at, code_verifier, auth_code, error, error_description, state_key";
+     resource, scope, created_at, code_verifier, auth_code, error, error_description, state_key, \
+     code_challenge";
 
 pub(crate) const SELECT_BY_STATE: &str =
     "SELECT id, status, expires_at, server_id, client_id, redirect_uri, \
      issuer, resource, scope, created_at, code_verifier, auth_code, error, error_description, \
-     state_key FROM flows WHERE state_key = ?1";
+     state_key, code_challenge FROM flows \
+     WHERE id = (SELECT id FROM flows WHERE state_key = ?1)";
 
 pub(crate) const SELECT_BY_CHALLENGE: &str =
     "SELECT id, status, expires_at, server_id, client_id, \
      redirect_uri, issuer, resource, scope, created_at, code_verifier, auth_code, error, \
-     error_description, state_key FROM flows WHERE code_challenge = ?1";
+     error_description, state_key, code_challenge FROM flows \
+     WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)";
 
 /// Expired as [`rules`] says: past its expiry, or created after `?2` (the clock went back).
 pub(crate) const DELETE_EXPIRED_BY_ID: &str =
@@ -68,6 +71,7 @@ struct FlowRow {
     error: Option<String>,
     error_description: Option<String>,
     state_key: Option<Vec<u8>>,
+    code_challenge: String,
 }
 
 impl FlowRow {
@@ -96,6 +100,7 @@ impl FlowRow {
             error: r.get(12)?,
             error_description: r.get(13)?,
             state_key: r.get(14)?,
+            code_challenge: r.get(15)?,
         })
     }
 
@@ -106,6 +111,16 @@ impl FlowRow {
             server_id: &self.server_id,
             client_id: self.client_id.as_deref(),
             created_at: self.created_at,
+        }
+    }
+
+    /// A stored verifier must hash to the stored challenge (it did when it was written).
+    fn check_verifier(&self) -> Result<()> {
+        match &self.verifier {
+            Some(v) if !verifier_matches(v, &self.code_challenge) => Err(corrupt_row(
+                "the code_verifier no longer matches its code_challenge",
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -130,6 +145,56 @@ fn find(tx: &Transaction<'_>, sql: &str, key: &dyn rusqlite::ToSql) -> Result<Op
         .prepare_cached(sql)?
         .query_row([key], FlowRow::from_row)
         .optional()?)
+}
+
+/// The flow whose state key is `key`. The row must really carry that key and a verifier that
+/// matches its challenge: SQLite follows a damaged index entry to whatever row it names, and
+/// cannot see a changed byte inside a value, so without these checks a damaged file could
+/// hand out another flow's verifier or a wrong one. (The statement finds the id through the
+/// index and reads the row by id: read straight through the index, `state_key` would come
+/// from the index itself and could not contradict it.)
+fn find_by_state(tx: &Transaction<'_>, key: &[u8; 32]) -> Result<Option<FlowRow>> {
+    let row = find(tx, SELECT_BY_STATE, &&key[..])?;
+    if let Some(r) = &row {
+        if r.state_key.as_deref() != Some(&key[..]) {
+            return Err(corrupt_row("the state-key index points at another flow"));
+        }
+        r.check_verifier()?;
+    }
+    Ok(row)
+}
+
+/// The flow whose code challenge is `challenge`, checked like [`find_by_state`]'s.
+fn find_by_challenge(tx: &Transaction<'_>, challenge: &str) -> Result<Option<FlowRow>> {
+    let row = find(tx, SELECT_BY_CHALLENGE, &challenge)?;
+    if let Some(r) = &row {
+        if r.code_challenge != challenge {
+            return Err(corrupt_row(
+                "the code-challenge index points at another flow",
+            ));
+        }
+        r.check_verifier()?;
+    }
+    Ok(row)
+}
+
+/// [`Error::Corrupt`] for a row that contradicts itself or its index; `what` never holds a
+/// value from the row.
+pub(crate) fn corrupt_row(what: &'static str) -> Error {
+    Error::Corrupt {
+        source: rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT),
+            Some(format!("flows row damaged: {what}")),
+        ),
+    }
+}
+
+/// Whether a stored verifier still hashes to the stored challenge.
+pub(crate) fn verifier_matches(verifier: &str, challenge: &str) -> bool {
+    CodeVerifier::from_stored(verifier.to_owned())
+        .challenge()
+        .as_str()
+        == challenge
 }
 
 /// Deletes an expired row; the caller commits and reports [`Error::Expired`].
@@ -333,7 +398,7 @@ impl Store {
         }
         let key = pkce::state_key(&state);
         self.write(|tx, now| {
-            let Some(mut row) = find(tx, SELECT_BY_CHALLENGE, &challenge)? else {
+            let Some(mut row) = find_by_challenge(tx, &challenge)? else {
                 return Err(Error::UnknownChallenge);
             };
             let same_state = row.state_key.as_deref() == Some(&key[..]);
@@ -367,7 +432,7 @@ impl Store {
         pkce::validate_state(state)?;
         let key = pkce::state_key(state);
         let found = self.read(|tx, now| {
-            let row = find(tx, SELECT_BY_STATE, &&key[..])?;
+            let row = find_by_state(tx, &key)?;
             Ok(
                 match rules::check(row.as_ref().map(FlowRow::snapshot).as_ref(), now) {
                     Verdict::Proceed | Verdict::AlreadyDone => Ok(row.map(|r| r.info())),
@@ -380,7 +445,7 @@ impl Store {
             Ok(Some(info)) => Ok(info),
             Ok(None) => Err(Error::UnknownState),
             // The delete re-checks the expiry, so running it in its own transaction is safe.
-            Err(id) => self.write(|tx, now| {
+            Err(id) => self.write_wiping(|tx, now| {
                 delete_expired(tx, id, now)?;
                 Ok(Err(Error::Expired))
             }),
@@ -415,8 +480,8 @@ impl Store {
     fn consume_inner(&self, state: &str, expect: Option<&str>) -> Result<ConsumedFlow> {
         pkce::validate_state(state)?;
         let key = pkce::state_key(state);
-        self.write(|tx, now| {
-            let row = find(tx, SELECT_BY_STATE, &&key[..])?;
+        self.write_wiping(|tx, now| {
+            let row = find_by_state(tx, &key)?;
             let (burn, result) =
                 match rules::consume(row.as_ref().map(FlowRow::snapshot).as_ref(), now, expect) {
                     Verdict::Refuse(e) => return Err(e),
@@ -498,8 +563,8 @@ impl Store {
         update: impl FnOnce(&Transaction<'_>, i64) -> Result<()>,
     ) -> Result<FlowInfo> {
         let key = pkce::state_key(state);
-        self.write(|tx, now| {
-            let row = find(tx, SELECT_BY_STATE, &&key[..])?;
+        let write = |tx: &Transaction<'_>, now| {
+            let row = find_by_state(tx, &key)?;
             match rules::record_callback(row.as_ref().map(FlowRow::snapshot).as_ref(), now) {
                 Verdict::Proceed | Verdict::AlreadyDone => {}
                 Verdict::Expire => {
@@ -515,7 +580,13 @@ impl Store {
             let mut info = row.info();
             info.status = to;
             Ok(Ok(info))
-        })
+        };
+        // A failure wipes the verifier; a code recorded wipes nothing.
+        if to == Status::Failed {
+            self.write_wiping(write)
+        } else {
+            self.write(write)
+        }
     }
 }
 

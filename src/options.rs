@@ -34,6 +34,8 @@ pub enum Durability {
 /// | [`file_checks`](Self::file_checks) | [`FileChecks::Enforce`] |
 /// | [`create_if_missing`](Self::create_if_missing) | `true` |
 /// | [`sweep_batch_size`](Self::sweep_batch_size) | 500 rows a transaction |
+/// | [`max_database_size`](Self::max_database_size) | no limit (SQLite's own) |
+/// | [`read_only`](Self::read_only) | `false` |
 ///
 /// ```no_run
 /// use oauth_state_store::{Durability, StoreOptions};
@@ -53,6 +55,8 @@ pub struct StoreOptions {
     pub(crate) file_checks: FileChecks,
     pub(crate) create_if_missing: bool,
     pub(crate) sweep_batch_size: u32,
+    pub(crate) max_database_size: Option<u64>,
+    pub(crate) read_only: bool,
 }
 
 impl Default for StoreOptions {
@@ -66,6 +70,8 @@ impl Default for StoreOptions {
             file_checks: FileChecks::Enforce,
             create_if_missing: true,
             sweep_batch_size: 500,
+            max_database_size: None,
+            read_only: false,
         }
     }
 }
@@ -112,6 +118,24 @@ impl StoreOptions {
     /// holds the write lock for long (at least 1).
     pub fn sweep_batch_size(mut self, rows: u32) -> Self {
         self.sweep_batch_size = rows.max(1);
+        self
+    }
+    /// The largest the database file may grow, in bytes (rounded down to whole pages, and
+    /// never below the file's current size; SQLite's `max_page_count`, set on every
+    /// connection of this store). A write that needs more room fails with
+    /// [`Error::StorageFull`](crate::Error::StorageFull) and changes nothing; space freed by
+    /// [`Store::sweep`] is reused. The `-wal` file is not counted. Other processes' stores
+    /// apply their own limit.
+    pub fn max_database_size(mut self, bytes: u64) -> Self {
+        self.max_database_size = Some(bytes);
+        self
+    }
+    /// Opens the file read-only (`SQLITE_OPEN_READONLY`): reading operations work, every
+    /// write fails with [`Error::ReadOnly`](crate::Error::ReadOnly). The file must exist and
+    /// already be at the current schema version (nothing is created or migrated). For
+    /// inspection tools.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
         self
     }
 

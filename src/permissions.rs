@@ -66,7 +66,7 @@ pub(crate) fn prepare(path: &Path, create: bool, checks: FileChecks) -> Result<(
         side.push(suffix);
         let side = PathBuf::from(side);
         match fs::symlink_metadata(&side) {
-            Ok(meta) => check_file(&side, &meta, checks)?,
+            Ok(meta) => check_file(&side, &meta, checks).map_err(|e| side_file_fix(e, suffix))?,
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io(&side, e)),
         }
@@ -93,6 +93,24 @@ fn create_private(path: &Path, checks: FileChecks) -> Result<()> {
             check_file(path, &meta, checks)
         }
         Err(e) => Err(Error::io(path, e)),
+    }
+}
+
+/// Adds what to do about a bad `-wal`, `-shm` or `-journal` file: SQLite would replay or trust
+/// it, so one planted by someone else could inject or hide rows.
+fn side_file_fix(e: Error, suffix: &str) -> Error {
+    match e {
+        Error::InsecureFile { path, reason } => Error::InsecureFile {
+            reason: format!(
+                "{reason}. This {suffix} file is part of the database: SQLite would read it as \
+                 its own, so one planted or changed by someone else could inject or hide \
+                 rows. If you did not make it, stop every program using the database, remove \
+                 the {suffix} file (and the database too, if you cannot trust it) and open it \
+                 again"
+            ),
+            path,
+        },
+        other => other,
     }
 }
 
@@ -132,7 +150,12 @@ fn check_file(path: &Path, meta: &Metadata, checks: FileChecks) -> Result<()> {
         ));
     }
     if !kind.is_file() {
-        return Err(insecure(path, "is not a regular file".into()));
+        return Err(insecure(
+            path,
+            "is not a regular file (a directory, device, FIFO or socket); point the store at a \
+             regular file or at a path that does not exist yet"
+                .into(),
+        ));
     }
     if checks == FileChecks::Relaxed {
         return Ok(());

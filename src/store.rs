@@ -46,11 +46,14 @@ impl fmt::Debug for Store {
     }
 }
 
+const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
+
 /// Per-connection settings, applied by the pool to every new connection.
 fn init_connection(
     conn: &mut Connection,
     busy_timeout: Duration,
     durability: Durability,
+    max_size: Option<u64>,
 ) -> rusqlite::Result<()> {
     conn.busy_timeout(busy_timeout)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
@@ -58,6 +61,14 @@ fn init_connection(
     conn.set_prepared_statement_cache_capacity(32);
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "cell_size_check", "ON")?;
+    // When a write restarts the WAL, it cuts the file to its own frames: old page images
+    // (wiped secrets among them) do not linger past the restart. See `Store::write_wiping`.
+    conn.pragma_update(None, "journal_size_limit", 0)?;
+    if let Some(bytes) = max_size {
+        let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+        let pages = (bytes / page.max(1) as u64).clamp(1, u64::from(u32::MAX - 1));
+        conn.pragma_update(None, "max_page_count", pages as i64)?;
+    }
     let sync = match durability {
         Durability::Normal => "NORMAL",
         Durability::Full => "FULL",
@@ -120,10 +131,16 @@ impl Store {
     }
 
     pub(crate) fn open_with(path: &Path, opts: StoreOptions) -> Result<Store> {
-        permissions::prepare(path, opts.create_if_missing, opts.file_checks)?;
+        let create = opts.create_if_missing && !opts.read_only;
+        permissions::prepare(path, create, opts.file_checks)?;
         // No SQLITE_OPEN_CREATE: the file exists now, made 0600 by us. No SQLITE_OPEN_URI: a
         // path is a path. NOFOLLOW: a symlink swapped in after our check is still refused.
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        let access = if opts.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+        };
+        let flags = access
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_NOFOLLOW
             | OpenFlags::SQLITE_OPEN_EXRESCODE;
@@ -148,8 +165,9 @@ impl Store {
         opts: StoreOptions,
         path: Option<PathBuf>,
     ) -> Result<Store> {
-        let (bt, durability) = (opts.busy_timeout, opts.durability);
-        let manager = manager.with_init(move |c| init_connection(c, bt, durability));
+        let (bt, durability, max_size) =
+            (opts.busy_timeout, opts.durability, opts.max_database_size);
+        let manager = manager.with_init(move |c| init_connection(c, bt, durability, max_size));
         let sql = |e| Error::from_sqlite(e, bt);
         // Set the file up on a connection of our own, so that its failures keep SQLite's
         // typed error (r2d2 would flatten them into a message).
@@ -161,7 +179,8 @@ impl Store {
                 supported: SCHEMA_VERSION,
             });
         }
-        if path.is_some() {
+        // A read-only connection cannot change the journal mode; it reads the file as it is.
+        if path.is_some() && !opts.read_only {
             ensure_wal(&conn, bt).map_err(sql)?;
         }
         let migration = if found == SCHEMA_VERSION {
@@ -255,6 +274,34 @@ impl Store {
         f: impl FnOnce(&Transaction<'_>, i64) -> Result<Result<T>>,
     ) -> Result<T> {
         let mut conn = self.conn()?;
+        self.write_on(&mut conn, f)?
+    }
+
+    /// [`Store::write`] for a transaction that wipes a secret (a verifier or code set to NULL,
+    /// a row deleted). `secure_delete` zeroes the old cell in the page, but with WAL the page
+    /// image that held the secret is still an old frame of the `-wal` file. So: a passive
+    /// checkpoint first, which lets this transaction restart the WAL from its start, and
+    /// with `journal_size_limit=0` cut it to this transaction's own frames (the old ones are
+    /// overwritten or truncated); then a passive checkpoint again, which copies the wiped
+    /// pages into the database file. Passive checkpoints never wait and never hold the write
+    /// lock. If another connection holds an old snapshot, the frames go at the next such
+    /// write (or [`Store::compact`]).
+    pub(crate) fn write_wiping<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, i64) -> Result<Result<T>>,
+    ) -> Result<T> {
+        let mut conn = self.conn()?;
+        self.checkpoint_passive(&conn);
+        let outcome = self.write_on(&mut conn, f)?;
+        self.checkpoint_passive(&conn);
+        outcome
+    }
+
+    fn write_on<T>(
+        &self,
+        conn: &mut Connection,
+        f: impl FnOnce(&Transaction<'_>, i64) -> Result<Result<T>>,
+    ) -> Result<Result<T>> {
         let run = || -> Result<Result<T>> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let now = self.inner.clock.now_ms();
@@ -262,7 +309,15 @@ impl Store {
             tx.commit()?;
             Ok(outcome)
         };
-        run().map_err(|e| self.classify(e))?
+        run().map_err(|e| self.classify(e))
+    }
+
+    /// Best effort and never blocking: a busy or partial checkpoint is not an error, the next
+    /// one finishes the job.
+    fn checkpoint_passive(&self, conn: &Connection) {
+        if self.inner.path.is_some() {
+            let _ = conn.query_row(CHECKPOINT_PASSIVE, [], |_| Ok(()));
+        }
     }
 
     /// Runs `f` on a pooled connection outside any transaction, for statements that cannot

@@ -8,7 +8,7 @@ mod common;
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 
-use common::Fixture;
+use common::{running_as_root, Fixture};
 use oauth_state_store::{BeginRequest, Error, FileChecks, Store, StoreOptions};
 
 fn mode(path: &std::path::Path) -> u32 {
@@ -108,12 +108,6 @@ fn a_file_owned_by_another_user_is_refused() {
     } else {
         eprintln!("SKIPPED: a_file_owned_by_another_user_is_refused needs root to chown");
     }
-}
-
-fn running_as_root() -> bool {
-    fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
-        .unwrap_or(false)
 }
 
 #[test]

@@ -114,3 +114,59 @@ pub fn forward_lines(
         }
     })
 }
+
+/// Every row of `flows`, each column `quote()`d, in id order: compare two dumps to prove that
+/// nothing changed. Read through a read-only connection of its own.
+pub fn dump_flows(path: &std::path::Path) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("open for dump");
+    let mut stmt = conn
+        .prepare("SELECT * FROM flows ORDER BY id")
+        .expect("prepare dump");
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            let mut line = String::new();
+            for i in 0..n {
+                let v: rusqlite::types::Value = r.get(i)?;
+                line.push_str(&format!("{v:?}|"));
+            }
+            Ok(line)
+        })
+        .expect("query dump");
+    rows.collect::<rusqlite::Result<Vec<_>>>().expect("dump")
+}
+
+/// Fails if `e`'s `Display`, `Debug` or any `source()` text contains one of `secrets`.
+pub fn assert_error_clean(e: &oauth_state_store::Error, secrets: &[&str]) {
+    use std::error::Error as _;
+    let mut texts = vec![format!("{e:?}"), e.to_string()];
+    let mut source = e.source();
+    while let Some(s) = source {
+        texts.push(s.to_string());
+        texts.push(format!("{s:?}"));
+        source = s.source();
+    }
+    for text in &texts {
+        for s in secrets {
+            assert!(
+                !s.is_empty() && !text.contains(s),
+                "an error leaks a secret: {text}"
+            );
+        }
+    }
+}
+
+/// Whether `needle` occurs anywhere in the file at `path` (false when there is no file).
+pub fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.windows(needle.len()).any(|w| w == needle),
+        Err(_) => false,
+    }
+}
+
+/// Whether this process runs as root (where the kernel's access checks let everything pass).
+pub fn running_as_root() -> bool {
+    rustix::process::geteuid().is_root()
+}

@@ -1,0 +1,179 @@
+//! Secrets at rest (issue 4, case 11): once a flow is consumed, failed or swept, its verifier
+//! and code are in neither the database file nor its `-wal`, before and after a checkpoint.
+//!
+//! With WAL, the insert's page image (verifier included) is a frame of the `-wal`; the
+//! consume's update writes a new frame, but the old one stays until the WAL is checkpointed
+//! and truncated. `secure_delete` zeroes the old cell inside the page, not old frames.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_error_clean, file_contains, Fixture};
+use oauth_state_store::{BeginRequest, CodeVerifier, Error, State, Store};
+
+const VERIFIER: &str = "atRestVERIFIERsecret-0123456789-abcdefghijklmnopq";
+const STATE: &str = "atRest-STATE-secret-5a6b7c";
+const CODE: &str = "atRest-CODE-secret-8d9e0f";
+
+fn side(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Where each secret of flow `i` is found on disk (db, -wal), as readable labels.
+fn found(path: &Path, i: usize) -> Vec<String> {
+    let (_, verifier, code) = secrets(i);
+    let mut hits = Vec::new();
+    for (what, secret) in [("verifier", verifier), ("code", code)] {
+        for (file, p) in [("db", path.to_path_buf()), ("-wal", side(path, "-wal"))] {
+            if file_contains(&p, secret.as_bytes()) {
+                hits.push(format!("{what} in {file}"));
+            }
+        }
+    }
+    hits
+}
+
+fn secrets(i: usize) -> (String, String, String) {
+    (
+        format!("{STATE}-{i:03}"),
+        format!("{VERIFIER}-{i:03}"),
+        format!("{CODE}-{i:03}"),
+    )
+}
+
+fn begin(store: &Store, i: usize) {
+    let (state, verifier, _) = secrets(i);
+    store
+        .begin(
+            BeginRequest::new("srv")
+                .state(State::new(state).unwrap())
+                .verifier(CodeVerifier::new(verifier).unwrap()),
+        )
+        .unwrap();
+}
+
+fn checkpoint(path: &Path) {
+    let raw = rusqlite::Connection::open(path).unwrap();
+    let busy: i64 = raw
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(busy, 0, "the checkpoint could not finish");
+}
+
+#[test]
+fn a_stored_verifier_is_on_disk_so_the_scan_can_see_it() {
+    // The control: without it the other tests could pass by looking in the wrong place.
+    let fx = Fixture::new();
+    let store = fx.store();
+    begin(&store, 0);
+    store.complete(&secrets(0).0, &secrets(0).2).unwrap();
+    assert!(!found(&fx.path, 0).is_empty());
+    checkpoint(&fx.path);
+    assert_eq!(found(&fx.path, 0), ["verifier in db", "code in db"]);
+}
+
+#[test]
+fn a_consumed_verifier_and_code_are_gone_from_the_db_and_the_wal() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    // Neighbours on the same page, live before and after: their cells move around ours.
+    for i in 0..5 {
+        begin(&store, i);
+    }
+    store.complete(&secrets(2).0, &secrets(2).2).unwrap();
+    let consumed = store.consume(&secrets(2).0).unwrap();
+    assert_eq!(consumed.verifier.secret(), secrets(2).1);
+    drop(consumed);
+    assert_eq!(
+        found(&fx.path, 2),
+        Vec::<String>::new(),
+        "before any checkpoint"
+    );
+    checkpoint(&fx.path);
+    assert_eq!(found(&fx.path, 2), Vec::<String>::new(), "after checkpoint");
+    // The other flows are untouched.
+    assert!(found(&fx.path, 3).contains(&"verifier in db".to_string()));
+    let e = store.consume(&secrets(2).0).unwrap_err();
+    assert!(matches!(e, Error::AlreadyConsumed));
+    assert_error_clean(&e, &[&secrets(2).0, &secrets(2).1, &secrets(2).2]);
+}
+
+#[test]
+fn a_verifier_checkpointed_before_its_consume_is_gone_after_it() {
+    // The insert reached the main file first; the consume's page must replace it there.
+    let fx = Fixture::new();
+    let store = fx.store();
+    for i in 0..3 {
+        begin(&store, i);
+    }
+    checkpoint(&fx.path);
+    assert!(found(&fx.path, 1).contains(&"verifier in db".to_string()));
+    store.consume(&secrets(1).0).unwrap();
+    assert_eq!(
+        found(&fx.path, 1),
+        Vec::<String>::new(),
+        "before checkpoint"
+    );
+    checkpoint(&fx.path);
+    assert_eq!(found(&fx.path, 1), Vec::<String>::new(), "after checkpoint");
+}
+
+#[test]
+fn failed_expired_and_swept_flows_leave_no_secret() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    for i in 0..4 {
+        begin(&store, i);
+    }
+    // Failed: the verifier is wiped by reject.
+    store
+        .reject(&secrets(0).0, "access_denied", Some("the user said no"))
+        .unwrap();
+    // Then, an hour later: flow 1 expired and found by consume (its row is removed); flow 2
+    // completed (a code stored) and flow 3 pending, both expired and swept.
+    store.complete(&secrets(2).0, &secrets(2).2).unwrap();
+    fx.clock.advance(time::Duration::hours(1));
+    assert!(matches!(store.consume(&secrets(1).0), Err(Error::Expired)));
+    let swept = store.sweep().unwrap();
+    assert!(swept.removed.total() >= 2);
+    for i in 0..4 {
+        assert_eq!(found(&fx.path, i), Vec::<String>::new(), "flow {i}");
+    }
+    checkpoint(&fx.path);
+    for i in 0..4 {
+        assert_eq!(found(&fx.path, i), Vec::<String>::new(), "flow {i}");
+    }
+}
+
+#[test]
+fn a_reader_holding_an_old_snapshot_delays_the_scrub_until_the_next_write() {
+    // The exact guarantee: an open read transaction elsewhere pins the old frames, so they
+    // cannot go at once; they go at the next write that wipes a secret, or at compact.
+    let fx = Fixture::new();
+    let store = fx.store();
+    for i in 0..3 {
+        begin(&store, i);
+    }
+    let reader = rusqlite::Connection::open(&fx.path).unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM flows", [], |r| r.get(0))
+        .unwrap();
+    store.consume(&secrets(0).0).unwrap();
+    // The passive checkpoint copied the insert into the file up to the reader's snapshot,
+    // and could copy nothing newer: the secret is still on disk, as expected.
+    assert!(
+        found(&fx.path, 0).contains(&"verifier in -wal".to_string()),
+        "the reader pins the old frames"
+    );
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
+    store.consume(&secrets(1).0).unwrap();
+    for i in 0..2 {
+        assert_eq!(found(&fx.path, i), Vec::<String>::new(), "flow {i}");
+    }
+    assert!(found(&fx.path, 2).contains(&"verifier in db".to_string()));
+}
