@@ -6,9 +6,10 @@
 //! ```
 //!
 //! `--quick` runs tiny sizes (CI runs it so that this file cannot rot); the default sweeps 10k
-//! and 100k expired rows; `--full` adds 1M. Sections: `ratio`, `contention`, `shared`, `sweep`, `open`,
-//! `memory`. Children are this binary run again with `--child ROLE`; secrets travel to them on
-//! stdin and are never printed. Everything lives in temp dirs that are removed at the end.
+//! and 100k expired rows; `--full` adds 1M (`--sweep-rows N,N` and `--sweep-batch N` choose).
+//! Sections: `ratio`, `contention`, `shared`, `sweep`, `open`, `memory`. Children are this
+//! binary run again with `--child ROLE`; secrets travel to them on stdin and are never printed.
+//! Everything lives in temp dirs that are removed at the end.
 #![allow(missing_docs)] // a bench binary, not an API
 
 mod common;
@@ -33,6 +34,7 @@ const DB_ENV: &str = "OSS_BENCH_DB";
 // ---- sizes ------------------------------------------------------------------------------------
 
 struct Sizes {
+    sweep_batch: u32,
     ratio_rounds: usize,
     ratio_block: usize,
     procs: Vec<usize>,
@@ -48,6 +50,7 @@ struct Sizes {
 impl Sizes {
     fn quick() -> Sizes {
         Sizes {
+            sweep_batch: 500,
             ratio_rounds: 3,
             ratio_block: 20,
             procs: vec![1, 2, 4],
@@ -62,6 +65,7 @@ impl Sizes {
     }
     fn default_sizes() -> Sizes {
         Sizes {
+            sweep_batch: 500,
             ratio_rounds: 40,
             ratio_block: 200,
             procs: vec![1, 2, 4, 8, 16],
@@ -679,7 +683,7 @@ fn stop_probe(mut w: Worker) -> Report {
 }
 
 fn sweep(sizes: &Sizes) {
-    println!("\n### Sweep: N expired rows among N/10 live ones; `Store::sweep` (500-row batches) vs one raw `DELETE ... WHERE expires_at <= ?`, each while another process runs full flows\n");
+    println!("\n### Sweep: N expired rows among N/10 live ones; `Store::sweep` ({}-row batches) vs one raw `DELETE ... WHERE expires_at <= ?`, each while another process runs full flows\n", sizes.sweep_batch);
     println!("| expired rows | sweep ms | raw DELETE ms | ratio | batches | longest batch ms | p99 batch ms | probe consume p99 ms (sweep) | max ms | probe errors | probe consume p99 ms (raw DELETE) | max ms | probe errors |");
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &sizes.sweep_rows {
@@ -692,6 +696,7 @@ fn sweep(sizes: &Sizes) {
         let clock = BatchClock::default();
         let store = StoreOptions::default()
             .clock(clock.clone())
+            .sweep_batch_size(sizes.sweep_batch)
             .open(&path)
             .unwrap();
         let probe = start_probe(&path);
@@ -888,6 +893,9 @@ fn main() {
                         .map(str::to_owned)
                         .collect(),
                 )
+            }
+            "--sweep-batch" => {
+                sizes.sweep_batch = it.next().expect("--sweep-batch N").parse().unwrap()
             }
             "--sweep-rows" => {
                 sizes.sweep_rows = it
