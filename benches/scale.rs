@@ -755,7 +755,7 @@ fn open_cost(sizes: &Sizes) {
     let runs = sizes.open_runs;
     let (_dir, path) = temp_db();
     let store = Store::open(&path).unwrap();
-    let mut states: Vec<String> = (0..runs * 3)
+    let mut states: Vec<String> = (0..runs * 4)
         .map(|_| {
             let f = store
                 .begin(BeginRequest::new(SERVER).client_id(CLIENT))
@@ -768,23 +768,34 @@ fn open_cost(sizes: &Sizes) {
     println!("| what | p50 ms | max ms |");
     println!("|---|---:|---:|");
 
-    let mut inproc = Vec::new();
-    let mut open_only = Vec::new();
+    let (mut open_only, mut first, mut second, mut close, mut inproc) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let us = |t: Instant| t.elapsed().as_micros() as u64;
     for _ in 0..runs {
-        let state = states.pop().unwrap();
+        let (a, b) = (states.pop().unwrap(), states.pop().unwrap());
         let t = Instant::now();
         let store = Store::open(&path).unwrap();
-        open_only.push(t.elapsed().as_micros() as u64);
-        store.consume(&state).unwrap();
+        open_only.push(us(t));
+        let t1 = Instant::now();
+        store.consume(&a).unwrap();
+        first.push(us(t1));
+        inproc.push(us(t));
+        let t2 = Instant::now();
+        store.consume(&b).unwrap();
+        second.push(us(t2));
+        let t3 = Instant::now();
         drop(store);
-        inproc.push(t.elapsed().as_micros() as u64);
+        close.push(us(t3));
     }
     let row = |what: &str, us: Vec<u64>| {
         let (p50, _, max) = summary(us);
         println!("| {what} | {p50:.3} | {max:.2} |");
     };
-    row("in-process: `Store::open` only", open_only);
-    row("in-process: `Store::open` + `consume` + drop", inproc);
+    row("in-process: `Store::open`", open_only);
+    row("in-process: the first `consume` after it", first);
+    row("in-process: `Store::open` + first `consume`", inproc);
+    row("in-process: a second `consume`", second);
+    row("in-process: drop (last connection closes the WAL)", close);
 
     let (mut wall, mut child_inproc, mut noop) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
@@ -825,7 +836,7 @@ fn open_cost(sizes: &Sizes) {
             .collect()
     };
     row(
-        &format!("`oauth-state-store stats`, {} flows", runs * 3),
+        &format!("`oauth-state-store stats`, {} flows", runs * 4),
         stats(&path),
     );
     let (_dir2, big) = temp_db();
