@@ -1,0 +1,288 @@
+//! What both benches share: the raw-rusqlite floor and the in-memory reference.
+#![allow(dead_code)] // each bench uses its own part
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use oauth_state_store::Durability;
+use rusqlite::config::DbConfig;
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+pub const SCHEMA: &str = include_str!("../../schema.sql");
+pub const SERVER: &str = "https://mcp.example.com";
+pub const CLIENT: &str = "bench-client";
+pub const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+pub const TTL_MS: i64 = 600_000;
+
+pub fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub fn challenge_of(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+pub fn state_key(state: &str) -> [u8; 32] {
+    Sha256::digest(state.as_bytes()).into()
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// The authorization URL an SDK builds; the store's `promote` reads it back.
+pub fn authorization_url(state: &str, challenge: &str) -> String {
+    format!(
+        "https://auth.example.com/authorize?response_type=code&client_id={CLIENT}\
+         &redirect_uri=http%3A%2F%2F127.0.0.1%3A33418%2Fcallback&state={state}\
+         &code_challenge={challenge}&code_challenge_method=S256"
+    )
+}
+
+// ---- the floor: raw rusqlite --------------------------------------------------------------
+
+const INSERT: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, \
+     server_id, client_id, redirect_uri, issuer, resource, scope, status, created_at, expires_at, \
+     require_issuer, client_created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+const SELECT_BY_STATE: &str = "SELECT id, status, expires_at, server_id, client_id, redirect_uri, \
+     issuer, resource, scope, created_at, code_verifier, auth_code, error, error_description, \
+     state_key FROM flows WHERE state_key = ?1";
+const SELECT_BY_CHALLENGE: &str = "SELECT id, status, expires_at, server_id, client_id, \
+     redirect_uri, issuer, resource, scope, created_at, code_verifier, auth_code, error, \
+     error_description, state_key FROM flows WHERE code_challenge = ?1";
+const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
+     redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
+     scope = coalesce(?5, scope) WHERE id = ?1 AND status = 'unbound'";
+const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
+     auth_code = NULL, consumed_at = ?2, error = coalesce(?3, error) WHERE id = ?1";
+
+/// The fields the store reads back in a lookup.
+pub struct RawRow {
+    id: i64,
+    status: String,
+    expires_at: i64,
+    verifier: Option<String>,
+}
+
+/// One connection, the store's pragmas, no checks beyond what the SQL itself needs.
+pub struct Floor {
+    conn: Connection,
+}
+
+impl Floor {
+    pub fn open(path: &Path, durability: Durability) -> Floor {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW
+            | OpenFlags::SQLITE_OPEN_EXRESCODE;
+        let conn = Connection::open_with_flags(path, flags).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+            .unwrap();
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
+            .unwrap();
+        conn.set_prepared_statement_cache_capacity(32);
+        conn.pragma_update(None, "secure_delete", "ON").unwrap();
+        conn.pragma_update(None, "cell_size_check", "ON").unwrap();
+        let sync = match durability {
+            Durability::Full => "FULL",
+            _ => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync).unwrap();
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        conn.execute_batch(SCHEMA).unwrap();
+        Floor { conn }
+    }
+
+    fn find(tx: &Connection, sql: &str, key: &dyn rusqlite::ToSql) -> Option<RawRow> {
+        tx.prepare_cached(sql)
+            .unwrap()
+            .query_row([key], |r| {
+                Ok(RawRow {
+                    id: r.get(0)?,
+                    status: r.get(1)?,
+                    expires_at: r.get(2)?,
+                    verifier: r.get(10)?,
+                })
+            })
+            .optional()
+            .unwrap()
+    }
+
+    fn insert(&mut self, key: Option<&[u8]>, challenge: &str, verifier: &str, status: &str) {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let now = now_ms();
+        let redirect = key.map(|_| REDIRECT);
+        tx.prepare_cached(INSERT)
+            .unwrap()
+            .execute(params![
+                key,
+                challenge,
+                verifier,
+                SERVER,
+                CLIENT,
+                redirect,
+                None::<&str>,
+                None::<&str>,
+                None::<&str>,
+                status,
+                now,
+                now + TTL_MS,
+                false,
+                None::<i64>
+            ])
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
+    /// `begin`: fresh state and verifier, one insert transaction; returns the state.
+    pub fn begin(&mut self) -> String {
+        let state = random_token();
+        let verifier = random_token();
+        let challenge = challenge_of(&verifier);
+        self.insert(Some(&state_key(&state)), &challenge, &verifier, "pending");
+        state
+    }
+
+    /// `save_code_verifier`: one insert transaction of an unbound row.
+    pub fn save(&mut self, verifier: &str) -> String {
+        let challenge = challenge_of(verifier);
+        self.insert(None, &challenge, verifier, "unbound");
+        challenge
+    }
+
+    /// `promote`: look the row up by challenge, bind the state, in one transaction.
+    pub fn promote(&mut self, state: &str, challenge: &str) {
+        let key = state_key(state);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let now = now_ms();
+        let row = Self::find(&tx, SELECT_BY_CHALLENGE, &challenge).unwrap();
+        assert!(row.status == "unbound" && row.expires_at > now);
+        let n = tx
+            .prepare_cached(BIND)
+            .unwrap()
+            .execute(params![
+                row.id,
+                &key[..],
+                REDIRECT,
+                None::<&str>,
+                None::<&str>
+            ])
+            .unwrap();
+        assert_eq!(n, 1);
+        tx.commit().unwrap();
+    }
+
+    /// `consume`: look the row up by state key, wipe and tombstone it, in one transaction.
+    pub fn consume(&mut self, state: &str) -> String {
+        let key = state_key(state);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let now = now_ms();
+        let row = Self::find(&tx, SELECT_BY_STATE, &&key[..]).unwrap();
+        assert!(row.status == "pending" && row.expires_at > now);
+        tx.prepare_cached(CONSUME)
+            .unwrap()
+            .execute(params![row.id, now, None::<&str>])
+            .unwrap();
+        tx.commit().unwrap();
+        row.verifier.unwrap()
+    }
+}
+
+// ---- the in-memory reference --------------------------------------------------------------
+
+pub struct Entry {
+    challenge: String,
+    verifier: Option<String>,
+    expires_at: i64,
+    consumed: bool,
+}
+
+/// Flows in process memory: what a client keeps today, lost with the process.
+#[derive(Default)]
+pub struct MemStore {
+    pending: Mutex<HashMap<[u8; 32], Entry>>,
+    unbound: Mutex<HashMap<String, Entry>>,
+}
+
+impl MemStore {
+    pub fn begin(&self) -> String {
+        let state = random_token();
+        let verifier = random_token();
+        let entry = Entry {
+            challenge: challenge_of(&verifier),
+            verifier: Some(verifier),
+            expires_at: now_ms() + TTL_MS,
+            consumed: false,
+        };
+        let old = self
+            .pending
+            .lock()
+            .unwrap()
+            .insert(state_key(&state), entry);
+        assert!(old.is_none());
+        state
+    }
+
+    pub fn save(&self, verifier: &str) -> String {
+        let challenge = challenge_of(verifier);
+        let entry = Entry {
+            challenge: challenge.clone(),
+            verifier: Some(verifier.to_owned()),
+            expires_at: now_ms() + TTL_MS,
+            consumed: false,
+        };
+        let old = self
+            .unbound
+            .lock()
+            .unwrap()
+            .insert(challenge.clone(), entry);
+        assert!(old.is_none());
+        challenge
+    }
+
+    pub fn promote(&self, state: &str, challenge: &str) {
+        let entry = self.unbound.lock().unwrap().remove(challenge).unwrap();
+        assert!(entry.expires_at > now_ms() && entry.challenge == challenge);
+        self.pending.lock().unwrap().insert(state_key(state), entry);
+    }
+
+    pub fn consume(&self, state: &str) -> String {
+        let now = now_ms();
+        let mut pending = self.pending.lock().unwrap();
+        let entry = pending.get_mut(&state_key(state)).unwrap();
+        assert!(!entry.consumed && entry.expires_at > now);
+        entry.consumed = true;
+        entry.verifier.take().unwrap()
+    }
+}
+
+/// A private temp dir (removed on drop) and a database path in it.
+pub fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("oauth-state-store-bench")
+        .tempdir()
+        .expect("temp dir");
+    let path = dir.path().join("flows.db");
+    (dir, path)
+}

@@ -1,0 +1,946 @@
+//! The store at scale, across real processes: contention, shared consumes, sweep of many
+//! expired rows, the cost of opening, and memory. Prints markdown tables (BENCHMARKS.md).
+//!
+//! ```text
+//! cargo bench --bench scale -- [--quick | --full] [--only SECTION,...]
+//! ```
+//!
+//! `--quick` runs tiny sizes (CI runs it so that this file cannot rot); the default sweeps 10k
+//! and 100k expired rows; `--full` adds 1M (`--sweep-rows N,N` and `--sweep-batch N` choose).
+//! Sections: `ratio`, `contention`, `shared`, `sweep`, `open`, `memory`. Children are this
+//! binary run again with `--child ROLE`; secrets travel to them on stdin and are never printed.
+//! Everything lives in temp dirs that are removed at the end.
+#![allow(missing_docs)] // a bench binary, not an API
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use common::{authorization_url, random_token, temp_db, Floor, MemStore};
+use oauth_state_store::{BeginRequest, Clock, Durability, Error, Store, StoreOptions, SystemClock};
+use rusqlite::{params, Connection, TransactionBehavior};
+use sha2::{Digest, Sha256};
+
+use common::{CLIENT, SERVER};
+const DB_ENV: &str = "OSS_BENCH_DB";
+
+// ---- sizes ------------------------------------------------------------------------------------
+
+struct Sizes {
+    sweep_batch: u32,
+    ratio_rounds: usize,
+    ratio_block: usize,
+    procs: Vec<usize>,
+    flow_secs: f64,
+    shared_states: usize,
+    sweep_rows: Vec<usize>,
+    open_runs: usize,
+    stats_rows: usize,
+    memory_flows: usize,
+    memory_consumes: usize,
+}
+
+impl Sizes {
+    fn quick() -> Sizes {
+        Sizes {
+            sweep_batch: 500,
+            ratio_rounds: 3,
+            ratio_block: 20,
+            procs: vec![1, 2, 4],
+            flow_secs: 0.3,
+            shared_states: 100,
+            sweep_rows: vec![2_000],
+            open_runs: 5,
+            stats_rows: 2_000,
+            memory_flows: 2_000,
+            memory_consumes: 500,
+        }
+    }
+    fn default_sizes() -> Sizes {
+        Sizes {
+            sweep_batch: 500,
+            ratio_rounds: 40,
+            ratio_block: 200,
+            procs: vec![1, 2, 4, 8, 16],
+            flow_secs: 3.0,
+            shared_states: 2_000,
+            sweep_rows: vec![10_000, 100_000],
+            open_runs: 50,
+            stats_rows: 100_000,
+            memory_flows: 100_000,
+            memory_consumes: 10_000,
+        }
+    }
+}
+
+// ---- small helpers ----------------------------------------------------------------------------
+
+fn now_ms() -> i64 {
+    SystemClock.now_ms()
+}
+
+/// Latencies in microseconds: p50, p99, max.
+fn summary(mut us: Vec<u64>) -> (f64, f64, f64) {
+    if us.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    us.sort_unstable();
+    let at = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    (at(0.50), at(0.99), *us.last().unwrap() as f64 / 1000.0)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn vm_hwm_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+// ---- children ---------------------------------------------------------------------------------
+
+/// A child process: this binary with `--child ROLE ARGS`, the database in `OSS_BENCH_DB`.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn spawn(db: &Path, role: &str, args: &[String]) -> Worker {
+        let mut child = Command::new(std::env::current_exe().expect("current exe"))
+            .arg("--child")
+            .arg(role)
+            .args(args)
+            .env(DB_ENV, db)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn child");
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        Worker {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(line.as_bytes()).expect("write child");
+        stdin.write_all(b"\n").expect("write child");
+        stdin.flush().expect("flush child");
+    }
+
+    /// Sends the payload lines and `END`, then waits for `READY`.
+    fn load(&mut self, payload: &[String]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        let mut buf = String::with_capacity(payload.len() * 45 + 4);
+        for line in payload {
+            buf.push_str(line);
+            buf.push('\n');
+        }
+        buf.push_str("END\n");
+        stdin.write_all(buf.as_bytes()).expect("write child");
+        stdin.flush().expect("flush child");
+        assert_eq!(self.line(), "READY");
+    }
+
+    fn line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read child");
+        line.trim_end().to_owned()
+    }
+
+    /// Reads the child's report to its end and waits for it.
+    fn finish(mut self) -> Report {
+        drop(self.stdin.take());
+        let mut report = Report::default();
+        loop {
+            let line = self.line();
+            if line.is_empty() {
+                break;
+            }
+            let (key, rest) = line.split_once(' ').unwrap_or((&line, ""));
+            let nums = rest.split_whitespace().map(|n| n.parse::<u64>().unwrap());
+            match key {
+                "LAT" => report.lat_us.extend(nums),
+                "LAT2" => report.lat2_us.extend(nums),
+                _ => report.values.push((key.to_owned(), nums.collect())),
+            }
+        }
+        let status = self.child.wait().expect("wait child");
+        assert!(status.success(), "child failed: {status}");
+        report
+    }
+}
+
+#[derive(Default)]
+struct Report {
+    lat_us: Vec<u64>,
+    lat2_us: Vec<u64>,
+    values: Vec<(String, Vec<u64>)>,
+}
+
+impl Report {
+    fn get(&self, key: &str) -> u64 {
+        self.values
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(0, |(_, v)| v[0])
+    }
+}
+
+/// Reads payload lines up to `END`, says `READY`, and waits for `GO`.
+fn child_handshake() -> (Vec<String>, std::io::StdinLock<'static>) {
+    let mut stdin = std::io::stdin().lock();
+    let mut payload = Vec::new();
+    loop {
+        let mut line = String::new();
+        stdin.read_line(&mut line).expect("stdin");
+        let line = line.trim_end();
+        if line == "END" {
+            break;
+        }
+        payload.push(line.to_owned());
+    }
+    println!("READY");
+    std::io::stdout().flush().unwrap();
+    let mut go = String::new();
+    stdin.read_line(&mut go).expect("stdin");
+    assert_eq!(go.trim_end(), "GO");
+    (payload, stdin)
+}
+
+fn print_lat(key: &str, us: &[u64]) {
+    let mut line = String::with_capacity(us.len() * 6 + 8);
+    line.push_str(key);
+    for u in us {
+        line.push(' ');
+        line.push_str(&u.to_string());
+    }
+    println!("{line}");
+}
+
+fn open_child_store() -> Store {
+    Store::open(std::env::var(DB_ENV).expect(DB_ENV)).expect("open store")
+}
+
+/// Full flows (begin + consume) for `secs`; reports consume latencies and errors.
+fn child_flows(secs: f64) {
+    let store = open_child_store();
+    let _ = child_handshake();
+    let (deadline, start) = (Duration::from_secs_f64(secs), Instant::now());
+    let (mut flows, mut errors, mut lat) = (0u64, 0u64, Vec::new());
+    while start.elapsed() < deadline {
+        let flow = match store.begin(BeginRequest::new(SERVER).client_id(CLIENT)) {
+            Ok(f) => f,
+            Err(_) => {
+                errors += 1;
+                continue;
+            }
+        };
+        let t = Instant::now();
+        match store.consume(flow.state().secret()) {
+            Ok(_) => flows += 1,
+            Err(_) => errors += 1,
+        }
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    println!("FLOWS {flows}");
+    println!("ERRORS {errors}");
+    println!("ELAPSED_US {}", start.elapsed().as_micros());
+    print_lat("LAT", &lat);
+}
+
+/// Consumes every shared state, in the order given; counts wins and replays.
+fn child_shared() {
+    let store = open_child_store();
+    let (states, _stdin) = child_handshake();
+    let (mut wins, mut replays, mut errors, mut lat) = (0u64, 0u64, 0u64, Vec::new());
+    for state in &states {
+        let t = Instant::now();
+        match store.consume(state) {
+            Ok(_) => wins += 1,
+            Err(Error::AlreadyConsumed) => replays += 1,
+            Err(_) => errors += 1,
+        }
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    println!("WINS {wins}");
+    println!("REPLAYS {replays}");
+    println!("ERRORS {errors}");
+    print_lat("LAT", &lat);
+}
+
+/// Full flows until `STOP` arrives; reports consume (LAT) and begin (LAT2) latencies.
+fn child_probe() {
+    let store = open_child_store();
+    drop(child_handshake());
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let reader = std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        stop2.store(true, Ordering::SeqCst);
+    });
+    let (mut flows, mut errors, mut lat, mut lat_begin) = (0u64, 0u64, Vec::new(), Vec::new());
+    while !stop.load(Ordering::SeqCst) {
+        let t = Instant::now();
+        let flow = store.begin(BeginRequest::new(SERVER).client_id(CLIENT));
+        lat_begin.push(t.elapsed().as_micros() as u64);
+        let Ok(flow) = flow else {
+            errors += 1;
+            continue;
+        };
+        let t = Instant::now();
+        match store.consume(flow.state().secret()) {
+            Ok(_) => flows += 1,
+            Err(_) => errors += 1,
+        }
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    reader.join().unwrap();
+    println!("FLOWS {flows}");
+    println!("ERRORS {errors}");
+    print_lat("LAT", &lat);
+    print_lat("LAT2", &lat_begin);
+}
+
+/// What a CLI pays: open an existing file, consume one state (from stdin), exit.
+fn child_open_consume() {
+    let mut state = String::new();
+    std::io::stdin().read_line(&mut state).expect("stdin");
+    let t = Instant::now();
+    let store = open_child_store();
+    let ok = store.consume(state.trim_end()).is_ok();
+    println!("INPROC_US {}", t.elapsed().as_micros());
+    println!("OK {}", u64::from(ok));
+}
+
+/// Holds `n` pending flows (their states in memory) and consumes `k` of them; reports VmHWM.
+fn child_memory(n: usize, k: usize) {
+    println!("HWM_START {}", vm_hwm_kib());
+    let store = open_child_store();
+    println!("HWM_OPEN {}", vm_hwm_kib());
+    let flows: Vec<_> = (0..n)
+        .map(|_| {
+            store
+                .begin(BeginRequest::new(SERVER).client_id(CLIENT))
+                .unwrap()
+        })
+        .collect();
+    println!("HWM_BEGUN {}", vm_hwm_kib());
+    let mut lat = Vec::with_capacity(k);
+    for flow in flows.iter().take(k) {
+        let t = Instant::now();
+        store.consume(flow.state().secret()).unwrap();
+        lat.push(t.elapsed().as_micros() as u64);
+    }
+    println!("HWM_CONSUMED {}", vm_hwm_kib());
+    print_lat("LAT", &lat);
+}
+
+fn run_child(role: &str, args: &[String]) {
+    match role {
+        "flows" => child_flows(args[0].parse().unwrap()),
+        "shared" => child_shared(),
+        "probe" => child_probe(),
+        "open-consume" => child_open_consume(),
+        "noop" => {}
+        "memory" => child_memory(args[0].parse().unwrap(), args[1].parse().unwrap()),
+        other => panic!("unknown child role {other}"),
+    }
+}
+
+// ---- 1-2. per-flow cost, interleaved --------------------------------------------------------
+
+/// CPU time this thread has had (`CLOCK_THREAD_CPUTIME_ID`), nanoseconds.
+fn thread_cpu_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// One way of running flows: a function that runs one.
+type Variant<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
+fn store_native(store: &Store) -> impl FnMut() + '_ {
+    move || {
+        let flow = store
+            .begin(
+                BeginRequest::new(SERVER)
+                    .client_id(CLIENT)
+                    .redirect_uri(common::REDIRECT),
+            )
+            .unwrap();
+        store.consume(flow.state().secret()).unwrap();
+    }
+}
+
+fn store_sdk(store: &Store) -> impl FnMut() + '_ {
+    move || {
+        let verifier = random_token();
+        let state = random_token();
+        let challenge = store
+            .save_code_verifier(SERVER, Some(CLIENT), &verifier)
+            .unwrap();
+        let url = authorization_url(&state, challenge.as_str());
+        store.promote(SERVER, Some(CLIENT), &url).unwrap();
+        store.consume(&state).unwrap();
+    }
+}
+
+fn floor_native(floor: &mut Floor) -> impl FnMut() + '_ {
+    move || {
+        let state = floor.begin();
+        floor.consume(&state);
+    }
+}
+
+fn floor_sdk(floor: &mut Floor) -> impl FnMut() + '_ {
+    move || {
+        let verifier = random_token();
+        let state = random_token();
+        let challenge = floor.save(&verifier);
+        let url = authorization_url(&state, &challenge);
+        floor.promote(&state, &challenge);
+        drop(url);
+        floor.consume(&state);
+    }
+}
+
+/// Blocks of flows of every variant in turn, round after round, so that a noisy neighbour
+/// hits them all alike; the ratio to the floor is taken within each round, then the median.
+fn ratio(sizes: &Sizes) {
+    println!(
+        "\n### Per-flow cost, interleaved: {} rounds of {} flows of each variant, one file each\n",
+        sizes.ratio_rounds, sizes.ratio_block
+    );
+    println!("| durability | variant | wall µs/flow (median round) | CPU µs/flow | wall vs floor (median of rounds) | CPU vs floor |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for durability in [Durability::Normal, Durability::Full] {
+        let full = durability == Durability::Full;
+        let block = if full {
+            sizes.ratio_block / 4
+        } else {
+            sizes.ratio_block
+        }
+        .max(1);
+        let dirs: Vec<_> = (0..4).map(|_| temp_db()).collect();
+        let open = |i: usize| {
+            StoreOptions::default()
+                .durability(durability)
+                .open(&dirs[i].1)
+                .unwrap()
+        };
+        let (s1, s2) = (open(0), open(1));
+        let mut f1 = Floor::open(&dirs[2].1, durability);
+        let mut f2 = Floor::open(&dirs[3].1, durability);
+        let mem = MemStore::default();
+        let mut variants: Vec<Variant<'_>> = vec![
+            ("floor native", Box::new(floor_native(&mut f1))),
+            ("store native", Box::new(store_native(&s1))),
+            ("floor SDK", Box::new(floor_sdk(&mut f2))),
+            ("store SDK", Box::new(store_sdk(&s2))),
+        ];
+        if !full {
+            variants.push((
+                "HashMap native",
+                Box::new(|| {
+                    let state = mem.begin();
+                    mem.consume(&state);
+                }),
+            ));
+            variants.push((
+                "HashMap SDK",
+                Box::new(|| {
+                    let verifier = random_token();
+                    let state = random_token();
+                    let challenge = mem.save(&verifier);
+                    let url = authorization_url(&state, &challenge);
+                    mem.promote(&state, &challenge);
+                    drop(url);
+                    mem.consume(&state);
+                }),
+            ));
+        }
+        // Warm up: caches, statements, the first pages of each file.
+        for (_, run) in &mut variants {
+            for _ in 0..block {
+                run();
+            }
+        }
+        let n = variants.len();
+        let (mut wall, mut cpu) = (vec![Vec::new(); n], vec![Vec::new(); n]);
+        for round in 0..sizes.ratio_rounds {
+            for k in 0..n {
+                // Rotate the order within each pair so neither side always goes first.
+                let i = if round % 2 == 1 { k ^ 1 } else { k };
+                let (w0, c0) = (Instant::now(), thread_cpu_ns());
+                for _ in 0..block {
+                    (variants[i].1)();
+                }
+                wall[i].push(w0.elapsed().as_nanos() as f64 / block as f64 / 1000.0);
+                cpu[i].push((thread_cpu_ns() - c0) as f64 / block as f64 / 1000.0);
+            }
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let floor_of = |i: usize| if variants[i].0.ends_with("SDK") { 2 } else { 0 };
+        for (i, (name, _)) in variants.iter().enumerate() {
+            let f = floor_of(i);
+            let wr = median(wall[i].iter().zip(&wall[f]).map(|(a, b)| a / b).collect());
+            let cr = median(cpu[i].iter().zip(&cpu[f]).map(|(a, b)| a / b).collect());
+            println!(
+                "| {} | {name} | {:.1} | {:.1} | {wr:.3}x | {cr:.3}x |",
+                if full { "Full" } else { "Normal" },
+                median(wall[i].clone()),
+                median(cpu[i].clone()),
+            );
+        }
+    }
+}
+
+// ---- 3. contention ----------------------------------------------------------------------------
+
+fn contention(sizes: &Sizes) {
+    println!("\n### Contention: P processes on one file, each running full flows (begin + consume) for {:.1} s\n", sizes.flow_secs);
+    println!(
+        "| processes | flows/s (all) | vs 1 process | consume p50 ms | p99 ms | max ms | errors |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let mut single = None;
+    for &p in &sizes.procs {
+        let (_dir, path) = temp_db();
+        drop(Store::open(&path).unwrap());
+        let secs = sizes.flow_secs.to_string();
+        let mut workers: Vec<_> = (0..p)
+            .map(|_| Worker::spawn(&path, "flows", std::slice::from_ref(&secs)))
+            .collect();
+        for w in &mut workers {
+            w.load(&[]);
+        }
+        for w in &mut workers {
+            w.send("GO");
+        }
+        let (mut rate, mut lat, mut errors) = (0.0, Vec::new(), 0);
+        for w in workers {
+            let r = w.finish();
+            rate += r.get("FLOWS") as f64 / (r.get("ELAPSED_US") as f64 / 1e6);
+            errors += r.get("ERRORS");
+            lat.extend(r.lat_us);
+        }
+        let single = *single.get_or_insert(rate);
+        let (p50, p99, max) = summary(lat);
+        println!(
+            "| {p} | {rate:.0} | {:.2}x | {p50:.3} | {p99:.3} | {max:.1} | {errors} |",
+            rate / single
+        );
+    }
+}
+
+// ---- 3b. shared consumes ----------------------------------------------------------------------
+
+fn shared(sizes: &Sizes) {
+    let m = sizes.shared_states;
+    println!("\n### Shared states: {m} pending flows, every process consumes every one of them (same order)\n");
+    println!("| processes | wins (must be {m}) | already consumed | errors | consume p50 ms | p99 ms | max ms | wall ms |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &p in &sizes.procs {
+        let (_dir, path) = temp_db();
+        let store = Store::open(&path).unwrap();
+        let states: Vec<String> = (0..m)
+            .map(|_| {
+                let f = store
+                    .begin(BeginRequest::new(SERVER).client_id(CLIENT))
+                    .unwrap();
+                f.state().secret().to_owned()
+            })
+            .collect();
+        drop(store);
+        let mut workers: Vec<_> = (0..p)
+            .map(|_| Worker::spawn(&path, "shared", &[]))
+            .collect();
+        for w in &mut workers {
+            w.load(&states);
+        }
+        let t = Instant::now();
+        for w in &mut workers {
+            w.send("GO");
+        }
+        let (mut wins, mut replays, mut errors, mut lat) = (0, 0, 0, Vec::new());
+        let reports: Vec<_> = workers.into_iter().map(Worker::finish).collect();
+        let wall = t.elapsed();
+        for r in reports {
+            wins += r.get("WINS");
+            replays += r.get("REPLAYS");
+            errors += r.get("ERRORS");
+            lat.extend(r.lat_us);
+        }
+        let (p50, p99, max) = summary(lat);
+        println!(
+            "| {p} | {wins} | {replays} | {errors} | {p50:.3} | {p99:.3} | {max:.1} | {:.0} |",
+            ms(wall)
+        );
+        assert_eq!(wins as usize, m, "every state consumed exactly once");
+    }
+}
+
+// ---- 4. sweep at scale ------------------------------------------------------------------------
+
+const POPULATE: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, \
+     client_id, status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+const RAW_DELETE: &str = "DELETE FROM flows WHERE expires_at <= ?1";
+
+/// A store file with `expired` expired rows (unbound, pending and consumed alike) and
+/// `live` pending ones, interleaved, written straight into the schema.
+fn populate(path: &Path, expired: usize, live: usize) {
+    drop(Store::open(path).unwrap());
+    let mut conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut insert = tx.prepare(POPULATE).unwrap();
+        let now = now_ms();
+        let every = (expired + live) / live.max(1);
+        let (mut e, mut l) = (0, 0);
+        let mut i = 0usize;
+        while e < expired || l < live {
+            i += 1;
+            let is_live = l < live && (i % every == 0 || e == expired);
+            let verifier = random_token();
+            let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            let key: [u8; 32] = rand::random();
+            let (status, expires) = if is_live {
+                l += 1;
+                ("pending", now + 3_600_000)
+            } else {
+                e += 1;
+                let s = ["unbound", "pending", "consumed"][i % 3];
+                (s, now - 3_600_000 + (i % 100_000) as i64)
+            };
+            let key = (status != "unbound").then_some(&key[..]);
+            let verifier = (status != "consumed").then_some(verifier);
+            insert
+                .execute(params![
+                    key,
+                    challenge,
+                    verifier,
+                    SERVER,
+                    CLIENT,
+                    status,
+                    expires - 600_000,
+                    expires
+                ])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+        .unwrap();
+}
+
+/// A clock that notes when each write transaction starts (the store asks the time right
+/// after `BEGIN IMMEDIATE` succeeds), to time each sweep batch from outside the library.
+#[derive(Debug, Clone, Default)]
+struct BatchClock(Arc<Mutex<Vec<Instant>>>);
+
+impl Clock for BatchClock {
+    fn now_ms(&self) -> i64 {
+        self.0.lock().unwrap().push(Instant::now());
+        SystemClock.now_ms()
+    }
+}
+
+fn start_probe(path: &Path) -> Worker {
+    let mut w = Worker::spawn(path, "probe", &[]);
+    w.load(&[]);
+    w.send("GO");
+    // Let it reach its steady state before the delete begins.
+    std::thread::sleep(Duration::from_millis(100));
+    w
+}
+
+fn stop_probe(mut w: Worker) -> Report {
+    w.send("STOP");
+    w.finish()
+}
+
+fn sweep(sizes: &Sizes) {
+    println!("\n### Sweep: N expired rows among N/10 live ones; `Store::sweep` ({}-row batches) vs one raw `DELETE ... WHERE expires_at <= ?`, each while another process runs full flows\n", sizes.sweep_batch);
+    println!("| expired rows | sweep ms | raw DELETE ms | ratio | batches | longest batch ms | p99 batch ms | probe consume p99 ms (sweep) | max ms | probe errors | probe consume p99 ms (raw DELETE) | max ms | probe errors |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in &sizes.sweep_rows {
+        let (dir, path) = temp_db();
+        populate(&path, n, (n / 10).max(100));
+        let raw_path = dir.path().join("raw.db");
+        std::fs::copy(&path, &raw_path).unwrap();
+
+        // The library's sweep, timed batch by batch.
+        let clock = BatchClock::default();
+        let store = StoreOptions::default()
+            .clock(clock.clone())
+            .sweep_batch_size(sizes.sweep_batch)
+            .open(&path)
+            .unwrap();
+        let probe = start_probe(&path);
+        clock.0.lock().unwrap().clear();
+        let t = Instant::now();
+        let report = store.sweep().unwrap();
+        let end = Instant::now();
+        let sweep_time = end - t;
+        let probe_sweep = stop_probe(probe);
+        let mut starts = std::mem::take(&mut *clock.0.lock().unwrap());
+        starts.push(end);
+        let mut batch_us: Vec<u64> = starts
+            .windows(2)
+            .map(|w| (w[1] - w[0]).as_micros() as u64)
+            .collect();
+        let longest = batch_us.iter().copied().max().unwrap_or(0) as f64 / 1000.0;
+        batch_us.sort_unstable();
+        let (_, batch_p99, _) = summary(batch_us);
+        assert_eq!(report.removed.total(), n as u64);
+        drop(store);
+
+        // The floor: one DELETE in one transaction, same pragmas as the store's connections.
+        let mut conn = Connection::open(&raw_path).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn.pragma_update(None, "secure_delete", "ON").unwrap();
+        conn.pragma_update(None, "synchronous", "NORMAL").unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        let probe = start_probe(&raw_path);
+        let t = Instant::now();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .unwrap();
+        let deleted = tx.execute(RAW_DELETE, [now_ms()]).unwrap();
+        tx.commit().unwrap();
+        let raw_time = t.elapsed();
+        let probe_raw = stop_probe(probe);
+        assert!(deleted >= n);
+
+        let (_, sp99, smax) = summary(probe_sweep.lat_us.clone());
+        let (_, rp99, rmax) = summary(probe_raw.lat_us.clone());
+        println!(
+            "| {n} | {:.0} | {:.0} | {:.2}x | {} | {longest:.1} | {batch_p99:.1} | {sp99:.2} | {smax:.1} | {} | {rp99:.1} | {rmax:.1} | {} |",
+            ms(sweep_time),
+            ms(raw_time),
+            sweep_time.as_secs_f64() / raw_time.as_secs_f64(),
+            report.batches,
+            probe_sweep.get("ERRORS"),
+            probe_raw.get("ERRORS"),
+        );
+    }
+}
+
+// ---- 5. open cost -----------------------------------------------------------------------------
+
+fn open_cost(sizes: &Sizes) {
+    let runs = sizes.open_runs;
+    let (_dir, path) = temp_db();
+    let store = Store::open(&path).unwrap();
+    let mut states: Vec<String> = (0..runs * 4)
+        .map(|_| {
+            let f = store
+                .begin(BeginRequest::new(SERVER).client_id(CLIENT))
+                .unwrap();
+            f.state().secret().to_owned()
+        })
+        .collect();
+    drop(store);
+    println!("\n### Open cost: open an existing file and consume one flow ({runs} runs each)\n");
+    println!("| what | p50 ms | max ms |");
+    println!("|---|---:|---:|");
+
+    let (mut open_only, mut first, mut second, mut close, mut inproc) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let us = |t: Instant| t.elapsed().as_micros() as u64;
+    for _ in 0..runs {
+        let (a, b) = (states.pop().unwrap(), states.pop().unwrap());
+        let t = Instant::now();
+        let store = Store::open(&path).unwrap();
+        open_only.push(us(t));
+        let t1 = Instant::now();
+        store.consume(&a).unwrap();
+        first.push(us(t1));
+        inproc.push(us(t));
+        let t2 = Instant::now();
+        store.consume(&b).unwrap();
+        second.push(us(t2));
+        let t3 = Instant::now();
+        drop(store);
+        close.push(us(t3));
+    }
+    let row = |what: &str, us: Vec<u64>| {
+        let (p50, _, max) = summary(us);
+        println!("| {what} | {p50:.3} | {max:.2} |");
+    };
+    row("in-process: `Store::open`", open_only);
+    row("in-process: the first `consume` after it", first);
+    row("in-process: `Store::open` + first `consume`", inproc);
+    row("in-process: a second `consume`", second);
+    row("in-process: drop (last connection closes the WAL)", close);
+
+    let (mut wall, mut child_inproc, mut noop) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        Worker::spawn(&path, "noop", &[]).finish();
+        noop.push(t.elapsed().as_micros() as u64);
+        let state = states.pop().unwrap();
+        let t = Instant::now();
+        let mut w = Worker::spawn(&path, "open-consume", &[]);
+        w.send(&state);
+        let r = w.finish();
+        wall.push(t.elapsed().as_micros() as u64);
+        assert_eq!(r.get("OK"), 1);
+        child_inproc.push(r.get("INPROC_US"));
+    }
+    row("fresh process: spawn + exit, doing nothing", noop);
+    row("fresh process: spawn + open + consume + exit", wall);
+    row(
+        "fresh process: open + consume, timed inside it",
+        child_inproc,
+    );
+
+    let cli = env!("CARGO_BIN_EXE_oauth-state-store");
+    let stats = |db: &Path| -> Vec<u64> {
+        (0..runs)
+            .map(|_| {
+                let t = Instant::now();
+                let out = Command::new(cli)
+                    .arg("--db")
+                    .arg(db)
+                    .arg("stats")
+                    .stdout(Stdio::null())
+                    .status()
+                    .unwrap();
+                assert!(out.success());
+                t.elapsed().as_micros() as u64
+            })
+            .collect()
+    };
+    row(
+        &format!("`oauth-state-store stats`, {} flows", runs * 4),
+        stats(&path),
+    );
+    let (_dir2, big) = temp_db();
+    populate(&big, sizes.stats_rows / 2, sizes.stats_rows / 2);
+    row(
+        &format!("`oauth-state-store stats`, {} flows", sizes.stats_rows),
+        stats(&big),
+    );
+}
+
+// ---- 6. memory --------------------------------------------------------------------------------
+
+fn memory(sizes: &Sizes) {
+    let (n, k) = (sizes.memory_flows, sizes.memory_consumes);
+    let (_dir, path) = temp_db();
+    drop(Store::open(&path).unwrap());
+    let mut w = Worker::spawn(&path, "memory", &[n.to_string(), k.to_string()]);
+    let r = {
+        drop(w.stdin.take());
+        w.finish()
+    };
+    println!(
+        "\n### Memory: one process begins {n} flows (keeping their states) and consumes {k}\n"
+    );
+    println!("| stage | peak RSS (VmHWM) MiB |");
+    println!("|---|---:|");
+    for (key, what) in [
+        ("HWM_START", "process start"),
+        ("HWM_OPEN", "after `Store::open`"),
+        ("HWM_BEGUN", "after the begins"),
+        ("HWM_CONSUMED", "after the consumes"),
+    ] {
+        println!("| {what} | {:.1} |", r.get(key) as f64 / 1024.0);
+    }
+    let (p50, p99, max) = summary(r.lat_us);
+    println!(
+        "\nconsume with {n} rows in the file: p50 {p50:.3} ms, p99 {p99:.3} ms, max {max:.1} ms"
+    );
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+fn main() {
+    // `cargo bench` passes `--bench`; ignore it.
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        run_child(&args[1], &args[2..]);
+        return;
+    }
+    let mut sizes = Sizes::default_sizes();
+    let mut only: Option<Vec<String>> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--quick" => sizes = Sizes::quick(),
+            "--full" => sizes.sweep_rows = vec![10_000, 100_000, 1_000_000],
+            "--only" => {
+                only = Some(
+                    it.next()
+                        .expect("--only SECTIONS")
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            }
+            "--sweep-batch" => {
+                sizes.sweep_batch = it.next().expect("--sweep-batch N").parse().unwrap()
+            }
+            "--sweep-rows" => {
+                sizes.sweep_rows = it
+                    .next()
+                    .expect("--sweep-rows N,N")
+                    .split(',')
+                    .map(|n| n.parse().unwrap())
+                    .collect()
+            }
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    let want = |s: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == s));
+    println!(
+        "SQLite {}, {} CPUs",
+        rusqlite::version(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    if want("ratio") {
+        ratio(&sizes);
+    }
+    if want("contention") {
+        contention(&sizes);
+    }
+    if want("shared") {
+        shared(&sizes);
+    }
+    if want("sweep") {
+        sweep(&sizes);
+    }
+    if want("open") {
+        open_cost(&sizes);
+    }
+    if want("memory") {
+        memory(&sizes);
+    }
+}
