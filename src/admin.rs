@@ -275,30 +275,7 @@ impl Store {
     /// committed stay removed.
     pub fn sweep_finished(&self, older_than: time::Duration) -> Result<SweepReport> {
         cutoff(self.now_ms(), older_than)?;
-        let batch = self.sweep_batch_size();
-        let mut report = SweepReport::default();
-        loop {
-            let deleted = self.write_wiping(|tx, now| {
-                let cut = cutoff(now, older_than)?;
-                let statuses = tx
-                    .prepare_cached(DELETE_FINISHED_BATCH)?
-                    .query_map(params![cut, batch], |r| status_of(&r.get::<_, String>(0)?))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(Ok(statuses))
-            })?;
-            if deleted.is_empty() {
-                break;
-            }
-            report.batches += 1;
-            for status in &deleted {
-                report.removed.add(*status, 1);
-            }
-            if deleted.len() < batch as usize {
-                break;
-            }
-            std::thread::yield_now();
-        }
-        Ok(report)
+        self.delete_in_batches(DELETE_FINISHED_BATCH, |now| cutoff(now, older_than))
     }
 
     /// Sizes, versions and journal mode of the store's file.

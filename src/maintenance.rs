@@ -100,12 +100,16 @@ impl Store {
         for (slot, status) in slots.iter_mut().zip(scope.statuses()) {
             *slot = Some(status.as_str());
         }
-        self.write_wiping(|tx, _now| {
+        let n = self.write_wiping(|tx, _now| {
             let n = tx.prepare_cached(INVALIDATE)?.execute(params![
                 server_id, client_id, slots[0], slots[1], slots[2], slots[3], slots[4]
             ])?;
             Ok(Ok(n as u64))
-        })
+        })?;
+        if n > 0 {
+            self.scrub_wal()?;
+        }
+        Ok(n)
     }
 
     /// Deletes every row whose expiry has passed, whatever its status (unbound orphans,
@@ -116,20 +120,30 @@ impl Store {
     /// # Errors
     /// Storage errors; rows deleted by batches already committed stay deleted.
     pub fn sweep(&self) -> Result<SweepReport> {
+        self.delete_in_batches(SWEEP_BATCH, Ok)
+    }
+
+    /// Runs `sql` (a `DELETE ... LIMIT ?2 RETURNING status` whose `?1` is `cut(now)`) in write
+    /// transactions of [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size) rows until
+    /// a batch comes back short, then scrubs the WAL once.
+    pub(crate) fn delete_in_batches(
+        &self,
+        sql: &'static str,
+        cut: impl Fn(i64) -> Result<i64>,
+    ) -> Result<SweepReport> {
         let mut report = SweepReport::default();
         let batch = self.sweep_batch_size();
         loop {
             let deleted = self.write_wiping(|tx, now| {
-                let mut stmt = tx.prepare_cached(SWEEP_BATCH)?;
-                let statuses = stmt
-                    .query_map(params![now, batch], |r| status_of(&r.get::<_, String>(0)?))?
+                let statuses = tx
+                    .prepare_cached(sql)?
+                    .query_map(params![cut(now)?, batch], |r| {
+                        status_of(&r.get::<_, String>(0)?)
+                    })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(Ok(statuses))
             })?;
-            if deleted.is_empty() {
-                break;
-            }
-            report.batches += 1;
+            report.batches += u64::from(!deleted.is_empty());
             for status in &deleted {
                 report.removed.add(*status, 1);
             }
@@ -138,6 +152,9 @@ impl Store {
             }
             // Let waiting writers in between batches.
             std::thread::yield_now();
+        }
+        if report.removed.total() > 0 {
+            self.scrub_wal()?;
         }
         Ok(report)
     }

@@ -36,6 +36,7 @@ pub enum Durability {
 /// | [`sweep_batch_size`](Self::sweep_batch_size) | 500 rows a transaction |
 /// | [`max_database_size`](Self::max_database_size) | no limit (SQLite's own) |
 /// | [`read_only`](Self::read_only) | `false` |
+/// | [`immediate_wal_scrub`](Self::immediate_wal_scrub) | `false` |
 ///
 /// ```no_run
 /// use oauth_state_store::{Durability, StoreOptions};
@@ -57,6 +58,7 @@ pub struct StoreOptions {
     pub(crate) sweep_batch_size: u32,
     pub(crate) max_database_size: Option<u64>,
     pub(crate) read_only: bool,
+    pub(crate) immediate_wal_scrub: bool,
 }
 
 impl Default for StoreOptions {
@@ -72,6 +74,7 @@ impl Default for StoreOptions {
             sweep_batch_size: 500,
             max_database_size: None,
             read_only: false,
+            immediate_wal_scrub: false,
         }
     }
 }
@@ -136,6 +139,28 @@ impl StoreOptions {
     /// inspection tools.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+    /// Whether every write that wipes a secret (consume, reject, the removal of an expired
+    /// flow) also scrubs the `-wal` file at once.
+    ///
+    /// A wiped verifier or code is gone from its row, and `secure_delete` zeroes it in the
+    /// page, as soon as the write commits. But the page image written when the flow began
+    /// stays an old frame of the `-wal` until a checkpoint has copied the WAL into the file and
+    /// the next write has restarted it (every connection sets `journal_size_limit=0`, so a
+    /// restart cuts the file to the new frames). By default that happens at SQLite's automatic
+    /// checkpoint (about every 1000 pages written), at the end of every
+    /// [`Store::sweep`](crate::Store::sweep) and [`Store::invalidate`](crate::Store::invalidate),
+    /// at [`Store::compact`](crate::Store::compact), and when the last connection to the file
+    /// closes.
+    ///
+    /// `true` runs a passive checkpoint before and after each such write instead, so that the
+    /// old frames go with the write itself (unless another connection holds an older read
+    /// snapshot; then they go at the next such write). Each checkpoint syncs the files: in
+    /// BENCHMARKS.md this makes a flow about ten times slower. For hosts where a copy of the
+    /// `-wal` taken at any moment must not hold a consumed verifier.
+    pub fn immediate_wal_scrub(mut self, immediate: bool) -> Self {
+        self.immediate_wal_scrub = immediate;
         self
     }
 

@@ -35,6 +35,7 @@ struct Inner {
     path: Option<PathBuf>,
     store_id: String,
     migration: MigrationReport,
+    immediate_wal_scrub: bool,
 }
 
 impl fmt::Debug for Store {
@@ -217,6 +218,7 @@ impl Store {
                 path,
                 store_id,
                 migration,
+                immediate_wal_scrub: opts.immediate_wal_scrub,
             }),
         })
     }
@@ -279,22 +281,34 @@ impl Store {
 
     /// [`Store::write`] for a transaction that wipes a secret (a verifier or code set to NULL,
     /// a row deleted). `secure_delete` zeroes the old cell in the page, but with WAL the page
-    /// image that held the secret is still an old frame of the `-wal` file. So: a passive
-    /// checkpoint first, which lets this transaction restart the WAL from its start, and
-    /// with `journal_size_limit=0` cut it to this transaction's own frames (the old ones are
-    /// overwritten or truncated); then a passive checkpoint again, which copies the wiped
-    /// pages into the database file. Passive checkpoints never wait and never hold the write
-    /// lock. If another connection holds an old snapshot, the frames go at the next such
-    /// write (or [`Store::compact`]).
+    /// image that held the secret is still an old frame of the `-wal` file. With
+    /// [`immediate_wal_scrub`](crate::StoreOptions::immediate_wal_scrub): a passive checkpoint
+    /// first, which lets this transaction restart the WAL from its start and, with
+    /// `journal_size_limit=0`, cut it to its own frames; then a passive checkpoint again, which
+    /// copies the wiped pages into the database file. Passive checkpoints never wait and never
+    /// hold the write lock; if another connection holds an old snapshot, the frames go at the
+    /// next such write. Without it, a plain write: the frames go at the next checkpoint and
+    /// WAL restart (see the option's docs).
     pub(crate) fn write_wiping<T>(
         &self,
         f: impl FnOnce(&Transaction<'_>, i64) -> Result<Result<T>>,
     ) -> Result<T> {
         let mut conn = self.conn()?;
+        if !self.inner.immediate_wal_scrub {
+            return self.write_on(&mut conn, f)?;
+        }
         self.checkpoint_passive(&conn);
         let outcome = self.write_on(&mut conn, f)?;
         self.checkpoint_passive(&conn);
         outcome
+    }
+
+    /// After a bulk wipe (sweep, invalidate): one passive checkpoint, so that the wiped pages
+    /// reach the database file and the next write restarts (and cuts) the WAL. Never waits.
+    pub(crate) fn scrub_wal(&self) -> Result<()> {
+        let conn = self.conn()?;
+        self.checkpoint_passive(&conn);
+        Ok(())
     }
 
     fn write_on<T>(

@@ -3,7 +3,9 @@
 //!
 //! With WAL, the insert's page image (verifier included) is a frame of the `-wal`; the
 //! consume's update writes a new frame, but the old one stays until the WAL is checkpointed
-//! and truncated. `secure_delete` zeroes the old cell inside the page, not old frames.
+//! and restarted. `secure_delete` zeroes the old cell inside the page, not old frames. By
+//! default the old frames go at the next checkpoint and WAL restart (and at every sweep);
+//! with `immediate_wal_scrub` they go with the write that wipes the secret.
 
 mod common;
 
@@ -55,6 +57,20 @@ fn begin(store: &Store, i: usize) {
         .unwrap();
 }
 
+/// A store that scrubs the `-wal` with every write that wipes a secret.
+fn scrubbing(fx: &Fixture) -> Store {
+    fx.options()
+        .immediate_wal_scrub(true)
+        .open(&fx.path)
+        .unwrap()
+}
+
+fn passive_checkpoint(path: &Path) {
+    let raw = rusqlite::Connection::open(path).unwrap();
+    raw.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+        .unwrap();
+}
+
 fn checkpoint(path: &Path) {
     let raw = rusqlite::Connection::open(path).unwrap();
     let busy: i64 = raw
@@ -78,7 +94,7 @@ fn a_stored_verifier_is_on_disk_so_the_scan_can_see_it() {
 #[test]
 fn a_consumed_verifier_and_code_are_gone_from_the_db_and_the_wal() {
     let fx = Fixture::new();
-    let store = fx.store();
+    let store = scrubbing(&fx);
     // Neighbours on the same page, live before and after: their cells move around ours.
     for i in 0..5 {
         begin(&store, i);
@@ -105,7 +121,7 @@ fn a_consumed_verifier_and_code_are_gone_from_the_db_and_the_wal() {
 fn a_verifier_checkpointed_before_its_consume_is_gone_after_it() {
     // The insert reached the main file first; the consume's page must replace it there.
     let fx = Fixture::new();
-    let store = fx.store();
+    let store = scrubbing(&fx);
     for i in 0..3 {
         begin(&store, i);
     }
@@ -124,7 +140,7 @@ fn a_verifier_checkpointed_before_its_consume_is_gone_after_it() {
 #[test]
 fn failed_expired_and_swept_flows_leave_no_secret() {
     let fx = Fixture::new();
-    let store = fx.store();
+    let store = scrubbing(&fx);
     for i in 0..4 {
         begin(&store, i);
     }
@@ -153,7 +169,7 @@ fn a_reader_holding_an_old_snapshot_delays_the_scrub_until_the_next_write() {
     // The exact guarantee: an open read transaction elsewhere pins the old frames, so they
     // cannot go at once; they go at the next write that wipes a secret, or at compact.
     let fx = Fixture::new();
-    let store = fx.store();
+    let store = scrubbing(&fx);
     for i in 0..3 {
         begin(&store, i);
     }
@@ -176,4 +192,64 @@ fn a_reader_holding_an_old_snapshot_delays_the_scrub_until_the_next_write() {
         assert_eq!(found(&fx.path, i), Vec::<String>::new(), "flow {i}");
     }
     assert!(found(&fx.path, 2).contains(&"verifier in db".to_string()));
+}
+
+#[test]
+fn by_default_a_consumed_verifier_leaves_the_wal_at_the_next_checkpoint() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    for i in 0..5 {
+        begin(&store, i);
+    }
+    store.complete(&secrets(2).0, &secrets(2).2).unwrap();
+    let consumed = store.consume(&secrets(2).0).unwrap();
+    assert_eq!(consumed.verifier.secret(), secrets(2).1);
+    drop(consumed);
+    // The default promise, stated exactly: the row is wiped at once, the old page image of
+    // the insert stays in the -wal until a checkpoint (the costly step this mode skips).
+    assert_eq!(
+        found(&fx.path, 2),
+        ["verifier in -wal", "code in -wal"],
+        "before any checkpoint"
+    );
+    checkpoint(&fx.path);
+    assert_eq!(found(&fx.path, 2), Vec::<String>::new(), "after checkpoint");
+    assert!(found(&fx.path, 3).contains(&"verifier in db".to_string()));
+}
+
+#[test]
+fn by_default_a_passive_checkpoint_and_the_next_write_cut_the_old_frames() {
+    // SQLite's automatic checkpoint is passive and does not truncate: the write after it
+    // restarts the WAL, and journal_size_limit=0 cuts the file to that write's frames.
+    let fx = Fixture::new();
+    let store = fx.store();
+    for i in 0..3 {
+        begin(&store, i);
+    }
+    store.consume(&secrets(1).0).unwrap();
+    passive_checkpoint(&fx.path);
+    begin(&store, 3);
+    assert_eq!(found(&fx.path, 1), Vec::<String>::new());
+    assert!(!found(&fx.path, 3).is_empty(), "the new flow is on disk");
+}
+
+#[test]
+fn by_default_a_sweep_scrubs_the_flows_it_removes() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    for i in 0..4 {
+        begin(&store, i);
+    }
+    store
+        .reject(&secrets(0).0, "access_denied", Some("the user said no"))
+        .unwrap();
+    store.complete(&secrets(2).0, &secrets(2).2).unwrap();
+    fx.clock.advance(time::Duration::hours(1));
+    let swept = store.sweep().unwrap();
+    assert_eq!(swept.removed.total(), 4);
+    // The sweep ended with a checkpoint; the next write restarts and cuts the WAL.
+    begin(&store, 4);
+    for i in 0..4 {
+        assert_eq!(found(&fx.path, i), Vec::<String>::new(), "flow {i}");
+    }
 }
