@@ -145,19 +145,25 @@ impl StoreOptions {
     /// flow) also scrubs the `-wal` file at once.
     ///
     /// A wiped verifier or code is gone from its row, and `secure_delete` zeroes it in the
-    /// page, as soon as the write commits. But the page image written when the flow began
-    /// stays an old frame of the `-wal` until a checkpoint has copied the WAL into the file and
-    /// the next write has restarted it (every connection sets `journal_size_limit=0`, so a
-    /// restart cuts the file to the new frames). By default that happens at SQLite's automatic
-    /// checkpoint (about every 1000 pages written), at the end of every
-    /// [`Store::sweep`](crate::Store::sweep) and [`Store::invalidate`](crate::Store::invalidate),
-    /// at [`Store::compact`](crate::Store::compact), and when the last connection to the file
-    /// closes.
+    /// page, as soon as the write commits. But the page image written when the flow began is
+    /// still a frame of the `-wal` file. By default such frames leave the `-wal`:
+    /// - at the end of every [`Store::sweep`](crate::Store::sweep),
+    ///   [`Store::sweep_finished`](crate::Store::sweep_finished) and
+    ///   [`Store::invalidate`](crate::Store::invalidate) that removed something (a checkpoint,
+    ///   then a write that restarts the WAL and cuts the file to its own frames);
+    /// - at [`Store::compact`](crate::Store::compact) (`oauth-state-store sweep --vacuum`), and
+    ///   when the last connection to the file closes (SQLite then removes the `-wal`);
+    /// - otherwise as SQLite's automatic checkpoints let later writes overwrite them, which is
+    ///   no promise of a time.
     ///
-    /// `true` runs a passive checkpoint before and after each such write instead, so that the
-    /// old frames go with the write itself (unless another connection holds an older read
-    /// snapshot; then they go at the next such write). Each checkpoint syncs the files: in
-    /// BENCHMARKS.md this makes a flow about ten times slower. For hosts where a copy of the
+    /// A running `oauth-state-store sweep` timer therefore bounds how long a consumed verifier
+    /// can stay in the `-wal` file; it is never in the database file once consumed.
+    ///
+    /// `true` scrubs with every such write instead: a passive checkpoint before and after it,
+    /// and `journal_size_limit=0` on every connection so that each WAL restart cuts the file.
+    /// The old frames then go with the write itself (unless another connection holds an
+    /// older read snapshot; then at the next such write). It syncs the files twice a write:
+    /// BENCHMARKS.md measures a flow about ten times slower. For hosts where a copy of the
     /// `-wal` taken at any moment must not hold a consumed verifier.
     pub fn immediate_wal_scrub(mut self, immediate: bool) -> Self {
         self.immediate_wal_scrub = immediate;

@@ -49,12 +49,18 @@ impl fmt::Debug for Store {
 
 const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 
+/// A write that leaves the file as it was but still writes a page (an `UPDATE` to the same
+/// value writes none), to restart the WAL after a checkpoint (see `scrub_wal`).
+const TOUCH_META: &str = "INSERT INTO meta (key, value) VALUES ('wal_restart', ''); \
+     DELETE FROM meta WHERE key = 'wal_restart';";
+
 /// Per-connection settings, applied by the pool to every new connection.
 fn init_connection(
     conn: &mut Connection,
     busy_timeout: Duration,
     durability: Durability,
     max_size: Option<u64>,
+    immediate_wal_scrub: bool,
 ) -> rusqlite::Result<()> {
     conn.busy_timeout(busy_timeout)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
@@ -62,9 +68,13 @@ fn init_connection(
     conn.set_prepared_statement_cache_capacity(32);
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.pragma_update(None, "cell_size_check", "ON")?;
-    // When a write restarts the WAL, it cuts the file to its own frames: old page images
-    // (wiped secrets among them) do not linger past the restart. See `Store::write_wiping`.
-    conn.pragma_update(None, "journal_size_limit", 0)?;
+    if immediate_wal_scrub {
+        // When a write restarts the WAL, it cuts the file to its own frames: old page images
+        // (wiped secrets among them) do not linger past the restart. See `Store::write_wiping`.
+        // Not by default: cutting and regrowing the file at every restart costs a third of a
+        // flow's time with `synchronous=NORMAL` (BENCHMARKS.md).
+        conn.pragma_update(None, "journal_size_limit", 0)?;
+    }
     if let Some(bytes) = max_size {
         let page: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
         let pages = (bytes / page.max(1) as u64).clamp(1, u64::from(u32::MAX - 1));
@@ -166,9 +176,14 @@ impl Store {
         opts: StoreOptions,
         path: Option<PathBuf>,
     ) -> Result<Store> {
-        let (bt, durability, max_size) =
-            (opts.busy_timeout, opts.durability, opts.max_database_size);
-        let manager = manager.with_init(move |c| init_connection(c, bt, durability, max_size));
+        let (bt, durability, max_size, scrub) = (
+            opts.busy_timeout,
+            opts.durability,
+            opts.max_database_size,
+            opts.immediate_wal_scrub,
+        );
+        let manager =
+            manager.with_init(move |c| init_connection(c, bt, durability, max_size, scrub));
         let sql = |e| Error::from_sqlite(e, bt);
         // Set the file up on a connection of our own, so that its failures keep SQLite's
         // typed error (r2d2 would flatten them into a message).
@@ -303,12 +318,34 @@ impl Store {
         outcome
     }
 
-    /// After a bulk wipe (sweep, invalidate): one passive checkpoint, so that the wiped pages
-    /// reach the database file and the next write restarts (and cuts) the WAL. Never waits.
+    /// After a bulk wipe (sweep, invalidate): a passive checkpoint copies the wiped pages into
+    /// the database file; then one tiny write on the same connection, with
+    /// `journal_size_limit=0` for it alone, restarts the WAL and cuts it to that write's
+    /// frames, so the old page images of what was wiped leave the `-wal`. Never waits for
+    /// readers; while one holds an older snapshot the write appends instead, and the frames go
+    /// at a later scrub.
     pub(crate) fn scrub_wal(&self) -> Result<()> {
-        let conn = self.conn()?;
+        if self.inner.path.is_none() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        let set_limit = |conn: &Connection, limit: i64| {
+            conn.pragma_update(None, "journal_size_limit", limit)
+                .map_err(|e| self.classify(e.into()))
+        };
+        set_limit(&conn, 0)?;
         self.checkpoint_passive(&conn);
-        Ok(())
+        let touched = self.write_on(&mut conn, |tx, _now| {
+            tx.execute_batch(TOUCH_META)?;
+            Ok(Ok(()))
+        });
+        let keep = if self.inner.immediate_wal_scrub {
+            0
+        } else {
+            -1
+        };
+        set_limit(&conn, keep)?;
+        touched?
     }
 
     fn write_on<T>(
