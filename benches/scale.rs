@@ -684,8 +684,8 @@ fn stop_probe(mut w: Worker) -> Report {
 
 fn sweep(sizes: &Sizes) {
     println!("\n### Sweep: N expired rows among N/10 live ones; `Store::sweep` ({}-row batches) vs one raw `DELETE ... WHERE expires_at <= ?`, each while another process runs full flows\n", sizes.sweep_batch);
-    println!("| expired rows | sweep ms | raw DELETE ms | ratio | batches | longest batch ms | p99 batch ms | probe consume p99 ms (sweep) | max ms | probe errors | probe consume p99 ms (raw DELETE) | max ms | probe errors |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| expired rows | sweep ms | raw DELETE ms | ratio | batches | longest lock hold ms | longest batch ms | p99 batch ms | probe consume p99 ms (sweep) | max ms | probe errors | probe consume p99 ms (raw DELETE) | max ms | probe errors |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in &sizes.sweep_rows {
         let (dir, path) = temp_db();
         populate(&path, n, (n / 10).max(100));
@@ -738,11 +738,12 @@ fn sweep(sizes: &Sizes) {
         let (_, sp99, smax) = summary(probe_sweep.lat_us.clone());
         let (_, rp99, rmax) = summary(probe_raw.lat_us.clone());
         println!(
-            "| {n} | {:.0} | {:.0} | {:.2}x | {} | {longest:.1} | {batch_p99:.1} | {sp99:.2} | {smax:.1} | {} | {rp99:.1} | {rmax:.1} | {} |",
+            "| {n} | {:.0} | {:.0} | {:.2}x | {} | {:.1} | {longest:.1} | {batch_p99:.1} | {sp99:.2} | {smax:.1} | {} | {rp99:.1} | {rmax:.1} | {} |",
             ms(sweep_time),
             ms(raw_time),
             sweep_time.as_secs_f64() / raw_time.as_secs_f64(),
             report.batches,
+            ms(report.longest_batch),
             probe_sweep.get("ERRORS"),
             probe_raw.get("ERRORS"),
         );

@@ -362,6 +362,14 @@ pub struct SweepReport {
     pub removed: StatusCounts,
     /// How many write transactions it took.
     pub batches: u64,
+    /// The longest of those transactions, from `BEGIN IMMEDIATE` to the end of its commit:
+    /// the longest that other writers had to wait behind the sweep.
+    #[serde(rename = "longest_batch_ms", serialize_with = "millis")]
+    pub longest_batch: std::time::Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 /// What [`Store::stats`](crate::Store::stats) reports.

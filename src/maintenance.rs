@@ -1,6 +1,8 @@
 //! Operations over many rows: the SDK's state-less verifier lookup, invalidation, sweep and
 //! statistics.
 
+use std::time::{Duration, Instant};
+
 use rusqlite::params;
 
 use crate::error::{Error, Result};
@@ -29,6 +31,21 @@ pub(crate) const SWEEP_BATCH: &str = "DELETE FROM flows WHERE id IN \
 
 const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
      sum(expires_at <= ?1) FROM flows GROUP BY status";
+
+/// The first batch of a sweep; later ones grow or shrink toward the time target.
+const FIRST_SWEEP_BATCH: u32 = 64;
+
+/// The next batch size: half when the last batch took longer than `target`, double (at
+/// most `max`) when it took less than half of it.
+fn next_batch_size(size: u32, held: Duration, target: Duration, max: u32) -> u32 {
+    if held > target {
+        (size / 2).max(1)
+    } else if held < target / 2 {
+        size.saturating_mul(2).min(max)
+    } else {
+        size
+    }
+}
 
 fn status_of(s: &str) -> rusqlite::Result<Status> {
     Status::parse(s).ok_or_else(|| {
@@ -123,36 +140,71 @@ impl Store {
         self.delete_in_batches(SWEEP_BATCH, Ok)
     }
 
-    /// Runs `sql` (a `DELETE ... LIMIT ?2 RETURNING status` whose `?1` is `cut(now)`) in write
-    /// transactions of [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size) rows until
-    /// a batch comes back short, then scrubs the WAL once.
+    /// Runs `sql` (a `DELETE ... LIMIT ?2 RETURNING status` whose `?1` is `cut(now)`) in short
+    /// write transactions on one connection until a batch comes back short, then scrubs the
+    /// WAL once.
+    ///
+    /// Batch sizes adapt: each batch's time from `BEGIN IMMEDIATE` to the end of its commit
+    /// (the write lock's hold) is measured, and the next batch halves when it took longer than
+    /// [`sweep_batch_time`](crate::StoreOptions::sweep_batch_time), doubles (up to
+    /// [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size)) when it took less than
+    /// half. SQLite's automatic checkpoint, which runs inside a commit call after the lock is
+    /// released, is turned off on this connection for the sweep and a passive checkpoint runs
+    /// between batches instead, so that it neither counts as a batch's time nor makes the
+    /// next one shrink.
     pub(crate) fn delete_in_batches(
         &self,
         sql: &'static str,
         cut: impl Fn(i64) -> Result<i64>,
     ) -> Result<SweepReport> {
         let mut report = SweepReport::default();
-        let batch = self.sweep_batch_size();
-        loop {
-            let deleted = self.write_wiping(|tx, now| {
+        let max = self.sweep_batch_size();
+        let target = self.sweep_batch_time();
+        let mut conn = self.conn()?;
+        let pragma = |conn: &rusqlite::Connection, value: i64| {
+            conn.pragma_update(None, "wal_autocheckpoint", value)
+        };
+        let autocheckpoint: i64 = conn
+            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
+            .map_err(|e| self.classify(e.into()))?;
+        pragma(&conn, 0).map_err(|e| self.classify(e.into()))?;
+        let mut size = max.min(FIRST_SWEEP_BATCH);
+        let swept = loop {
+            let mut began = None;
+            let deleted = match self.write_on(&mut conn, |tx, now| {
+                began = Some(Instant::now());
                 let statuses = tx
                     .prepare_cached(sql)?
-                    .query_map(params![cut(now)?, batch], |r| {
+                    .query_map(params![cut(now)?, size], |r| {
                         status_of(&r.get::<_, String>(0)?)
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(Ok(statuses))
-            })?;
+            }) {
+                Ok(Ok(deleted)) => deleted,
+                Ok(Err(e)) | Err(e) => break Err(e),
+            };
+            let held = began.map_or(Duration::ZERO, |t| t.elapsed());
+            report.longest_batch = report.longest_batch.max(held);
             report.batches += u64::from(!deleted.is_empty());
             for status in &deleted {
                 report.removed.add(*status, 1);
             }
-            if deleted.len() < batch as usize {
-                break;
+            if deleted.len() < size as usize {
+                break Ok(());
             }
+            // Each batch's pages go to the file before the next: the WAL stays short, so no
+            // other process's commit finds it past its own automatic-checkpoint size and does
+            // the copying (tried: every 500 rows instead doubled a concurrent consume's p99).
+            self.checkpoint_passive(&conn);
+            size = next_batch_size(size, held, target, max);
             // Let waiting writers in between batches.
             std::thread::yield_now();
-        }
+        };
+        let restored = pragma(&conn, autocheckpoint).map_err(|e| self.classify(e.into()));
+        drop(conn);
+        swept?;
+        restored?;
         if report.removed.total() > 0 {
             self.scrub_wal()?;
         }
@@ -179,5 +231,22 @@ impl Store {
             }
             Ok(stats)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_halve_when_slow_double_when_fast_and_stay_in_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_batch_size(64, ms(11), ms(10), 500), 32);
+        assert_eq!(next_batch_size(1, ms(50), ms(10), 500), 1);
+        assert_eq!(next_batch_size(64, ms(4), ms(10), 500), 128);
+        assert_eq!(next_batch_size(400, ms(1), ms(10), 500), 500);
+        assert_eq!(next_batch_size(u32::MAX, ms(1), ms(10), u32::MAX), u32::MAX);
+        assert_eq!(next_batch_size(64, ms(7), ms(10), 500), 64);
+        assert_eq!(next_batch_size(64, ms(10), ms(10), 500), 64);
     }
 }

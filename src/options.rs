@@ -33,7 +33,8 @@ pub enum Durability {
 /// | [`clock`](Self::clock) | [`SystemClock`] |
 /// | [`file_checks`](Self::file_checks) | [`FileChecks::Enforce`] |
 /// | [`create_if_missing`](Self::create_if_missing) | `true` |
-/// | [`sweep_batch_size`](Self::sweep_batch_size) | 500 rows a transaction |
+/// | [`sweep_batch_size`](Self::sweep_batch_size) | at most 500 rows a transaction |
+/// | [`sweep_batch_time`](Self::sweep_batch_time) | 10 ms a transaction |
 /// | [`max_database_size`](Self::max_database_size) | no limit (SQLite's own) |
 /// | [`read_only`](Self::read_only) | `false` |
 /// | [`immediate_wal_scrub`](Self::immediate_wal_scrub) | `false` |
@@ -56,6 +57,7 @@ pub struct StoreOptions {
     pub(crate) file_checks: FileChecks,
     pub(crate) create_if_missing: bool,
     pub(crate) sweep_batch_size: u32,
+    pub(crate) sweep_batch_time: Duration,
     pub(crate) max_database_size: Option<u64>,
     pub(crate) read_only: bool,
     pub(crate) immediate_wal_scrub: bool,
@@ -72,6 +74,7 @@ impl Default for StoreOptions {
             file_checks: FileChecks::Enforce,
             create_if_missing: true,
             sweep_batch_size: 500,
+            sweep_batch_time: Duration::from_millis(10),
             max_database_size: None,
             read_only: false,
             immediate_wal_scrub: false,
@@ -117,10 +120,20 @@ impl StoreOptions {
         self.create_if_missing = create;
         self
     }
-    /// Rows deleted per write transaction by [`Store::sweep`], so that a large sweep never
-    /// holds the write lock for long (at least 1).
+    /// The most rows [`Store::sweep`](crate::Store::sweep) deletes in one write transaction
+    /// (at least 1). Batches start smaller and grow up to this while they stay under
+    /// [`sweep_batch_time`](Self::sweep_batch_time).
     pub fn sweep_batch_size(mut self, rows: u32) -> Self {
         self.sweep_batch_size = rows.max(1);
+        self
+    }
+    /// How long one sweep transaction should hold the write lock: a batch that took longer
+    /// halves the next one, a batch under half of it doubles the next one (up to
+    /// [`sweep_batch_size`](Self::sweep_batch_size)). Other processes' writes wait at most
+    /// about this long behind a sweep. A target, not a bound: one batch of a row or two can
+    /// take longer on a slow disk.
+    pub fn sweep_batch_time(mut self, time: Duration) -> Self {
+        self.sweep_batch_time = time;
         self
     }
     /// The largest the database file may grow, in bytes (rounded down to whole pages, and

@@ -32,6 +32,7 @@ struct Inner {
     ttl: time::Duration,
     busy_timeout: Duration,
     sweep_batch_size: u32,
+    sweep_batch_time: Duration,
     path: Option<PathBuf>,
     store_id: String,
     migration: MigrationReport,
@@ -230,6 +231,7 @@ impl Store {
                 ttl: opts.ttl,
                 busy_timeout: bt,
                 sweep_batch_size: opts.sweep_batch_size,
+                sweep_batch_time: opts.sweep_batch_time,
                 path,
                 store_id,
                 migration,
@@ -267,11 +269,15 @@ impl Store {
         self.inner.sweep_batch_size
     }
 
-    fn conn(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
+    pub(crate) fn sweep_batch_time(&self) -> Duration {
+        self.inner.sweep_batch_time
+    }
+
+    pub(crate) fn conn(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
         self.inner.pool.get().map_err(Error::Pool)
     }
 
-    fn classify(&self, e: Error) -> Error {
+    pub(crate) fn classify(&self, e: Error) -> Error {
         match e {
             Error::Sqlite(s) => Error::from_sqlite(s, self.inner.busy_timeout),
             Error::Busy { source, .. } => Error::Busy {
@@ -348,7 +354,7 @@ impl Store {
         touched?
     }
 
-    fn write_on<T>(
+    pub(crate) fn write_on<T>(
         &self,
         conn: &mut Connection,
         f: impl FnOnce(&Transaction<'_>, i64) -> Result<Result<T>>,
@@ -365,7 +371,7 @@ impl Store {
 
     /// Best effort and never blocking: a busy or partial checkpoint is not an error, the next
     /// one finishes the job.
-    fn checkpoint_passive(&self, conn: &Connection) {
+    pub(crate) fn checkpoint_passive(&self, conn: &Connection) {
         if self.inner.path.is_some() {
             let _ = conn.query_row(CHECKPOINT_PASSIVE, [], |_| Ok(()));
         }

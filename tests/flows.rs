@@ -288,7 +288,13 @@ fn orphaned_unbound_verifier_expires_and_is_swept() {
 #[test]
 fn sweep_removes_every_status_in_small_batches() {
     let fx = Fixture::new();
-    let store = fx.options().sweep_batch_size(7).open(&fx.path).unwrap();
+    // A time target no batch misses: the sizes depend on the row counts alone.
+    let store = fx
+        .options()
+        .sweep_batch_size(7)
+        .sweep_batch_time(std::time::Duration::from_secs(3600))
+        .open(&fx.path)
+        .unwrap();
     let mut states = Vec::new();
     for i in 0..50 {
         let flow = begin(&store, "srv", "cli");
@@ -315,6 +321,48 @@ fn sweep_removes_every_status_in_small_batches() {
     assert_eq!(report.removed.pending, 12);
     assert_eq!(report.removed.unbound, 10);
     assert_eq!(report.batches, 9);
+    assert_eq!(total_rows(&store), 0);
+}
+
+/// Begins `n` flows for `srv` on `store` and moves its clock past their expiry.
+fn expired_flows(fx: &Fixture, store: &oauth_state_store::Store, n: usize) {
+    for _ in 0..n {
+        begin(store, "srv", "cli");
+    }
+    fx.clock.advance(time::Duration::minutes(11));
+}
+
+#[test]
+fn sweep_batches_grow_while_fast_up_to_the_size_limit() {
+    let fx = Fixture::new();
+    let store = fx
+        .options()
+        .sweep_batch_size(500)
+        .sweep_batch_time(std::time::Duration::from_secs(3600))
+        .open(&fx.path)
+        .unwrap();
+    expired_flows(&fx, &store, 2000);
+    let report = store.sweep().unwrap();
+    assert_eq!(report.removed.total(), 2000);
+    // 64, 128, 256, then 500 three times, then the last 52.
+    assert_eq!(report.batches, 7);
+    assert!(report.longest_batch > std::time::Duration::ZERO);
+    assert_eq!(total_rows(&store), 0);
+}
+
+#[test]
+fn sweep_batches_shrink_to_one_row_when_every_batch_is_too_slow() {
+    let fx = Fixture::new();
+    let store = fx
+        .options()
+        .sweep_batch_time(std::time::Duration::ZERO)
+        .open(&fx.path)
+        .unwrap();
+    expired_flows(&fx, &store, 300);
+    let report = store.sweep().unwrap();
+    assert_eq!(report.removed.total(), 300);
+    // 64, 32, 16, 8, 4, 2 (126 rows), then one row a batch.
+    assert_eq!(report.batches, 6 + 174);
     assert_eq!(total_rows(&store), 0);
 }
 

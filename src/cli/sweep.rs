@@ -21,7 +21,7 @@ pub struct Args {
     /// Then checkpoint the WAL into the file, truncate it, and VACUUM to reclaim space
     #[arg(long, conflicts_with = "dry_run")]
     vacuum: bool,
-    /// Rows removed per write transaction; smaller batches block applications for less time
+    /// The most rows removed per write transaction (batches also stay near 10 ms each); smaller batches block applications for less time
     #[arg(long, value_name = "ROWS", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
@@ -38,6 +38,8 @@ struct Report {
     removed: Removed,
     total: u64,
     batches: u64,
+    /// The longest write transaction, in milliseconds: how long applications waited at most.
+    longest_batch_ms: f64,
     older_than_ms: Option<i128>,
     vacuum: Option<CompactReport>,
 }
@@ -47,16 +49,19 @@ pub fn run(path: &Path, args: Args) -> CliResult {
     let store = open_existing(path, options)?;
     let mut removed = Removed::default();
     let mut batches = 0;
+    let mut longest = std::time::Duration::ZERO;
     if args.dry_run {
         removed.add(store.sweep_preview(args.older_than)?);
     } else {
         let swept = store.sweep()?;
         removed.add(swept.removed);
         batches += swept.batches;
+        longest = swept.longest_batch;
         if let Some(d) = args.older_than {
             let finished = store.sweep_finished(d)?;
             removed.add(finished.removed);
             batches += finished.batches;
+            longest = longest.max(finished.longest_batch);
         }
     }
     let vacuum = args.vacuum.then(|| store.compact()).transpose()?;
@@ -65,6 +70,7 @@ pub fn run(path: &Path, args: Args) -> CliResult {
         total: removed.by_status().iter().map(|(_, n)| n).sum(),
         removed,
         batches,
+        longest_batch_ms: longest.as_secs_f64() * 1000.0,
         older_than_ms: args.older_than.map(|d| d.whole_milliseconds()),
         vacuum,
     };
@@ -136,6 +142,12 @@ fn human(report: &Report) -> String {
             report.batches,
             if report.batches == 1 { "" } else { "es" }
         ));
+        if report.batches > 0 {
+            out.push_str(&format!(
+                " (the longest held the write lock {:.1} ms)",
+                report.longest_batch_ms
+            ));
+        }
     }
     out.push('\n');
     let rows: Vec<Vec<String>> = report
