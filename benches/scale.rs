@@ -440,14 +440,15 @@ fn ratio(sizes: &Sizes) {
             sizes.ratio_block
         }
         .max(1);
-        let dirs: Vec<_> = (0..4).map(|_| temp_db()).collect();
+        let dirs: Vec<_> = (0..5).map(|_| temp_db()).collect();
         let open = |i: usize| {
             StoreOptions::default()
                 .durability(durability)
+                .immediate_wal_scrub(i == 4)
                 .open(&dirs[i].1)
                 .unwrap()
         };
-        let (s1, s2) = (open(0), open(1));
+        let (s1, s2, scrubbing) = (open(0), open(1), open(4));
         let mut f1 = Floor::open(&dirs[2].1, durability);
         let mut f2 = Floor::open(&dirs[3].1, durability);
         let mem = MemStore::default();
@@ -456,6 +457,10 @@ fn ratio(sizes: &Sizes) {
             ("store native", Box::new(store_native(&s1))),
             ("floor SDK", Box::new(floor_sdk(&mut f2))),
             ("store SDK", Box::new(store_sdk(&s2))),
+            (
+                "store native, immediate_wal_scrub",
+                Box::new(store_native(&scrubbing)),
+            ),
         ];
         if !full {
             variants.push((
@@ -489,7 +494,11 @@ fn ratio(sizes: &Sizes) {
         for round in 0..sizes.ratio_rounds {
             for k in 0..n {
                 // Rotate the order within each pair so neither side always goes first.
-                let i = if round % 2 == 1 { k ^ 1 } else { k };
+                let i = if round % 2 == 1 && k ^ 1 < n {
+                    k ^ 1
+                } else {
+                    k
+                };
                 let (w0, c0) = (Instant::now(), thread_cpu_ns());
                 for _ in 0..block {
                     (variants[i].1)();
