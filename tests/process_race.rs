@@ -5,7 +5,9 @@ mod common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, Write};
+use std::process::{Child, ChildStdin};
 use std::sync::mpsc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{count, forward_lines, spawn_child, Fixture};
@@ -45,6 +47,53 @@ fn child_racer() {
     }
 }
 
+/// `RACERS` children running the `#[ignore]`d test `name` on the file `db`, each child's stdout
+/// lines forwarded, tagged with its index, to one channel.
+struct Racers {
+    children: Vec<Child>,
+    readers: Vec<JoinHandle<()>>,
+    rx: mpsc::Receiver<(usize, String)>,
+}
+
+impl Racers {
+    fn spawn(name: &str, db: &str) -> Racers {
+        let (tx, rx) = mpsc::channel();
+        let mut children = Vec::new();
+        let mut readers = Vec::new();
+        for id in 0..RACERS {
+            let mut child = spawn_child(name, &[("OSS_DB", db)]);
+            readers.push(forward_lines(id, &mut child, tx.clone()));
+            children.push(child);
+        }
+        Racers {
+            children,
+            readers,
+            rx,
+        }
+    }
+
+    /// Each child's stdin, in child order.
+    fn stdins(&mut self) -> Vec<ChildStdin> {
+        self.children
+            .iter_mut()
+            .map(|c| c.stdin.take().unwrap())
+            .collect()
+    }
+
+    /// Waits for every child to exit; one that failed fails the test with its stderr.
+    fn finish(self, what: &str) {
+        for (id, mut child) in self.children.into_iter().enumerate() {
+            let status = child.wait().unwrap();
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            assert!(status.success(), "{what}: child {id} failed: {err}");
+        }
+        for r in self.readers {
+            r.join().unwrap();
+        }
+    }
+}
+
 /// Waits for one line from each of `n` children that satisfies `want`, failing on anything
 /// else; returns the lines by child.
 fn collect(rx: &mpsc::Receiver<(usize, String)>, n: usize, prefix: &str) -> Vec<String> {
@@ -68,21 +117,9 @@ fn sixteen_processes_race_to_consume_each_state_and_exactly_one_wins() {
     let rounds = count(200, 1000);
     let fx = Fixture::new();
     let store = Store::open(&fx.path).unwrap();
-    let db = fx.path.to_str().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let mut children = Vec::new();
-    let mut readers = Vec::new();
-    for id in 0..RACERS {
-        let mut child = spawn_child("child_racer", &[("OSS_DB", db)]);
-        readers.push(forward_lines(id, &mut child, tx.clone()));
-        children.push(child);
-    }
-    drop(tx);
-    collect(&rx, RACERS, "READY");
-    let mut stdins: Vec<_> = children
-        .iter_mut()
-        .map(|c| c.stdin.take().unwrap())
-        .collect();
+    let mut racers = Racers::spawn("child_racer", fx.path.to_str().unwrap());
+    collect(&racers.rx, RACERS, "READY");
+    let mut stdins = racers.stdins();
     for round in 0..rounds {
         let flow = store.begin(BeginRequest::new("srv")).unwrap();
         let line = format!("{round} consume {}\n", flow.state().secret());
@@ -90,7 +127,7 @@ fn sixteen_processes_race_to_consume_each_state_and_exactly_one_wins() {
             stdin.write_all(line.as_bytes()).unwrap();
             stdin.flush().unwrap();
         }
-        let results = collect(&rx, RACERS, &format!("R {round} "));
+        let results = collect(&racers.rx, RACERS, &format!("R {round} "));
         let winners: Vec<_> = results.iter().filter(|r| r.starts_with("OK ")).collect();
         assert_eq!(winners.len(), 1, "round {round}: {results:?}");
         assert_eq!(
@@ -104,12 +141,7 @@ fn sixteen_processes_race_to_consume_each_state_and_exactly_one_wins() {
         }
     }
     drop(stdins);
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
-    for r in readers {
-        r.join().unwrap();
-    }
+    racers.finish("consume race");
     let stats = store.stats().unwrap();
     assert_eq!(stats.counts.consumed, rounds as u64);
     assert_eq!(stats.counts.total(), rounds as u64);
@@ -123,20 +155,9 @@ fn processes_racing_to_complete_and_consume_one_state_agree_on_one_outcome() {
     let rounds = count(60, 400);
     let fx = Fixture::new();
     let store = Store::open(&fx.path).unwrap();
-    let db = fx.path.to_str().unwrap();
-    let (tx, rx) = mpsc::channel();
-    let mut children = Vec::new();
-    for id in 0..RACERS {
-        let mut child = spawn_child("child_racer", &[("OSS_DB", db)]);
-        forward_lines(id, &mut child, tx.clone());
-        children.push(child);
-    }
-    drop(tx);
-    collect(&rx, RACERS, "READY");
-    let mut stdins: Vec<_> = children
-        .iter_mut()
-        .map(|c| c.stdin.take().unwrap())
-        .collect();
+    let mut racers = Racers::spawn("child_racer", fx.path.to_str().unwrap());
+    collect(&racers.rx, RACERS, "READY");
+    let mut stdins = racers.stdins();
     let mut with_code = 0;
     for round in 0..rounds {
         let flow = store.begin(BeginRequest::new("srv")).unwrap();
@@ -146,7 +167,7 @@ fn processes_racing_to_complete_and_consume_one_state_agree_on_one_outcome() {
             stdin.write_all(line.as_bytes()).unwrap();
             stdin.flush().unwrap();
         }
-        let results = collect(&rx, RACERS, &format!("R {round} "));
+        let results = collect(&racers.rx, RACERS, &format!("R {round} "));
         let (completes, consumes): (Vec<_>, Vec<_>) =
             results.iter().enumerate().partition(|(id, _)| id % 2 == 0);
         let completed = completes
@@ -178,9 +199,7 @@ fn processes_racing_to_complete_and_consume_one_state_agree_on_one_outcome() {
     }
     eprintln!("{with_code} of {rounds} winners carried a code");
     drop(stdins);
-    for mut child in children {
-        assert!(child.wait().unwrap().success());
-    }
+    racers.finish("complete/consume race");
 }
 
 /// Child: blocks on stdin until released, opens the store named by `OSS_DB`, runs one flow,
@@ -216,39 +235,16 @@ fn child_first_open() {
 fn sixteen_processes_open_the_same_fresh_file_at_once() {
     for attempt in 0..count(2, 10) {
         let fx = Fixture::new();
-        let db = fx.path.to_str().unwrap();
-        let (tx, rx) = mpsc::channel();
-        let mut children = Vec::new();
-        let mut readers = Vec::new();
-        for id in 0..RACERS {
-            let mut child = spawn_child("child_first_open", &[("OSS_DB", db)]);
-            readers.push(forward_lines(id, &mut child, tx.clone()));
-            children.push(child);
-        }
-        drop(tx);
+        let mut racers = Racers::spawn("child_first_open", fx.path.to_str().unwrap());
         // Give every child time to start and block on its stdin, then release them together.
         std::thread::sleep(Duration::from_millis(300));
-        let mut stdins: Vec<_> = children
-            .iter_mut()
-            .map(|c| c.stdin.take().unwrap())
-            .collect();
+        let mut stdins = racers.stdins();
         for stdin in &mut stdins {
             stdin.write_all(b"go\n").unwrap();
         }
         drop(stdins);
-        let opened = collect(&rx, RACERS, "OPENED ");
-        for (id, mut child) in children.into_iter().enumerate() {
-            let status = child.wait().unwrap();
-            let mut err = String::new();
-            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
-            assert!(
-                status.success(),
-                "attempt {attempt}: child {id} failed: {err}"
-            );
-        }
-        for r in readers {
-            r.join().unwrap();
-        }
+        let opened = collect(&racers.rx, RACERS, "OPENED ");
+        racers.finish(&format!("attempt {attempt}"));
         let fields: Vec<Vec<&str>> = opened.iter().map(|l| l.split(' ').collect()).collect();
         let ids: HashMap<&str, usize> = fields.iter().fold(HashMap::new(), |mut m, f| {
             *m.entry(f[0]).or_default() += 1;

@@ -57,6 +57,19 @@ fn begin(store: &Store, i: usize) {
         .unwrap();
 }
 
+/// Flows 0 to 3 begun, 0 failed (its verifier wiped by reject), 2 completed (a code stored),
+/// then the clock moved an hour on, past every expiry.
+fn four_flows_an_hour_ago(fx: &Fixture, store: &Store) {
+    for i in 0..4 {
+        begin(store, i);
+    }
+    store
+        .reject(&secrets(0).0, "access_denied", Some("the user said no"))
+        .unwrap();
+    store.complete(&secrets(2).0, &secrets(2).2).unwrap();
+    fx.clock.advance(time::Duration::hours(1));
+}
+
 /// A store that scrubs the `-wal` with every write that wipes a secret.
 fn scrubbing(fx: &Fixture) -> Store {
     fx.options()
@@ -135,17 +148,9 @@ fn a_verifier_checkpointed_before_its_consume_is_gone_after_it() {
 fn failed_expired_and_swept_flows_leave_no_secret() {
     let fx = Fixture::new();
     let store = scrubbing(&fx);
-    for i in 0..4 {
-        begin(&store, i);
-    }
-    // Failed: the verifier is wiped by reject.
-    store
-        .reject(&secrets(0).0, "access_denied", Some("the user said no"))
-        .unwrap();
-    // Then, an hour later: flow 1 expired and found by consume (its row is removed); flow 2
-    // completed (a code stored) and flow 3 pending, both expired and swept.
-    store.complete(&secrets(2).0, &secrets(2).2).unwrap();
-    fx.clock.advance(time::Duration::hours(1));
+    four_flows_an_hour_ago(&fx, &store);
+    // Flow 1 expired and found by consume (its row is removed); flow 2 completed (a code
+    // stored) and flow 3 pending, both expired and swept.
     assert!(matches!(store.consume(&secrets(1).0), Err(Error::Expired)));
     let swept = store.sweep().unwrap();
     assert!(swept.removed.total() >= 2);
@@ -232,14 +237,7 @@ fn by_default_invalidate_scrubs_the_flows_it_removes() {
 fn by_default_a_sweep_scrubs_the_flows_it_removes() {
     let fx = Fixture::new();
     let store = fx.store();
-    for i in 0..4 {
-        begin(&store, i);
-    }
-    store
-        .reject(&secrets(0).0, "access_denied", Some("the user said no"))
-        .unwrap();
-    store.complete(&secrets(2).0, &secrets(2).2).unwrap();
-    fx.clock.advance(time::Duration::hours(1));
+    four_flows_an_hour_ago(&fx, &store);
     let swept = store.sweep().unwrap();
     assert_eq!(swept.removed.total(), 4);
     // The sweep ended with a checkpoint and a write that restarted and cut the WAL.
