@@ -17,66 +17,28 @@ mod common;
 
 use std::time::Duration;
 
-use common::{authorization_url, random_token, temp_db, Floor, MemStore, CLIENT, REDIRECT, SERVER};
+use common::{store_native_flow, store_sdk_flow, temp_db, Floor, MemStore};
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
-use oauth_state_store::{BeginRequest, Durability, StoreOptions};
+use oauth_state_store::{Durability, StoreOptions};
 
 // ---- the cases ----------------------------------------------------------------------------
 
 fn store_cases(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, d: Durability) {
     let (_dir, path) = temp_db();
     let store = StoreOptions::default().durability(d).open(&path).unwrap();
-    group.bench_function("store_native", |b| {
-        b.iter(|| {
-            let flow = store
-                .begin(
-                    BeginRequest::new(SERVER)
-                        .client_id(CLIENT)
-                        .redirect_uri(REDIRECT),
-                )
-                .unwrap();
-            store.consume(flow.state().secret()).unwrap()
-        })
-    });
+    group.bench_function("store_native", |b| b.iter(|| store_native_flow(&store)));
     let (_dir2, path) = temp_db();
     let store = StoreOptions::default().durability(d).open(&path).unwrap();
-    group.bench_function("store_sdk", |b| {
-        b.iter(|| {
-            let verifier = random_token();
-            let state = random_token();
-            let challenge = store
-                .save_code_verifier(SERVER, Some(CLIENT), &verifier)
-                .unwrap();
-            let url = authorization_url(&state, challenge.as_str());
-            store.promote(SERVER, Some(CLIENT), &url).unwrap();
-            store.consume(&state).unwrap()
-        })
-    });
+    group.bench_function("store_sdk", |b| b.iter(|| store_sdk_flow(&store)));
 }
 
 fn floor_cases(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, d: Durability) {
     let (_dir, path) = temp_db();
     let mut floor = Floor::open(&path, d);
-    group.bench_function("floor_native", |b| {
-        b.iter(|| {
-            let state = floor.begin();
-            floor.consume(&state)
-        })
-    });
+    group.bench_function("floor_native", |b| b.iter(|| floor.native_flow()));
     let (_dir2, path) = temp_db();
     let mut floor = Floor::open(&path, d);
-    group.bench_function("floor_sdk", |b| {
-        b.iter(|| {
-            let verifier = random_token();
-            let state = random_token();
-            let challenge = floor.save(&verifier);
-            // The caller builds the URL on both paths; only the store parses it.
-            let url = authorization_url(&state, &challenge);
-            floor.promote(&state, &challenge);
-            drop(url);
-            floor.consume(&state)
-        })
-    });
+    group.bench_function("floor_sdk", |b| b.iter(|| floor.sdk_flow()));
 }
 
 fn flow_normal(c: &mut Criterion) {
@@ -89,24 +51,9 @@ fn flow_normal(c: &mut Criterion) {
     floor_cases(&mut group, Durability::Normal);
     store_cases(&mut group, Durability::Normal);
     let mem = MemStore::default();
-    group.bench_function("hashmap_native", |b| {
-        b.iter(|| {
-            let state = mem.begin();
-            mem.consume(&state)
-        })
-    });
+    group.bench_function("hashmap_native", |b| b.iter(|| mem.native_flow()));
     let mem = MemStore::default();
-    group.bench_function("hashmap_sdk", |b| {
-        b.iter(|| {
-            let verifier = random_token();
-            let state = random_token();
-            let challenge = mem.save(&verifier);
-            let url = authorization_url(&state, &challenge);
-            mem.promote(&state, &challenge);
-            drop(url);
-            mem.consume(&state)
-        })
-    });
+    group.bench_function("hashmap_sdk", |b| b.iter(|| mem.sdk_flow()));
     group.finish();
 }
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use common::{authorization_url, random_token, temp_db, Floor, MemStore};
+use common::{random_token, store_native_flow, store_sdk_flow, temp_db, Floor, MemStore};
 use oauth_state_store::{BeginRequest, Clock, Durability, Error, Store, StoreOptions, SystemClock};
 use rusqlite::{params, Connection, TransactionBehavior};
 use sha2::{Digest, Sha256};
@@ -378,51 +378,6 @@ fn thread_cpu_ns() -> u64 {
 /// One way of running flows: a function that runs one.
 type Variant<'a> = (&'static str, Box<dyn FnMut() + 'a>);
 
-fn store_native(store: &Store) -> impl FnMut() + '_ {
-    move || {
-        let flow = store
-            .begin(
-                BeginRequest::new(SERVER)
-                    .client_id(CLIENT)
-                    .redirect_uri(common::REDIRECT),
-            )
-            .unwrap();
-        store.consume(flow.state().secret()).unwrap();
-    }
-}
-
-fn store_sdk(store: &Store) -> impl FnMut() + '_ {
-    move || {
-        let verifier = random_token();
-        let state = random_token();
-        let challenge = store
-            .save_code_verifier(SERVER, Some(CLIENT), &verifier)
-            .unwrap();
-        let url = authorization_url(&state, challenge.as_str());
-        store.promote(SERVER, Some(CLIENT), &url).unwrap();
-        store.consume(&state).unwrap();
-    }
-}
-
-fn floor_native(floor: &mut Floor) -> impl FnMut() + '_ {
-    move || {
-        let state = floor.begin();
-        floor.consume(&state);
-    }
-}
-
-fn floor_sdk(floor: &mut Floor) -> impl FnMut() + '_ {
-    move || {
-        let verifier = random_token();
-        let state = random_token();
-        let challenge = floor.save(&verifier);
-        let url = authorization_url(&state, &challenge);
-        floor.promote(&state, &challenge);
-        drop(url);
-        floor.consume(&state);
-    }
-}
-
 /// Blocks of flows of every variant in turn, round after round, so that a noisy neighbour
 /// hits them all alike; the ratio to the floor is taken within each round, then the median.
 fn ratio(sizes: &Sizes) {
@@ -453,35 +408,18 @@ fn ratio(sizes: &Sizes) {
         let mut f2 = Floor::open(&dirs[3].1, durability);
         let mem = MemStore::default();
         let mut variants: Vec<Variant<'_>> = vec![
-            ("floor native", Box::new(floor_native(&mut f1))),
-            ("store native", Box::new(store_native(&s1))),
-            ("floor SDK", Box::new(floor_sdk(&mut f2))),
-            ("store SDK", Box::new(store_sdk(&s2))),
+            ("floor native", Box::new(|| drop(f1.native_flow()))),
+            ("store native", Box::new(|| drop(store_native_flow(&s1)))),
+            ("floor SDK", Box::new(|| drop(f2.sdk_flow()))),
+            ("store SDK", Box::new(|| drop(store_sdk_flow(&s2)))),
             (
                 "store native, immediate_wal_scrub",
-                Box::new(store_native(&scrubbing)),
+                Box::new(|| drop(store_native_flow(&scrubbing))),
             ),
         ];
         if !full {
-            variants.push((
-                "HashMap native",
-                Box::new(|| {
-                    let state = mem.begin();
-                    mem.consume(&state);
-                }),
-            ));
-            variants.push((
-                "HashMap SDK",
-                Box::new(|| {
-                    let verifier = random_token();
-                    let state = random_token();
-                    let challenge = mem.save(&verifier);
-                    let url = authorization_url(&state, &challenge);
-                    mem.promote(&state, &challenge);
-                    drop(url);
-                    mem.consume(&state);
-                }),
-            ));
+            variants.push(("HashMap native", Box::new(|| drop(mem.native_flow()))));
+            variants.push(("HashMap SDK", Box::new(|| drop(mem.sdk_flow()))));
         }
         // Warm up: caches, statements, the first pages of each file.
         for (_, run) in &mut variants {

@@ -1,4 +1,5 @@
-//! What both benches share: the raw-rusqlite floor and the in-memory reference.
+//! What both benches share: the flows through the store, the raw-rusqlite floor and the
+//! in-memory reference.
 #![allow(dead_code)] // each bench uses its own part
 
 use std::collections::HashMap;
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use oauth_state_store::Durability;
+use oauth_state_store::{BeginRequest, ConsumedFlow, Durability, Store};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
@@ -43,6 +44,32 @@ pub fn authorization_url(state: &str, challenge: &str) -> String {
          &redirect_uri=http%3A%2F%2F127.0.0.1%3A33418%2Fcallback&state={state}\
          &code_challenge={challenge}&code_challenge_method=S256"
     )
+}
+
+// ---- the store's flows -------------------------------------------------------------------
+
+/// The native path through the store: `begin` + `consume`.
+pub fn store_native_flow(store: &Store) -> ConsumedFlow {
+    let flow = store
+        .begin(
+            BeginRequest::new(SERVER)
+                .client_id(CLIENT)
+                .redirect_uri(REDIRECT),
+        )
+        .unwrap();
+    store.consume(flow.state().secret()).unwrap()
+}
+
+/// The SDK path through the store: `save_code_verifier` + `promote` + `consume`.
+pub fn store_sdk_flow(store: &Store) -> ConsumedFlow {
+    let verifier = random_token();
+    let state = random_token();
+    let challenge = store
+        .save_code_verifier(SERVER, Some(CLIENT), &verifier)
+        .unwrap();
+    let url = authorization_url(&state, challenge.as_str());
+    store.promote(SERVER, Some(CLIENT), &url).unwrap();
+    store.consume(&state).unwrap()
 }
 
 // ---- the floor: raw rusqlite --------------------------------------------------------------
@@ -207,6 +234,24 @@ impl Floor {
         tx.commit().unwrap();
         row.verifier.unwrap()
     }
+
+    /// The native path: `begin` + `consume`.
+    pub fn native_flow(&mut self) -> String {
+        let state = self.begin();
+        self.consume(&state)
+    }
+
+    /// The SDK path: `save` + `promote` + `consume`.
+    pub fn sdk_flow(&mut self) -> String {
+        let verifier = random_token();
+        let state = random_token();
+        let challenge = self.save(&verifier);
+        // The caller builds the URL on both paths; only the store parses it.
+        let url = authorization_url(&state, &challenge);
+        self.promote(&state, &challenge);
+        drop(url);
+        self.consume(&state)
+    }
 }
 
 // ---- the in-memory reference --------------------------------------------------------------
@@ -274,6 +319,23 @@ impl MemStore {
         assert!(!entry.consumed && entry.expires_at > now);
         entry.consumed = true;
         entry.verifier.take().unwrap()
+    }
+
+    /// The native path: `begin` + `consume`.
+    pub fn native_flow(&self) -> String {
+        let state = self.begin();
+        self.consume(&state)
+    }
+
+    /// The SDK path: `save` + `promote` + `consume`, building the URL as the floor does.
+    pub fn sdk_flow(&self) -> String {
+        let verifier = random_token();
+        let state = random_token();
+        let challenge = self.save(&verifier);
+        let url = authorization_url(&state, &challenge);
+        self.promote(&state, &challenge);
+        drop(url);
+        self.consume(&state)
     }
 }
 
