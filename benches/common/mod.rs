@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each bench uses its own part
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -263,6 +264,24 @@ pub struct Entry {
     consumed: bool,
 }
 
+impl Entry {
+    /// A fresh entry for `verifier`, expiring after the TTL.
+    fn new(verifier: String) -> Entry {
+        Entry {
+            challenge: challenge_of(&verifier),
+            verifier: Some(verifier),
+            expires_at: now_ms() + TTL_MS,
+            consumed: false,
+        }
+    }
+}
+
+/// Inserts `entry` under `key`, which must not be there yet.
+fn insert_new<K: Eq + Hash>(map: &Mutex<HashMap<K, Entry>>, key: K, entry: Entry) {
+    let old = map.lock().unwrap().insert(key, entry);
+    assert!(old.is_none());
+}
+
 /// Flows in process memory: what a client keeps today, lost with the process.
 #[derive(Default)]
 pub struct MemStore {
@@ -274,35 +293,14 @@ impl MemStore {
     pub fn begin(&self) -> String {
         let state = random_token();
         let verifier = random_token();
-        let entry = Entry {
-            challenge: challenge_of(&verifier),
-            verifier: Some(verifier),
-            expires_at: now_ms() + TTL_MS,
-            consumed: false,
-        };
-        let old = self
-            .pending
-            .lock()
-            .unwrap()
-            .insert(state_key(&state), entry);
-        assert!(old.is_none());
+        insert_new(&self.pending, state_key(&state), Entry::new(verifier));
         state
     }
 
     pub fn save(&self, verifier: &str) -> String {
-        let challenge = challenge_of(verifier);
-        let entry = Entry {
-            challenge: challenge.clone(),
-            verifier: Some(verifier.to_owned()),
-            expires_at: now_ms() + TTL_MS,
-            consumed: false,
-        };
-        let old = self
-            .unbound
-            .lock()
-            .unwrap()
-            .insert(challenge.clone(), entry);
-        assert!(old.is_none());
+        let entry = Entry::new(verifier.to_owned());
+        let challenge = entry.challenge.clone();
+        insert_new(&self.unbound, challenge.clone(), entry);
         challenge
     }
 
