@@ -96,6 +96,14 @@ fn summary(mut us: Vec<u64>) -> (f64, f64, f64) {
     (at(0.50), at(0.99), *us.last().unwrap() as f64 / 1000.0)
 }
 
+/// Runs `f`, pushing how long it took (µs) onto `lat`.
+fn timed<T>(lat: &mut Vec<u64>, f: impl FnOnce() -> T) -> T {
+    let t = Instant::now();
+    let out = f();
+    lat.push(t.elapsed().as_micros() as u64);
+    out
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -247,19 +255,14 @@ fn child_flows(secs: f64) {
     let (deadline, start) = (Duration::from_secs_f64(secs), Instant::now());
     let (mut flows, mut errors, mut lat) = (0u64, 0u64, Vec::new());
     while start.elapsed() < deadline {
-        let flow = match store.begin(BeginRequest::new(SERVER).client_id(CLIENT)) {
-            Ok(f) => f,
-            Err(_) => {
-                errors += 1;
-                continue;
-            }
+        let Ok(flow) = store.begin(BeginRequest::new(SERVER).client_id(CLIENT)) else {
+            errors += 1;
+            continue;
         };
-        let t = Instant::now();
-        match store.consume(flow.state().secret()) {
+        timed(&mut lat, || match store.consume(flow.state().secret()) {
             Ok(_) => flows += 1,
             Err(_) => errors += 1,
-        }
-        lat.push(t.elapsed().as_micros() as u64);
+        });
     }
     println!("FLOWS {flows}");
     println!("ERRORS {errors}");
@@ -273,13 +276,11 @@ fn child_shared() {
     let (states, _stdin) = child_handshake();
     let (mut wins, mut replays, mut errors, mut lat) = (0u64, 0u64, 0u64, Vec::new());
     for state in &states {
-        let t = Instant::now();
-        match store.consume(state) {
+        timed(&mut lat, || match store.consume(state) {
             Ok(_) => wins += 1,
             Err(Error::AlreadyConsumed) => replays += 1,
             Err(_) => errors += 1,
-        }
-        lat.push(t.elapsed().as_micros() as u64);
+        });
     }
     println!("WINS {wins}");
     println!("REPLAYS {replays}");
@@ -300,19 +301,17 @@ fn child_probe() {
     });
     let (mut flows, mut errors, mut lat, mut lat_begin) = (0u64, 0u64, Vec::new(), Vec::new());
     while !stop.load(Ordering::SeqCst) {
-        let t = Instant::now();
-        let flow = store.begin(BeginRequest::new(SERVER).client_id(CLIENT));
-        lat_begin.push(t.elapsed().as_micros() as u64);
+        let flow = timed(&mut lat_begin, || {
+            store.begin(BeginRequest::new(SERVER).client_id(CLIENT))
+        });
         let Ok(flow) = flow else {
             errors += 1;
             continue;
         };
-        let t = Instant::now();
-        match store.consume(flow.state().secret()) {
+        timed(&mut lat, || match store.consume(flow.state().secret()) {
             Ok(_) => flows += 1,
             Err(_) => errors += 1,
-        }
-        lat.push(t.elapsed().as_micros() as u64);
+        });
     }
     reader.join().unwrap();
     println!("FLOWS {flows}");
@@ -347,9 +346,9 @@ fn child_memory(n: usize, k: usize) {
     println!("HWM_BEGUN {}", vm_hwm_kib());
     let mut lat = Vec::with_capacity(k);
     for flow in flows.iter().take(k) {
-        let t = Instant::now();
-        store.consume(flow.state().secret()).unwrap();
-        lat.push(t.elapsed().as_micros() as u64);
+        timed(&mut lat, || {
+            store.consume(flow.state().secret()).unwrap();
+        });
     }
     println!("HWM_CONSUMED {}", vm_hwm_kib());
     print_lat("LAT", &lat);
