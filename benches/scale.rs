@@ -21,12 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use common::{random_token, store_native_flow, store_sdk_flow, temp_db, Floor, MemStore};
+use common::{
+    challenge_of, random_token, store_native_flow, store_sdk_flow, temp_db, Floor, MemStore,
+};
 use oauth_state_store::{BeginRequest, Clock, Durability, Error, Store, StoreOptions, SystemClock};
 use rusqlite::{params, Connection, TransactionBehavior};
-use sha2::{Digest, Sha256};
 
 use common::{CLIENT, SERVER};
 const DB_ENV: &str = "OSS_BENCH_DB";
@@ -115,6 +114,19 @@ fn vm_hwm_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Opens the store at `path`, begins `n` flows and closes it again; returns their states.
+fn pending_states(path: &Path, n: usize) -> Vec<String> {
+    let store = Store::open(path).unwrap();
+    (0..n)
+        .map(|_| {
+            let f = store
+                .begin(BeginRequest::new(SERVER).client_id(CLIENT))
+                .unwrap();
+            f.state().secret().to_owned()
+        })
+        .collect()
 }
 
 // ---- children ---------------------------------------------------------------------------------
@@ -510,16 +522,7 @@ fn shared(sizes: &Sizes) {
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &p in &sizes.procs {
         let (_dir, path) = temp_db();
-        let store = Store::open(&path).unwrap();
-        let states: Vec<String> = (0..m)
-            .map(|_| {
-                let f = store
-                    .begin(BeginRequest::new(SERVER).client_id(CLIENT))
-                    .unwrap();
-                f.state().secret().to_owned()
-            })
-            .collect();
-        drop(store);
+        let states = pending_states(&path, m);
         let mut workers: Vec<_> = (0..p)
             .map(|_| Worker::spawn(&path, "shared", &[]))
             .collect();
@@ -571,7 +574,7 @@ fn populate(path: &Path, expired: usize, live: usize) {
             i += 1;
             let is_live = l < live && (i % every == 0 || e == expired);
             let verifier = random_token();
-            let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            let challenge = challenge_of(&verifier);
             let key: [u8; 32] = rand::random();
             let (status, expires) = if is_live {
                 l += 1;
@@ -701,16 +704,7 @@ fn sweep(sizes: &Sizes) {
 fn open_cost(sizes: &Sizes) {
     let runs = sizes.open_runs;
     let (_dir, path) = temp_db();
-    let store = Store::open(&path).unwrap();
-    let mut states: Vec<String> = (0..runs * 4)
-        .map(|_| {
-            let f = store
-                .begin(BeginRequest::new(SERVER).client_id(CLIENT))
-                .unwrap();
-            f.state().secret().to_owned()
-        })
-        .collect();
-    drop(store);
+    let mut states = pending_states(&path, runs * 4);
     println!("\n### Open cost: open an existing file and consume one flow ({runs} runs each)\n");
     println!("| what | p50 ms | max ms |");
     println!("|---|---:|---:|");
