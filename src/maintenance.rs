@@ -117,7 +117,8 @@ impl Store {
         for (slot, status) in slots.iter_mut().zip(scope.statuses()) {
             *slot = Some(status.as_str());
         }
-        let n = self.write_wiping(|tx, _now| {
+        // A bulk wipe: scrub_wal below clears the WAL once, in either scrub mode.
+        let n = self.write(|tx, _now| {
             let n = tx.prepare_cached(INVALIDATE)?.execute(params![
                 server_id, client_id, slots[0], slots[1], slots[2], slots[3], slots[4]
             ])?;
@@ -161,50 +162,43 @@ impl Store {
         let max = self.sweep_batch_size();
         let target = self.sweep_batch_time();
         let mut conn = self.conn()?;
-        let pragma = |conn: &rusqlite::Connection, value: i64| {
-            conn.pragma_update(None, "wal_autocheckpoint", value)
-        };
         let autocheckpoint: i64 = conn
             .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
             .map_err(|e| self.classify(e.into()))?;
-        pragma(&conn, 0).map_err(|e| self.classify(e.into()))?;
-        let mut size = max.min(FIRST_SWEEP_BATCH);
-        let swept = loop {
-            let mut began = None;
-            let deleted = match self.write_on(&mut conn, |tx, now| {
-                began = Some(Instant::now());
-                let statuses = tx
-                    .prepare_cached(sql)?
-                    .query_map(params![cut(now)?, size], |r| {
-                        status_of(&r.get::<_, String>(0)?)
-                    })?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(Ok(statuses))
-            }) {
-                Ok(Ok(deleted)) => deleted,
-                Ok(Err(e)) | Err(e) => break Err(e),
-            };
-            let held = began.map_or(Duration::ZERO, |t| t.elapsed());
-            report.longest_batch = report.longest_batch.max(held);
-            report.batches += u64::from(!deleted.is_empty());
-            for status in &deleted {
-                report.removed.add(*status, 1);
+        self.with_pragma(&mut conn, "wal_autocheckpoint", 0, autocheckpoint, |conn| {
+            let mut size = max.min(FIRST_SWEEP_BATCH);
+            loop {
+                let mut began = None;
+                let deleted = self.write_on(conn, |tx, now| {
+                    began = Some(Instant::now());
+                    let statuses = tx
+                        .prepare_cached(sql)?
+                        .query_map(params![cut(now)?, size], |r| {
+                            status_of(&r.get::<_, String>(0)?)
+                        })?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    Ok(Ok(statuses))
+                })??;
+                let held = began.map_or(Duration::ZERO, |t| t.elapsed());
+                report.longest_batch = report.longest_batch.max(held);
+                report.batches += u64::from(!deleted.is_empty());
+                for status in &deleted {
+                    report.removed.add(*status, 1);
+                }
+                if deleted.len() < size as usize {
+                    return Ok(());
+                }
+                // Each batch's pages go to the file before the next: the WAL stays short, so
+                // no other process's commit finds it past its own automatic-checkpoint size
+                // and does the copying (tried: every 500 rows instead doubled a concurrent
+                // consume's p99).
+                self.checkpoint_passive(conn);
+                size = next_batch_size(size, held, target, max);
+                // Let waiting writers in between batches.
+                std::thread::yield_now();
             }
-            if deleted.len() < size as usize {
-                break Ok(());
-            }
-            // Each batch's pages go to the file before the next: the WAL stays short, so no
-            // other process's commit finds it past its own automatic-checkpoint size and does
-            // the copying (tried: every 500 rows instead doubled a concurrent consume's p99).
-            self.checkpoint_passive(&conn);
-            size = next_batch_size(size, held, target, max);
-            // Let waiting writers in between batches.
-            std::thread::yield_now();
-        };
-        let restored = pragma(&conn, autocheckpoint).map_err(|e| self.classify(e.into()));
+        })?;
         drop(conn);
-        swept?;
-        restored?;
         if report.removed.total() > 0 {
             self.scrub_wal()?;
         }

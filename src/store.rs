@@ -335,23 +335,40 @@ impl Store {
             return Ok(());
         }
         let mut conn = self.conn()?;
-        let set_limit = |conn: &Connection, limit: i64| {
-            conn.pragma_update(None, "journal_size_limit", limit)
-                .map_err(|e| self.classify(e.into()))
-        };
-        set_limit(&conn, 0)?;
-        self.checkpoint_passive(&conn);
-        let touched = self.write_on(&mut conn, |tx, _now| {
-            tx.execute_batch(TOUCH_META)?;
-            Ok(Ok(()))
-        });
         let keep = if self.inner.immediate_wal_scrub {
             0
         } else {
             -1
         };
-        set_limit(&conn, keep)?;
-        touched?
+        self.with_pragma(&mut conn, "journal_size_limit", 0, keep, |conn| {
+            self.checkpoint_passive(conn);
+            self.write_on(conn, |tx, _now| {
+                tx.execute_batch(TOUCH_META)?;
+                Ok(Ok(()))
+            })?
+        })
+    }
+
+    /// Sets the connection setting `pragma` to `value` for the duration of `f`, then to
+    /// `restore`, whether `f` failed or not (pooled connections outlive the call).
+    pub(crate) fn with_pragma<T>(
+        &self,
+        conn: &mut Connection,
+        pragma: &str,
+        value: i64,
+        restore: i64,
+        f: impl FnOnce(&mut Connection) -> Result<T>,
+    ) -> Result<T> {
+        let set = |conn: &Connection, v: i64| {
+            conn.pragma_update(None, pragma, v)
+                .map_err(|e| self.classify(e.into()))
+        };
+        set(conn, value)?;
+        let outcome = f(conn);
+        let restored = set(conn, restore);
+        let outcome = outcome?;
+        restored?;
+        Ok(outcome)
     }
 
     pub(crate) fn write_on<T>(
