@@ -15,3 +15,8 @@ mod options;
 mod run;
 mod store;
 mod values;
+
+pub use callback::{LoopbackCallback, WaitCancel, WaitOutcome};
+pub use options::{AttachOptions, OpenOptions};
+pub use store::{generate_state, Store};
+pub use values::{BeginOptions, ConsumedFlow, Flow, FlowInfo, Stats, StatusCounts, SweepReport};

@@ -53,14 +53,31 @@ function failure(err) {
   return { error: err?.code ?? err?.name ?? 'Error', name: err?.name, message: String(err?.message) };
 }
 
-async function finish(view) {
+// With `refuseFirstExchange`, the first token request is answered `invalid_grant` without
+// reaching the server, as a flaky authorization server would: the SDK then retries auth()
+// with the same code and asks codeVerifier() again.
+async function finish(view, { refuseFirstExchange = false } = {}) {
   tokens = undefined;
+  let exchanges = 0;
+  const fetchFn = async (url, init) => {
+    if (init?.method === 'POST' && String(init.body).includes('grant_type=authorization_code')) {
+      exchanges += 1;
+      if (refuseFirstExchange && exchanges === 1) {
+        return new Response(JSON.stringify({ error: 'invalid_grant', error_description: 'try again' }), {
+          status: 400,
+          headers: { 'content-type': 'application/json' },
+        });
+      }
+    }
+    return fetch(url, init);
+  };
   const result = await auth(view, {
     serverUrl: config.serverUrl,
     authorizationCode: view.authorizationCode,
     iss: view.iss,
+    fetchFn,
   });
-  return { result, tokenLength: tokens?.access_token?.length ?? 0, verifierServed: await view.codeVerifier() === await view.codeVerifier() };
+  return { result, exchanges, tokenLength: tokens?.access_token?.length ?? 0 };
 }
 
 const commands = {
@@ -71,8 +88,8 @@ const commands = {
     return { result, authorizationUrl: redirects.at(-1) };
   },
   // A callback delivered to this process (state, code, iss from the redirect).
-  async finish({ state, code, iss }) {
-    return finish(await provider.forCallback({ state, code, iss }));
+  async finish({ state, code, iss, refuseFirstExchange }) {
+    return finish(await provider.forCallback({ state, code, iss }), { refuseFirstExchange });
   },
   async codeVerifier() {
     return { verifierLength: (await provider.codeVerifier()).length };
