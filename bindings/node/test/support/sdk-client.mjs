@@ -11,7 +11,7 @@ const { auth } = config.sdk === 'v2'
   ? await import('@modelcontextprotocol/client')
   : await import('@modelcontextprotocol/sdk/client/auth.js');
 
-const store = await Store.open(config.db, { relaxedFileChecks: true });
+const store = await Store.open(config.db);
 let callback;
 let redirectUri = config.redirectUri;
 let clientInformation = { client_id: config.clientId };
