@@ -4,14 +4,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use napi::bindgen_prelude::PromiseRaw;
+use napi::bindgen_prelude::{AsyncTask, PromiseRaw};
 use napi::Env;
 use napi_derive::napi;
 use oauth_state_store as core;
 
 use crate::error::to_js;
 use crate::options::AttachOptions;
-use crate::run::blocking;
+use crate::run::{long, short, Job};
 use crate::store::Store;
 use crate::values::ConsumedFlow;
 
@@ -61,18 +61,17 @@ impl LoopbackCallback {
     /// Binds the port, or shares it with a listener on the same store file; anything else on
     /// the port rejects at once with `PORT_IN_USE`.
     #[napi(ts_return_type = "Promise<LoopbackCallback>")]
-    pub fn attach<'env>(
-        env: &'env Env,
+    pub fn attach(
         store: &Store,
         options: Option<AttachOptions>,
-    ) -> napi::Result<PromiseRaw<'env, LoopbackCallback>> {
+    ) -> napi::Result<AsyncTask<Job<LoopbackCallback>>> {
         let options = options.unwrap_or_default().to_core()?;
         let store = store.inner.clone();
-        blocking(env, move || {
+        Ok(short(move || {
             core::LoopbackCallback::attach(&store, options)
                 .map(|c| LoopbackCallback { inner: Arc::new(c) })
                 .map_err(|e| to_js(&e))
-        })
+        }))
     }
 
     /// The port callbacks arrive on.
@@ -106,7 +105,7 @@ impl LoopbackCallback {
         let callback = Arc::clone(&self.inner);
         let flag = Arc::clone(&cancel.flag);
         let timeout = Duration::from_millis(u64::from(timeout_ms));
-        blocking(env, move || {
+        long(env, move || {
             wait_sliced(&callback, &state, timeout, &flag)
                 .map(|flow| WaitOutcome {
                     flow: flow.map(ConsumedFlow::from),
