@@ -6,16 +6,22 @@ mod error;
 mod flow;
 #[cfg(feature = "listener")]
 mod listener;
+#[path = "store/maintenance.rs"]
 mod maintenance;
+#[path = "backend/sqlite/migrate.rs"]
 mod migrate;
+#[path = "store/flows.rs"]
 mod ops;
 mod options;
+#[path = "backend/sqlite/permissions.rs"]
 mod permissions;
 mod pkce;
 #[cfg(test)]
+#[path = "backend/sqlite/plans.rs"]
 mod plans;
 #[cfg(feature = "rmcp")]
 mod rmcp;
+#[path = "flow/rules.rs"]
 mod rules;
 mod store;
 mod validate;

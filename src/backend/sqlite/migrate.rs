@@ -18,12 +18,12 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "initial",
-        sql: include_str!("../migrations/0001_initial.sql"),
+        sql: include_str!("../../../migrations/0001_initial.sql"),
     },
     Migration {
         version: 2,
         name: "sdk_fields",
-        sql: include_str!("../migrations/0002_sdk_fields.sql"),
+        sql: include_str!("../../../migrations/0002_sdk_fields.sql"),
     },
 ];
 
@@ -134,7 +134,7 @@ mod tests {
         migrate(&mut migrated).unwrap();
         let declared = Connection::open_in_memory().unwrap();
         declared
-            .execute_batch(include_str!("../schema.sql"))
+            .execute_batch(include_str!("../../../schema.sql"))
             .unwrap();
         let (a, b) = (schema_of(&migrated), schema_of(&declared));
         assert!(!a.is_empty());
