@@ -16,6 +16,7 @@ use crate::migrate::SCHEMA_VERSION;
 use crate::store::Store;
 use crate::validate;
 
+#[path = "../backend/sqlite/check.rs"]
 mod check;
 
 pub use check::{check_file, CheckReport, Problem, ProblemKind};
