@@ -1,4 +1,6 @@
 #![doc = include_str!("../README.md")]
+// The library only: the binary (src/cli) and the tests keep `pub` in private modules.
+#![warn(unreachable_pub)]
 
 mod admin;
 mod backend;

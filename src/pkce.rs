@@ -12,15 +12,15 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// Length of a generated state or verifier: 32 random bytes in unpadded base64url.
-pub const GENERATED_LEN: usize = 43;
+pub(crate) const GENERATED_LEN: usize = 43;
 /// Longest state accepted (printable ASCII).
-pub const MAX_STATE_LEN: usize = 512;
+pub(crate) const MAX_STATE_LEN: usize = 512;
 /// Shortest code verifier RFC 7636 allows.
-pub const MIN_VERIFIER_LEN: usize = 43;
+pub(crate) const MIN_VERIFIER_LEN: usize = 43;
 /// Longest code verifier RFC 7636 allows.
-pub const MAX_VERIFIER_LEN: usize = 128;
+pub(crate) const MAX_VERIFIER_LEN: usize = 128;
 /// Longest authorization code accepted.
-pub const MAX_CODE_LEN: usize = 4096;
+pub(crate) const MAX_CODE_LEN: usize = 4096;
 
 /// A secret newtype: a private `String`, no `Clone`, and a `Debug` that prints
 /// `Name([redacted])`.
