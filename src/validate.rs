@@ -5,11 +5,15 @@
 use crate::error::{Error, Result};
 
 /// Longest server or client id accepted.
-pub const MAX_ID_LEN: usize = 512;
+pub(crate) const MAX_ID_LEN: usize = 512;
 /// Longest URL (redirect URI, issuer, resource, endpoint) accepted.
-pub const MAX_URL_LEN: usize = 2048;
+pub(crate) const MAX_URL_LEN: usize = 2048;
 /// Longest scope string accepted.
-pub const MAX_SCOPE_LEN: usize = 4096;
+pub(crate) const MAX_SCOPE_LEN: usize = 4096;
+/// Longest RFC 6749 `error` code a callback may carry.
+pub(crate) const MAX_ERROR_LEN: usize = 256;
+/// Longest `error_description` a callback may carry.
+pub(crate) const MAX_ERROR_DESCRIPTION_LEN: usize = 1024;
 /// Longest time to live accepted: one day.
 pub const MAX_TTL: time::Duration = time::Duration::days(1);
 

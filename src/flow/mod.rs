@@ -1,4 +1,8 @@
-//! The values that go into and come out of the store's operations.
+//! The values that go into and come out of the store's operations; the rules that decide
+//! them ([`rules`]) and each operation's transaction body ([`ops`]).
+
+pub(crate) mod ops;
+pub(crate) mod rules;
 
 use std::fmt;
 

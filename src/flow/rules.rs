@@ -1,10 +1,13 @@
-//! The flow rules, apart from any SQL: given what the store found for a key, what happens.
+//! The flow rules, apart from any storage: given what the store found for a key, what happens;
+//! and what "expired", "live" and "finished" mean, for the statements over many rows.
 //!
-//! A backend looks the row up inside its write transaction, asks one of these functions for a
-//! [`Verdict`], and carries it out in the same transaction. A second backend adds statements,
-//! not a second copy of these rules.
+//! An operation in [`ops`](super::ops) looks the row up inside its transaction, asks one of
+//! these functions for a [`Verdict`], and carries it out in the same transaction. An engine
+//! adds statements, never a second copy of these rules: its many-row statements compare
+//! columns with the bounds and statuses defined here.
 
-use crate::error::Error;
+use crate::backend::Live;
+use crate::error::{Error, Result};
 use crate::flow::Status;
 
 /// What a backend found for a key: the columns the rules look at.
@@ -15,6 +18,8 @@ pub(crate) struct Snapshot<'a> {
     pub server_id: &'a str,
     pub client_id: Option<&'a str>,
     pub created_at: i64,
+    pub redirect_uri: Option<&'a str>,
+    pub issuer: Option<&'a str>,
 }
 
 impl Snapshot<'_> {
@@ -24,6 +29,51 @@ impl Snapshot<'_> {
     fn expired(&self, now: i64) -> bool {
         now >= self.expires_at || now < self.created_at
     }
+}
+
+/// "Live at `now`" for a statement over many rows: the same as [`Snapshot::expired`]'s
+/// negation, as bounds (`expires_at > expires_after AND created_at <= created_by`).
+pub(crate) fn live_at(now: i64) -> Live {
+    Live {
+        expires_after: now,
+        created_by: now,
+    }
+}
+
+/// A sweep removes the rows whose expiry is at or before this.
+pub(crate) fn sweep_cutoff(now: i64) -> i64 {
+    now
+}
+
+/// The flows bound to a state whose verifier is still wanted: what `pending_verifier` chooses
+/// from.
+pub(crate) const LIVE_BOUND: [Status; 2] = [Status::Pending, Status::Completed];
+
+/// The flows still waiting for their callback: what keeps a listener running.
+pub(crate) const WAITING_FOR_CALLBACK: [Status; 1] = [Status::Pending];
+
+/// The flows that ended (tombstones and failed flows): what `sweep_finished` removes early.
+pub(crate) const FINISHED: [Status; 2] = [Status::Consumed, Status::Failed];
+
+/// The reason kept on the tombstone of a flow ended by a consume for another server.
+pub(crate) const SERVER_MISMATCH_REASON: &str = "server_mismatch";
+
+/// How many live bound verifiers `pending_verifier` reads: enough to tell one from many.
+pub(crate) const TO_TELL_ONE_FROM_MANY: u32 = 2;
+
+/// `now - older_than`, for a positive duration: the end time before which a finished flow is
+/// removed by `sweep_finished`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] (`older_than`) unless it is positive and in range.
+pub(crate) fn finished_cutoff(now: i64, older_than: time::Duration) -> Result<i64> {
+    if !older_than.is_positive() {
+        return Err(Error::invalid("older_than", "must be positive"));
+    }
+    i64::try_from(older_than.whole_milliseconds())
+        .ok()
+        .and_then(|ms| now.checked_sub(ms))
+        .ok_or(Error::invalid("older_than", "is out of range"))
 }
 
 /// What the backend must do.
@@ -39,6 +89,38 @@ pub(crate) enum Verdict {
     Refuse(Error),
     /// The operation was already carried out (a repeated, idempotent call): report success.
     AlreadyDone,
+}
+
+/// Which of several candidates: the 0/1/many of `pending_verifier`.
+#[derive(Debug)]
+pub(crate) enum Choice<T> {
+    /// None was found.
+    None,
+    /// Exactly one was found.
+    One(T),
+    /// More than one: choosing would be a guess.
+    Several,
+}
+
+/// `pending_verifier`: among the live bound flows found (at most
+/// [`TO_TELL_ONE_FROM_MANY`]), only a single one is an answer.
+pub(crate) fn pending_verifier<T>(mut found: Vec<T>) -> Choice<T> {
+    match found.len() {
+        0 => Choice::None,
+        1 => Choice::One(found.remove(0)),
+        _ => Choice::Several,
+    }
+}
+
+/// What a callback must match, besides its state, to be recorded.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Expectations<'a> {
+    /// Where the callback arrived: a loopback listener's port and path. A flow that names
+    /// another redirect URI refuses it.
+    pub arrived_at: Option<(u16, &'a str)>,
+    /// The callback's `iss` parameter (RFC 9207): a flow that expects another issuer refuses
+    /// it.
+    pub iss: Option<&'a str>,
 }
 
 /// What every lookup by state checks first: an unknown state, a tombstone, an expired flow.
@@ -79,13 +161,45 @@ pub(crate) fn check(row: Option<&Snapshot<'_>>, now: i64) -> Verdict {
     consume(row, now, None)
 }
 
-/// A callback result (code or error) being recorded on a pending flow.
-pub(crate) fn record_callback(row: Option<&Snapshot<'_>>, now: i64) -> Verdict {
+/// An SDK's `load(state)` for `server_id`: may it see the flow? Anything but a live flow of
+/// that server is refused (the caller reports it as absent); an expired one is removed.
+pub(crate) fn peek(row: Option<&Snapshot<'_>>, now: i64, server_id: &str) -> Verdict {
     match live_by_state(row, now) {
         Err(verdict) => verdict,
-        Ok(row) if row.status == Status::Pending => Verdict::Proceed,
-        Ok(_) => Verdict::Refuse(Error::AlreadyCompleted),
+        Ok(row) if row.server_id != server_id => {
+            Verdict::Refuse(Error::ServerMismatch { field: "server_id" })
+        }
+        Ok(_) => Verdict::Proceed,
     }
+}
+
+/// A callback result (code or error) being recorded on a pending flow: the flow must be
+/// pending, and must expect a callback where this one arrived and from this issuer.
+pub(crate) fn record_callback(
+    row: Option<&Snapshot<'_>>,
+    now: i64,
+    expect: &Expectations<'_>,
+) -> Verdict {
+    let row = match live_by_state(row, now) {
+        Err(verdict) => return verdict,
+        Ok(row) if row.status != Status::Pending => {
+            return Verdict::Refuse(Error::AlreadyCompleted)
+        }
+        Ok(row) => row,
+    };
+    if let (Some((port, path)), Some(uri)) = (expect.arrived_at, row.redirect_uri) {
+        if !redirect_names(uri, port, path) {
+            return Verdict::Refuse(Error::ServerMismatch {
+                field: "redirect_uri",
+            });
+        }
+    }
+    if let (Some(expected), Some(got)) = (row.issuer, expect.iss) {
+        if expected != got {
+            return Verdict::Refuse(Error::ServerMismatch { field: "iss" });
+        }
+    }
+    Verdict::Proceed
 }
 
 /// `promote`: binding the unbound row found by its challenge to a state.
@@ -118,6 +232,20 @@ pub(crate) fn promote(
     }
 }
 
+/// Whether the redirect URI `uri` names a loopback listener on `port` at `path` (`http`,
+/// `127.0.0.1` or another loopback address, or `localhost`).
+fn redirect_names(uri: &str, port: u16, path: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
+    let host_ok = match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        _ => false,
+    };
+    url.scheme() == "http" && host_ok && url.port() == Some(port) && url.path() == path
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,6 +257,8 @@ mod tests {
             server_id: "s",
             client_id: Some("c"),
             created_at: 0,
+            redirect_uri: None,
+            issuer: None,
         }
     }
 
@@ -159,7 +289,10 @@ mod tests {
         r.created_at = 5;
         assert!(matches!(consume(Some(&r), 5, None), Verdict::Proceed));
         assert!(matches!(consume(Some(&r), 4, None), Verdict::Expire));
-        assert!(matches!(record_callback(Some(&r), 4), Verdict::Expire));
+        assert!(matches!(
+            record_callback(Some(&r), 4, &Expectations::default()),
+            Verdict::Expire
+        ));
         r.status = Status::Unbound;
         assert!(matches!(
             promote(Some(&r), 4, "s", Some("c"), false),
@@ -190,5 +323,73 @@ mod tests {
             promote(None, 0, "s", None, false),
             Verdict::Refuse(Error::UnknownChallenge)
         ));
+    }
+}
+
+#[cfg(test)]
+mod callback_tests {
+    use super::*;
+
+    fn pending<'a>(redirect_uri: Option<&'a str>, issuer: Option<&'a str>) -> Snapshot<'a> {
+        Snapshot {
+            status: Status::Pending,
+            expires_at: 10,
+            server_id: "s",
+            client_id: None,
+            created_at: 0,
+            redirect_uri,
+            issuer,
+        }
+    }
+
+    #[test]
+    fn a_callback_must_arrive_where_and_from_whom_the_flow_expects() {
+        let at = |port, path| Expectations {
+            arrived_at: Some((port, path)),
+            iss: None,
+        };
+        let r = pending(Some("http://127.0.0.1:4000/cb"), Some("https://as.example"));
+        assert!(matches!(
+            record_callback(Some(&r), 1, &at(4000, "/cb")),
+            Verdict::Proceed
+        ));
+        let localhost = pending(Some("http://localhost:4000/cb"), None);
+        assert!(matches!(
+            record_callback(Some(&localhost), 1, &at(4000, "/cb")),
+            Verdict::Proceed
+        ));
+        for wrong in [at(4001, "/cb"), at(4000, "/other")] {
+            assert!(matches!(
+                record_callback(Some(&r), 1, &wrong),
+                Verdict::Refuse(Error::ServerMismatch {
+                    field: "redirect_uri"
+                })
+            ));
+        }
+        let iss = |i| Expectations {
+            arrived_at: None,
+            iss: Some(i),
+        };
+        assert!(matches!(
+            record_callback(Some(&r), 1, &iss("https://as.example")),
+            Verdict::Proceed
+        ));
+        assert!(matches!(
+            record_callback(Some(&r), 1, &iss("https://evil.example")),
+            Verdict::Refuse(Error::ServerMismatch { field: "iss" })
+        ));
+        let mut done = pending(None, None);
+        done.status = Status::Completed;
+        assert!(matches!(
+            record_callback(Some(&done), 1, &Expectations::default()),
+            Verdict::Refuse(Error::AlreadyCompleted)
+        ));
+    }
+
+    #[test]
+    fn one_verifier_is_an_answer_two_are_a_guess() {
+        assert!(matches!(pending_verifier::<u8>(vec![]), Choice::None));
+        assert!(matches!(pending_verifier(vec![7]), Choice::One(7)));
+        assert!(matches!(pending_verifier(vec![1, 2]), Choice::Several));
     }
 }

@@ -1,36 +1,17 @@
-//! Operations over many rows: the SDK's state-less verifier lookup, invalidation, sweep and
-//! statistics.
+//! The many-row operations of [`Store`]: the SDK's state-less verifier lookup, invalidation,
+//! sweep and statistics.
 
 use std::time::{Duration, Instant};
 
-use rusqlite::params;
-
-use crate::error::{Error, Result};
+use crate::backend::{Outcome, Wipe};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
+use crate::flow::ops;
 use crate::flow::{InvalidateScope, Stats, Status, SweepReport};
-use crate::ops::{corrupt_row, verifier_matches};
 use crate::pkce::CodeVerifier;
 use crate::store::Store;
 use crate::validate;
-
-pub(crate) const SELECT_LIVE_BOUND_VERIFIERS: &str =
-    "SELECT code_verifier, code_challenge FROM flows \
-     WHERE server_id = ?1 AND client_id IS ?2 AND status IN ('pending', 'completed') \
-     AND expires_at > ?3 AND created_at <= ?3 LIMIT 2";
-
-pub(crate) const COUNT_LIVE_BOUND: &str = "SELECT count(*) FROM flows \
-     WHERE server_id = ?1 AND client_id IS ?2 AND status IN ('pending', 'completed') \
-     AND expires_at > ?3 AND created_at <= ?3";
-
-/// `?2` NULL means every client of the server; `?3..?7` are the statuses to delete (NULL
-/// fills unused slots).
-pub(crate) const INVALIDATE: &str = "DELETE FROM flows WHERE server_id = ?1 \
-     AND (?2 IS NULL OR client_id = ?2) AND status IN (?3, ?4, ?5, ?6, ?7)";
-
-pub(crate) const SWEEP_BATCH: &str = "DELETE FROM flows WHERE id IN \
-     (SELECT id FROM flows WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING status";
-
-const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
-     sum(expires_at <= ?1) FROM flows GROUP BY status";
 
 /// The first batch of a sweep; later ones grow or shrink toward the time target.
 const FIRST_SWEEP_BATCH: u32 = 64;
@@ -47,16 +28,6 @@ fn next_batch_size(size: u32, held: Duration, target: Duration, max: u32) -> u32
     }
 }
 
-fn status_of(s: &str) -> rusqlite::Result<Status> {
-    Status::parse(s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            "unknown status".into(),
-        )
-    })
-}
-
 impl Store {
     /// The SDK call without state context (`codeVerifier()`): the verifier of the one live
     /// flow bound to a state for this server and client. It is not consumed.
@@ -70,34 +41,8 @@ impl Store {
         client_id: Option<&str>,
     ) -> Result<CodeVerifier> {
         validate::server_and_client(server_id, client_id)?;
-        self.read(|tx, now| {
-            let mut found: Vec<(String, String)> = tx
-                .prepare_cached(SELECT_LIVE_BOUND_VERIFIERS)?
-                .query_map(params![server_id, client_id, now], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
-            match found.len() {
-                0 => Err(Error::NoPendingVerifier),
-                1 => {
-                    let (verifier, challenge) = found.remove(0);
-                    if !verifier_matches(&verifier, &challenge) {
-                        return Err(corrupt_row(
-                            "the code_verifier no longer matches its code_challenge",
-                        ));
-                    }
-                    Ok(CodeVerifier::from_stored(verifier))
-                }
-                _ => {
-                    let count: i64 = tx
-                        .prepare_cached(COUNT_LIVE_BOUND)?
-                        .query_row(params![server_id, client_id, now], |r| r.get(0))?;
-                    Err(Error::AmbiguousPendingVerifier {
-                        count: count.max(0) as u64,
-                    })
-                }
-            }
-        })
+        self.engine()
+            .read(|tx| ops::pending_verifier(tx, server_id, client_id))
     }
 
     /// Deletes exactly the flows of `server_id` (and of `client_id`, when given; `None` means
@@ -113,19 +58,12 @@ impl Store {
         scope: InvalidateScope,
     ) -> Result<u64> {
         validate::server_and_client(server_id, client_id)?;
-        let mut slots: [Option<&str>; 5] = [None; 5];
-        for (slot, status) in slots.iter_mut().zip(scope.statuses()) {
-            *slot = Some(status.as_str());
-        }
-        // A bulk wipe: scrub_wal below clears the WAL once, in either scrub mode.
-        let n = self.write(|tx, _now| {
-            let n = tx.prepare_cached(INVALIDATE)?.execute(params![
-                server_id, client_id, slots[0], slots[1], slots[2], slots[3], slots[4]
-            ])?;
-            Ok(Ok(n as u64))
+        // A bulk wipe: the engine scrubs once afterwards, in either scrub mode.
+        let n = self.engine().write(Wipe::Nothing, |tx| {
+            ops::invalidate(tx, server_id, client_id, scope)
         })?;
         if n > 0 {
-            self.scrub_wal()?;
+            self.engine().after_bulk_wipe()?;
         }
         Ok(n)
     }
@@ -138,47 +76,34 @@ impl Store {
     /// # Errors
     /// Storage errors; rows deleted by batches already committed stay deleted.
     pub fn sweep(&self) -> Result<SweepReport> {
-        self.delete_in_batches(SWEEP_BATCH, Ok)
+        self.delete_in_batches(ops::sweep_batch)
     }
 
-    /// Runs `sql` (a `DELETE ... LIMIT ?2 RETURNING status` whose `?1` is `cut(now)`) in short
-    /// write transactions on one connection until a batch comes back short, then scrubs the
-    /// WAL once.
+    /// Runs `batch` (one transaction body deleting up to its size of rows and returning their
+    /// statuses) in short write transactions on one held connection until a batch comes back
+    /// short, then lets the engine scrub once.
     ///
-    /// Batch sizes adapt: each batch's time from `BEGIN IMMEDIATE` to the end of its commit
-    /// (the write lock's hold) is measured, and the next batch halves when it took longer than
-    /// [`sweep_batch_time`](crate::StoreOptions::sweep_batch_time), doubles (up to
-    /// [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size)) when it took less than
-    /// half. SQLite's automatic checkpoint, which runs inside a commit call after the lock is
-    /// released, is turned off on this connection for the sweep and a passive checkpoint runs
-    /// between batches instead, so that it neither counts as a batch's time nor makes the
-    /// next one shrink.
+    /// Batch sizes adapt: each batch's time from the start of its transaction body to the end
+    /// of its commit (the write lock's hold) is measured, and the next batch halves when it
+    /// took longer than [`sweep_batch_time`](crate::StoreOptions::sweep_batch_time), doubles
+    /// (up to [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size)) when it took less
+    /// than half.
     pub(crate) fn delete_in_batches(
         &self,
-        sql: &'static str,
-        cut: impl Fn(i64) -> Result<i64>,
+        batch: impl Fn(&mut dyn crate::backend::FlowTx, u32) -> Result<Outcome<Vec<Status>>>,
     ) -> Result<SweepReport> {
         let mut report = SweepReport::default();
         let max = self.sweep_batch_size();
         let target = self.sweep_batch_time();
-        let mut conn = self.conn()?;
-        let autocheckpoint: i64 = conn
-            .pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))
-            .map_err(|e| self.classify(e.into()))?;
-        self.with_pragma(&mut conn, "wal_autocheckpoint", 0, autocheckpoint, |conn| {
+        let mut session = self.engine().session()?;
+        let mut run = || -> Result<()> {
             let mut size = max.min(FIRST_SWEEP_BATCH);
             loop {
                 let mut began = None;
-                let deleted = self.write_on(conn, |tx, now| {
+                let deleted = session.write(|tx| {
                     began = Some(Instant::now());
-                    let statuses = tx
-                        .prepare_cached(sql)?
-                        .query_map(params![cut(now)?, size], |r| {
-                            status_of(&r.get::<_, String>(0)?)
-                        })?
-                        .collect::<rusqlite::Result<Vec<_>>>()?;
-                    Ok(Ok(statuses))
-                })??;
+                    batch(tx, size)
+                })?;
                 let held = began.map_or(Duration::ZERO, |t| t.elapsed());
                 report.longest_batch = report.longest_batch.max(held);
                 report.batches += u64::from(!deleted.is_empty());
@@ -188,21 +113,30 @@ impl Store {
                 if deleted.len() < size as usize {
                     return Ok(());
                 }
-                // Each batch's pages go to the file before the next: the WAL stays short, so
-                // no other process's commit finds it past its own automatic-checkpoint size
-                // and does the copying (tried: every 500 rows instead doubled a concurrent
-                // consume's p99).
-                self.checkpoint_passive(conn);
+                session.between_batches();
                 size = next_batch_size(size, held, target, max);
                 // Let waiting writers in between batches.
                 std::thread::yield_now();
             }
-        })?;
-        drop(conn);
+        };
+        let outcome = run();
+        let finished = session.finish();
+        outcome?;
+        finished?;
         if report.removed.total() > 0 {
-            self.scrub_wal()?;
+            self.engine().after_bulk_wipe()?;
         }
         Ok(report)
+    }
+
+    /// The loopback listener's idle test: does a live flow still wait for its callback at one
+    /// of these redirect URIs?
+    ///
+    /// # Errors
+    /// Storage errors.
+    #[cfg_attr(not(feature = "listener"), allow(dead_code))]
+    pub(crate) fn waiting_at(&self, redirect_uris: &[&str; 2]) -> Result<bool> {
+        self.engine().read(|tx| ops::waiting_at(tx, redirect_uris))
     }
 
     /// Row counts by status, how many have expired, and the oldest and newest expiry.
@@ -210,21 +144,21 @@ impl Store {
     /// # Errors
     /// Storage errors.
     pub fn stats(&self) -> Result<Stats> {
-        self.read(|tx, now| {
-            let mut stats = Stats::default();
-            let mut stmt = tx.prepare_cached(STATS)?;
-            let mut rows = stmt.query([now])?;
-            while let Some(r) = rows.next()? {
-                let status = status_of(&r.get::<_, String>(0)?)?;
-                let count: i64 = r.get(1)?;
-                stats.counts.add(status, count.max(0) as u64);
-                let (min, max): (Option<i64>, Option<i64>) = (r.get(2)?, r.get(3)?);
-                stats.oldest_expiry = [stats.oldest_expiry, min].into_iter().flatten().min();
-                stats.newest_expiry = [stats.newest_expiry, max].into_iter().flatten().max();
-                stats.expired += r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64;
-            }
-            Ok(stats)
-        })
+        let lines = self.engine().read(ops::stats)?;
+        let mut stats = Stats::default();
+        for line in lines {
+            stats.counts.add(line.status, line.count);
+            stats.oldest_expiry = [stats.oldest_expiry, line.min_expiry]
+                .into_iter()
+                .flatten()
+                .min();
+            stats.newest_expiry = [stats.newest_expiry, line.max_expiry]
+                .into_iter()
+                .flatten()
+                .max();
+            stats.expired += line.expired;
+        }
+        Ok(stats)
     }
 }
 
