@@ -148,7 +148,7 @@ impl Store {
             return Err(Error::invalid("authorization_url", "is longer than 16 KiB"));
         }
         let url = url::Url::parse(authorization_url)
-            .map_err(|_| Error::invalid("authorization_url", "is not an absolute URL"))?;
+            .map_err(|e| Error::invalid("authorization_url", validate::parse_reason(e)))?;
         let state =
             single_param(&url, "state")?.ok_or(Error::MissingParameter { name: "state" })?;
         let challenge = single_param(&url, "code_challenge")?.ok_or(Error::MissingParameter {
@@ -169,7 +169,7 @@ impl Store {
         }
         let redirect_uri = single_param(&url, "redirect_uri")?;
         if let Some(r) = &redirect_uri {
-            validate::url("redirect_uri", r, false)?;
+            validate::redirect_uri(r)?;
         }
         let resource = single_param(&url, "resource")?;
         if let Some(r) = &resource {

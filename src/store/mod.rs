@@ -68,6 +68,36 @@ impl Store {
         Self::open_with(path.as_ref(), StoreOptions::default())
     }
 
+    /// Opens (or creates) the store at the default path that the `oauth-state-store` command
+    /// line uses too: `$OAUTH_STATE_DB`, else `$XDG_STATE_HOME/oauth-state-store/flows.db`, else
+    /// `~/.local/state/oauth-state-store/flows.db` (see
+    /// [`default_database_path`](crate::default_database_path)). A missing directory is created
+    /// 0700; then the same checks as [`Store::open`] apply, so an existing directory that others
+    /// can write to is still refused.
+    ///
+    /// ```no_run
+    /// use oauth_state_store::Store;
+    ///
+    /// fn main() -> Result<(), oauth_state_store::Error> {
+    ///     let store = Store::open_default()?;
+    ///     println!("flows live in {}", store.path().unwrap().display());
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`HOME`) when neither `$OAUTH_STATE_DB`, `$XDG_STATE_HOME` nor
+    /// `$HOME` says where the file goes; [`Error::Io`] when the directory cannot be created;
+    /// otherwise as [`Store::open`].
+    pub fn open_default() -> Result<Store> {
+        let path = crate::default_database_path().ok_or(Error::invalid(
+            "HOME",
+            "is not set, so there is no default path: set OAUTH_STATE_DB to the store's file",
+        ))?;
+        permissions::create_private_parent(&path)?;
+        Self::open(&path)
+    }
+
     /// A private in-memory store with the default options (for tests and examples).
     ///
     /// # Errors
