@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::backend::sqlite::migrate::MigrationReport;
 use crate::backend::{sqlite, Engine};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::options::StoreOptions;
 
 /// A durable store of pending OAuth flows in one SQLite file.
@@ -94,7 +94,7 @@ impl Store {
             "HOME",
             "is not set, so there is no default path: set OAUTH_STATE_DB to the store's file",
         ))?;
-        permissions::create_private_parent(&path)?;
+        sqlite::permissions::create_private_parent(&path)?;
         Self::open(&path)
     }
 
