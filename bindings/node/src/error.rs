@@ -35,7 +35,7 @@ pub(crate) fn code_of(error: &Error) -> &'static str {
         Error::PortInUse { .. } => "PORT_IN_USE",
         Error::CallbackTimeout { .. } => "CALLBACK_TIMEOUT",
         Error::Listener { .. } => "LISTENER",
-        Error::Sqlite(_) | Error::Pool(_) | Error::Io { .. } => "STORAGE",
+        Error::Storage(_) | Error::Pool(_) | Error::Io { .. } => "STORAGE",
         // FLOW_ENDED: the core's "flow ended with its reason" variant (a server mismatch or an
         // error callback, not a replay) is not in the core yet; when it lands, its arm goes
         // here as `Error::FlowEnded { .. } => "FLOW_ENDED"`. Until then an error this binding
@@ -87,7 +87,7 @@ fn details(error: &Error, out: &mut Map<String, Value>) {
 fn message(error: &Error) -> String {
     let top = error.to_string();
     match error {
-        Error::Sqlite(source) => format!("{top}: {source}"),
+        Error::Storage(source) => format!("{top}: {source}"),
         Error::Pool(source) => format!("{top}: {source}"),
         Error::Io { source, .. } | Error::Listener { source, .. } => format!("{top}: {source}"),
         _ => top,
