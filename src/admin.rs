@@ -18,7 +18,7 @@ use crate::validate;
 
 mod check;
 
-pub use check::{check_file, CheckReport, Problem, ProblemKind};
+pub use check::{check_file, check_file_with_timeout, CheckReport, Problem, ProblemKind};
 
 /// Hex digits of the state key shown as a flow's fingerprint.
 const FINGERPRINT_HEX: usize = 12;

@@ -1,4 +1,9 @@
-#![doc = include_str!("../README.md")]
+// The README is the crate's documentation. Its examples are whole programs written for a
+// reader's crate with the default features, so they run as doctests when `listener` is on.
+#![cfg_attr(not(doctest), doc = include_str!("../README.md"))]
+#![cfg_attr(all(doctest, feature = "listener"), doc = include_str!("../README.md"))]
+// docs.rs (`--cfg docsrs`, all features) marks each feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod admin;
 mod clock;
@@ -21,10 +26,11 @@ mod store;
 mod validate;
 
 #[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub use crate::rmcp::RmcpStateStore;
 pub use admin::{
-    check_file, default_database_path, CheckReport, CompactReport, FileInfo, FlowFilter,
-    FlowSummary, Problem, ProblemKind,
+    check_file, check_file_with_timeout, default_database_path, CheckReport, CompactReport,
+    FileInfo, FlowFilter, FlowSummary, Problem, ProblemKind,
 };
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::PortHolder;
@@ -34,6 +40,7 @@ pub use flow::{
     SweepReport,
 };
 #[cfg(feature = "listener")]
+#[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub use listener::{CallbackListener, ListenerOptions, LoopbackCallback, PROBE_PATH};
 pub use migrate::{MigrationReport, SCHEMA_VERSION};
 pub use options::{Durability, StoreOptions};
