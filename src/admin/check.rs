@@ -172,11 +172,13 @@ pub fn check_file_with_timeout(
         Ok(()) => Ok(report),
         Err(e) => match Error::from_sqlite(e, busy_timeout) {
             Error::Corrupt { source } => {
-                report.problems.push(Problem::new(
+                let mut problem = Problem::new(
                     ProblemKind::Corrupt,
                     format!("the file is damaged or is not an SQLite database ({source})"),
                     CORRUPT_FIX,
-                ));
+                );
+                problem.details.push(source.to_string());
+                report.problems.push(problem);
                 Ok(report)
             }
             other => Err(other),
@@ -227,7 +229,7 @@ fn integrity_summary(messages: &[String]) -> String {
     let quoted: Vec<&str> = messages
         .iter()
         .take(SUMMARY_MESSAGES)
-        .map(|m| m.lines().next().unwrap_or_default())
+        .map(String::as_str)
         .collect();
     let more = messages.len().saturating_sub(SUMMARY_MESSAGES);
     let count = if messages.len() >= MAX_INTEGRITY_MESSAGES {
@@ -256,8 +258,16 @@ fn inspect(conn: &Connection, report: &mut CheckReport) -> rusqlite::Result<()> 
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let m: String = r.get(0)?;
-            if m != "ok" && messages.len() < MAX_INTEGRITY_MESSAGES {
-                messages.push(m);
+            // One row may hold several findings, one a line, under a "*** in database
+            // main ***" heading.
+            let findings = m
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && *l != "ok" && !l.starts_with("*** "));
+            for finding in findings {
+                if messages.len() < MAX_INTEGRITY_MESSAGES {
+                    messages.push(finding.to_owned());
+                }
             }
         }
     }
