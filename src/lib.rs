@@ -1,7 +1,11 @@
-// The README is the crate's documentation. Its examples are whole programs written for a
-// reader's crate with the default features, so they run as doctests when `listener` is on.
+// The README is the crate's documentation. Its examples are whole programs for a reader's
+// crate (the listener one with the default features, the rmcp one with `rmcp`), so they run
+// as doctests when both features are on (`cargo test --all-features`, as CI runs it).
 #![cfg_attr(not(doctest), doc = include_str!("../README.md"))]
-#![cfg_attr(all(doctest, feature = "listener"), doc = include_str!("../README.md"))]
+#![cfg_attr(
+    all(doctest, feature = "listener", feature = "rmcp"),
+    doc = include_str!("../README.md")
+)]
 // docs.rs (`--cfg docsrs`, all features) marks each feature-gated item with its feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
