@@ -148,7 +148,8 @@ pub enum Error {
     /// Another connection held a lock past the busy timeout.
     #[error(
         "the database stayed locked by another connection for longer than the busy timeout \
-         ({timeout:?}); retry, or raise the busy timeout"
+         ({timeout:?}); retry when the other program is done, or raise the busy timeout \
+         (`StoreOptions::busy_timeout`; on the command line, `--busy-timeout`)"
     )]
     Busy {
         /// The busy timeout in force.
