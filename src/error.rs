@@ -52,7 +52,8 @@ pub enum Error {
          login again"
     )]
     ServerMismatch {
-        /// Which column did not match: `"server_id"` or `"client_id"`.
+        /// What did not match: `"server_id"` or `"client_id"`; for a callback, `"redirect_uri"`
+        /// (it arrived where the flow does not expect it) or `"iss"` (from another issuer).
         field: &'static str,
     },
 
