@@ -184,8 +184,7 @@ export declare function attach(store: Store, options?: AttachOptions): Promise<L
 /** What the wrapper needs to know of the SDK's provider (v1 and v2 share this shape). */
 export interface OAuthClientProviderLike {
   redirectToAuthorization(authorizationUrl: URL): void | Promise<void>;
-  invalidateCredentials?(scope: string): void | Promise<void>;
-  [key: string]: unknown;
+  invalidateCredentials?(scope: any): void | Promise<void>;
 }
 
 export interface SharedFlowsOptions {
