@@ -3,8 +3,7 @@
 
 use super::http::Head;
 use super::pages::{self, Response};
-use super::port::{self, PROBE_PATH};
-use super::wait;
+use super::probe::{self, PROBE_PATH};
 use super::ListenerOptions;
 use crate::error::Error;
 use crate::flow::Status;
@@ -38,7 +37,7 @@ pub(super) fn route(store: &Store, port: u16, options: &ListenerOptions, head: &
         return pages::plain(400, "A callback has no request body.");
     }
     if is_probe {
-        return pages::plain(200, &port::probe_body(store.store_id()));
+        return pages::plain(200, &probe::probe_body(store.store_id()));
     }
     callback(store, port, options, query)
 }
@@ -149,11 +148,10 @@ fn callback(store: &Store, port: u16, options: &ListenerOptions, query: &str) ->
                 .map(|_| pages::refused(error, kept, desc.is_some() && !desc_ok))
         }
     };
+    // A recorded callback's page says so (`Response::recorded`): the server wakes this
+    // process's waits once it has written it.
     match outcome {
-        Ok(page) => {
-            wait::notify_recorded();
-            page
-        }
+        Ok(page) => page,
         Err(e) => pages::for_error(&e),
     }
 }
