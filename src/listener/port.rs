@@ -140,14 +140,39 @@ pub(crate) enum Claim {
     Held(Probe),
 }
 
-/// Binds the port (port 0: a free one) and asks whoever listens there already; or, when the bind fails, asks the
-/// holder. A holder that is going away (the probe finds the port free, or its connection
-/// dropped unanswered), or another process becoming the primary, gets a few more attempts.
+/// Claims the port, retrying a few times while it is unsettled (see [`claim_once`]); still
+/// unsettled after that, the port counts as held by another program.
 ///
 /// # Errors
 /// [`Error::Listener`].
 pub(crate) fn claim(port: u16, store_id: &str, timeout: Duration) -> Result<Claim> {
     const ATTEMPTS: usize = 5;
+    for attempt in 1..=ATTEMPTS {
+        if let Some(settled) = claim_once(port, store_id, timeout, attempt == ATTEMPTS)? {
+            return Ok(settled);
+        }
+        std::thread::sleep(UNSETTLED_PAUSE);
+    }
+    Ok(Claim::Held(Probe::Other))
+}
+
+/// How long to let an unsettled port settle before claiming it again.
+pub(crate) const UNSETTLED_PAUSE: Duration = Duration::from_millis(20);
+
+/// Binds the port (port 0: a free one) and asks whoever listens there already; or, when the
+/// bind fails, asks the holder. `Ok(None)`: unsettled, try again shortly. The holder may be
+/// going away (the probe finds the port free, or its connection dropped unanswered), or
+/// another process may be becoming the primary (the port is free but the token taken); with
+/// `last_resort` the latter serves the port without the token.
+///
+/// # Errors
+/// [`Error::Listener`].
+pub(crate) fn claim_once(
+    port: u16,
+    store_id: &str,
+    timeout: Duration,
+    last_resort: bool,
+) -> Result<Option<Claim>> {
     if port == 0 {
         // A port the system picks is nobody else's yet.
         let bound = bind(0)?.ok_or_else(|| Error::Listener {
@@ -156,30 +181,22 @@ pub(crate) fn claim(port: u16, store_id: &str, timeout: Duration) -> Result<Clai
             source: io::ErrorKind::AddrInUse.into(),
         })?;
         let primary = Primary::take(bound.port());
-        return Ok(Claim::Alone(bound, primary));
+        return Ok(Some(Claim::Alone(bound, primary)));
     }
-    for attempt in 1..=ATTEMPTS {
-        let primary = Primary::take(port);
-        match bind(port)? {
-            None => match probe::probe(port, store_id, timeout) {
-                Probe::Free | Probe::NoAnswer => {}
-                settled => return Ok(Claim::Held(settled)),
-            },
-            Some(bound) => match probe::probe(port, store_id, timeout) {
-                // Nobody listens. Without the token, another process is about to: let it,
-                // unless the token stays taken (then serve without it).
-                Probe::Free if primary.is_some() || attempt == ATTEMPTS => {
-                    return Ok(Claim::Alone(bound, primary))
-                }
-                Probe::Free | Probe::NoAnswer => {}
-                Probe::SameStore => return Ok(Claim::Joinable(bound, primary)),
-                settled => return Ok(Claim::Held(settled)),
-            },
-        }
-        drop(primary);
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(Claim::Held(Probe::Other))
+    let primary = Primary::take(port);
+    let claim = match bind(port)? {
+        None => match probe::probe(port, store_id, timeout) {
+            Probe::Free | Probe::NoAnswer => None,
+            settled => Some(Claim::Held(settled)),
+        },
+        Some(bound) => match probe::probe(port, store_id, timeout) {
+            Probe::Free if primary.is_some() || last_resort => Some(Claim::Alone(bound, primary)),
+            Probe::Free | Probe::NoAnswer => None,
+            Probe::SameStore => Some(Claim::Joinable(bound, primary)),
+            settled => Some(Claim::Held(settled)),
+        },
+    };
+    Ok(claim)
 }
 
 #[cfg(test)]

@@ -222,18 +222,7 @@ impl CallbackListener {
     /// A standby becomes the port's primary when the token is free (the primary exited).
     /// Returns whether it is the primary now.
     pub(crate) fn promote(&self) -> bool {
-        let mut role = self.shared.role();
-        if matches!(*role, Role::Standby) {
-            match Primary::take(self.shared.port) {
-                Some(token) => {
-                    *role = Role::Primary {
-                        _token: Some(token),
-                    }
-                }
-                None => return false,
-            }
-        }
-        true
+        self.shared.promote()
     }
 
     fn shutdown(&mut self) {
@@ -270,6 +259,22 @@ fn served_here(port: u16, store: &Store) -> Option<PortHolder> {
 impl Shared {
     fn role(&self) -> MutexGuard<'_, Role> {
         self.role.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`CallbackListener::promote`].
+    fn promote(&self) -> bool {
+        let mut role = self.role();
+        if matches!(*role, Role::Standby) {
+            match Primary::take(self.port) {
+                Some(token) => {
+                    *role = Role::Primary {
+                        _token: Some(token),
+                    }
+                }
+                None => return false,
+            }
+        }
+        true
     }
 
     /// Marks the listener stopping and wakes both of its threads.
@@ -422,6 +427,9 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream, ticket: &Ticket) {
     };
     http::respond(&mut stream, &response, opts.request_timeout);
     if response.recorded {
+        // A standby that records a callback while the primary is gone keeps the port after
+        // its waits (before the waits are woken, so that they see it).
+        shared.promote();
         answering.recorded();
     }
 }

@@ -91,7 +91,10 @@ impl LoopbackCallback {
     /// [`Error::Listener`].
     pub fn attach(store: &Store, mut options: ListenerOptions) -> Result<LoopbackCallback> {
         options.validate()?;
-        let held = claim(store, &options, Want::Share)?;
+        let held = match claim(store, &options, Want::Share)? {
+            Claimed::Listening(listener) => Some(listener),
+            Claimed::Shared | Claimed::Unsettled => None,
+        };
         if let Some(listener) = &held {
             // Port 0: the one the system chose.
             options.port = listener.port();
@@ -155,6 +158,9 @@ impl LoopbackCallback {
         let deadline = start + timeout.min(MAX_DURATION);
         let mut backoff = Backoff::new(self.options.poll_max);
         let mut recheck_at = start;
+        // Claims of an unsettled port in a row: retried soon, but the row is read in between,
+        // so that a flow completed meanwhile ends the wait instead of a claim.
+        let mut unsettled = 0;
         loop {
             let seen = local::recorded(port);
             let info = self.store.check(state)?;
@@ -165,8 +171,21 @@ impl LoopbackCallback {
                 return self.store.consume(state);
             }
             if Instant::now() >= recheck_at {
-                self.ensure_served()?;
-                recheck_at = Instant::now() + self.options.recheck;
+                let next = if self.ensure_served(unsettled + 1 == CLAIM_ATTEMPTS)? {
+                    unsettled = 0;
+                    self.options.recheck
+                } else {
+                    unsettled += 1;
+                    if unsettled == CLAIM_ATTEMPTS {
+                        // Accepted and dropped, again and again: not a listener of ours.
+                        return Err(Error::PortInUse {
+                            port,
+                            holder: PortHolder::Other,
+                        });
+                    }
+                    port::UNSETTLED_PAUSE
+                };
+                recheck_at = Instant::now() + next;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -182,52 +201,74 @@ impl LoopbackCallback {
 
     /// Someone must serve the port: our running listener, a listener of this process or of
     /// another on the same store. Where it can, this process listens beside the latter.
-    fn ensure_served(&self) -> Result<()> {
+    /// `Ok(false)`: the port is unsettled (its holder is going away); ask again shortly.
+    fn ensure_served(&self, last_resort: bool) -> Result<bool> {
         let mut held = lock(&self.held);
         if let Some(ours) = held.as_ref().filter(|l| l.is_running()) {
             // A standby whose holder exited becomes the holder.
             ours.promote();
-            return Ok(());
+            return Ok(true);
         }
         // Ours stopped (idle) or never was: drop it first, which frees the port.
         *held = None;
-        *held = claim(&self.store, &self.options, Want::Standby)?;
-        Ok(())
+        match claim(&self.store, &self.options, Want::Standby { last_resort })? {
+            Claimed::Listening(listener) => *held = Some(listener),
+            Claimed::Shared => {}
+            Claimed::Unsettled => return Ok(false),
+        }
+        Ok(true)
     }
 
-    /// After a wait: a standby stops once no wait of this process is open on the port, unless
-    /// the holder went away meanwhile (then it stays, as the holder).
+    /// After a wait: a standby stops once no wait of this process is open on the port. One
+    /// that became the holder meanwhile (its holder went away, seen at a re-check or when it
+    /// recorded a callback) stays. Not promoted here: a wait that ends after the holder of
+    /// the moment exited would take a port no flow of its own needs.
     fn settle(&self) {
         if local::open_waits(self.options.port) > 0 {
             return;
         }
         let mut held = lock(&self.held);
-        let done = held
-            .as_ref()
-            .is_some_and(|l| l.is_standby() && !l.promote());
+        let done = held.as_ref().is_some_and(CallbackListener::is_standby);
         let stopped = if done { held.take() } else { None };
         drop(held);
         drop(stopped);
     }
 }
 
+/// How many times in a row a port may be unsettled before it counts as held by another
+/// program (as in [`port::claim`]).
+const CLAIM_ATTEMPTS: usize = 5;
+
 /// What a claim of the port is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Want {
-    /// Serve the port if nobody does; share a listener on the same store.
+    /// Serve the port if nobody does, else share a listener on the same store; retry while
+    /// the port is unsettled.
     Share,
-    /// The same, but listen beside another process's listener on the same store too.
-    Standby,
+    /// The same, but listen beside another process's listener on the same store too; one
+    /// attempt (`last_resort`: see [`port::claim_once`]).
+    Standby { last_resort: bool },
+}
+
+/// What a claim of the port came to.
+#[derive(Debug)]
+enum Claimed {
+    /// This process listens on the port now.
+    Listening(CallbackListener),
+    /// Another listener on the same store serves it (in this process or another).
+    Shared,
+    /// Its holder is going away, or another process is taking it: ask again shortly.
+    Unsettled,
 }
 
 /// Binds the port, or shares it with a listener on the same store (listening beside it for
 /// [`Want::Standby`]); anything else holding it is [`Error::PortInUse`].
-fn claim(store: &Store, options: &ListenerOptions, want: Want) -> Result<Option<CallbackListener>> {
+fn claim(store: &Store, options: &ListenerOptions, want: Want) -> Result<Claimed> {
     let port = options.port;
     if port != 0 {
         if let Some(id) = local::served(port) {
             if id == store.store_id() {
-                return Ok(None);
+                return Ok(Claimed::Shared);
             }
             return Err(Error::PortInUse {
                 port,
@@ -235,10 +276,18 @@ fn claim(store: &Store, options: &ListenerOptions, want: Want) -> Result<Option<
             });
         }
     }
+    let (id, timeout) = (store.store_id(), options.probe_timeout);
+    let found = match want {
+        Want::Share => port::claim(port, id, timeout)?,
+        Want::Standby { last_resort } => match port::claim_once(port, id, timeout, last_resort)? {
+            Some(found) => found,
+            None => return Ok(Claimed::Unsettled),
+        },
+    };
     let serve = |bound, role| CallbackListener::serve(store, options.clone(), bound, role);
-    let started = match port::claim(port, store.store_id(), options.probe_timeout)? {
+    let started = match found {
         Claim::Alone(bound, primary) => serve(bound, Role::Primary { _token: primary }),
-        Claim::Joinable(_, _) if want == Want::Share => return Ok(None),
+        Claim::Joinable(..) if want == Want::Share => return Ok(Claimed::Shared),
         Claim::Joinable(bound, Some(primary)) => serve(
             bound,
             Role::Primary {
@@ -246,7 +295,7 @@ fn claim(store: &Store, options: &ListenerOptions, want: Want) -> Result<Option<
             },
         ),
         Claim::Joinable(bound, None) => serve(bound, Role::Standby),
-        Claim::Held(Probe::SameStore) => return Ok(None),
+        Claim::Held(Probe::SameStore) => return Ok(Claimed::Shared),
         Claim::Held(other) => {
             return Err(Error::PortInUse {
                 port,
@@ -255,12 +304,13 @@ fn claim(store: &Store, options: &ListenerOptions, want: Want) -> Result<Option<
         }
     };
     match started {
+        Ok(listener) => Ok(Claimed::Listening(listener)),
         // Another thread of this process started one meanwhile: share it.
         Err(Error::PortInUse {
             holder: PortHolder::SameStore,
             ..
-        }) => Ok(None),
-        other => other.map(Some),
+        }) => Ok(Claimed::Shared),
+        Err(e) => Err(e),
     }
 }
 
