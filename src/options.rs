@@ -4,9 +4,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::backend::sqlite::permissions::FileChecks;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Result;
-use crate::permissions::FileChecks;
 use crate::store::Store;
 
 /// How much a commit survives.

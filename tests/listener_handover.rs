@@ -104,7 +104,11 @@ fn child_waiter() {
     let cb = LoopbackCallback::attach(&store, defaults().port(port)).unwrap();
     println!("HOLDS {}", cb.holds_port());
     let flow = store
-        .begin(BeginRequest::new("https://mcp.example.com").redirect_uri(cb.redirect_uri()))
+        .begin(
+            BeginRequest::new("https://mcp.example.com")
+                .client_id("cli")
+                .redirect_uri(cb.redirect_uri()),
+        )
         .unwrap();
     let url = flow
         .authorization_url("https://auth.example.com/authorize")
@@ -132,7 +136,11 @@ fn child_exits_after_wait() {
     let store = open_shared(&db);
     let cb = LoopbackCallback::attach(&store, defaults()).unwrap();
     let flow = store
-        .begin(BeginRequest::new("https://mcp.example.com").redirect_uri(cb.redirect_uri()))
+        .begin(
+            BeginRequest::new("https://mcp.example.com")
+                .client_id("cli")
+                .redirect_uri(cb.redirect_uri()),
+        )
         .unwrap();
     let url = flow
         .authorization_url("https://auth.example.com/authorize")

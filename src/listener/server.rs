@@ -11,7 +11,6 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rusqlite::params;
 use rustix::event::{PollFd, PollFlags};
 
 use super::callback;
@@ -24,10 +23,6 @@ use super::slots::{Slots, Ticket};
 use super::ListenerOptions;
 use crate::error::{Error, PortHolder, Result};
 use crate::store::Store;
-
-/// Is any live pending flow waiting for a callback at one of these redirect URIs?
-const PENDING_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flows \
-     WHERE status = 'pending' AND expires_at > ?1 AND redirect_uri IN (?2, ?3))";
 
 /// How long a stopping listener lets connections that have not sent their request head yet
 /// finish sending it before it closes them.
@@ -300,11 +295,7 @@ impl Shared {
             return true;
         }
         let [a, b] = &self.redirect_uris;
-        let pending = self.store.read(|tx, now| {
-            Ok(tx
-                .prepare_cached(PENDING_FOR_REDIRECT)?
-                .query_row(params![now, a, b], |r| r.get::<_, bool>(0))?)
-        });
+        let pending = self.store.waiting_at(&[a, b]);
         matches!(pending, Ok(false))
     }
 }
@@ -437,20 +428,6 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream, ticket: &Ticket) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_idle_query_uses_an_index() {
-        let store = Store::open_in_memory().unwrap();
-        let plan = store
-            .read(|tx, _| {
-                let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {PENDING_FOR_REDIRECT}"))?;
-                let rows = stmt.query_map(params![0, "a", "b"], |r| r.get::<_, String>(3))?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("\n"))
-            })
-            .unwrap();
-        assert!(plan.contains("USING INDEX"), "{plan}");
-        assert!(!plan.contains("SCAN flows"), "{plan}");
-    }
 
     #[test]
     fn idle_means_no_pending_flow_for_us_and_no_open_wait() {
