@@ -1,4 +1,4 @@
--- The schema after all migrations: a public contract (see DESIGN.md). Tests keep it equal to migrations/.
+-- The schema after all migrations: a public contract (README.md, "The file format"). Tests keep it equal to migrations/
 -- Pending OAuth authorization-code + PKCE flows, one row a flow.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,

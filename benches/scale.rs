@@ -572,7 +572,7 @@ fn populate(path: &Path, expired: usize, live: usize) {
         let mut i = 0usize;
         while e < expired || l < live {
             i += 1;
-            let is_live = l < live && (i % every == 0 || e == expired);
+            let is_live = l < live && (i.is_multiple_of(every) || e == expired);
             let verifier = random_token();
             let challenge = challenge_of(&verifier);
             let key: [u8; 32] = rand::random();

@@ -52,7 +52,8 @@ pub enum Error {
          login again"
     )]
     ServerMismatch {
-        /// Which column did not match: `"server_id"` or `"client_id"`.
+        /// What did not match: `"server_id"` or `"client_id"`; for a callback, `"redirect_uri"`
+        /// (it arrived where the flow does not expect it) or `"iss"` (from another issuer).
         field: &'static str,
     },
 
@@ -148,7 +149,8 @@ pub enum Error {
     /// Another connection held a lock past the busy timeout.
     #[error(
         "the database stayed locked by another connection for longer than the busy timeout \
-         ({timeout:?}); retry, or raise the busy timeout"
+         ({timeout:?}); retry when the other program is done, or raise the busy timeout \
+         (`StoreOptions::busy_timeout`; on the command line, `--busy-timeout`)"
     )]
     Busy {
         /// The busy timeout in force.

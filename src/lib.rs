@@ -1,4 +1,13 @@
-#![doc = include_str!("../README.md")]
+// The README is the crate's documentation. Its examples are whole programs for a reader's
+// crate (the listener one with the default features, the rmcp one with `rmcp`), so they run
+// as doctests when both features are on (`cargo test --all-features`, as CI runs it).
+#![cfg_attr(not(doctest), doc = include_str!("../README.md"))]
+#![cfg_attr(
+    all(doctest, feature = "listener", feature = "rmcp"),
+    doc = include_str!("../README.md")
+)]
+// docs.rs (`--cfg docsrs`, all features) marks each feature-gated item with its feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 // The library only: the binary (src/cli) and the tests keep `pub` in private modules.
 #![warn(unreachable_pub)]
 
@@ -17,13 +26,17 @@ mod store;
 mod validate;
 
 #[cfg(feature = "rmcp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub use crate::rmcp::RmcpStateStore;
 pub use admin::{default_database_path, CompactReport, FileInfo, FlowFilter, FlowSummary};
-pub use backend::sqlite::check::{check_file, CheckReport, Problem, ProblemKind};
+pub use backend::sqlite::check::{
+    check_file, check_file_with_timeout, CheckReport, Problem, ProblemKind,
+};
 pub use backend::sqlite::migrate::{MigrationReport, SCHEMA_VERSION};
 pub use backend::sqlite::permissions::FileChecks;
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "listener")]
+#[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub use error::PortHolder;
 pub use error::{Error, Result, StorageError};
 pub use flow::{
@@ -31,6 +44,7 @@ pub use flow::{
     SweepReport,
 };
 #[cfg(feature = "listener")]
+#[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub use listener::{CallbackListener, ListenerOptions, LoopbackCallback, PROBE_PATH};
 pub use options::{Durability, StoreOptions};
 pub use pkce::{AuthorizationCode, CodeChallenge, CodeVerifier, State};

@@ -1,19 +1,15 @@
 //! `oauth-state-store`: maintenance of an OAuth flow store file (sweep, stats, list, check,
-//! migrate). See `oauth-state-store --help`.
+//! migrate, completions). See `oauth-state-store --help`.
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 mod cli;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::parse();
+    let json = args.json();
     match cli::run(args) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("oauth-state-store: error: {}", cli::cause_chain(&*e));
-            ExitCode::FAILURE
-        }
+        Err(e) => cli::report_error(&*e, json),
     }
 }

@@ -408,7 +408,8 @@ fn a_missing_file_is_a_clear_error_and_only_migrate_creates_it() {
     for path in [&fx.path, &nested] {
         for cmd in ["stats", "list", "check", "sweep"] {
             let out = cli(path, &[cmd]);
-            assert_eq!(out.status.code(), Some(1), "{cmd}");
+            // 3: the command could not run (was 1 before exit statuses were split).
+            assert_eq!(out.status.code(), Some(3), "{cmd}");
             let err = stderr(&out);
             assert!(err.contains("does not exist"), "{cmd}: {err}");
             assert_eq!(err.lines().count(), 1, "{cmd}: {err}");
@@ -586,4 +587,323 @@ fn vacuum_reclaims_space_and_says_when_another_process_holds_the_file() {
     assert!(err.contains("sweep --vacuum"), "{err}");
     assert_eq!(err.lines().count(), 1);
     assert_eq!(counts(&fx.path)[&Status::Pending], 2, "live rows untouched");
+}
+
+/// Runs the binary with exactly `args`, no database variables inherited, `env` set.
+fn cli_raw(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_oauth-state-store"));
+    cmd.args(args)
+        .env_remove("OAUTH_STATE_DB")
+        .env_remove("XDG_STATE_HOME");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run oauth-state-store")
+}
+
+/// The one JSON error object on stdout, with its exit status.
+fn json_error(o: &Output) -> Value {
+    let doc: Value = serde_json::from_slice(&o.stdout).expect("one JSON object on stdout");
+    assert_eq!(doc["ok"], false, "{doc}");
+    assert_eq!(
+        doc["exit_status"].as_i64(),
+        o.status.code().map(i64::from),
+        "{doc}"
+    );
+    let err = stderr(o);
+    assert_eq!(err.lines().count(), 1, "one line on stderr: {err}");
+    assert!(err.contains(doc["message"].as_str().unwrap()), "{err}");
+    doc
+}
+
+#[test]
+fn exit_statuses_are_ok_problem_usage_and_could_not_run_and_json_errors_are_objects() {
+    let fx = Fixture::new();
+    let missing = cli(&fx.path, &["stats", "--json"]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert_eq!(json_error(&missing)["error"], "database_missing");
+    assert!(!stderr(&missing).contains("os error"));
+
+    drop(fx.store());
+    assert_eq!(cli(&fx.path, &["stats"]).status.code(), Some(0));
+    fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o644)).unwrap();
+    for cmd in ["stats", "list", "sweep", "migrate"] {
+        let refused = cli(&fx.path, &[cmd, "--json"]);
+        assert_eq!(refused.status.code(), Some(1), "{cmd}");
+        assert_eq!(json_error(&refused)["error"], "insecure_file", "{cmd}");
+    }
+    fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let usage = cli(&fx.path, &["sweep", "--bogus", "--json"]);
+    assert_eq!(usage.status.code(), Some(2));
+    let doc: Value = serde_json::from_slice(&usage.stdout).expect("JSON usage error");
+    assert_eq!(
+        (doc["error"].as_str(), doc["exit_status"].as_i64()),
+        (Some("usage"), Some(2))
+    );
+    // Without --json, nothing on stdout.
+    assert!(cli(&fx.path, &["sweep", "--bogus"]).stdout.is_empty());
+}
+
+#[test]
+fn a_missing_file_in_a_shared_directory_is_does_not_exist_not_an_os_error() {
+    let fx = Fixture::new();
+    let shared = fx.dir.path().join("tmp");
+    fs::create_dir(&shared).unwrap();
+    fs::set_permissions(&shared, fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = cli(&shared.join("x.db"), &["check"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!err.contains("os error"), "{err}");
+    assert!(!shared.join("x.db").exists());
+}
+
+#[test]
+fn busy_timeout_is_used_and_the_busy_message_names_the_flag() {
+    let fx = Fixture::new();
+    drop(fx.store());
+    let holder = rusqlite::Connection::open(&fx.path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let out = cli(&fx.path, &["sweep", "--busy-timeout", "200ms", "--json"]);
+    holder.execute_batch("COMMIT").unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"], "busy");
+    let err = stderr(&out);
+    assert!(err.contains("(200ms)"), "{err}");
+    assert!(err.contains("--busy-timeout"), "{err}");
+    let bad = cli(&fx.path, &["stats", "--busy-timeout", "soon"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(
+        cli(&fx.path, &["check", "--busy-timeout", "1s"])
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = cli_raw(&["completions", shell], &[]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", stderr(&out));
+        let script = stdout(&out);
+        for word in ["oauth-state-store", "sweep", "older-than", "busy-timeout"] {
+            assert!(script.contains(word), "{shell} lacks {word}");
+        }
+    }
+    assert_eq!(cli_raw(&["completions", "cmd"], &[]).status.code(), Some(2));
+}
+
+#[test]
+fn help_names_the_variable_the_resolved_default_and_the_exit_statuses() {
+    let home = "/home/someone";
+    let out = cli_raw(&["--help"], &[("HOME", home)]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = stdout(&out);
+    assert!(help.contains("[env: OAUTH_STATE_DB]"), "{help}");
+    assert!(
+        help.contains("[default: /home/someone/.local/state/oauth-state-store/flows.db]"),
+        "{help}"
+    );
+    for status in [
+        "0  success",
+        "1  a problem found",
+        "2  a usage error",
+        "3  the command could not run",
+    ] {
+        assert!(help.contains(status), "{status}: {help}");
+    }
+    let env = cli_raw(&["sweep", "--help"], &[("OAUTH_STATE_DB", "/srv/flows.db")]);
+    assert!(
+        stdout(&env).contains("[default: /srv/flows.db]"),
+        "{}",
+        stdout(&env)
+    );
+}
+
+#[test]
+fn migrate_reports_in_json_and_refuses_a_damaged_file_unchanged() {
+    let fx = Fixture::new();
+    let created = json(&cli(&fx.path, &["migrate", "--json"]));
+    assert_eq!(
+        (
+            &created["from"],
+            &created["to"],
+            &created["created"],
+            &created["migrated"]
+        ),
+        (
+            &Value::from(0),
+            &Value::from(SCHEMA_VERSION),
+            &Value::Bool(true),
+            &Value::Bool(true)
+        )
+    );
+    let again = json(&cli(&fx.path, &["migrate", "--json"]));
+    assert_eq!(
+        (&again["created"], &again["migrated"]),
+        (&Value::Bool(false), &Value::Bool(false))
+    );
+
+    let (p, _) = populate(&fx);
+    drop(p);
+    let damaged = damaged_copy(&fx, "page.db", 4096, 4096);
+    let before = fs::read(&damaged).unwrap();
+    let out = cli(&damaged, &["migrate"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let err = stderr(&out);
+    assert!(
+        err.contains("not migrated") && err.contains("damaged"),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(&damaged).unwrap(),
+        before,
+        "migrate changed a damaged file"
+    );
+    let out = cli(&damaged, &["migrate", "--json"]);
+    assert_eq!(json_error(&out)["error"], "corrupt");
+}
+
+#[test]
+fn check_prints_one_line_a_problem_and_the_full_findings_in_json() {
+    let fx = Fixture::new();
+    let (p, _) = populate(&fx);
+    drop(p);
+    let damaged = damaged_copy(&fx, "page.db", 4096, 3 * 4096);
+    let out = cli(&damaged, &["check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(text.lines().all(|l| l.starts_with("problem (")), "{text}");
+    assert_eq!(text.matches("problem (corrupt)").count(), 1, "{text}");
+    let doc: Value = serde_json::from_slice(&cli(&damaged, &["check", "--json"]).stdout).unwrap();
+    let corrupt: Vec<&Value> = doc["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["kind"] == "corrupt")
+        .collect();
+    assert_eq!(corrupt.len(), 1, "{doc}");
+    let details = corrupt[0]["details"].as_array().expect("details");
+    assert!(!details.is_empty(), "{doc}");
+    let first = details[0].as_str().unwrap();
+    assert!(
+        text.contains(first),
+        "the line quotes the first finding: {text}"
+    );
+    if details.len() > 3 {
+        assert!(
+            text.contains(&format!("and {} more", details.len() - 3)),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn check_reports_a_file_that_applications_cannot_write() {
+    // The mode bits are what is checked: root's own bypass does not hide it.
+    let fx = Fixture::new();
+    drop(fx.store());
+    fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o400)).unwrap();
+    let out = cli(&fx.path, &["check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("problem (permissions)"), "{text}");
+    assert!(text.contains("read-only (mode 0400)"), "{text}");
+    assert!(text.contains("chmod 600"), "{text}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(cli(&fx.path, &["check"]).status.code(), Some(0));
+}
+
+#[test]
+fn list_marks_expired_rows_and_refuses_limit_zero() {
+    let fx = Fixture::new();
+    let (p, expired) = populate(&fx);
+    drop(p);
+    let text = stdout(&cli(&fx.path, &["list"]));
+    let marked = text.lines().filter(|l| l.contains("expired ")).count() as u64;
+    assert_eq!(marked, expired.values().sum::<u64>(), "{text}");
+    let doc = json(&cli(&fx.path, &["list", "--json"]));
+    let flagged = doc["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["expired"] == true)
+        .count() as u64;
+    assert_eq!(flagged, marked);
+    let zero = cli(&fx.path, &["list", "--limit", "0"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(stderr(&zero).contains("at least 1"), "{}", stderr(&zero));
+    assert_eq!(
+        stdout(&cli(&fx.path, &["list", "--limit", "1"]))
+            .lines()
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn durations_take_weeks_refuse_zero_and_json_times_are_integers() {
+    let fx = Fixture::new();
+    drop(fx.store());
+    let zero = cli(&fx.path, &["sweep", "--older-than", "0s"]);
+    assert_eq!(zero.status.code(), Some(2));
+    assert!(
+        stderr(&zero).contains("must be positive"),
+        "{}",
+        stderr(&zero)
+    );
+    let doc = json(&cli(&fx.path, &["sweep", "--older-than", "2w", "--json"]));
+    assert_eq!(doc["older_than_ms"], 14 * 24 * HOUR_MS);
+    // Nothing to remove: no batch, and so no batch time either.
+    assert_eq!(
+        (&doc["batches"], &doc["longest_batch_us"]),
+        (&Value::from(0), &Value::from(0))
+    );
+    assert!(doc.get("longest_batch_ms").is_none());
+
+    let (p, _) = populate(&fx);
+    drop(p);
+    let doc = json(&cli(&fx.path, &["sweep", "--json"]));
+    assert!(doc["batches"].as_u64().unwrap() > 0);
+    assert!(doc["longest_batch_us"].is_u64(), "{doc}");
+}
+
+#[test]
+fn a_long_sweep_prints_no_progress_when_stderr_is_not_a_terminal() {
+    const EXPIRED: u64 = 1_000;
+    let fx = Fixture::new();
+    {
+        let store = StoreOptions::default()
+            .clock(ManualClock::new(SystemClock.now_ms() - 2 * HOUR_MS))
+            .open(&fx.path)
+            .unwrap();
+        for _ in 0..EXPIRED {
+            store.begin(BeginRequest::new(SERVERS[0])).unwrap();
+        }
+    }
+    // One row a batch: the sweep lasts far longer than the moment before progress is drawn.
+    let human = cli(&fx.path, &["sweep", "--batch-size", "1", "--vacuum"]);
+    assert_eq!(human.status.code(), Some(0), "{}", stderr(&human));
+    assert!(human.stderr.is_empty(), "{}", stderr(&human));
+    assert!(stdout(&human).starts_with(&format!("removed {EXPIRED} rows in {EXPIRED} batches")));
+    let store = StoreOptions::default()
+        .clock(ManualClock::new(SystemClock.now_ms() - 2 * HOUR_MS))
+        .open(&fx.path)
+        .unwrap();
+    for _ in 0..EXPIRED {
+        store.begin(BeginRequest::new(SERVERS[1])).unwrap();
+    }
+    drop(store);
+    let out = cli(&fx.path, &["sweep", "--batch-size", "1", "--json"]);
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    assert_eq!(json(&out)["total"], EXPIRED);
 }

@@ -3,17 +3,14 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use oauth_state_store::{check_file, CheckReport};
+use oauth_state_store::{check_file_with_timeout, CheckReport, Problem};
 use serde::Serialize;
 
-use super::{emit, emit_json, refuse_missing, CliResult};
+use super::output::{emit, emit_json};
+use super::{refuse_missing, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Print one JSON document
-    #[arg(long)]
-    json: bool,
-}
+pub struct Args {}
 
 #[derive(Serialize)]
 struct Report {
@@ -22,11 +19,11 @@ struct Report {
     check: CheckReport,
 }
 
-pub fn run(path: &Path, args: Args) -> CliResult {
+pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
     refuse_missing(path)?;
-    let check = check_file(path)?;
+    let check = check_file_with_timeout(path, ctx.busy_timeout)?;
     let ok = check.is_ok();
-    if args.json {
+    if ctx.json {
         emit_json(&Report { ok, check })?;
     } else {
         emit(&human(&check))?;
@@ -47,16 +44,21 @@ fn human(c: &CheckReport) -> String {
             c.journal_mode.as_deref().unwrap_or("-"),
         );
     }
-    let mut out = String::new();
-    for p in &c.problems {
-        let kind = serde_json::to_value(p.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        out.push_str(&format!(
-            "problem ({kind}): {}; to fix: {}\n",
-            p.message, p.fix
-        ));
+    c.problems.iter().map(line).collect()
+}
+
+/// One problem, one line: "problem (corrupt): <what>; to fix: <what to do>".
+fn line(p: &Problem) -> String {
+    let kind = serde_json::to_value(p.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut out = format!("problem ({kind}): {}", p.message);
+    if !p.fix.is_empty() {
+        out.push_str("; to fix: ");
+        out.push_str(&p.fix);
     }
+    let mut out = out.replace('\n', " ");
+    out.push('\n');
     out
 }

@@ -3,10 +3,12 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use oauth_state_store::{FlowFilter, FlowSummary, Status, StoreOptions};
+use oauth_state_store::{FlowFilter, FlowSummary, Status};
 use serde::Serialize;
 
-use super::{emit, emit_json, open_existing, parse_status, relative, span, table, CliResult};
+use super::format::{parse_limit, parse_status, relative, span, table};
+use super::output::{emit, emit_json};
+use super::{open_existing, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -16,22 +18,27 @@ pub struct Args {
     /// Only the flows in this status: unbound, pending, completed, failed or consumed
     #[arg(long, value_name = "STATUS", value_parser = parse_status)]
     status: Option<Status>,
-    /// At most N flows, those expiring first
-    #[arg(long, value_name = "N")]
+    /// At most N flows (N at least 1), those expiring first
+    #[arg(long, value_name = "N", value_parser = parse_limit)]
     limit: Option<u32>,
-    /// Print one JSON document
-    #[arg(long)]
-    json: bool,
 }
 
 #[derive(Serialize)]
 struct Report {
     now: i64,
-    flows: Vec<FlowSummary>,
+    flows: Vec<Listed>,
 }
 
-pub fn run(path: &Path, args: Args) -> CliResult {
-    let store = open_existing(path, StoreOptions::default())?;
+/// A flow and whether it has expired (a sweep removes it; no operation uses it any more).
+#[derive(Serialize)]
+struct Listed {
+    #[serde(flatten)]
+    flow: FlowSummary,
+    expired: bool,
+}
+
+pub fn run(path: &Path, ctx: &Context, args: Args) -> CliResult {
+    let store = open_existing(path, ctx.options())?;
     let mut filter = FlowFilter::new();
     if let Some(s) = args.server {
         filter = filter.server_id(s);
@@ -42,11 +49,17 @@ pub fn run(path: &Path, args: Args) -> CliResult {
     if let Some(n) = args.limit {
         filter = filter.limit(n);
     }
-    let report = Report {
-        now: store.now_ms(),
-        flows: store.list_flows(&filter)?,
-    };
-    if args.json {
+    let now = store.now_ms();
+    let flows = store
+        .list_flows(&filter)?
+        .into_iter()
+        .map(|flow| Listed {
+            expired: flow.expires_at <= now,
+            flow,
+        })
+        .collect();
+    let report = Report { now, flows };
+    if ctx.json {
         emit_json(&report)?;
     } else if report.flows.is_empty() {
         emit("no flows\n")?;
@@ -67,15 +80,20 @@ fn human(r: &Report) -> String {
     ]
     .map(String::from)
     .to_vec()];
-    for f in &r.flows {
+    for Listed { flow: f, expired } in &r.flows {
         let age = r.now.saturating_sub(f.created_at).max(0).unsigned_abs() / 1_000;
+        let expires = relative(f.expires_at, r.now);
         rows.push(vec![
             f.fingerprint.clone().unwrap_or_else(|| "(unbound)".into()),
             f.server_id.clone(),
             f.client_id.clone().unwrap_or_else(|| "-".into()),
             f.status.to_string(),
             span(age),
-            relative(f.expires_at, r.now),
+            if *expired {
+                format!("expired {expires}")
+            } else {
+                expires
+            },
         ]);
     }
     table(&rows)

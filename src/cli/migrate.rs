@@ -1,18 +1,79 @@
-//! `migrate`: create the database (and its directory, 0700) if needed; apply migrations.
+//! `migrate`: create the database (and its directory, 0700) if needed; apply migrations. A
+//! damaged file is refused before anything is written to it.
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use oauth_state_store::{Error, Store};
+use oauth_state_store::{check_file_with_timeout, Error, ProblemKind};
+use serde::Serialize;
 
-use super::{emit, CliResult};
+use super::output::{emit, emit_json, Failure};
+use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
-pub fn run(path: &Path, _args: Args) -> CliResult {
+/// The JSON document.
+#[derive(Serialize)]
+struct Report<'a> {
+    path: &'a Path,
+    /// The schema version before (0: the store was created).
+    from: i64,
+    /// The schema version now.
+    to: i64,
+    created: bool,
+    migrated: bool,
+}
+
+pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
+    if path.exists() {
+        refuse_damaged(path, ctx)?;
+    } else {
+        create_dir(path)?;
+    }
+    let store = ctx.options().open(path)?;
+    let m = store.migration();
+    let report = Report {
+        path,
+        from: m.from,
+        to: m.to,
+        created: m.from == 0 && m.to > 0,
+        migrated: m.from != m.to,
+    };
+    if ctx.json {
+        emit_json(&report)?;
+    } else {
+        emit(&human(&report))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The integrity check first: migrating a damaged file would write into it.
+fn refuse_damaged(path: &Path, ctx: &Context) -> CliResult<()> {
+    let check = check_file_with_timeout(path, ctx.busy_timeout)?;
+    match check
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::Corrupt)
+    {
+        Some(p) => Err(Failure::refused(
+            "corrupt",
+            format!(
+                "{}: not migrated, nothing was changed: {}; to fix: {}",
+                path.display(),
+                p.message,
+                p.fix
+            ),
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
+/// Creates a missing directory with mode 0700.
+fn create_dir(path: &Path) -> CliResult<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
             DirBuilder::new()
@@ -20,33 +81,27 @@ pub fn run(path: &Path, _args: Args) -> CliResult {
                 .mode(0o700)
                 .create(dir)
                 .map_err(|e| Error::Io {
-                    path: dir.to_path_buf(),
+                    path: PathBuf::from(dir),
                     source: e,
                 })?;
         }
     }
-    let store = Store::open(path)?;
-    let m = store.migration();
-    let text = if m.from == m.to {
+    Ok(())
+}
+
+fn human(r: &Report<'_>) -> String {
+    let path = r.path.display();
+    if !r.migrated {
         format!(
-            "{}: schema version {} is current, nothing to do\n",
-            path.display(),
-            m.to
+            "{path}: schema version {} is current, nothing to do\n",
+            r.to
         )
-    } else if m.from == 0 {
-        format!(
-            "{}: created the store at schema version {}\n",
-            path.display(),
-            m.to
-        )
+    } else if r.created {
+        format!("{path}: created the store at schema version {}\n", r.to)
     } else {
         format!(
-            "{}: migrated from schema version {} to {}\n",
-            path.display(),
-            m.from,
-            m.to
+            "{path}: migrated from schema version {} to {}\n",
+            r.from, r.to
         )
-    };
-    emit(&text)?;
-    Ok(ExitCode::SUCCESS)
+    }
 }

@@ -1,36 +1,66 @@
-//! The command line: argument types, the database path, opening the store, and output helpers
-//! shared by the subcommands (one module each).
+//! The command line: the arguments shared by every subcommand, the database path, opening the
+//! store. Each subcommand is a module with its own `run`; output and exit statuses are in
+//! `output`, human formatting and argument parsers in `format`.
 
-use std::io::{self, Write};
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use oauth_state_store::{default_database_path, Error, Status, Store, StoreOptions};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use oauth_state_store::{default_database_path, Error, Store, StoreOptions};
 
 mod check;
+mod completions;
+mod format;
 mod list;
 mod migrate;
+mod output;
+mod progress;
 mod stats;
 mod sweep;
 
-/// Any failure of a command; printed as one line with its cause chain.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+pub use output::{report_error, usage_error, CliResult};
 
-/// A command's result: the exit code, or an error to print.
-pub type CliResult<T = ExitCode> = Result<T, BoxError>;
+use format::parse_timeout;
+
+/// The exit statuses, as `--help` and the README document them.
+const AFTER_HELP: &str = "\
+The database is --db PATH, else $OAUTH_STATE_DB, else $XDG_STATE_HOME/oauth-state-store/flows.db, \
+else ~/.local/state/oauth-state-store/flows.db.
+
+Exit status:
+  0  success
+  1  a problem found (check) or an operation refused (an insecure, damaged or too new file)
+  2  a usage error (a bad argument)
+  3  the command could not run (a missing file, an I/O error, a lock held past the busy timeout)
+
+With --json, the result is one JSON document on stdout; an error is one JSON object on stdout
+({\"ok\": false, \"error\", \"message\", \"exit_status\"}) as well as its line on stderr.";
 
 /// Maintenance of an OAuth flow store: the SQLite file that applications share to keep their
 /// pending authorization-code + PKCE logins.
 #[derive(Debug, Parser)]
 #[command(name = "oauth-state-store", version, propagate_version = true)]
-#[command(after_help = "The database is --db PATH, else $OAUTH_STATE_DB, else \
-$XDG_STATE_HOME/oauth-state-store/flows.db, else ~/.local/state/oauth-state-store/flows.db.\n\
-Exit status: 0 success, 1 a problem found or an operation refused, 2 a usage error.")]
+#[command(after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The database file [default: $OAUTH_STATE_DB, else the XDG state path]
-    #[arg(long, global = true, value_name = "PATH")]
+    /// The database file
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        env = "OAUTH_STATE_DB",
+        hide_env_values = true
+    )]
     db: Option<PathBuf>,
+
+    /// How long to wait for another process's lock before giving up (e.g. 500ms, 10s, 1m)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout,
+          default_value = "5s")]
+    busy_timeout: Duration,
+
+    /// Print one JSON document on stdout (an error too)
+    #[arg(long, global = true)]
+    json: bool,
 
     #[command(subcommand)]
     command: Command,
@@ -41,7 +71,8 @@ enum Command {
     /// Remove expired flows in short batches; safe while applications use the file.
     #[command(after_help = "Examples:\n  oauth-state-store sweep\n  \
         oauth-state-store sweep --dry-run --json\n  \
-        oauth-state-store sweep --older-than 1h --vacuum")]
+        oauth-state-store sweep --older-than 1h --vacuum\n\n\
+        When stderr is a terminal, a long sweep shows its progress there.")]
     Sweep(sweep::Args),
     /// Show flow counts by status, expiries, file and WAL sizes, schema and SQLite versions.
     #[command(after_help = "Example:\n  oauth-state-store stats --json")]
@@ -61,17 +92,76 @@ enum Command {
     #[command(after_help = "Example:\n  \
         oauth-state-store migrate --db ~/.local/state/oauth-state-store/flows.db")]
     Migrate(migrate::Args),
+    /// Print a shell completion script (bash, elvish, fish, powershell, zsh) on stdout.
+    #[command(after_help = "Example:\n  \
+        oauth-state-store completions bash > ~/.local/share/bash-completion/completions/oauth-state-store")]
+    Completions(completions::Args),
+}
+
+impl Cli {
+    /// `--json` was given: an error is then also a JSON object on stdout.
+    pub fn json(&self) -> bool {
+        self.json
+    }
+}
+
+/// The clap command, with the database path that applies now shown in `--db`'s help.
+fn command() -> clap::Command {
+    let default = default_database_path().map_or_else(
+        || "none: set HOME, OAUTH_STATE_DB or pass --db".to_string(),
+        |p| p.display().to_string(),
+    );
+    Cli::command().mut_arg("db", |a| {
+        a.help(format!("The database file [default: {default}]"))
+    })
+}
+
+/// Parses the process's arguments. A usage error exits with status 2 (after printing one JSON
+/// object on stdout too when `--json` is among the arguments); `--help` and `--version` exit 0.
+pub fn parse() -> Cli {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let parsed = command()
+        .try_get_matches_from(&args)
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    match parsed {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e, args.iter().any(|a| a == "--json")),
+    }
 }
 
 /// Runs the parsed command line.
+///
+/// # Errors
+/// The command's failure, to print with [`report_error`].
 pub fn run(cli: Cli) -> CliResult {
+    let ctx = Context {
+        busy_timeout: cli.busy_timeout,
+        json: cli.json,
+    };
+    if let Command::Completions(args) = cli.command {
+        return completions::run(command(), args);
+    }
     let path = database_path(cli.db)?;
     match cli.command {
-        Command::Sweep(args) => sweep::run(&path, args),
-        Command::Stats(args) => stats::run(&path, args),
-        Command::List(args) => list::run(&path, args),
-        Command::Check(args) => check::run(&path, args),
-        Command::Migrate(args) => migrate::run(&path, args),
+        Command::Sweep(args) => sweep::run(&path, &ctx, args),
+        Command::Stats(args) => stats::run(&path, &ctx, args),
+        Command::List(args) => list::run(&path, &ctx, args),
+        Command::Check(args) => check::run(&path, &ctx, args),
+        Command::Migrate(args) => migrate::run(&path, &ctx, args),
+        Command::Completions(_) => unreachable!("handled above"),
+    }
+}
+
+/// What every subcommand gets from the global arguments.
+struct Context {
+    busy_timeout: Duration,
+    json: bool,
+}
+
+impl Context {
+    /// Store options with the command line's busy timeout.
+    fn options(&self) -> StoreOptions {
+        StoreOptions::default().busy_timeout(self.busy_timeout)
     }
 }
 
@@ -79,8 +169,11 @@ fn database_path(db: Option<PathBuf>) -> CliResult<PathBuf> {
     db.filter(|p| !p.as_os_str().is_empty())
         .or_else(default_database_path)
         .ok_or_else(|| {
-            "no database path: pass --db PATH, or set OAUTH_STATE_DB (or HOME for the default)"
-                .into()
+            output::Failure::usage(
+                "no database path: pass --db PATH, or set OAUTH_STATE_DB (or HOME for the \
+                 default)",
+            )
+            .into()
         })
 }
 
@@ -97,176 +190,5 @@ fn refuse_missing(path: &Path) -> Result<(), Error> {
             path: path.to_path_buf(),
         }),
         _ => Ok(()),
-    }
-}
-
-/// The error and its sources on one line, each source once.
-pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = e.to_string();
-    let mut last = line.clone();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        // SQLite's errors repeat their message one level down ("Error code 26: <message>").
-        if !line.contains(&text) && !text.contains(&last) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        last = text;
-        source = s.source();
-    }
-    line.replace('\n', " ")
-}
-
-/// Writes to stdout; a closed pipe (`| head`) ends the output quietly.
-fn emit(text: &str) -> CliResult<()> {
-    let mut out = io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(()),
-    }
-}
-
-/// Pretty JSON with a final newline.
-fn emit_json(value: &impl serde::Serialize) -> CliResult<()> {
-    let mut text = serde_json::to_string_pretty(value)?;
-    text.push('\n');
-    emit(&text)
-}
-
-/// `--status` values.
-fn parse_status(s: &str) -> Result<Status, String> {
-    Status::parse(s).ok_or_else(|| {
-        let names: Vec<&str> = Status::ALL.iter().map(|s| s.as_str()).collect();
-        format!("unknown status; use one of {}", names.join(", "))
-    })
-}
-
-/// A duration such as `90s`, `15m`, `2h`, `1d` or `1h30m`; positive.
-fn parse_duration(s: &str) -> Result<time::Duration, String> {
-    const HELP: &str = "use a number and a unit (s, m, h, d), such as 30m or 1h30m";
-    let mut total = time::Duration::ZERO;
-    let mut digits = String::new();
-    for c in s.trim().chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let n: i64 = digits.parse().map_err(|_| HELP.to_string())?;
-        digits.clear();
-        let part = match c {
-            's' => time::Duration::seconds(n),
-            'm' => time::Duration::minutes(n),
-            'h' => time::Duration::hours(n),
-            'd' => time::Duration::days(n),
-            _ => return Err(HELP.into()),
-        };
-        total = total.checked_add(part).ok_or("the duration is too large")?;
-    }
-    if !digits.is_empty() || !total.is_positive() {
-        return Err(HELP.into());
-    }
-    Ok(total)
-}
-
-/// "in 4m", "3m ago", "now".
-fn relative(at_ms: i64, now_ms: i64) -> String {
-    let delta = at_ms.saturating_sub(now_ms);
-    if delta.unsigned_abs() < 1_000 {
-        return "now".into();
-    }
-    let span = span(delta.unsigned_abs() / 1_000);
-    if delta > 0 {
-        format!("in {span}")
-    } else {
-        format!("{span} ago")
-    }
-}
-
-/// A length of time in whole seconds, in at most two units: "45s", "4m", "2h 5m", "3d 1h".
-fn span(secs: u64) -> String {
-    let (d, h, m, s) = (secs / 86_400, secs / 3_600 % 24, secs / 60 % 60, secs % 60);
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m"),
-        (0, _, 0) => format!("{h}h"),
-        (0, _, _) => format!("{h}h {m}m"),
-        (_, 0, _) => format!("{d}d"),
-        _ => format!("{d}d {h}h"),
-    }
-}
-
-/// "512 B", "96.0 KiB", "1.5 MiB".
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if n < 1024 {
-        return format!("{n} B");
-    }
-    let mut value = n as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// Rows of cells as left-aligned columns, two spaces apart, without trailing blanks.
-fn table(rows: &[Vec<String>]) -> String {
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (cell, width) in row.iter().zip(&widths) {
-            line.push_str(&format!("{cell:<width$}  "));
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_and_bad_ones_are_refused() {
-        assert_eq!(parse_duration("90s"), Ok(time::Duration::seconds(90)));
-        assert_eq!(parse_duration("1h30m"), Ok(time::Duration::minutes(90)));
-        assert_eq!(parse_duration("2d"), Ok(time::Duration::days(2)));
-        for bad in ["", "0m", "15", "m", "1x", "-5m", "99999999999999999999d"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn relative_times_read_naturally() {
-        let now = 1_000_000_000;
-        assert_eq!(relative(now + 4 * 60_000, now), "in 4m");
-        assert_eq!(relative(now - 3 * 60_000 - 10_000, now), "3m ago");
-        assert_eq!(relative(now + 500, now), "now");
-        assert_eq!(relative(now + 3_600_000 + 5 * 60_000, now), "in 1h 5m");
-        assert_eq!(relative(now - 86_400_000 * 2, now), "2d ago");
-    }
-
-    #[test]
-    fn sizes_and_tables_are_human() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        let t = table(&[
-            vec!["A".into(), "BB".into()],
-            vec!["CCC".into(), "D".into()],
-        ]);
-        assert_eq!(t, "A    BB\nCCC  D\n");
     }
 }

@@ -3,17 +3,15 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use oauth_state_store::{FileInfo, Stats, Status, StoreOptions};
+use oauth_state_store::{FileInfo, Stats, Status};
 use serde::Serialize;
 
-use super::{bytes, emit, emit_json, open_existing, relative, table, CliResult};
+use super::format::{bytes, relative, table};
+use super::output::{emit, emit_json};
+use super::{open_existing, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Print one JSON document
-    #[arg(long)]
-    json: bool,
-}
+pub struct Args {}
 
 /// The JSON document: the file's facts and the flows' counts side by side.
 #[derive(Serialize)]
@@ -26,8 +24,8 @@ struct Report {
     now: i64,
 }
 
-pub fn run(path: &Path, args: Args) -> CliResult {
-    let store = open_existing(path, StoreOptions::default())?;
+pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
+    let store = open_existing(path, ctx.options())?;
     let stats = store.stats()?;
     let file = store.file_info()?;
     let report = Report {
@@ -36,7 +34,7 @@ pub fn run(path: &Path, args: Args) -> CliResult {
         file,
         stats,
     };
-    if args.json {
+    if ctx.json {
         emit_json(&report)?;
     } else {
         emit(&human(&report))?;

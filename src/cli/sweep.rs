@@ -4,10 +4,13 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use oauth_state_store::{CompactReport, Status, StatusCounts, StoreOptions};
+use oauth_state_store::{CompactReport, Status, StatusCounts, Store};
 use serde::Serialize;
 
-use super::{bytes, emit, emit_json, open_existing, parse_duration, table, CliResult};
+use super::format::{bytes, parse_duration, table};
+use super::output::{emit, emit_json};
+use super::progress::{self, Progress};
+use super::{open_existing, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,9 +28,6 @@ pub struct Args {
     #[arg(long, value_name = "ROWS", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..))]
     batch_size: u32,
-    /// Print one JSON document
-    #[arg(long)]
-    json: bool,
 }
 
 /// The JSON document.
@@ -38,14 +38,15 @@ struct Report {
     removed: Removed,
     total: u64,
     batches: u64,
-    /// The longest write transaction, in milliseconds: how long applications waited at most.
-    longest_batch_ms: f64,
+    /// The longest write transaction that removed rows, in whole microseconds: how long
+    /// applications waited at most. 0 when no batch removed anything.
+    longest_batch_us: u64,
     older_than_ms: Option<i128>,
     vacuum: Option<CompactReport>,
 }
 
-pub fn run(path: &Path, args: Args) -> CliResult {
-    let options = StoreOptions::default().sweep_batch_size(args.batch_size);
+pub fn run(path: &Path, ctx: &Context, args: Args) -> CliResult {
+    let options = ctx.options().sweep_batch_size(args.batch_size);
     let store = open_existing(path, options)?;
     let mut removed = Removed::default();
     let mut batches = 0;
@@ -53,6 +54,7 @@ pub fn run(path: &Path, args: Args) -> CliResult {
     if args.dry_run {
         removed.add(store.sweep_preview(args.older_than)?);
     } else {
+        let _progress = sweep_progress(&store, args.older_than)?;
         let swept = store.sweep()?;
         removed.add(swept.removed);
         batches += swept.batches;
@@ -64,17 +66,31 @@ pub fn run(path: &Path, args: Args) -> CliResult {
             longest = longest.max(finished.longest_batch);
         }
     }
-    let vacuum = args.vacuum.then(|| store.compact()).transpose()?;
+    let vacuum = if args.vacuum {
+        let _progress = if progress::wanted() {
+            Progress::spinner("vacuum: rebuilding the file and truncating the WAL")
+        } else {
+            Progress::none()
+        };
+        Some(store.compact()?)
+    } else {
+        None
+    };
     let report = Report {
         dry_run: args.dry_run,
         total: removed.by_status().iter().map(|(_, n)| n).sum(),
         removed,
         batches,
-        longest_batch_ms: longest.as_secs_f64() * 1000.0,
+        // The library also times a last batch that found nothing to remove.
+        longest_batch_us: if batches == 0 {
+            0
+        } else {
+            u64::try_from(longest.as_micros()).unwrap_or(u64::MAX)
+        },
         older_than_ms: args.older_than.map(|d| d.whole_milliseconds()),
         vacuum,
     };
-    if args.json {
+    if ctx.json {
         emit_json(&report)?;
     } else {
         emit(&human(&report))?;
@@ -93,6 +109,19 @@ pub fn run(path: &Path, args: Args) -> CliResult {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A bar of the rows to remove, when stderr is a terminal: the total is counted first, and the
+/// rows still to go are counted again on another connection while the sweep runs.
+fn sweep_progress(store: &Store, older_than: Option<time::Duration>) -> CliResult<Progress> {
+    if !progress::wanted() {
+        return Ok(Progress::none());
+    }
+    let total = store.sweep_preview(older_than)?.total();
+    let store = store.clone();
+    Ok(Progress::rows("sweep", total, move || {
+        store.sweep_preview(older_than).ok().map(|c| c.total())
+    }))
 }
 
 /// Rows by status, in life order (the library's `StatusCounts` is built only by the library).
@@ -145,7 +174,7 @@ fn human(report: &Report) -> String {
         if report.batches > 0 {
             out.push_str(&format!(
                 " (the longest held the write lock {:.1} ms)",
-                report.longest_batch_ms
+                report.longest_batch_us as f64 / 1000.0
             ));
         }
     }

@@ -2,6 +2,8 @@
 //! repairs anything.
 
 use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,6 +22,9 @@ const CHECK_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Integrity messages kept at most (SQLite may report thousands for one bad page).
 const MAX_INTEGRITY_MESSAGES: usize = 20;
+
+/// Integrity messages quoted in the one-line summary of a damaged file.
+const SUMMARY_MESSAGES: usize = 3;
 
 pub(crate) const INTEGRITY_CHECK: &str = "PRAGMA integrity_check(20)";
 
@@ -49,6 +54,10 @@ pub struct Problem {
     pub message: String,
     /// What to do about it.
     pub fix: String,
+    /// The full findings behind a summarised message, one entry each (for a damaged file:
+    /// every `PRAGMA integrity_check` message kept, up to 20); empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
 }
 
 impl Problem {
@@ -57,6 +66,22 @@ impl Problem {
             kind,
             message: message.into(),
             fix: fix.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// A refusal of the permission rules: the error's reason is "what; what to do".
+    fn permissions(e: &Error) -> Self {
+        match e {
+            Error::InsecureFile { path, reason } => {
+                let (what, fix) = reason.split_once("; ").unwrap_or((reason, ""));
+                Problem::new(
+                    ProblemKind::Permissions,
+                    format!("{}: {what}", path.display()),
+                    fix,
+                )
+            }
+            other => Problem::new(ProblemKind::Permissions, other.to_string(), ""),
         }
     }
 }
@@ -87,18 +112,30 @@ impl CheckReport {
 }
 
 /// Checks a store file without changing it: the permission rules of
-/// [`Store::open`](crate::Store::open), that it is an undamaged SQLite database (`PRAGMA
+/// [`Store::open`](crate::Store::open), that applications (running as the file's owner) can
+/// write the file and its directory, that it is an undamaged SQLite database (`PRAGMA
 /// integrity_check`), its schema version against this code's, and WAL mode. The file is opened
-/// read-only and is never created, migrated or repaired. A damaged file is a [`Problem`], not an
-/// error.
+/// read-only and is never created, migrated or repaired. A damaged file is one [`Problem`]
+/// whose `details` hold the integrity check's findings, not an error. Waits up to 5 seconds
+/// for another connection's lock ([`check_file_with_timeout`] chooses).
 ///
 /// # Errors
 /// [`Error::DatabaseMissing`], [`Error::Io`] (the directory cannot be read),
 /// [`Error::Busy`] (another connection held the file for more than 5 seconds), other SQLite
 /// errors that are not damage.
 pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
+    check_file_with_timeout(path, CHECK_BUSY_TIMEOUT)
+}
+
+/// [`check_file`], waiting up to `busy_timeout` for another connection's lock.
+///
+/// # Errors
+/// As [`check_file`]; [`Error::Busy`] after `busy_timeout`.
+pub fn check_file_with_timeout(
+    path: impl AsRef<Path>,
+    busy_timeout: Duration,
+) -> Result<CheckReport> {
     let path = path.as_ref();
-    let busy_timeout = CHECK_BUSY_TIMEOUT;
     let mut report = CheckReport {
         path: path.to_path_buf(),
         problems: Vec::new(),
@@ -109,18 +146,23 @@ pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
     };
     match permissions::prepare(path, false, FileChecks::Enforce) {
         Ok(()) => {}
-        Err(e @ Error::InsecureFile { .. }) => report.problems.push(Problem::new(
-            ProblemKind::Permissions,
-            e.to_string(),
-            "do what the message says; until then every application refuses to open the store",
-        )),
+        Err(e @ Error::InsecureFile { .. }) => report.problems.push(Problem::permissions(&e)),
         Err(e) => return Err(e),
     }
     // A symlink or a special file is only reported: nothing is opened through it.
-    let regular = fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    let regular = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            return Err(Error::DatabaseMissing {
+                path: path.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(Error::io(path, e)),
+    };
     if !regular.file_type().is_file() {
         return Ok(report);
     }
+    check_writable(path, &regular, &mut report)?;
     let sql = |e| classify(e, busy_timeout);
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -135,11 +177,13 @@ pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
                 source: Some(source),
                 ..
             } => {
-                report.problems.push(Problem::new(
+                let mut problem = Problem::new(
                     ProblemKind::Corrupt,
                     format!("the file is damaged or is not an SQLite database ({source})"),
                     CORRUPT_FIX,
-                ));
+                );
+                problem.details.push(source.to_string());
+                report.problems.push(problem);
                 Ok(report)
             }
             other => Err(other),
@@ -147,9 +191,68 @@ pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
     }
 }
 
+/// The owner's write bits: a file or directory its own applications cannot write fails every
+/// login with a read-only error (root's bypass of the bits hides it from a check run as root).
+fn check_writable(path: &Path, file: &fs::Metadata, report: &mut CheckReport) -> Result<()> {
+    let mode = file.mode() & 0o7777;
+    if mode & 0o200 == 0 {
+        report.problems.push(Problem::new(
+            ProblemKind::Permissions,
+            format!(
+                "{}: the file is read-only (mode {mode:04o}), so applications cannot record or \
+                 consume a login in it",
+                path.display()
+            ),
+            "run `chmod 600` on it, as its owner",
+        ));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir_mode = fs::metadata(dir).map_err(|e| Error::io(dir, e))?.mode() & 0o7777;
+    if dir_mode & 0o300 != 0o300 {
+        report.problems.push(Problem::new(
+            ProblemKind::Permissions,
+            format!(
+                "{}: its owner cannot create files in the directory (mode {dir_mode:04o}), so \
+                 applications cannot make the database's -wal and -shm files",
+                dir.display()
+            ),
+            "run `chmod 700` on this private directory, as its owner",
+        ));
+    }
+    Ok(())
+}
+
 const CORRUPT_FIX: &str = "stop the applications using it, move the file (and its -wal and \
      -shm files) aside and run `oauth-state-store migrate`; logins in progress must be started \
      again";
+
+/// "the integrity check found 20 problems: a; b; c; and 17 more".
+fn integrity_summary(messages: &[String]) -> String {
+    let quoted: Vec<&str> = messages
+        .iter()
+        .take(SUMMARY_MESSAGES)
+        .map(String::as_str)
+        .collect();
+    let more = messages.len().saturating_sub(SUMMARY_MESSAGES);
+    let count = if messages.len() >= MAX_INTEGRITY_MESSAGES {
+        format!("{MAX_INTEGRITY_MESSAGES} or more problems")
+    } else if messages.len() == 1 {
+        "1 problem".to_string()
+    } else {
+        format!("{} problems", messages.len())
+    };
+    let mut summary = format!(
+        "the file is damaged: the integrity check found {count}: {}",
+        quoted.join("; ")
+    );
+    if more > 0 {
+        summary.push_str(&format!("; and {more} more"));
+    }
+    summary
+}
 
 fn inspect(conn: &Connection, report: &mut CheckReport) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row(SELECT_USER_VERSION, [], |r| r.get(0))?;
@@ -160,17 +263,27 @@ fn inspect(conn: &Connection, report: &mut CheckReport) -> rusqlite::Result<()> 
         let mut rows = stmt.query([])?;
         while let Some(r) = rows.next()? {
             let m: String = r.get(0)?;
-            if m != "ok" && messages.len() < MAX_INTEGRITY_MESSAGES {
-                messages.push(m);
+            // One row may hold several findings, one a line, under a "*** in database
+            // main ***" heading.
+            let findings = m
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && *l != "ok" && !l.starts_with("*** "));
+            for finding in findings {
+                if messages.len() < MAX_INTEGRITY_MESSAGES {
+                    messages.push(finding.to_owned());
+                }
             }
         }
     }
-    for m in messages {
-        report.problems.push(Problem::new(
+    if !messages.is_empty() {
+        let mut problem = Problem::new(
             ProblemKind::Corrupt,
-            format!("integrity check: {m}"),
+            integrity_summary(&messages),
             CORRUPT_FIX,
-        ));
+        );
+        problem.details = messages;
+        report.problems.push(problem);
     }
     let mode: String = conn.query_row(SELECT_JOURNAL_MODE, [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {

@@ -65,7 +65,10 @@ pub(crate) fn prepare(path: &Path, create: bool, checks: FileChecks) -> Result<(
     };
     let dir_meta = fs::metadata(&dir).map_err(|e| Error::io(&dir, e))?;
     if !dir_meta.is_dir() {
-        return Err(insecure(&dir, "is not a directory".into()));
+        return Err(insecure(
+            &dir,
+            "is not a directory; give the database a path inside a directory".into(),
+        ));
     }
     if checks == FileChecks::Enforce {
         check_dir(&dir, &dir_meta)?;
@@ -117,20 +120,26 @@ fn create_private(path: &Path, checks: FileChecks) -> Result<()> {
     }
 }
 
-/// Adds what to do about a bad `-wal`, `-shm` or `-journal` file: SQLite would replay or trust
-/// it, so one planted by someone else could inject or hide rows.
+/// Replaces the advice for a bad `-wal`, `-shm` or `-journal` file: SQLite would replay or
+/// trust it, so one planted by someone else could inject or hide rows, and the advice for the
+/// database itself (change its mode, run as its owner) would adopt it.
 fn side_file_fix(e: Error, suffix: &str) -> Error {
     match e {
-        Error::InsecureFile { path, reason } => Error::InsecureFile {
-            reason: format!(
-                "{reason}. This {suffix} file is part of the database: SQLite would read it as \
-                 its own, so one planted or changed by someone else could inject or hide \
-                 rows. If you did not make it, stop every program using the database, remove \
-                 the {suffix} file (and the database too, if you cannot trust it) and open it \
-                 again"
-            ),
-            path,
-        },
+        Error::InsecureFile { path, reason } => {
+            let what = reason
+                .split_once("; ")
+                .map_or(reason.as_str(), |(what, _)| what);
+            Error::InsecureFile {
+                reason: format!(
+                    "{what}, and this {suffix} file is part of the database: SQLite would read \
+                     it as its own, so one planted or changed by someone else could inject or \
+                     hide rows; if you did not make it, stop every program using the database, \
+                     remove the {suffix} file (and the database too, if you cannot trust it) \
+                     and open it again"
+                ),
+                path,
+            }
+        }
         other => other,
     }
 }
@@ -143,7 +152,9 @@ fn check_dir(dir: &Path, meta: &Metadata) -> Result<()> {
             format!(
                 "the directory is writable by group or others (mode {mode:04o}), so another user \
                  could plant or replace the database or its -wal file; keep the database in a \
-                 private directory (chmod 700 on it), or relax the checks explicitly"
+                 private directory of your own instead, such as the default \
+                 ~/.local/state/oauth-state-store (`oauth-state-store migrate --db \
+                 DIR/flows.db` creates a missing DIR with mode 0700)"
             ),
         ));
     }
@@ -152,8 +163,15 @@ fn check_dir(dir: &Path, meta: &Metadata) -> Result<()> {
         return Err(insecure(
             dir,
             format!(
-                "the directory belongs to uid {owner}, not to you (uid {me}); keep the database \
-                 in a directory you own"
+                "the directory belongs to uid {owner}, not to you (uid {me}); {}",
+                if me == 0 {
+                    format!(
+                        "run the program as the user who owns it (uid {owner}), for example \
+                         with `sudo -u '#{owner}'`, or keep the database in a directory you own"
+                    )
+                } else {
+                    "keep the database in a directory you own".to_string()
+                }
             ),
         ));
     }
@@ -165,8 +183,8 @@ fn check_file(path: &Path, meta: &Metadata, checks: FileChecks) -> Result<()> {
     if kind.is_symlink() {
         return Err(insecure(
             path,
-            "is a symbolic link; point the store at the real file (links are refused so that \
-             nobody can redirect the store to a file of their choosing)"
+            "is a symbolic link (links are refused so that nobody can redirect the store to a \
+             file of their choosing); point the store at the real file"
                 .into(),
         ));
     }
@@ -183,21 +201,28 @@ fn check_file(path: &Path, meta: &Metadata, checks: FileChecks) -> Result<()> {
     }
     let (owner, me) = (meta.uid(), euid());
     if owner != me {
-        return Err(insecure(
-            path,
+        let reason = if me == 0 {
             format!(
-                "the file belongs to uid {owner}, not to you (uid {me}); another user could read \
-                 or change your pending logins. Use a database of your own, or `chown` it"
-            ),
-        ));
+                "the file belongs to uid {owner}, not to you (uid 0); run the program as the \
+                 user who owns it, for example with `sudo -u '#{owner}'` (do not `chown` it: \
+                 that would lock its owner's applications out)"
+            )
+        } else {
+            format!(
+                "the file belongs to uid {owner}, not to you (uid {me}), so another user could \
+                 read or change your pending logins; use a database of your own, or run the \
+                 program as the user who owns it"
+            )
+        };
+        return Err(insecure(path, reason));
     }
     let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {
         return Err(insecure(
             path,
             format!(
-                "the file can be read or written by group or others (mode {mode:04o}); it holds \
-                 PKCE verifiers, so run `chmod 600` on it"
+                "the file can be read or written by group or others (mode {mode:04o}), and it \
+                 holds PKCE verifiers; run `chmod 600` on it"
             ),
         ));
     }
