@@ -509,14 +509,12 @@ fn connections_past_the_cap_get_503() {
     assert_eq!(http_client::read_reply(&mut hog).status, 200);
 }
 
-#[test]
-fn a_port_held_by_another_http_server_is_another_program() {
-    let fx = Fixture::new();
-    let store = fx.store();
+/// Answers every connection with `answer`, like some unrelated web server, until an empty
+/// connection tells it to stop.
+fn unrelated_server(answer: &'static [u8]) -> (u16, thread::JoinHandle<()>) {
     let server = TcpListener::bind(http_client::addr(0)).unwrap();
     let port = server.local_addr().unwrap().port();
     let answering = thread::spawn(move || {
-        // Answers every connection like some unrelated web server, until told to stop.
         for conn in server.incoming() {
             let Ok(mut conn) = conn else { break };
             let mut buf = [0u8; 1024];
@@ -524,23 +522,37 @@ fn a_port_held_by_another_http_server_is_another_program() {
             if n == 0 {
                 break;
             }
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+            let _ = conn.write_all(answer);
         }
     });
-    let result = LoopbackCallback::attach(&store, fast().port(port));
-    assert!(
-        matches!(
-            result,
-            Err(Error::PortInUse {
-                holder: PortHolder::Other,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
-    // An empty connection tells the fake server to stop.
-    drop(std::net::TcpStream::connect(http_client::addr(port)).unwrap());
-    answering.join().unwrap();
+    (port, answering)
+}
+
+#[test]
+fn a_port_held_by_another_http_server_is_another_program() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    // A plain answer, and a busy one: a foreign server's 503 is not a busy listener of ours.
+    for answer in [
+        &b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"[..],
+        &b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 5\r\n\r\nbusy\n"[..],
+    ] {
+        let (port, answering) = unrelated_server(answer);
+        let result = LoopbackCallback::attach(&store, fast().port(port));
+        assert!(
+            matches!(
+                result,
+                Err(Error::PortInUse {
+                    holder: PortHolder::Other,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+        // An empty connection tells the fake server to stop.
+        drop(std::net::TcpStream::connect(http_client::addr(port)).unwrap());
+        answering.join().unwrap();
+    }
 }
 
 #[test]

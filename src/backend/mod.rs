@@ -33,6 +33,7 @@
 
 pub(crate) mod sqlite;
 
+use std::fmt;
 use std::path::Path;
 
 use crate::admin::{CompactReport, FileInfo};
@@ -40,8 +41,8 @@ use crate::backend::sqlite::migrate::MigrationReport;
 use crate::error::{Error, Result};
 use crate::flow::{FlowInfo, Status};
 
-/// A flows row as an operation reads it inside its transaction.
-#[derive(Debug)]
+/// A flows row as an operation reads it inside its transaction. Its `Debug` leaves the
+/// secrets out (see [`redacted`]).
 pub(crate) struct FlowRow {
     /// The engine's row id (what the guarded updates name).
     pub id: i64,
@@ -83,8 +84,7 @@ impl FlowRow {
     }
 }
 
-/// A row to insert.
-#[derive(Debug)]
+/// A row to insert. Its `Debug` leaves the verifier and the state key out.
 pub(crate) struct NewFlow<'a> {
     /// `None` for an unbound verifier.
     pub state_key: Option<&'a [u8; 32]>,
@@ -113,8 +113,8 @@ pub(crate) struct Binding<'a> {
     pub issuer: Option<&'a str>,
 }
 
-/// What a callback delivered, as recorded on a pending row.
-#[derive(Debug, Clone, Copy)]
+/// What a callback delivered, as recorded on a pending row. Its `Debug` leaves the code out.
+#[derive(Clone, Copy)]
 pub(crate) enum CallbackResult<'a> {
     /// `?code=...`: the row becomes `completed` and keeps the code.
     Code(&'a str),
@@ -135,11 +135,76 @@ impl CallbackResult<'_> {
     }
 }
 
-/// A stored verifier with the challenge it must hash to.
-#[derive(Debug)]
+/// A stored verifier with the challenge it must hash to. Its `Debug` leaves the verifier out.
 pub(crate) struct StoredVerifier {
     pub verifier: String,
     pub challenge: String,
+}
+
+/// What the `Debug` of a row type prints in place of a secret that is there (`None` stays
+/// `None`, so a wiped verifier is still told apart from a present one).
+fn redacted<T>(secret: &Option<T>) -> Option<&'static str> {
+    secret.as_ref().map(|_| "[redacted]")
+}
+
+impl fmt::Debug for FlowRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowRow")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("expires_at", &self.expires_at)
+            .field("created_at", &self.created_at)
+            .field("server_id", &self.server_id)
+            .field("client_id", &self.client_id)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("issuer", &self.issuer)
+            .field("resource", &self.resource)
+            .field("scope", &self.scope)
+            .field("verifier", &redacted(&self.verifier))
+            .field("auth_code", &redacted(&self.auth_code))
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .field("state_key", &redacted(&self.state_key))
+            .field("code_challenge", &self.code_challenge)
+            .field("require_issuer", &self.require_issuer)
+            .field("client_created_at", &self.client_created_at)
+            .finish()
+    }
+}
+
+impl fmt::Debug for NewFlow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewFlow")
+            .field("state_key", &redacted(&self.state_key))
+            .field("code_challenge", &self.code_challenge)
+            .field("verifier", &"[redacted]")
+            .field("server_id", &self.server_id)
+            .field("client_id", &self.client_id)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for CallbackResult<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallbackResult::Code(_) => f.write_str("Code([redacted])"),
+            CallbackResult::Error { error, description } => f
+                .debug_struct("Error")
+                .field("error", error)
+                .field("description", description)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Debug for StoredVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredVerifier")
+            .field("verifier", &"[redacted]")
+            .field("challenge", &self.challenge)
+            .finish()
+    }
 }
 
 /// One status's line of the statistics.
@@ -413,5 +478,61 @@ impl Session<'_> {
         match self {
             Session::Sqlite(s) => s.finish(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn row_types_never_print_a_secret() {
+        let row = FlowRow {
+            id: 1,
+            status: Status::Completed,
+            expires_at: 2,
+            created_at: 1,
+            server_id: "srv".into(),
+            client_id: None,
+            redirect_uri: None,
+            issuer: None,
+            resource: None,
+            scope: None,
+            verifier: Some("VERIFIER-SECRET".into()),
+            auth_code: Some("CODE-SECRET".into()),
+            error: None,
+            error_description: None,
+            state_key: Some(b"STATEKEY-SECRET".to_vec()),
+            code_challenge: "challenge".into(),
+            require_issuer: false,
+            client_created_at: None,
+        };
+        let key = [7u8; 32];
+        let new = NewFlow {
+            state_key: Some(&key),
+            code_challenge: "challenge",
+            verifier: "VERIFIER-SECRET",
+            server_id: "srv",
+            client_id: None,
+            redirect_uri: None,
+            issuer: None,
+            resource: None,
+            scope: None,
+            status: Status::Pending,
+            require_issuer: false,
+            client_created_at: None,
+        };
+        let stored = StoredVerifier {
+            verifier: "VERIFIER-SECRET".into(),
+            challenge: "challenge".into(),
+        };
+        let printed = format!(
+            "{row:?} {new:?} {stored:?} {:?}",
+            CallbackResult::Code("CODE-SECRET")
+        );
+        for secret in ["VERIFIER-SECRET", "CODE-SECRET", "83, 84, 65", "7, 7, 7"] {
+            assert!(!printed.contains(secret), "{secret} in {printed}");
+        }
+        assert!(printed.contains("[redacted]"));
     }
 }

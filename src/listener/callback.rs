@@ -3,8 +3,7 @@
 
 use super::http::Head;
 use super::pages::{self, Response};
-use super::port::{self, PROBE_PATH};
-use super::wait;
+use super::probe::{self, PROBE_PATH};
 use super::ListenerOptions;
 use crate::backend::CallbackResult;
 use crate::error::Error;
@@ -39,7 +38,7 @@ pub(super) fn route(store: &Store, port: u16, options: &ListenerOptions, head: &
         return pages::plain(400, "A callback has no request body.");
     }
     if is_probe {
-        return pages::plain(200, &port::probe_body(store.store_id()));
+        return pages::plain(200, &probe::probe_body(store.store_id()));
     }
     callback(store, port, options, query)
 }
@@ -138,10 +137,9 @@ fn callback(store: &Store, port: u16, options: &ListenerOptions, query: &str) ->
         }
     };
     match recorded {
-        Ok(_) => {
-            wait::notify_recorded();
-            page
-        }
+        // A recorded callback's page says so (`Response::recorded`): the server wakes this
+        // process's waits once it has written it.
+        Ok(_) => page,
         Err(Error::ServerMismatch {
             field: "redirect_uri",
         }) => pages::bad_request(

@@ -7,8 +7,11 @@
 //!
 //! - [`LoopbackCallback::attach`] binds the port, or, if a listener on the *same* store already
 //!   holds it, shares that one; anything else on the port is [`Error::PortInUse`] at once.
-//! - [`LoopbackCallback::wait`] waits for the flow's callback, then [`Store::consume`]s it.
-//!   While it waits it re-checks the port and takes it over if its holder went away.
+//! - [`LoopbackCallback::wait`] waits for the flow's callback, then [`Store::consume`]s it,
+//!   once the browser's page is written. While it waits, on Linux, its process listens on the
+//!   port beside the holder (`SO_REUSEPORT`: same user only, and only beside a listener on
+//!   the same store), so that the holder's exit refuses no callback; elsewhere it re-checks
+//!   the port and takes it over if its holder went away.
 //! - A listener stops by itself when no live pending flow in the file expects its redirect URI
 //!   and none of its own process's waits are open.
 //!
@@ -17,18 +20,23 @@
 //! [`Error::PortInUse`]: crate::Error::PortInUse
 //! [`Store::consume`]: crate::Store::consume
 
+// Dependencies point one way: wait -> server -> {callback, http, slots} -> pages; port ->
+// probe; local (this process's waits and listeners, by port) depends on none of them.
 mod callback;
 mod http;
+mod local;
 mod pages;
 mod port;
+mod probe;
 mod server;
+mod slots;
 mod wait;
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-pub use port::PROBE_PATH;
+pub use probe::PROBE_PATH;
 pub use server::CallbackListener;
 pub use wait::LoopbackCallback;
 
@@ -128,7 +136,9 @@ impl ListenerOptions {
         self.max_request_bytes = bytes.max(1024);
         self
     }
-    /// How many connections are served at once (at least 1); more get `503`.
+    /// How many connections are served at once (at least 1). When all are taken, the oldest
+    /// one that has sent nothing for a second (or `request_timeout`, if shorter) is closed to
+    /// make room; only when none can be is a new one answered `503`.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n.max(1);
         self

@@ -18,6 +18,9 @@ pub(crate) struct Response {
     pub content_type: &'static str,
     pub extra: Vec<(&'static str, String)>,
     pub body: String,
+    /// This answers a callback that was recorded on its flow: once it is written, the
+    /// process's waits are woken.
+    pub recorded: bool,
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:4rem auto;\
@@ -75,19 +78,22 @@ fn page(status: u16, title: &str, paragraphs: &[&str]) -> Response {
         content_type: "text/html; charset=utf-8",
         extra: Vec::new(),
         body,
+        recorded: false,
     }
 }
 
 /// The code was recorded: the login continues in the application.
 pub(crate) fn completed() -> Response {
-    page(
+    let mut r = page(
         200,
         "Login complete",
         &[
             "The application received the authorization. You can close this tab.",
             "<span class=\"note\">The application that started the login finishes it now.</span>",
         ],
-    )
+    );
+    r.recorded = true;
+    r
 }
 
 /// The authorization server refused the login; its error is shown, escaped.
@@ -117,7 +123,9 @@ pub(crate) fn refused(
     paragraphs.push(
         "The application has been told. You can close this tab and start the login again there.",
     );
-    page(200, "Login refused", &paragraphs)
+    let mut r = page(200, "Login refused", &paragraphs);
+    r.recorded = true;
+    r
 }
 
 /// The answer for a store error, each with its own status.
@@ -206,7 +214,18 @@ pub(crate) fn plain(status: u16, text: &str) -> Response {
         content_type: "text/plain; charset=utf-8",
         extra: Vec::new(),
         body,
+        recorded: false,
     }
+}
+
+/// `503` when every connection slot is busy answering. It names the listener the way the
+/// probe's answer does, so that a probe that lands here still learns who holds the port.
+pub(crate) fn busy(probe_body: &str) -> Response {
+    let mut text = String::from(probe_body);
+    text.push_str("\nToo many connections at once; retry.");
+    let mut r = plain(503, &text);
+    r.extra.push(("Retry-After", "1".to_owned()));
+    r
 }
 
 /// The reason phrase of the statuses used here.

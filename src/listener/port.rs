@@ -1,163 +1,202 @@
-//! Port ownership: binding `127.0.0.1:<port>`, and asking whoever holds a busy port whether it
-//! is a listener on the same store (the probe).
+//! Port ownership: binding `127.0.0.1:<port>`, the one-per-port primary token, and claiming a
+//! port (bind, then ask whoever already listens there, before listening ourselves).
+//!
+//! On Linux the socket is bound with `SO_REUSEPORT`, so every process *of the same user* with
+//! an open wait can listen on the port at once and the kernel spreads connections over them:
+//! when one exits, the others are already listening and no callback is refused. The kernel
+//! lets only sockets of the same user share a port, and a program that bound without
+//! `SO_REUSEPORT` still makes our bind fail, so a port held by anything else stays an error.
+//! A socket that is bound but not listening receives no connections, which lets a claim ask
+//! the current listeners who they are before it joins them.
 
-use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::time::{Duration, Instant};
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
 
-use crate::error::{Error, PortHolder, Result};
+use rustix::net::{self as sys, AddressFamily, SocketFlags, SocketType};
 
-/// The path on which every callback listener answers its store's `store_id`, so that another
-/// process can tell that a busy port is held by a listener on the same file.
-pub const PROBE_PATH: &str = "/.well-known/oauth-state-store";
+use super::probe::{self, Probe};
+use crate::error::{Error, Result};
 
-/// The first line of the probe's answer; the second is the `store_id`.
-pub(crate) const PROBE_MARKER: &str = "oauth-state-store callback listener";
+/// How many connections the kernel queues for a listener before it accepts them.
+const BACKLOG: i32 = 128;
 
-/// The probe's answer body for `store_id`.
-pub(crate) fn probe_body(store_id: &str) -> String {
-    let mut body = String::from(PROBE_MARKER);
-    body.push('\n');
-    body.push_str(store_id);
-    body
+/// A socket bound to `127.0.0.1:<port>` that does not listen yet.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    fd: OwnedFd,
+    port: u16,
 }
 
-pub(crate) fn loopback(port: u16) -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-}
+impl Bound {
+    /// The bound port (the one the system chose, when asked for port 0).
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
 
-/// Binds `127.0.0.1:port`. `Ok(None)`: the port is in use.
-pub(crate) fn try_bind(port: u16) -> Result<Option<TcpListener>> {
-    match TcpListener::bind(loopback(port)) {
-        Ok(l) => Ok(Some(l)),
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Ok(None),
-        Err(source) => Err(Error::Listener {
-            port,
-            action: "bind the port",
-            source,
-        }),
+    /// Starts listening: from now on the kernel hands this socket its share of connections.
+    ///
+    /// # Errors
+    /// [`Error::Listener`].
+    pub(crate) fn listen(self) -> Result<TcpListener> {
+        sys::listen(&self.fd, BACKLOG).map_err(|e| Error::Listener {
+            port: self.port,
+            action: "listen on the port",
+            source: e.into(),
+        })?;
+        Ok(TcpListener::from(self.fd))
     }
 }
 
-/// What answered on a busy port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Probe {
-    /// A listener on the store with the id we asked about.
-    SameStore,
-    /// A listener of this crate on another store.
-    OtherStore,
-    /// Something that answered, but not as a listener of this crate, or not in time.
-    Other,
-    /// Nothing listens there (any more).
-    Free,
-    /// The connection was accepted and then closed or reset without an answer: a listener
-    /// stopping, most likely. Ask again.
-    NoAnswer,
-}
-
-impl Probe {
-    pub(crate) fn holder(self) -> PortHolder {
-        match self {
-            Probe::SameStore => PortHolder::SameStore,
-            Probe::OtherStore => PortHolder::OtherStore,
-            _ => PortHolder::Other,
-        }
-    }
-}
-
-/// Asks `127.0.0.1:port` for its store id, within `timeout`.
-pub(crate) fn probe(port: u16, store_id: &str, timeout: Duration) -> Probe {
-    let deadline = Instant::now() + timeout;
-    let mut stream = match TcpStream::connect_timeout(&loopback(port), timeout) {
-        Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Probe::Free,
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => return Probe::Other,
-        Err(_) => return Probe::NoAnswer,
+/// Binds `127.0.0.1:port` without listening. `Ok(None)`: the port is held by a socket we may
+/// not share it with.
+///
+/// # Errors
+/// [`Error::Listener`] for any other failure.
+pub(crate) fn bind(port: u16) -> Result<Option<Bound>> {
+    let failed = |action, e: rustix::io::Errno| Error::Listener {
+        port,
+        action,
+        source: e.into(),
     };
-    let mut request = String::from("GET ");
-    request.push_str(PROBE_PATH);
-    request.push_str(" HTTP/1.1\r\nHost: 127.0.0.1:");
-    request.push_str(&port.to_string());
-    request.push_str("\r\nConnection: close\r\n\r\n");
-    let _ = stream.set_write_timeout(Some(timeout));
-    if stream.write_all(request.as_bytes()).is_err() {
-        return Probe::NoAnswer;
+    let fd = sys::socket_with(
+        AddressFamily::INET,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| failed("open a socket", e))?;
+    sys::sockopt::set_socket_reuseaddr(&fd, true).map_err(|e| failed("set SO_REUSEADDR", e))?;
+    #[cfg(target_os = "linux")]
+    sys::sockopt::set_socket_reuseport(&fd, true).map_err(|e| failed("set SO_REUSEPORT", e))?;
+    match sys::bind(&fd, &SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::ADDRINUSE) => return Ok(None),
+        Err(e) => return Err(failed("bind the port", e)),
     }
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return Probe::Other;
+    let port = match sys::getsockname(&fd).map(SocketAddrV4::try_from) {
+        Ok(Ok(addr)) => addr.port(),
+        _ => {
+            return Err(Error::Listener {
+                port,
+                action: "read its bound address",
+                source: io::ErrorKind::InvalidData.into(),
+            })
         }
-        match stream.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Probe::Other
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                return if buf.is_empty() {
-                    Probe::NoAnswer
-                } else {
-                    Probe::Other
-                }
-            }
-        }
-        if buf.len() > 16 * 1024 {
-            return Probe::Other;
-        }
-    }
-    if buf.is_empty() {
-        return Probe::NoAnswer;
-    }
-    classify(&buf, store_id)
-}
-
-fn classify(answer: &[u8], store_id: &str) -> Probe {
-    let mut headers = [httparse::EMPTY_HEADER; 32];
-    let mut resp = httparse::Response::new(&mut headers);
-    let Ok(httparse::Status::Complete(at)) = resp.parse(answer) else {
-        return Probe::Other;
     };
-    if resp.code != Some(200) {
-        return Probe::Other;
-    }
-    let body = String::from_utf8_lossy(&answer[at..]);
-    let mut lines = body.lines();
-    if lines.next() != Some(PROBE_MARKER) {
-        return Probe::Other;
-    }
-    match lines.next() {
-        Some(id) if id == store_id => Probe::SameStore,
-        Some(_) => Probe::OtherStore,
-        None => Probe::Other,
+    Ok(Some(Bound { fd, port }))
+}
+
+/// The primary's token for a port: at most one process on the host holds it, and the kernel
+/// frees it when that process exits, however it exits. The primary is the listener that keeps
+/// serving after its own waits end (until idle); the others serve only while they wait.
+#[derive(Debug)]
+pub(crate) struct Primary {
+    #[cfg(target_os = "linux")]
+    _token: Option<std::os::unix::net::UnixListener>,
+}
+
+impl Primary {
+    /// Takes the token for `port`; `None` when another process holds it.
+    ///
+    /// On Linux it is an abstract Unix socket named for the port (no file, gone with its
+    /// process). Where that cannot be made, or on other systems (where the port itself cannot
+    /// be shared, so it decides), every claim gets the token.
+    pub(crate) fn take(port: u16) -> Option<Primary> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::linux::net::SocketAddrExt;
+            use std::os::unix::net::{SocketAddr, UnixListener};
+
+            let mut name = String::from("oauth-state-store/callback-port/");
+            name.push_str(&port.to_string());
+            let token = SocketAddr::from_abstract_name(name.as_bytes())
+                .and_then(|addr| UnixListener::bind_addr(&addr));
+            match token {
+                Ok(socket) => Some(Primary {
+                    _token: Some(socket),
+                }),
+                Err(e) if e.kind() == io::ErrorKind::AddrInUse => None,
+                Err(_) => Some(Primary { _token: None }),
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = port;
+            Some(Primary {})
+        }
     }
 }
 
-/// Binds the port, or says who holds it. A holder that is going away (the probe finds the
-/// port free, or its connection dropped unanswered) gets a few more bind attempts.
-pub(crate) fn bind_or_probe(
+/// What a claim of a port found.
+#[derive(Debug)]
+pub(crate) enum Claim {
+    /// Nobody listens: the port is ours, as its primary when we got the token.
+    Alone(Bound, Option<Primary>),
+    /// A listener on the same store listens, and we may listen beside it.
+    Joinable(Bound, Option<Primary>),
+    /// Held by something we cannot listen beside; the probe says what.
+    Held(Probe),
+}
+
+/// Claims the port, retrying a few times while it is unsettled (see [`claim_once`]); still
+/// unsettled after that, the port counts as held by another program.
+///
+/// # Errors
+/// [`Error::Listener`].
+pub(crate) fn claim(port: u16, store_id: &str, timeout: Duration) -> Result<Claim> {
+    const ATTEMPTS: usize = 5;
+    for attempt in 1..=ATTEMPTS {
+        if let Some(settled) = claim_once(port, store_id, timeout, attempt == ATTEMPTS)? {
+            return Ok(settled);
+        }
+        std::thread::sleep(UNSETTLED_PAUSE);
+    }
+    Ok(Claim::Held(Probe::Other))
+}
+
+/// How long to let an unsettled port settle before claiming it again.
+pub(crate) const UNSETTLED_PAUSE: Duration = Duration::from_millis(20);
+
+/// Binds the port (port 0: a free one) and asks whoever listens there already; or, when the
+/// bind fails, asks the holder. `Ok(None)`: unsettled, try again shortly. The holder may be
+/// going away (the probe finds the port free, or its connection dropped unanswered), or
+/// another process may be becoming the primary (the port is free but the token taken); with
+/// `last_resort` the latter serves the port without the token.
+///
+/// # Errors
+/// [`Error::Listener`].
+pub(crate) fn claim_once(
     port: u16,
     store_id: &str,
     timeout: Duration,
-) -> Result<std::result::Result<TcpListener, Probe>> {
-    for _ in 0..5 {
-        if let Some(socket) = try_bind(port)? {
-            return Ok(Ok(socket));
-        }
-        match probe(port, store_id, timeout) {
-            Probe::Free | Probe::NoAnswer => std::thread::sleep(Duration::from_millis(20)),
-            settled => return Ok(Err(settled)),
-        }
+    last_resort: bool,
+) -> Result<Option<Claim>> {
+    if port == 0 {
+        // A port the system picks is nobody else's yet.
+        let bound = bind(0)?.ok_or_else(|| Error::Listener {
+            port,
+            action: "bind a free port",
+            source: io::ErrorKind::AddrInUse.into(),
+        })?;
+        let primary = Primary::take(bound.port());
+        return Ok(Some(Claim::Alone(bound, primary)));
     }
-    Ok(Err(Probe::Other))
+    let primary = Primary::take(port);
+    let claim = match bind(port)? {
+        None => match probe::probe(port, store_id, timeout) {
+            Probe::Free | Probe::NoAnswer => None,
+            settled => Some(Claim::Held(settled)),
+        },
+        Some(bound) => match probe::probe(port, store_id, timeout) {
+            Probe::Free if primary.is_some() || last_resort => Some(Claim::Alone(bound, primary)),
+            Probe::Free | Probe::NoAnswer => None,
+            Probe::SameStore => Some(Claim::Joinable(bound, primary)),
+            settled => Some(Claim::Held(settled)),
+        },
+    };
+    Ok(claim)
 }
 
 #[cfg(test)]
@@ -165,29 +204,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn classifies_answers() {
-        let ok = format!(
-            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}",
-            probe_body("abc")
-        );
-        assert_eq!(classify(ok.as_bytes(), "abc"), Probe::SameStore);
-        assert_eq!(classify(ok.as_bytes(), "xyz"), Probe::OtherStore);
-        assert_eq!(
-            classify(b"HTTP/1.1 200 OK\r\n\r\nhello", "abc"),
-            Probe::Other
-        );
-        assert_eq!(classify(b"SSH-2.0-OpenSSH\r\n", "abc"), Probe::Other);
-        assert_eq!(
-            classify(b"HTTP/1.1 404 Not Found\r\n\r\n", "abc"),
-            Probe::Other
-        );
+    fn a_bound_socket_gets_no_connection_until_it_listens() {
+        let bound = bind(0).unwrap().unwrap();
+        let port = bound.port();
+        let addr = probe::loopback(port);
+        assert!(std::net::TcpStream::connect(addr).is_err());
+        let listener = bound.listen().unwrap();
+        assert!(std::net::TcpStream::connect(addr).is_ok());
+        drop(listener);
     }
 
     #[test]
-    fn refused_port_is_free() {
-        let l = TcpListener::bind(loopback(0)).unwrap();
-        let port = l.local_addr().unwrap().port();
-        drop(l);
-        assert_eq!(probe(port, "abc", Duration::from_millis(200)), Probe::Free);
+    fn a_port_bound_without_sharing_cannot_be_joined() {
+        let exclusive = TcpListener::bind(probe::loopback(0)).unwrap();
+        let port = exclusive.local_addr().unwrap().port();
+        assert!(bind(port).unwrap().is_none());
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn one_primary_per_port() {
+        let port = bind(0).unwrap().unwrap().port();
+        let first = Primary::take(port).expect("nobody holds it");
+        assert!(Primary::take(port).is_none());
+        drop(first);
+        assert!(Primary::take(port).is_some());
     }
 }

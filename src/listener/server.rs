@@ -1,21 +1,53 @@
-//! The [`CallbackListener`]: accepts connections on `127.0.0.1:<port>`, routes the callback
-//! and the probe, and stops itself when no flow in the file needs it.
+//! The [`CallbackListener`]: accepts connections on `127.0.0.1:<port>`, gives each a slot
+//! ([`Slots`]) and a thread, routes the callback and the probe, writes the answer, and only
+//! then wakes this process's waits. It stops itself when no flow in the file needs it.
 
 use std::fmt;
+use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags};
+
 use super::callback;
 use super::http::{self, ReadFailure};
+use super::local;
 use super::pages;
-use super::port;
-use super::wait;
+use super::port::{self, Bound, Claim, Primary};
+use super::probe;
+use super::slots::{Slots, Ticket};
 use super::ListenerOptions;
-use crate::error::{Error, Result};
+use crate::error::{Error, PortHolder, Result};
 use crate::store::Store;
+
+/// How long a stopping listener lets connections that have not sent their request head yet
+/// finish sending it before it closes them.
+const HEAD_GRACE: Duration = Duration::from_millis(100);
+
+/// How long a connection may wait for its request head before a full listener may close it
+/// to make room (never longer than the request timeout).
+const MIN_HEAD_WAIT: Duration = Duration::from_secs(1);
+
+/// The longest a stopping listener waits for the answers it is writing.
+const ANSWER_LIMIT: Duration = Duration::from_secs(5);
+
+/// What a listener is to its port.
+#[derive(Debug)]
+pub(crate) enum Role {
+    /// It serves until idle (see [`ListenerOptions::idle_stop`]); it holds the port's
+    /// [`Primary`] token when it could get it.
+    Primary {
+        /// Held for as long as the listener serves; the kernel frees it with the process.
+        _token: Option<Primary>,
+    },
+    /// It serves beside the primary while this process waits, so that no callback is refused
+    /// if the primary exits; it stops once those waits end, unless it became the primary.
+    Standby,
+}
 
 /// A running callback listener on `127.0.0.1:<port>`.
 ///
@@ -36,8 +68,14 @@ struct Shared {
     options: ListenerOptions,
     redirect_uris: [String; 2],
     stopping: AtomicBool,
+    /// Wakes the idle thread.
     wake: (Mutex<()>, Condvar),
-    active: AtomicUsize,
+    /// A byte written here wakes the accept thread's `poll`.
+    wake_accept: UnixStream,
+    slots: Arc<Slots>,
+    /// Connections being turned away with a `503`, each on its own short-lived thread.
+    turning_away: Arc<Slots>,
+    role: Mutex<Role>,
 }
 
 impl fmt::Debug for CallbackListener {
@@ -46,6 +84,7 @@ impl fmt::Debug for CallbackListener {
             .field("port", &self.shared.port)
             .field("path", &self.shared.options.path)
             .field("running", &self.is_running())
+            .field("standby", &self.is_standby())
             .finish_non_exhaustive()
     }
 }
@@ -55,33 +94,58 @@ impl CallbackListener {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (`callback_path`), [`Error::PortInUse`] when the port is taken
-    /// (its [`PortHolder`](crate::PortHolder) says by what, after asking it),
-    /// [`Error::Listener`] when the socket cannot be bound or the threads cannot start.
+    /// (its [`PortHolder`](crate::PortHolder) says by what, after asking it; a listener on the
+    /// same store is [`PortHolder::SameStore`]: share it with
+    /// [`LoopbackCallback`](super::LoopbackCallback) instead), [`Error::Listener`] when the
+    /// socket cannot be bound or the threads cannot start.
     pub fn bind(store: &Store, options: ListenerOptions) -> Result<CallbackListener> {
         options.validate()?;
-        match port::bind_or_probe(options.port, store.store_id(), options.probe_timeout)? {
-            Ok(socket) => Self::serve(store, options, socket),
-            Err(probe) => Err(Error::PortInUse {
-                port: options.port,
+        let port = options.port;
+        if let Some(holder) = served_here(port, store) {
+            return Err(Error::PortInUse { port, holder });
+        }
+        match port::claim(port, store.store_id(), options.probe_timeout)? {
+            Claim::Alone(bound, primary) => {
+                Self::serve(store, options, bound, Role::Primary { _token: primary })
+            }
+            Claim::Joinable(..) => Err(Error::PortInUse {
+                port,
+                holder: PortHolder::SameStore,
+            }),
+            Claim::Held(probe) => Err(Error::PortInUse {
+                port,
                 holder: probe.holder(),
             }),
         }
     }
 
-    /// Starts serving on an already bound socket.
+    /// Starts serving on a bound socket.
+    ///
+    /// # Errors
+    /// [`Error::PortInUse`] when a listener of this process already serves the port,
+    /// [`Error::Listener`].
     pub(crate) fn serve(
         store: &Store,
         options: ListenerOptions,
-        socket: TcpListener,
+        bound: Bound,
+        role: Role,
     ) -> Result<CallbackListener> {
-        let port = socket
-            .local_addr()
-            .map_err(|source| Error::Listener {
-                port: options.port,
-                action: "read its bound address",
-                source,
-            })?
-            .port();
+        let port = bound.port();
+        let failed = |action, source| Error::Listener {
+            port,
+            action,
+            source,
+        };
+        let Some(serving) = local::Serving::claim(port, store.store_id()) else {
+            let holder = served_here(port, store).unwrap_or(PortHolder::SameStore);
+            return Err(Error::PortInUse { port, holder });
+        };
+        let (wake_rx, wake_tx) =
+            UnixStream::pair().map_err(|e| failed("make its wake-up pipe", e))?;
+        let socket = bound.listen()?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| failed("set its socket non-blocking", e))?;
         let shared = Arc::new(Shared {
             store: store.clone(),
             port,
@@ -89,22 +153,28 @@ impl CallbackListener {
                 options.redirect_uri_for(port),
                 options.localhost_uri_for(port),
             ],
+            slots: Slots::new(
+                options.max_connections,
+                options.request_timeout.min(MIN_HEAD_WAIT),
+            ),
+            turning_away: Slots::new(options.max_connections, Duration::MAX),
             options,
             stopping: AtomicBool::new(false),
             wake: (Mutex::new(()), Condvar::new()),
-            active: AtomicUsize::new(0),
+            wake_accept: wake_tx,
+            role: Mutex::new(role),
         });
-        let spawn_failed = |source| Error::Listener {
-            port,
-            action: "start its threads",
-            source,
-        };
         let accept = {
             let shared = Arc::clone(&shared);
             thread::Builder::new()
                 .name("oauth-callback-accept".into())
-                .spawn(move || accept_loop(&shared, &socket))
-                .map_err(spawn_failed)?
+                .spawn(move || {
+                    accept_loop(&shared, &socket, &wake_rx);
+                    // The port is free (of us) before this process stops counting as serving it.
+                    drop(socket);
+                    drop(serving);
+                })
+                .map_err(|e| failed("start its threads", e))?
         };
         let mut listener = CallbackListener {
             shared: Arc::clone(&shared),
@@ -113,7 +183,7 @@ impl CallbackListener {
         let janitor = thread::Builder::new()
             .name("oauth-callback-idle".into())
             .spawn(move || idle_loop(&shared))
-            .map_err(spawn_failed)?;
+            .map_err(|e| failed("start its threads", e))?;
         listener.threads.push(janitor);
         Ok(listener)
     }
@@ -133,9 +203,21 @@ impl CallbackListener {
         !self.shared.stopping.load(Ordering::SeqCst)
     }
 
-    /// Stops serving and frees the port before returning. Requests being answered finish.
+    /// Stops serving and frees the port before returning. Answers being written finish first
+    /// (for at most a few seconds); connections that have not sent a request yet are closed.
     pub fn stop(mut self) {
         self.shutdown();
+    }
+
+    /// Whether it serves only while this process waits ([`Role::Standby`]).
+    pub(crate) fn is_standby(&self) -> bool {
+        matches!(*self.shared.role(), Role::Standby)
+    }
+
+    /// A standby becomes the port's primary when the token is free (the primary exited).
+    /// Returns whether it is the primary now.
+    pub(crate) fn promote(&self) -> bool {
+        self.shared.promote()
     }
 
     fn shutdown(&mut self) {
@@ -143,6 +225,13 @@ impl CallbackListener {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        let slots = &self.shared.slots;
+        if !slots.wait_empty(HEAD_GRACE) {
+            slots.close_waiting();
+            let limit = self.shared.options.request_timeout.min(ANSWER_LIMIT);
+            slots.wait_empty(limit);
+        }
+        self.shared.turning_away.wait_empty(HEAD_GRACE);
     }
 }
 
@@ -152,7 +241,37 @@ impl Drop for CallbackListener {
     }
 }
 
+/// What holds `port` for this process already, if a listener of this process serves it.
+fn served_here(port: u16, store: &Store) -> Option<PortHolder> {
+    let id = local::served(port)?;
+    Some(if id == store.store_id() {
+        PortHolder::SameStore
+    } else {
+        PortHolder::OtherStore
+    })
+}
+
 impl Shared {
+    fn role(&self) -> MutexGuard<'_, Role> {
+        self.role.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// See [`CallbackListener::promote`].
+    fn promote(&self) -> bool {
+        let mut role = self.role();
+        if matches!(*role, Role::Standby) {
+            match Primary::take(self.port) {
+                Some(token) => {
+                    *role = Role::Primary {
+                        _token: Some(token),
+                    }
+                }
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// Marks the listener stopping and wakes both of its threads.
     fn request_stop(&self) {
         {
@@ -163,15 +282,17 @@ impl Shared {
             }
             self.wake.1.notify_all();
         }
-        // The accept thread sleeps in accept(); a connection of our own wakes it.
-        let _ = TcpStream::connect_timeout(&port::loopback(self.port), Duration::from_secs(1));
+        let _ = (&self.wake_accept).write(&[1]);
     }
 
-    /// Idle: nothing pending in the file expects our redirect URI, and no wait of this process
-    /// is open on our port. A storage error counts as "not idle".
+    /// Idle: no wait of this process is open on our port, and (for the primary) nothing
+    /// pending in the file expects our redirect URI. A storage error counts as "not idle".
     fn idle(&self) -> bool {
-        if wait::open_waits(self.port) > 0 {
+        if local::open_waits(self.port) > 0 {
             return false;
+        }
+        if matches!(*self.role(), Role::Standby) {
+            return true;
         }
         let [a, b] = &self.redirect_uris;
         let pending = self.store.waiting_at(&[a, b]);
@@ -179,34 +300,69 @@ impl Shared {
     }
 }
 
-fn accept_loop(shared: &Arc<Shared>, socket: &TcpListener) {
-    for conn in socket.incoming() {
-        if shared.stopping.load(Ordering::SeqCst) {
-            break;
+fn accept_loop(shared: &Arc<Shared>, socket: &TcpListener, wake: &UnixStream) {
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let mut fds = [
+            PollFd::new(socket, PollFlags::IN),
+            PollFd::new(wake, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => thread::sleep(Duration::from_millis(10)),
         }
-        let Ok(mut stream) = conn else {
-            // Out of descriptors or similar: do not spin.
-            thread::sleep(Duration::from_millis(10));
-            continue;
-        };
-        let limit = shared.options.max_connections;
-        if shared.active.fetch_add(1, Ordering::SeqCst) >= limit {
-            shared.active.fetch_sub(1, Ordering::SeqCst);
-            let busy = pages::plain(503, "Too many connections; retry.");
-            http::respond(&mut stream, &busy, Duration::from_millis(100));
-            continue;
-        }
-        let worker = Arc::clone(shared);
-        let spawned = thread::Builder::new()
-            .name("oauth-callback-conn".into())
-            .spawn(move || {
-                serve_connection(&worker, stream);
-                worker.active.fetch_sub(1, Ordering::SeqCst);
-            });
-        if spawned.is_err() {
-            shared.active.fetch_sub(1, Ordering::SeqCst);
+        accept_ready(shared, socket);
+    }
+    // The kernel resets connections still queued on a socket when it closes: answer them.
+    accept_ready(shared, socket);
+}
+
+/// Accepts every connection the kernel has queued.
+fn accept_ready(shared: &Arc<Shared>, socket: &TcpListener) {
+    loop {
+        match socket.accept() {
+            Ok((stream, _)) => admit(shared, stream),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            Err(_) => {
+                // Out of descriptors or similar: do not spin.
+                thread::sleep(Duration::from_millis(10));
+                return;
+            }
         }
     }
+}
+
+/// Gives a connection a slot and a thread, or, when no slot can be freed, a `503` that still
+/// says who holds the port.
+fn admit(shared: &Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_nonblocking(false);
+    let Some(ticket) = shared.slots.admit(&stream) else {
+        turn_away(shared, stream);
+        return;
+    };
+    let worker = Arc::clone(shared);
+    // Should the thread not start, the closure is dropped: the slot is freed, the connection
+    // closed.
+    let _ = thread::Builder::new()
+        .name("oauth-callback-conn".into())
+        .spawn(move || serve_connection(&worker, stream, &ticket));
+}
+
+/// Answers `503` on a short-lived thread of its own, so that the accept thread never waits
+/// for a client to read. Past as many of those as there are slots, the answer is written
+/// without waiting for the client at all.
+fn turn_away(shared: &Arc<Shared>, mut stream: TcpStream) {
+    let busy = pages::busy(&probe::probe_body(shared.store.store_id()));
+    let Some(ticket) = shared.turning_away.admit(&stream) else {
+        http::respond(&mut stream, &busy, Duration::from_millis(1));
+        return;
+    };
+    let _ = thread::Builder::new()
+        .name("oauth-callback-busy".into())
+        .spawn(move || {
+            http::respond(&mut stream, &busy, Duration::from_millis(100));
+            drop(ticket);
+        });
 }
 
 fn idle_loop(shared: &Shared) {
@@ -245,15 +401,28 @@ fn idle_loop(shared: &Shared) {
     }
 }
 
-fn serve_connection(shared: &Shared, mut stream: TcpStream) {
+/// Reads the request head, answers it, and only once the answer is written (flushed, the
+/// connection half-closed) tells this process's waits that a callback was recorded. While it
+/// answers, `local::await_answers` keeps a returning wait from outrunning the page.
+fn serve_connection(shared: &Shared, mut stream: TcpStream, ticket: &Ticket) {
     let opts = &shared.options;
-    let response = match http::read_head(&mut stream, opts.max_request_bytes, opts.request_timeout)
-    {
+    let head = http::read_head(&mut stream, opts.max_request_bytes, opts.request_timeout);
+    if matches!(head, Err(ReadFailure::Gone)) || !ticket.answering() {
+        return;
+    }
+    let answering = local::Answering::begin(shared.port);
+    let response = match head {
         Ok(head) => callback::route(&shared.store, shared.port, opts, &head),
         Err(ReadFailure::Answer(r)) => r,
         Err(ReadFailure::Gone) => return,
     };
     http::respond(&mut stream, &response, opts.request_timeout);
+    if response.recorded {
+        // A standby that records a callback while the primary is gone keeps the port after
+        // its waits (before the waits are woken, so that they see it).
+        shared.promote();
+        answering.recorded();
+    }
 }
 
 #[cfg(test)]
@@ -268,7 +437,7 @@ mod tests {
         let listener = CallbackListener::bind(&store, options.clone()).unwrap();
         let (shared, port) = (&listener.shared, listener.port());
         assert!(shared.idle());
-        let open = wait::OpenWait::new(port);
+        let open = local::OpenWait::new(port);
         assert!(!shared.idle(), "an open wait of this process keeps it");
         drop(open);
         assert!(shared.idle());

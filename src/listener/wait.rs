@@ -1,74 +1,28 @@
 //! The waiting side: [`LoopbackCallback`] claims or shares the callback port, and waits for a
-//! flow's row to be completed or failed, cheaply, then consumes it.
+//! flow's row to be completed or failed, cheaply, then consumes it. While it waits, this
+//! process listens on the port too where the system allows it (a standby beside the holder),
+//! so that the holder's exit refuses no callback.
 
-use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::port::{self, Probe};
-use super::server::CallbackListener;
+use super::local;
+use super::port::{self, Claim};
+use super::probe::Probe;
+use super::server::{CallbackListener, Role};
 use super::{ListenerOptions, MAX_DURATION};
-use crate::error::{Error, Result};
+use crate::error::{Error, PortHolder, Result};
 use crate::flow::{ConsumedFlow, Status};
 use crate::pkce;
 use crate::store::Store;
 
-/// Open waits of this process, by port: a listener does not stop while one is open.
-static OPEN_WAITS: Mutex<BTreeMap<u16, usize>> = Mutex::new(BTreeMap::new());
-
-/// Bumped whenever a listener of this process records a callback, so that waits in this process
-/// wake at once instead of at their next poll.
-static RECORDED: Mutex<u64> = Mutex::new(0);
-static RECORDED_CHANGED: Condvar = Condvar::new();
+/// The longest a finished wait lets this process's listener finish writing its answers
+/// before it returns.
+const ANSWER_WAIT: Duration = Duration::from_secs(5);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// How many waits of this process are open on `port`.
-pub(crate) fn open_waits(port: u16) -> usize {
-    lock(&OPEN_WAITS).get(&port).copied().unwrap_or(0)
-}
-
-/// Wakes this process's waits: a callback was just recorded.
-pub(crate) fn notify_recorded() {
-    *lock(&RECORDED) += 1;
-    RECORDED_CHANGED.notify_all();
-}
-
-fn recorded() -> u64 {
-    *lock(&RECORDED)
-}
-
-/// Sleeps for `pause`, or less if a callback is recorded in this process meanwhile.
-fn sleep_unless_recorded(seen: u64, pause: Duration) {
-    let guard = lock(&RECORDED);
-    let _ = RECORDED_CHANGED
-        .wait_timeout_while(guard, pause, |g| *g == seen)
-        .unwrap_or_else(|p| p.into_inner());
-}
-
-/// Registers an open wait on a port for as long as it lives.
-pub(super) struct OpenWait(u16);
-
-impl OpenWait {
-    pub(super) fn new(port: u16) -> Self {
-        *lock(&OPEN_WAITS).entry(port).or_insert(0) += 1;
-        OpenWait(port)
-    }
-}
-
-impl Drop for OpenWait {
-    fn drop(&mut self) {
-        let mut waits = lock(&OPEN_WAITS);
-        if let Some(n) = waits.get_mut(&self.0) {
-            *n -= 1;
-            if *n == 0 {
-                waits.remove(&self.0);
-            }
-        }
-    }
 }
 
 /// Pauses between reads of a waited-for row: 5 ms, growing by half each time, up to `max`.
@@ -139,18 +93,14 @@ impl LoopbackCallback {
     /// [`Error::Listener`].
     pub fn attach(store: &Store, mut options: ListenerOptions) -> Result<LoopbackCallback> {
         options.validate()?;
-        let held = if options.port == 0 {
-            let socket = port::try_bind(0)?.ok_or_else(|| Error::Listener {
-                port: 0,
-                action: "bind a free port",
-                source: std::io::ErrorKind::AddrInUse.into(),
-            })?;
-            let listener = CallbackListener::serve(store, options.clone(), socket)?;
-            options.port = listener.port();
-            Some(listener)
-        } else {
-            claim(store, &options)?
+        let held = match claim(store, &options, Want::Share)? {
+            Claimed::Listening(listener) => Some(listener),
+            Claimed::Shared | Claimed::Unsettled => None,
         };
+        if let Some(listener) = &held {
+            // Port 0: the one the system chose.
+            options.port = listener.port();
+        }
         Ok(LoopbackCallback {
             store: store.clone(),
             options,
@@ -170,6 +120,8 @@ impl LoopbackCallback {
 
     /// Whether this process's own listener serves the port right now (`false`: another
     /// process's listener on the same store does, or nobody until the next wait takes it).
+    /// While a wait is open this process may serve the port beside the holder; once its waits
+    /// end it keeps doing so only if the holder went away meanwhile.
     pub fn holds_port(&self) -> bool {
         lock(&self.held)
             .as_ref()
@@ -178,7 +130,9 @@ impl LoopbackCallback {
 
     /// Waits until the flow named by `state` has received its callback (in any process's
     /// listener), then [`Store::consume`]s it and returns the code and verifier. While it
-    /// waits it re-checks the port, and takes it over if the process that held it went away.
+    /// waits it serves the port too where the system allows it (Linux), or re-checks the port
+    /// and takes it over if the process that held it went away. When it returns, the page of
+    /// a callback this process answered has been written.
     ///
     /// Waiting is cheap: the row is read with a backoff up to
     /// [`ListenerOptions::poll_max`], and a callback recorded by this process wakes it at once.
@@ -186,26 +140,54 @@ impl LoopbackCallback {
     /// # Errors
     /// [`Error::CallbackTimeout`] (the flow stays pending; wait again),
     /// [`Error::AuthorizationFailed`] (the callback carried an error; the flow is consumed),
-    /// [`Error::PortInUse`] (another program took the port meanwhile), and those of
-    /// [`Store::consume`]: [`Error::UnknownState`], [`Error::Expired`],
+    /// [`Error::PortInUse`] (another program took the port meanwhile), [`Error::Listener`],
+    /// and those of [`Store::consume`]: [`Error::UnknownState`], [`Error::Expired`],
     /// [`Error::AlreadyConsumed`], storage errors.
     pub fn wait(&self, state: &str, timeout: Duration) -> Result<ConsumedFlow> {
         pkce::validate_state(state)?;
-        let _open = OpenWait::new(self.options.port);
+        let result = {
+            let _open = local::OpenWait::new(self.options.port);
+            self.wait_open(state, timeout)
+        };
+        self.settle();
+        result
+    }
+
+    fn wait_open(&self, state: &str, timeout: Duration) -> Result<ConsumedFlow> {
+        let port = self.options.port;
         let start = Instant::now();
         // A flow lives at most a day; a longer wait cannot succeed later than that.
         let deadline = start + timeout.min(MAX_DURATION);
         let mut backoff = Backoff::new(self.options.poll_max);
         let mut recheck_at = start;
+        // Claims of an unsettled port in a row: retried soon, but the row is read in between,
+        // so that a flow completed meanwhile ends the wait instead of a claim.
+        let mut unsettled = 0;
         loop {
-            let seen = recorded();
+            let seen = local::recorded(port);
             let info = self.store.check(state)?;
             if matches!(info.status, Status::Completed | Status::Failed) {
+                // This process's listener may still be writing the browser's page: a program
+                // that exits once this returns must not cut it off.
+                local::await_answers(port, ANSWER_WAIT);
                 return self.store.consume(state);
             }
             if Instant::now() >= recheck_at {
-                self.ensure_served()?;
-                recheck_at = Instant::now() + self.options.recheck;
+                let next = if self.ensure_served(unsettled + 1 == CLAIM_ATTEMPTS)? {
+                    unsettled = 0;
+                    self.options.recheck
+                } else {
+                    unsettled += 1;
+                    if unsettled == CLAIM_ATTEMPTS {
+                        // Accepted and dropped, again and again: not a listener of ours.
+                        return Err(Error::PortInUse {
+                            port,
+                            holder: PortHolder::Other,
+                        });
+                    }
+                    port::UNSETTLED_PAUSE
+                };
+                recheck_at = Instant::now() + next;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -215,35 +197,122 @@ impl LoopbackCallback {
                 .pause()
                 .min(deadline - now)
                 .min(recheck_at.saturating_duration_since(now));
-            sleep_unless_recorded(seen, pause);
+            local::sleep_unless_recorded(port, seen, pause);
         }
     }
 
-    /// Someone must serve the port: our running listener, or a listener on the same store.
-    /// Otherwise claim it.
-    fn ensure_served(&self) -> Result<()> {
+    /// Someone must serve the port: our running listener, a listener of this process or of
+    /// another on the same store. Where it can, this process listens beside the latter.
+    /// `Ok(false)`: the port is unsettled (its holder is going away); ask again shortly.
+    fn ensure_served(&self, last_resort: bool) -> Result<bool> {
         let mut held = lock(&self.held);
-        if held.as_ref().is_some_and(CallbackListener::is_running) {
-            return Ok(());
+        if let Some(ours) = held.as_ref().filter(|l| l.is_running()) {
+            // A standby whose holder exited becomes the holder.
+            ours.promote();
+            return Ok(true);
         }
         // Ours stopped (idle) or never was: drop it first, which frees the port.
         *held = None;
-        *held = claim(&self.store, &self.options)?;
-        Ok(())
+        match claim(&self.store, &self.options, Want::Standby { last_resort })? {
+            Claimed::Listening(listener) => *held = Some(listener),
+            Claimed::Shared => {}
+            Claimed::Unsettled => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// After a wait: a standby stops once no wait of this process is open on the port. One
+    /// that became the holder meanwhile (its holder went away, seen at a re-check or when it
+    /// recorded a callback) stays. Not promoted here: a wait that ends after the holder of
+    /// the moment exited would take a port no flow of its own needs.
+    fn settle(&self) {
+        if local::open_waits(self.options.port) > 0 {
+            return;
+        }
+        let mut held = lock(&self.held);
+        let done = held.as_ref().is_some_and(CallbackListener::is_standby);
+        let stopped = if done { held.take() } else { None };
+        drop(held);
+        drop(stopped);
     }
 }
 
-/// Binds the port, or shares it with a listener on the same store; anything else holding it
-/// is [`Error::PortInUse`].
-fn claim(store: &Store, options: &ListenerOptions) -> Result<Option<CallbackListener>> {
+/// How many times in a row a port may be unsettled before it counts as held by another
+/// program (as in [`port::claim`]).
+const CLAIM_ATTEMPTS: usize = 5;
+
+/// What a claim of the port is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Serve the port if nobody does, else share a listener on the same store; retry while
+    /// the port is unsettled.
+    Share,
+    /// The same, but listen beside another process's listener on the same store too; one
+    /// attempt (`last_resort`: see [`port::claim_once`]).
+    Standby { last_resort: bool },
+}
+
+/// What a claim of the port came to.
+#[derive(Debug)]
+enum Claimed {
+    /// This process listens on the port now.
+    Listening(CallbackListener),
+    /// Another listener on the same store serves it (in this process or another).
+    Shared,
+    /// Its holder is going away, or another process is taking it: ask again shortly.
+    Unsettled,
+}
+
+/// Binds the port, or shares it with a listener on the same store (listening beside it for
+/// [`Want::Standby`]); anything else holding it is [`Error::PortInUse`].
+fn claim(store: &Store, options: &ListenerOptions, want: Want) -> Result<Claimed> {
     let port = options.port;
-    match port::bind_or_probe(port, store.store_id(), options.probe_timeout)? {
-        Ok(socket) => CallbackListener::serve(store, options.clone(), socket).map(Some),
-        Err(Probe::SameStore) => Ok(None),
-        Err(other) => Err(Error::PortInUse {
-            port,
-            holder: other.holder(),
-        }),
+    if port != 0 {
+        if let Some(id) = local::served(port) {
+            if id == store.store_id() {
+                return Ok(Claimed::Shared);
+            }
+            return Err(Error::PortInUse {
+                port,
+                holder: PortHolder::OtherStore,
+            });
+        }
+    }
+    let (id, timeout) = (store.store_id(), options.probe_timeout);
+    let found = match want {
+        Want::Share => port::claim(port, id, timeout)?,
+        Want::Standby { last_resort } => match port::claim_once(port, id, timeout, last_resort)? {
+            Some(found) => found,
+            None => return Ok(Claimed::Unsettled),
+        },
+    };
+    let serve = |bound, role| CallbackListener::serve(store, options.clone(), bound, role);
+    let started = match found {
+        Claim::Alone(bound, primary) => serve(bound, Role::Primary { _token: primary }),
+        Claim::Joinable(..) if want == Want::Share => return Ok(Claimed::Shared),
+        Claim::Joinable(bound, Some(primary)) => serve(
+            bound,
+            Role::Primary {
+                _token: Some(primary),
+            },
+        ),
+        Claim::Joinable(bound, None) => serve(bound, Role::Standby),
+        Claim::Held(Probe::SameStore) => return Ok(Claimed::Shared),
+        Claim::Held(other) => {
+            return Err(Error::PortInUse {
+                port,
+                holder: other.holder(),
+            })
+        }
+    };
+    match started {
+        Ok(listener) => Ok(Claimed::Listening(listener)),
+        // Another thread of this process started one meanwhile: share it.
+        Err(Error::PortInUse {
+            holder: PortHolder::SameStore,
+            ..
+        }) => Ok(Claimed::Shared),
+        Err(e) => Err(e),
     }
 }
 
@@ -263,18 +332,5 @@ mod tests {
         // Ten seconds of waiting cost ~50 reads, not thousands.
         assert!(reads <= 60, "{reads} reads");
         assert_eq!(b.pause(), Duration::from_millis(250));
-    }
-
-    #[test]
-    fn open_waits_are_counted_per_port() {
-        let port = 1;
-        assert_eq!(open_waits(port), 0);
-        let a = OpenWait::new(port);
-        let b = OpenWait::new(port);
-        assert_eq!(open_waits(port), 2);
-        drop(a);
-        assert_eq!(open_waits(port), 1);
-        drop(b);
-        assert_eq!(open_waits(port), 0);
     }
 }
