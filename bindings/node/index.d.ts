@@ -140,7 +140,8 @@ export declare class Store {
   begin(options: BeginOptions): Promise<Flow>;
   /** The SDK path: returns the S256 challenge. */
   saveCodeVerifier(serverId: string, clientId: string | null | undefined, verifier: string): Promise<string>;
-  promote(serverId: string, clientId: string | null | undefined, authorizationUrl: string | URL): Promise<FlowInfo>;
+  /** With `issuer`, the flow records the authorization server's issuer (RFC 9207). */
+  promote(serverId: string, clientId: string | null | undefined, authorizationUrl: string | URL, issuer?: string | null): Promise<FlowInfo>;
   check(state: string): Promise<FlowInfo>;
   consume(state: string): Promise<ConsumedFlow>;
   consumeFor(state: string, serverId: string): Promise<ConsumedFlow>;

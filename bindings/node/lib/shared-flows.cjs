@@ -38,7 +38,10 @@ function withSharedFlows(provider, { store, serverId, clientId } = {}) {
         await store.saveCodeVerifier(serverId, client, verifier);
       },
       redirectToAuthorization: async (url) => {
-        const info = await store.promote(serverId, client, String(url));
+        // The issuer discovery found (RFC 8414) goes on the flow: a callback from another
+        // issuer is then refused by whichever listener receives it.
+        const issuer = leg.discovery?.authorizationServerMetadata?.issuer;
+        const info = await store.promote(serverId, client, String(url), issuer);
         if (leg.discovery !== undefined) {
           const state = new URL(String(url)).searchParams.get('state');
           await discovery.put(store.path, state, serverId, info.expiresAt, leg.discovery);

@@ -44,8 +44,10 @@ class Store {
     return call(() => this.#native.saveCodeVerifier(serverId, clientId ?? null, verifier));
   }
 
-  promote(serverId, clientId, authorizationUrl) {
-    return call(() => this.#native.promote(serverId, clientId ?? null, String(authorizationUrl)));
+  promote(serverId, clientId, authorizationUrl, issuer) {
+    return call(() =>
+      this.#native.promote(serverId, clientId ?? null, String(authorizationUrl), issuer ?? null),
+    );
   }
 
   check(state) {

@@ -73,17 +73,27 @@ impl Store {
         )
     }
 
-    /// Binds a saved verifier to the `state` of the authorization URL built from it.
+    /// Binds a saved verifier to the `state` of the authorization URL built from it, and
+    /// records the authorization server's `issuer` on the flow when one is given.
     #[napi(ts_return_type = "Promise<FlowInfo>")]
     pub fn promote(
         &self,
         server_id: String,
         client_id: Option<String>,
         authorization_url: String,
+        issuer: Option<String>,
     ) -> AsyncTask<Job<FlowInfo>> {
         run(
             &self.inner,
-            move |s| s.promote(&server_id, client_id.as_deref(), &authorization_url),
+            move |s| match issuer {
+                Some(iss) => s.promote_with_issuer(
+                    &server_id,
+                    client_id.as_deref(),
+                    &authorization_url,
+                    &iss,
+                ),
+                None => s.promote(&server_id, client_id.as_deref(), &authorization_url),
+            },
             |i| FlowInfo::from(&i),
         )
     }

@@ -115,9 +115,9 @@ for (const sdk of ['v1', 'v2']) {
         const done = await waiting;
         if (sdk === 'v2') {
           // B's wait completed (it consumed the flow and handed auth() the code), but v2's
-          // callback leg demands the response's `iss` (RFC 9207), which the listener checks
-          // only against a flow's stored issuer and does not pass on; the SDK path's flows have
-          // no issuer in the core yet. This assertion flips to AUTHORIZED with that core change.
+          // callback leg demands the response's `iss` (RFC 9207): the listener compares a
+          // present `iss` with the flow's issuer but does not pass it on, so the wrapper cannot
+          // vouch for one. This assertion flips to AUTHORIZED once the core hands it on.
           assert.equal(done.error, 'IssuerMismatchError', JSON.stringify(done));
           return;
         }

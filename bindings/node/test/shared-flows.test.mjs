@@ -46,7 +46,9 @@ test('the begin leg promotes the flow and keeps its discovery state in a 0600 fi
   const discovery = { authorizationServerUrl: 'https://auth.example.com', authorizationServerMetadata: { issuer: 'https://auth.example.com' } };
   const { state, verifier } = await beginLeg(provider, discovery);
   assert.equal(calls[0][0], 'redirect', 'the user redirect runs after the promote');
-  assert.equal((await store.check(state)).status, 'pending');
+  const info = await store.check(state);
+  assert.equal(info.status, 'pending');
+  assert.equal(info.issuer, 'https://auth.example.com', 'the discovered issuer is on the flow');
   assert.equal(await provider.codeVerifier(), verifier, 'one flow in progress: its verifier');
   const dir = `${store.path}.discovery`;
   const [name] = fs.readdirSync(dir);
