@@ -1,6 +1,10 @@
 #![doc = include_str!("../README.md")]
 
 mod admin;
+// The PostgreSQL engine; declared here until the storage seam's src/backend/ takes it in.
+#[cfg(feature = "postgres")]
+#[path = "backend/postgres/mod.rs"]
+mod backend_postgres;
 mod clock;
 mod error;
 mod flow;

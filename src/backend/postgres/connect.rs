@@ -1,0 +1,159 @@
+//! Connecting: which strings are PostgreSQL URLs, the settings the store adds to them, and the
+//! TLS connector.
+//!
+//! TLS follows the URL's `sslmode`: `disable` never uses it, `prefer` (the default) uses it when
+//! the server offers it, `require` refuses a server without it. When TLS is used, the
+//! connector (native-tls, the system's OpenSSL on Linux) verifies the server's certificate
+//! against the system's roots and its host name, which is stricter than libpq's `require`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::Config;
+use postgres_native_tls::MakeTlsConnector;
+
+/// How long opening a connection may take when the URL does not say (`connect_timeout`).
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `application_name` the server shows for the store's connections unless the URL names one.
+pub(crate) const APPLICATION_NAME: &str = "oauth-state-store";
+
+/// Whether `s` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a file.
+pub(crate) fn is_url(s: &str) -> bool {
+    let lower = s.get(..13).map(str::to_ascii_lowercase).unwrap_or_default();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
+/// Why a URL was refused. Never carries the URL, which may hold a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UrlError {
+    /// Not a `postgres://` or `postgresql://` URL.
+    NotAUrl,
+    /// The driver could not read it (an unknown option, a bad port, ...).
+    Unreadable,
+    /// It names no host to connect to.
+    NoHost,
+}
+
+impl UrlError {
+    /// What is wrong, for an `InvalidInput` reason.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            UrlError::NotAUrl => "must start with postgres:// or postgresql://",
+            UrlError::Unreadable => {
+                "is not a valid PostgreSQL URL (check the host, port and query options)"
+            }
+            UrlError::NoHost => "names no host",
+        }
+    }
+}
+
+/// Reads `url` into the driver's settings, adding a connect timeout and an application name
+/// where the URL has none.
+///
+/// # Errors
+///
+/// A [`UrlError`] saying what is wrong; the URL itself is never part of it.
+pub(crate) fn config(url: &str) -> Result<Config, UrlError> {
+    if !is_url(url) {
+        return Err(UrlError::NotAUrl);
+    }
+    let mut config = Config::from_str(url).map_err(|_| UrlError::Unreadable)?;
+    if config.get_hosts().is_empty() {
+        return Err(UrlError::NoHost);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name(APPLICATION_NAME);
+    }
+    Ok(config)
+}
+
+/// The TLS connector every connection is made with (used or not as `sslmode` says).
+///
+/// # Errors
+///
+/// The TLS library's error if it cannot load its settings or the system's roots.
+pub(crate) fn tls() -> Result<MakeTlsConnector, native_tls::Error> {
+    Ok(MakeTlsConnector::new(native_tls::TlsConnector::new()?))
+}
+
+/// Opens one connection with `config` and the TLS connector.
+///
+/// # Errors
+///
+/// The driver's error when the server cannot be reached, refuses the login or the TLS
+/// handshake fails.
+pub(crate) fn connect(config: &Config) -> Result<postgres::Client, ConnectError> {
+    let tls = tls().map_err(ConnectError::Tls)?;
+    config.connect(tls).map_err(ConnectError::Postgres)
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// The TLS connector could not be built.
+    #[error("the TLS connector could not be set up")]
+    Tls(#[source] native_tls::Error),
+    /// The server could not be reached or refused.
+    #[error("could not connect to PostgreSQL")]
+    Postgres(#[source] postgres::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_told_from_paths() {
+        for url in [
+            "postgres://h/db",
+            "postgresql://u@h:5432/db?sslmode=require",
+            "POSTGRESQL://h/db",
+        ] {
+            assert!(is_url(url), "{url}");
+        }
+        for path in [
+            "flows.db",
+            "/var/lib/postgres/flows.db",
+            "postgres:",
+            "",
+            "post",
+        ] {
+            assert!(!is_url(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn the_store_adds_a_timeout_and_its_name_unless_the_url_says() {
+        let c = config("postgresql://u@127.0.0.1:5432/db").unwrap();
+        assert_eq!(c.get_connect_timeout(), Some(&DEFAULT_CONNECT_TIMEOUT));
+        assert_eq!(c.get_application_name(), Some(APPLICATION_NAME));
+        let c = config("postgres://u@h/db?connect_timeout=3&application_name=app").unwrap();
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert_eq!(c.get_application_name(), Some("app"));
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_echoing_it() {
+        assert_eq!(config("flows.db").unwrap_err(), UrlError::NotAUrl);
+        assert_eq!(
+            config("postgres://u:hunter2@h:notaport/db").unwrap_err(),
+            UrlError::Unreadable
+        );
+        assert_eq!(
+            config("postgres://u:hunter2@h/db?sslmode=sometimes").unwrap_err(),
+            UrlError::Unreadable
+        );
+        for e in [UrlError::NotAUrl, UrlError::Unreadable, UrlError::NoHost] {
+            assert!(!e.reason().contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn the_tls_connector_builds_here() {
+        tls().expect("native-tls connector");
+    }
+}
