@@ -36,6 +36,7 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     run_as: Option<String>,
+    durable: bool,
 }
 
 static SHARED: OnceLock<Option<Cluster>> = OnceLock::new();
@@ -45,7 +46,7 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 /// `SKIPPED: <test>: <why>`) where PostgreSQL is not installed and not required.
 pub fn cluster(test: &str) -> Option<&'static Cluster> {
     let shared = SHARED.get_or_init(|| match find_binaries() {
-        Ok(bin) => Some(Cluster::start_with(bin).expect("start the test PostgreSQL")),
+        Ok(bin) => Some(Cluster::start_with(bin, false).expect("start the test PostgreSQL")),
         Err(why) => {
             assert!(
                 !required(),
@@ -106,10 +107,17 @@ impl Cluster {
     /// is missing (call [`cluster`] first to skip).
     pub fn start() -> Cluster {
         let bin = find_binaries().expect("PostgreSQL binaries");
-        Cluster::start_with(bin).expect("start a test PostgreSQL")
+        Cluster::start_with(bin, false).expect("start a test PostgreSQL")
     }
 
-    fn start_with(bin: PathBuf) -> Result<Cluster, String> {
+    /// Like [`Cluster::start`], with the server's default durability (`fsync` and
+    /// `synchronous_commit` on) instead of the tests' shortcuts: for benchmarks.
+    pub fn start_durable() -> Cluster {
+        let bin = find_binaries().expect("PostgreSQL binaries");
+        Cluster::start_with(bin, true).expect("start a test PostgreSQL")
+    }
+
+    fn start_with(bin: PathBuf, durable: bool) -> Result<Cluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("oauth-state-store-pg")
             .tempdir()
@@ -123,6 +131,7 @@ impl Cluster {
             bin,
             port: 0,
             run_as,
+            durable,
         };
         if let Some(user) = &cluster.run_as {
             let status = Command::new("chown")
@@ -216,16 +225,18 @@ impl Cluster {
         );
     }
 
-    /// The settings for a throwaway server: loopback TCP, the socket in the temp dir, no
-    /// fsync, enough connections for 16 processes with pools of their own.
+    /// The settings for a throwaway server: loopback TCP, the socket in the temp dir, enough
+    /// connections for 16 processes with pools of their own, and (unless durable) no fsync.
     fn write_config(&self) -> Result<(), String> {
-        let conf = format!(
+        let mut conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
-             fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n\
-             max_connections = 300\nshared_buffers = 32MB\nlog_min_messages = warning\n",
+             max_connections = 300\nshared_buffers = 64MB\nlog_min_messages = warning\n",
             self.port,
             self.dir.display()
         );
+        if !self.durable {
+            conf.push_str("fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n");
+        }
         std::fs::write(self.data().join("oauth_state_store_test.conf"), conf)
             .map_err(|e| format!("write oauth_state_store_test.conf: {e}"))
     }

@@ -156,4 +156,45 @@ mod tests {
     fn the_tls_connector_builds_here() {
         tls().expect("native-tls connector");
     }
+
+    #[test]
+    fn loopback_without_tls_connects_and_require_refuses_a_server_without_it() {
+        let Some(pg) = crate::backend_postgres::test_cluster::cluster("connect_sslmode") else {
+            return;
+        };
+        let url = pg.url("postgres");
+        let mut c = connect(&config(&url).unwrap()).expect("sslmode=disable on loopback");
+        let name: String = c
+            .query_one("SELECT current_setting('application_name')", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(name, APPLICATION_NAME);
+        let ssl: bool = c
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(!ssl);
+        // The test server has no certificate: `require` must refuse it, not fall back.
+        let secret = "pw-not-in-errors";
+        let required = format!(
+            "postgresql://postgres:{secret}@127.0.0.1:{}/postgres?sslmode=require",
+            pg.port()
+        );
+        let Err(e) = connect(&config(&required).unwrap()) else {
+            panic!("sslmode=require connected to a server without TLS");
+        };
+        assert!(matches!(e, ConnectError::Postgres(_)), "{e:?}");
+        let mut texts = vec![e.to_string(), format!("{e:?}")];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            texts.push(s.to_string());
+            source = s.source();
+        }
+        for t in texts {
+            assert!(!t.contains(secret), "an error shows the password: {t}");
+        }
+    }
 }

@@ -159,6 +159,50 @@ fn a_failed_migration_leaves_nothing_behind() {
     assert!(!meta, "the rolled-back migration left `meta` behind");
 }
 
+/// The plan of `query` as text, after the table holds `rows` rows and has been analysed.
+fn plan(c: &mut Client, query: &str) -> String {
+    c.query(&format!("EXPLAIN {query}"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_sweep_and_the_per_server_queries_use_an_index() {
+    let Some((mut c, _)) = fresh("plans_use_indexes") else {
+        return;
+    };
+    migrate(&mut c).unwrap();
+    // 20k flows of 50 servers, a tenth of them expired, then statistics.
+    c.batch_execute(
+        "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, client_id, \
+         status, created_at, expires_at) \
+         SELECT sha256(i::text::bytea), rpad(i::text, 43, 'x'), 'v', 'https://s' || (i % 50), \
+         'c', 'pending', i, CASE WHEN i % 10 = 0 THEN 1000 ELSE 10000000000000 END \
+         FROM generate_series(1, 20000) AS i; ANALYZE flows",
+    )
+    .unwrap();
+    let sweep = plan(
+        &mut c,
+        "SELECT id FROM flows WHERE expires_at <= 5000 ORDER BY expires_at LIMIT 500 \
+         FOR UPDATE SKIP LOCKED",
+    );
+    assert!(sweep.contains("flows_by_expiry"), "{sweep}");
+    let server = plan(
+        &mut c,
+        "SELECT count(*) FROM flows WHERE server_id = 'https://s7' AND client_id = 'c' \
+         AND status = 'pending'",
+    );
+    assert!(server.contains("flows_by_server"), "{server}");
+    let by_state = plan(
+        &mut c,
+        "SELECT id FROM flows WHERE state_key = sha256('7'::bytea) FOR UPDATE",
+    );
+    assert!(by_state.contains("flows_state_key_key"), "{by_state}");
+}
+
 fn spawn(test: &str, env: &[(&str, &str)]) -> std::process::Child {
     let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
     cmd.args([
