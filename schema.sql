@@ -41,3 +41,6 @@ CREATE TABLE flows (
 CREATE INDEX flows_by_expiry ON flows (expires_at);
 
 CREATE INDEX flows_by_server ON flows (server_id, client_id, status);
+
+-- flows_by_end (migration 0003): finished rows by the time they ended, for sweep --older-than.
+CREATE INDEX flows_by_end ON flows (status, coalesce(consumed_at, created_at));

@@ -168,7 +168,11 @@ fn process_b() -> Outcome {
     }
     println!("B: port {port} is served by a listener on this same store file; B starts none");
     let flow = store
-        .begin(BeginRequest::new("https://mcp.example.com").redirect_uri(callback.redirect_uri()))
+        .begin(
+            BeginRequest::new("https://mcp.example.com")
+                .client_id("two-processes-example")
+                .redirect_uri(callback.redirect_uri()),
+        )
         .map_err(|e| format!("begin: {e}"))?;
     let url = flow
         .authorization_url("https://auth.example.com/authorize")

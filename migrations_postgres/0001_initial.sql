@@ -14,9 +14,9 @@ CREATE TABLE meta (
 CREATE TABLE flows (
     id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     -- SHA-256 of the state; NULL while the row is unbound. The raw state never reaches the disk.
-    state_key         BYTEA UNIQUE CHECK (state_key IS NULL OR octet_length(state_key) = 32),
+    state_key         BYTEA CHECK (state_key IS NULL OR octet_length(state_key) = 32),
     -- S256(code_verifier), base64url.
-    code_challenge    TEXT NOT NULL UNIQUE CHECK (length(code_challenge) = 43),
+    code_challenge    TEXT NOT NULL CHECK (length(code_challenge) = 43),
     -- NULL once the flow is consumed or failed.
     code_verifier     TEXT,
     server_id         TEXT NOT NULL,
@@ -41,7 +41,11 @@ CREATE TABLE flows (
     -- and handed back, never used for expiry.
     client_created_at BIGINT CHECK (client_created_at IS NULL OR client_created_at >= 0),
     CHECK ((status = 'unbound') = (state_key IS NULL)),
-    CHECK ((code_verifier IS NULL) = (status IN ('failed', 'consumed')))
+    CHECK ((code_verifier IS NULL) = (status IN ('failed', 'consumed'))),
+    -- The challenge's uniqueness is checked first: a begin that repeats both a challenge and a
+    -- state is a DuplicateChallenge, as on SQLite.
+    CONSTRAINT flows_code_challenge_key UNIQUE (code_challenge),
+    CONSTRAINT flows_state_key_key UNIQUE (state_key)
 ) WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 200);
 
 -- The sweep: expired rows in expiry order, in batches.
@@ -49,3 +53,6 @@ CREATE INDEX flows_by_expiry ON flows (expires_at);
 
 -- pending_verifier, invalidate, list and stats by server and client.
 CREATE INDEX flows_by_server ON flows (server_id, client_id, status);
+
+-- sweep --older-than: finished rows by the time they ended (the statement's own expression).
+CREATE INDEX flows_by_end ON flows (status, coalesce(consumed_at, created_at));

@@ -5,6 +5,7 @@
 //! ever carries a state, a verifier or an authorization code, so printing an error cannot leak
 //! one.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -152,9 +153,9 @@ pub enum Error {
     Busy {
         /// The busy timeout in force.
         timeout: Duration,
-        /// SQLite's own error.
+        /// The storage engine's own error.
         #[source]
-        source: rusqlite::Error,
+        source: StorageError,
     },
 
     /// The disk (or the database's page limit) is full. Nothing was written.
@@ -162,9 +163,9 @@ pub enum Error {
         "the database could not grow: the disk or its size limit is full; free space and retry"
     )]
     StorageFull {
-        /// SQLite's own error.
+        /// The storage engine's own error.
         #[source]
-        source: rusqlite::Error,
+        source: StorageError,
     },
 
     /// The database or its directory cannot be written.
@@ -173,22 +174,26 @@ pub enum Error {
          -wal/-shm files and its directory"
     )]
     ReadOnly {
-        /// SQLite's own error.
+        /// The storage engine's own error.
         #[source]
-        source: rusqlite::Error,
+        source: StorageError,
     },
 
-    /// The file is not an SQLite database or is damaged.
+    /// The database is damaged: the file is not a database, or a row contradicts itself or its
+    /// index. Nothing was handed out from the damaged part.
     #[error(
-        "the database file is corrupt or is not an SQLite database; run `oauth-state-store \
-         check`, then move the file aside (pending logins are lost and must be restarted)"
+        "the database is corrupt ({what}); run `oauth-state-store check`, then move the file \
+         aside (pending logins are lost and must be restarted)"
     )]
     Corrupt {
-        /// SQLite's own error.
+        /// What was found damaged. Never holds a value from the database.
+        what: &'static str,
+        /// The storage engine's own error, when it was the engine that found the damage.
         #[source]
-        source: rusqlite::Error,
+        source: Option<StorageError>,
     },
 
+    #[cfg(feature = "listener")]
     /// The loopback callback port is held by something that cannot take this store's
     /// callbacks. Returned at once, never after a silent wait.
     #[error(
@@ -204,6 +209,7 @@ pub enum Error {
         holder: PortHolder,
     },
 
+    #[cfg(feature = "listener")]
     /// No callback arrived for the flow while waiting. The flow stays pending until it expires.
     #[error(
         "no browser callback arrived for this login within {waited:?}; finish the login in the \
@@ -214,6 +220,7 @@ pub enum Error {
         waited: Duration,
     },
 
+    #[cfg(feature = "listener")]
     /// The loopback callback listener could not use its socket.
     #[error("the callback listener on 127.0.0.1:{port} could not {action}")]
     Listener {
@@ -226,13 +233,40 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// Any other SQLite error.
-    #[error("SQLite error")]
-    Sqlite(#[source] rusqlite::Error),
+    /// Any other failure of the storage engine.
+    #[error("the database failed")]
+    Storage(#[source] StorageError),
+
+    /// The database server could not be reached or the connection to it was lost before the
+    /// operation committed: nothing was changed. Distinct from [`Error::Busy`]: retry once the
+    /// server is back.
+    #[error(
+        "the database server is unavailable (unreachable, restarting, or the connection was \
+         lost); nothing was changed, retry when it is back"
+    )]
+    Unavailable {
+        /// The driver's own error.
+        #[source]
+        source: StorageError,
+    },
+
+    /// The connection was lost while the transaction was committing: the change may or may not
+    /// have been made. Retrying a consume is safe: it yields the flow or
+    /// [`Error::AlreadyConsumed`], never a second success.
+    #[error(
+        "the connection to the database was lost while committing, so whether the change was \
+         made is unknown; retry the operation (a retried consume reports AlreadyConsumed if the \
+         first one went through)"
+    )]
+    CommitOutcomeUnknown {
+        /// The driver's own error.
+        #[source]
+        source: StorageError,
+    },
 
     /// The connection pool could not hand out a connection in time.
     #[error("no database connection became available in time")]
-    Pool(#[source] r2d2::Error),
+    Pool(#[source] StorageError),
 
     /// A file-system operation failed.
     #[error("I/O error on {}", path.display())]
@@ -245,6 +279,7 @@ pub enum Error {
     },
 }
 
+#[cfg(feature = "listener")]
 /// What holds a loopback callback port that a listener could not bind
 /// ([`Error::PortInUse`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +294,7 @@ pub enum PortHolder {
     Other,
 }
 
+#[cfg(feature = "listener")]
 impl std::fmt::Display for PortHolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -272,22 +308,41 @@ impl std::fmt::Display for PortHolder {
     }
 }
 
-impl Error {
-    /// Classifies a raw SQLite error into the variants a caller acts on.
-    pub(crate) fn from_sqlite(source: rusqlite::Error, busy_timeout: Duration) -> Self {
-        use rusqlite::ErrorCode as C;
-        match source.sqlite_error_code() {
-            Some(C::DatabaseBusy | C::DatabaseLocked) => Error::Busy {
-                timeout: busy_timeout,
-                source,
-            },
-            Some(C::DiskFull) => Error::StorageFull { source },
-            Some(C::ReadOnly) => Error::ReadOnly { source },
-            Some(C::DatabaseCorrupt | C::NotADatabase) => Error::Corrupt { source },
-            _ => Error::Sqlite(source),
-        }
+/// A storage engine's own error, kept as the cause of an [`enum@Error`]: print it, or walk its
+/// [`source`](std::error::Error::source) chain; which engine's type it is stays private, so
+/// that a second engine changes no public type.
+pub struct StorageError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl StorageError {
+    pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StorageError(Box::new(e))
     }
 
+    /// A failure the store found itself, described by `what`.
+    pub(crate) fn message(what: String) -> Self {
+        StorageError(what.into())
+    }
+}
+
+impl fmt::Debug for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for StorageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl Error {
     pub(crate) fn invalid(field: &'static str, reason: &'static str) -> Self {
         Error::InvalidInput { field, reason }
     }
@@ -298,12 +353,32 @@ impl Error {
             source,
         }
     }
-}
 
-impl From<rusqlite::Error> for Error {
-    /// Unclassified: the store classifies it (busy, full, corrupt, ...) with its busy timeout
-    /// before it reaches a caller.
-    fn from(e: rusqlite::Error) -> Self {
-        Error::Sqlite(e)
+    /// [`Error::Corrupt`] for damage the store found itself (a row that contradicts itself or
+    /// its index); `what` never holds a value from the row.
+    pub(crate) fn corrupt(what: &'static str) -> Self {
+        Error::Corrupt { what, source: None }
+    }
+
+    /// A guarded update that changed no row although the row was read in the same
+    /// transaction: the engine let another writer in. The transaction is rolled back.
+    pub(crate) fn row_changed(what: &'static str) -> Self {
+        Error::Storage(StorageError::message(format!(
+            "the flows row changed during the transaction that read it ({what} changed no row); \
+             nothing was changed, retry"
+        )))
+    }
+
+    /// This error and its causes, `": "`-separated, on one line.
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    pub(crate) fn cause_chain(&self) -> String {
+        let mut line = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(s) = source {
+            line.push_str(": ");
+            line.push_str(&s.to_string());
+            source = s.source();
+        }
+        line
     }
 }

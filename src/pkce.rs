@@ -12,25 +12,40 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// Length of a generated state or verifier: 32 random bytes in unpadded base64url.
-pub const GENERATED_LEN: usize = 43;
+pub(crate) const GENERATED_LEN: usize = 43;
 /// Longest state accepted (printable ASCII).
-pub const MAX_STATE_LEN: usize = 512;
+pub(crate) const MAX_STATE_LEN: usize = 512;
 /// Shortest code verifier RFC 7636 allows.
-pub const MIN_VERIFIER_LEN: usize = 43;
+pub(crate) const MIN_VERIFIER_LEN: usize = 43;
 /// Longest code verifier RFC 7636 allows.
-pub const MAX_VERIFIER_LEN: usize = 128;
+pub(crate) const MAX_VERIFIER_LEN: usize = 128;
 /// Longest authorization code accepted.
-pub const MAX_CODE_LEN: usize = 4096;
+pub(crate) const MAX_CODE_LEN: usize = 4096;
 
-const REDACTED: &str = "[redacted]";
+/// A secret newtype: a private `String`, no `Clone`, and a `Debug` that prints
+/// `Name([redacted])`.
+macro_rules! secret_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        pub struct $name(String);
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "([redacted])"))
+            }
+        }
+    };
+}
 
 fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The OAuth `state` parameter. A secret: it is never stored, only its SHA-256.
-pub struct State(String);
+secret_type!(
+    /// The OAuth `state` parameter. A secret: it is never stored, only its SHA-256.
+    State
+);
 
 impl State {
     /// A fresh state: 32 random bytes from the operating system's CSPRNG, base64url (43 chars).
@@ -59,14 +74,10 @@ impl State {
     }
 }
 
-impl fmt::Debug for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
-    }
-}
-
-/// The PKCE `code_verifier`. A secret, wiped from the database when its flow is consumed.
-pub struct CodeVerifier(String);
+secret_type!(
+    /// The PKCE `code_verifier`. A secret, wiped from the database when its flow is consumed.
+    CodeVerifier
+);
 
 impl CodeVerifier {
     /// A fresh verifier: 32 random bytes, base64url (43 chars).
@@ -98,12 +109,6 @@ impl CodeVerifier {
     /// The S256 challenge of this verifier.
     pub fn challenge(&self) -> CodeChallenge {
         CodeChallenge(URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes())))
-    }
-}
-
-impl fmt::Debug for CodeVerifier {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
     }
 }
 
@@ -140,8 +145,10 @@ impl fmt::Display for CodeChallenge {
     }
 }
 
-/// The authorization `code` delivered to the callback. A secret.
-pub struct AuthorizationCode(String);
+secret_type!(
+    /// The authorization `code` delivered to the callback. A secret.
+    AuthorizationCode
+);
 
 impl AuthorizationCode {
     /// Wraps a code received on the callback.
@@ -162,12 +169,6 @@ impl AuthorizationCode {
     /// The code itself, for the token request.
     pub fn secret(&self) -> &str {
         &self.0
-    }
-}
-
-impl fmt::Debug for AuthorizationCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(REDACTED)
     }
 }
 
@@ -316,8 +317,8 @@ mod tests {
         let s = State::new("my-very-secret-state").unwrap();
         let v = CodeVerifier::generate();
         let c = AuthorizationCode::new("the-code").unwrap();
-        for dbg in [format!("{s:?}"), format!("{v:?}"), format!("{c:?}")] {
-            assert_eq!(dbg, "[redacted]");
-        }
+        assert_eq!(format!("{s:?}"), "State([redacted])");
+        assert_eq!(format!("{v:?}"), "CodeVerifier([redacted])");
+        assert_eq!(format!("{c:?}"), "AuthorizationCode([redacted])");
     }
 }

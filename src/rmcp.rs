@@ -8,16 +8,13 @@
 
 use std::fmt;
 
-use ::rmcp::transport::auth::{AuthError, StateStore, StoredAuthorizationState};
-use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension};
-
 use crate::error::{Error, Result};
-use crate::flow::{BeginRequest, Status};
-use crate::pkce::{self, CodeVerifier, State};
-use crate::rules::{self, Snapshot, Verdict};
+use crate::flow::BeginRequest;
+use crate::pkce::{CodeVerifier, State};
 use crate::store::Store;
 use crate::validate;
+use ::rmcp::transport::auth::{AuthError, StateStore, StoredAuthorizationState};
+use async_trait::async_trait;
 
 /// A `rmcp` [`StateStore`] that keeps one MCP server's pending authorizations in a [`Store`].
 ///
@@ -34,9 +31,11 @@ use crate::validate;
 ///   (column `client_created_at`). The flow expires after the store's TTL, measured by the
 ///   store's clock. One transaction: once `save` returns, every process sees the flow.
 /// - **`load(csrf)`** returns the flow while it is pending (or completed by a callback
-///   listener) and unexpired, **without** consuming it. An expired flow is removed and
-///   reported as absent; a consumed, failed or unknown one, or one begun for another server
-///   id, is absent too.
+///   listener) and unexpired, **without** consuming it. An expired flow is removed (through
+///   the same wiping write as every other removal) and reported as absent; a consumed, failed
+///   or unknown one, or one begun for another server id, is absent too. The row gets the
+///   damage checks of a consume (its key matches, its verifier hashes to its challenge): a
+///   damaged row is an error, never a wrong verifier.
 /// - **`delete(csrf)`** *consumes* the flow ([`Store::consume_for`]): one `BEGIN IMMEDIATE`
 ///   transaction wipes the verifier and leaves a tombstone. Exactly one caller across all
 ///   processes gets `Ok`; every later or concurrent caller gets an `Err`, as does a delete of
@@ -93,61 +92,6 @@ impl fmt::Debug for RmcpStateStore {
             .field("store_id", &self.store.store_id())
             .finish()
     }
-}
-
-const SELECT_FOR_LOAD: &str = "SELECT id, status, expires_at, server_id, client_id, \
-     code_verifier, issuer, require_issuer, scope, client_created_at, created_at \
-     FROM flows WHERE state_key = ?1";
-
-const DELETE_EXPIRED: &str =
-    "DELETE FROM flows WHERE id = ?1 AND (expires_at <= ?2 OR created_at > ?2)";
-
-/// The columns of a row that `load` reads.
-struct LoadRow {
-    id: i64,
-    status: Status,
-    expires_at: i64,
-    server_id: String,
-    client_id: Option<String>,
-    verifier: Option<String>,
-    issuer: Option<String>,
-    require_issuer: bool,
-    scope: Option<String>,
-    client_created_at: Option<i64>,
-    created_at_ms: i64,
-}
-
-impl LoadRow {
-    fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LoadRow> {
-        let status: String = r.get(1)?;
-        let status = Status::parse(&status).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                1,
-                rusqlite::types::Type::Text,
-                "unknown status".into(),
-            )
-        })?;
-        Ok(LoadRow {
-            id: r.get(0)?,
-            status,
-            expires_at: r.get(2)?,
-            server_id: r.get(3)?,
-            client_id: r.get(4)?,
-            verifier: r.get(5)?,
-            issuer: r.get(6)?,
-            require_issuer: r.get(7)?,
-            scope: r.get(8)?,
-            client_created_at: r.get(9)?,
-            created_at_ms: r.get(10)?,
-        })
-    }
-}
-
-/// What a `load` read found.
-enum Found {
-    Live(Box<StoredAuthorizationState>),
-    Absent,
-    Expired(i64),
 }
 
 impl RmcpStateStore {
@@ -213,59 +157,21 @@ impl RmcpStateStore {
 
     /// `load`, blocking.
     fn load_blocking(&self, csrf_token: &str) -> Result<Option<StoredAuthorizationState>> {
-        pkce::validate_state(csrf_token)?;
-        let key = pkce::state_key(csrf_token);
-        let found = self.store.read(|tx, now| {
-            let row = tx
-                .prepare_cached(SELECT_FOR_LOAD)?
-                .query_row([&key[..]], LoadRow::from_row)
-                .optional()?;
-            let Some(row) = row else {
-                return Ok(Found::Absent);
-            };
-            let snapshot = Snapshot {
-                status: row.status,
-                expires_at: row.expires_at,
-                server_id: &row.server_id,
-                client_id: row.client_id.as_deref(),
-                created_at: row.created_at_ms,
-            };
-            match rules::check(Some(&snapshot), now) {
-                Verdict::Expire => return Ok(Found::Expired(row.id)),
-                Verdict::Proceed | Verdict::AlreadyDone => {}
-                Verdict::Refuse(_) | Verdict::Burn(_) => return Ok(Found::Absent),
-            }
-            if row.server_id != self.server_id {
-                return Ok(Found::Absent);
-            }
-            let Some(verifier) = row.verifier else {
-                // A failed flow: its verifier is wiped and it can never complete.
-                return Ok(Found::Absent);
-            };
-            Ok(Found::Live(Box::new(stored_state(
-                verifier,
-                csrf_token,
-                row.issuer,
-                row.require_issuer,
-                row.scope,
-                // A flow begun without the adapter: the store's own time, in rmcp's seconds.
-                row.client_created_at
-                    .unwrap_or(row.created_at_ms.div_euclid(1000)),
-            )?)))
-        })?;
-        match found {
-            Found::Live(state) => Ok(Some(*state)),
-            Found::Absent => Ok(None),
-            Found::Expired(id) => {
-                // The delete re-checks the expiry, so a separate transaction is safe.
-                self.store.write(|tx, now| {
-                    tx.prepare_cached(DELETE_EXPIRED)?
-                        .execute(params![id, now])?;
-                    Ok(Ok(()))
-                })?;
-                Ok(None)
-            }
-        }
+        let Some(flow) = self.store.peek(csrf_token, &self.server_id)? else {
+            return Ok(None);
+        };
+        // A flow begun without the adapter: the store's own time, in rmcp's seconds.
+        let created_at = flow
+            .client_created_at
+            .unwrap_or(flow.info.created_at.div_euclid(1000));
+        Ok(Some(stored_state(
+            flow.verifier,
+            csrf_token,
+            flow.info.issuer,
+            flow.require_issuer,
+            flow.info.scope,
+            created_at,
+        )?))
     }
 
     /// `delete`, blocking: the consume that decides which process may use the verifier.
@@ -279,7 +185,7 @@ impl RmcpStateStore {
 /// Builds rmcp's `#[non_exhaustive]` state: the required fields through serde, then every
 /// field assigned, so a field rmcp adds with a default keeps it.
 fn stored_state(
-    verifier: String,
+    verifier: CodeVerifier,
     csrf_token: &str,
     issuer: Option<String>,
     require_issuer: bool,
@@ -293,7 +199,7 @@ fn stored_state(
         "created_at": created_at,
     }))
     .map_err(|_| Error::invalid("state", "rmcp's StoredAuthorizationState changed shape"))?;
-    state.pkce_verifier = verifier;
+    state.pkce_verifier = verifier.secret().to_owned();
     state.csrf_token = csrf_token.to_owned();
     state.expected_issuer = issuer;
     state.require_issuer = require_issuer;
@@ -321,13 +227,7 @@ async fn blocking<T: Send + 'static>(
 /// replayed, wrong server, bad input) are authorization failures; the rest is internal. No
 /// message carries a secret: the store's errors never do.
 fn auth_error(e: Error) -> AuthError {
-    let mut message = format!("OAuth state store: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = format!("OAuth state store: {}", e.cause_chain());
     match e {
         Error::UnknownState
         | Error::Expired

@@ -5,11 +5,15 @@
 use crate::error::{Error, Result};
 
 /// Longest server or client id accepted.
-pub const MAX_ID_LEN: usize = 512;
+pub(crate) const MAX_ID_LEN: usize = 512;
 /// Longest URL (redirect URI, issuer, resource, endpoint) accepted.
-pub const MAX_URL_LEN: usize = 2048;
+pub(crate) const MAX_URL_LEN: usize = 2048;
 /// Longest scope string accepted.
-pub const MAX_SCOPE_LEN: usize = 4096;
+pub(crate) const MAX_SCOPE_LEN: usize = 4096;
+/// Longest RFC 6749 `error` code a callback may carry.
+pub(crate) const MAX_ERROR_LEN: usize = 256;
+/// Longest `error_description` a callback may carry.
+pub(crate) const MAX_ERROR_DESCRIPTION_LEN: usize = 1024;
 /// Longest time to live accepted: one day.
 pub const MAX_TTL: time::Duration = time::Duration::days(1);
 
@@ -49,8 +53,7 @@ pub(crate) fn url(field: &'static str, value: &str, https_only: bool) -> Result<
     if value.len() > MAX_URL_LEN {
         return Err(Error::invalid(field, "is longer than 2048 bytes"));
     }
-    let parsed =
-        url::Url::parse(value).map_err(|_| Error::invalid(field, "is not an absolute URL"))?;
+    let parsed = url::Url::parse(value).map_err(|e| Error::invalid(field, parse_reason(e)))?;
     if parsed.fragment().is_some() {
         return Err(Error::invalid(field, "must not have a #fragment"));
     }
@@ -64,6 +67,58 @@ pub(crate) fn url(field: &'static str, value: &str, https_only: bool) -> Result<
         return Err(Error::invalid(
             field,
             "must use https (plain http only on a loopback host)",
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Why `url::Url::parse` refused a value, in words that point at the part to fix.
+pub(crate) fn parse_reason(e: url::ParseError) -> &'static str {
+    use url::ParseError as P;
+    match e {
+        P::RelativeUrlWithoutBase | P::RelativeUrlWithCannotBeABaseBase => {
+            "is not an absolute URL (it needs a scheme such as https://)"
+        }
+        P::InvalidPort => "has an invalid port (it must be a number from 1 to 65535)",
+        P::EmptyHost => "has an empty host",
+        P::InvalidIpv4Address => "has an invalid IPv4 address",
+        P::InvalidIpv6Address => "has an invalid IPv6 address",
+        P::InvalidDomainCharacter => "has a character that a host name cannot contain",
+        P::IdnaError => "has a host name that is not a valid international domain name",
+        P::SetHostOnCannotBeABaseUrl => "is not a hierarchical URL",
+        P::Overflow => "is too long",
+        _ => "is not a valid URL",
+    }
+}
+
+/// A redirect URI as RFC 8252 (section 7) and the MCP authorization spec allow it: `https`,
+/// plain `http` only on a loopback host (`127.0.0.1`, `[::1]`, `localhost`), or a private-use
+/// scheme named after a reverse domain (`com.example.app:/callback`), with a port, if any, from
+/// 1 to 65535. Checked like any other URL first (length, fragment, hierarchical).
+pub(crate) fn redirect_uri(value: &str) -> Result<url::Url> {
+    const FIELD: &str = "redirect_uri";
+    let parsed = url(FIELD, value, false)?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&parsed) => {}
+        "http" => {
+            return Err(Error::invalid(
+                FIELD,
+                "uses plain http on a host that is not loopback (use https, or http://127.0.0.1)",
+            ))
+        }
+        scheme if scheme.contains('.') => {}
+        _ => {
+            return Err(Error::invalid(
+                FIELD,
+                "must use https, http on a loopback host, or a reverse-domain private scheme",
+            ))
+        }
+    }
+    if parsed.port() == Some(0) {
+        return Err(Error::invalid(
+            FIELD,
+            "has port 0 (it must be a number from 1 to 65535)",
         ));
     }
     Ok(parsed)
@@ -146,6 +201,47 @@ mod tests {
         assert!(url("issuer", "http://127.0.0.1:8080", true).is_ok());
         assert!(url("issuer", "https://as.example#frag", true).is_err());
         assert!(url("redirect_uri", "not a url", false).is_err());
+        let reason = |r: Result<url::Url>| match r {
+            Err(Error::InvalidInput { field, reason }) => (field, reason),
+            other => panic!("expected InvalidInput, got {other:?}"),
+        };
+        let (field, why) = reason(url("redirect_uri", "http://localhost:99999/cb", false));
+        assert_eq!(field, "redirect_uri");
+        assert!(why.contains("port"), "{why}");
+        assert!(reason(url("issuer", "/relative", true))
+            .1
+            .contains("scheme"));
+    }
+
+    #[test]
+    fn redirect_uris_follow_rfc_8252() {
+        for ok in [
+            "http://127.0.0.1:33418/callback",
+            "http://[::1]:8080/cb",
+            "http://localhost:3000/cb",
+            "https://app.example.com/oauth/callback",
+            "com.example.app:/oauth2redirect",
+        ] {
+            assert!(redirect_uri(ok).is_ok(), "{ok}");
+        }
+        for (bad, needle) in [
+            ("http://example.com/callback", "loopback"),
+            ("http://10.0.0.1/cb", "loopback"),
+            ("ftp://127.0.0.1/cb", "https"),
+            ("myapp:/cb", "https"),
+            ("http://localhost:99999/cb", "port"),
+            ("http://127.0.0.1:0/cb", "port 0"),
+            ("https://app.example.com/cb#x", "fragment"),
+            ("callback", "scheme"),
+        ] {
+            match redirect_uri(bad) {
+                Err(Error::InvalidInput { field, reason }) => {
+                    assert_eq!(field, "redirect_uri");
+                    assert!(reason.contains(needle), "{bad}: {reason}");
+                }
+                other => panic!("{bad}: expected InvalidInput, got {other:?}"),
+            }
+        }
         assert!(scope("read  write").is_err());
         assert!(scope("read write mcp:tools").is_ok());
         assert!(error_code("error", "access_denied", 256).is_ok());

@@ -525,3 +525,40 @@ fn an_index_entry_pointing_at_another_row_is_corrupt_not_a_wrong_verifier() {
         }
     }
 }
+
+/// Case 9 through the rmcp adapter: `RmcpStateStore::load` reads the row through the same
+/// checked lookup as `consume`, so a flipped verifier byte is an error, never a wrong verifier
+/// handed to rmcp's token exchange (issue 11, item 2).
+#[cfg(feature = "rmcp")]
+#[tokio::test]
+async fn a_flipped_verifier_byte_is_an_error_for_rmcp_load_too() {
+    use oauth_state_store::RmcpStateStore;
+    use rmcp::transport::auth::{AuthError, StateStore};
+    let fx = populated(3);
+    let (state, verifier) = secrets(1);
+    let mut bytes = fs::read(&fx.path).unwrap();
+    let at = bytes
+        .windows(verifier.len())
+        .position(|w| w == verifier.as_bytes())
+        .expect("the verifier is in the checkpointed file");
+    bytes[at + 5] = if bytes[at + 5] == b'A' { b'B' } else { b'A' };
+    fs::write(&fx.path, &bytes).unwrap();
+    let adapter = RmcpStateStore::new(fx.store(), "srv").unwrap();
+    match adapter.load(&state).await {
+        Err(AuthError::InternalError(message)) => {
+            assert!(message.contains("corrupt"), "{message}");
+            for secret in SECRETS {
+                assert!(!message.contains(secret), "{message}");
+            }
+        }
+        Err(other) => panic!("expected an internal error, got {other:?}"),
+        Ok(Some(s)) => panic!(
+            "load handed out a verifier from a damaged row (right one: {})",
+            s.pkce_verifier == verifier
+        ),
+        Ok(None) => panic!("load reported a damaged row as absent"),
+    }
+    let (good, good_verifier) = secrets(2);
+    let loaded = adapter.load(&good).await.unwrap().expect("undamaged flow");
+    assert_eq!(loaded.pkce_verifier, good_verifier);
+}

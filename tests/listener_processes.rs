@@ -82,7 +82,11 @@ fn child_waiter() {
     let cb = LoopbackCallback::attach(&store, fast().port(port)).unwrap();
     println!("HOLDS {}", cb.holds_port());
     let flow = store
-        .begin(BeginRequest::new("https://mcp.example.com").redirect_uri(cb.redirect_uri()))
+        .begin(
+            BeginRequest::new("https://mcp.example.com")
+                .client_id("cli")
+                .redirect_uri(cb.redirect_uri()),
+        )
         .unwrap();
     let url = flow
         .authorization_url("https://auth.example.com/authorize")

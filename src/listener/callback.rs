@@ -6,8 +6,9 @@ use super::pages::{self, Response};
 use super::port::{self, PROBE_PATH};
 use super::wait;
 use super::ListenerOptions;
+use crate::backend::CallbackResult;
 use crate::error::Error;
-use crate::flow::Status;
+use crate::flow::rules::Expectations;
 use crate::store::Store;
 
 /// Everything but a well-formed callback is answered without touching the store.
@@ -111,67 +112,58 @@ fn callback(store: &Store, port: u16, options: &ListenerOptions, query: &str) ->
         }
         (code, error) => (code, error),
     };
-    let info = match store.check(state) {
-        Ok(info) => info,
-        Err(e) => return pages::for_error(&e),
+    let expect = Expectations {
+        arrived_at: Some((port, &options.path)),
+        iss: params.iss.as_deref(),
     };
-    if matches!(info.status, Status::Completed | Status::Failed) {
-        return pages::for_error(&Error::AlreadyCompleted);
-    }
-    if let Some(uri) = info.redirect_uri.as_deref() {
-        if !redirect_is_ours(uri, port, &options.path) {
-            return pages::bad_request(
-                "Wrong callback address",
-                "This login expects its callback at another address than this one; the \
-                 callback was not used.",
-            );
-        }
-    }
-    if let (Some(expected), Some(got)) = (info.issuer.as_deref(), params.iss.as_deref()) {
-        if expected != got {
-            return pages::bad_request(
-                "Wrong authorization server",
-                "The callback says it comes from another authorization server than the one this \
-                 login was started with (a possible mix-up attack); the callback was not used.",
-            );
-        }
-    }
-    let outcome = match result {
-        (Some(code), _) => store.complete(state, code).map(|_| pages::completed()),
+    let (recorded, page) = match result {
+        (Some(code), _) => (
+            store.record_callback(state, CallbackResult::Code(code), &expect),
+            pages::completed(),
+        ),
         (None, error) => {
             // Exactly one of the two is present (checked above).
             let error = error.unwrap_or_default();
             let desc = params.error_description.as_deref();
             let desc_ok = desc.is_some_and(store_accepts_description);
             let kept = if desc_ok { desc } else { None };
-            store
-                .reject(state, error, kept)
-                .map(|_| pages::refused(error, kept, desc.is_some() && !desc_ok))
+            let result = CallbackResult::Error {
+                error,
+                description: kept,
+            };
+            (
+                store.record_callback(state, result, &expect),
+                pages::refused(error, kept, desc.is_some() && !desc_ok),
+            )
         }
     };
-    match outcome {
-        Ok(page) => {
+    match recorded {
+        Ok(_) => {
             wait::notify_recorded();
             page
         }
+        Err(Error::ServerMismatch {
+            field: "redirect_uri",
+        }) => pages::bad_request(
+            "Wrong callback address",
+            "This login expects its callback at another address than this one; the callback \
+             was not used.",
+        ),
+        Err(Error::ServerMismatch { field: "iss" }) => pages::bad_request(
+            "Wrong authorization server",
+            "The callback says it comes from another authorization server than the one this \
+             login was started with (a possible mix-up attack); the callback was not used.",
+        ),
         Err(e) => pages::for_error(&e),
     }
 }
 
 /// Whether `reject` would take this description (RFC 6749 characters, at most 1024).
 fn store_accepts_description(d: &str) -> bool {
-    crate::validate::error_code("error_description", d, 1024).is_ok()
-}
-
-/// The flow's redirect URI names this listener (`127.0.0.1` or `localhost`, our port, path).
-fn redirect_is_ours(uri: &str, port: u16, path: &str) -> bool {
-    let Ok(url) = url::Url::parse(uri) else {
-        return false;
-    };
-    let host_ok = match url.host() {
-        Some(url::Host::Ipv4(a)) => a.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        _ => false,
-    };
-    url.scheme() == "http" && host_ok && url.port() == Some(port) && url.path() == path
+    crate::validate::error_code(
+        "error_description",
+        d,
+        crate::validate::MAX_ERROR_DESCRIPTION_LEN,
+    )
+    .is_ok()
 }

@@ -8,8 +8,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use rusqlite::params;
-
 use super::callback;
 use super::http::{self, ReadFailure};
 use super::pages;
@@ -18,10 +16,6 @@ use super::wait;
 use super::ListenerOptions;
 use crate::error::{Error, Result};
 use crate::store::Store;
-
-/// Is any live pending flow waiting for a callback at one of these redirect URIs?
-const PENDING_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flows \
-     WHERE status = 'pending' AND expires_at > ?1 AND redirect_uri IN (?2, ?3))";
 
 /// A running callback listener on `127.0.0.1:<port>`.
 ///
@@ -180,11 +174,7 @@ impl Shared {
             return false;
         }
         let [a, b] = &self.redirect_uris;
-        let pending = self.store.read(|tx, now| {
-            Ok(tx
-                .prepare_cached(PENDING_FOR_REDIRECT)?
-                .query_row(params![now, a, b], |r| r.get::<_, bool>(0))?)
-        });
+        let pending = self.store.waiting_at(&[a, b]);
         matches!(pending, Ok(false))
     }
 }
@@ -269,20 +259,6 @@ fn serve_connection(shared: &Shared, mut stream: TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_idle_query_uses_an_index() {
-        let store = Store::open_in_memory().unwrap();
-        let plan = store
-            .read(|tx, _| {
-                let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {PENDING_FOR_REDIRECT}"))?;
-                let rows = stmt.query_map(params![0, "a", "b"], |r| r.get::<_, String>(3))?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?.join("\n"))
-            })
-            .unwrap();
-        assert!(plan.contains("USING INDEX"), "{plan}");
-        assert!(!plan.contains("SCAN flows"), "{plan}");
-    }
 
     #[test]
     fn idle_means_no_pending_flow_for_us_and_no_open_wait() {

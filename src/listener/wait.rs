@@ -102,7 +102,9 @@ impl Backoff {
 /// let store = Store::open("/home/me/.local/state/oauth-state-store/flows.db")?;
 /// let callback = LoopbackCallback::attach(&store, ListenerOptions::default().port(33418))?;
 /// let flow = store.begin(
-///     BeginRequest::new("https://mcp.example.com").redirect_uri(callback.redirect_uri()),
+///     BeginRequest::new("https://mcp.example.com")
+///         .client_id("my-client")
+///         .redirect_uri(callback.redirect_uri()),
 /// )?;
 /// let url = flow.authorization_url("https://auth.example.com/authorize")?;
 /// // ... open `url` in the browser ...

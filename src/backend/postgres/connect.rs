@@ -18,11 +18,7 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `application_name` the server shows for the store's connections unless the URL names one.
 pub(crate) const APPLICATION_NAME: &str = "oauth-state-store";
 
-/// Whether `s` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a file.
-pub(crate) fn is_url(s: &str) -> bool {
-    let lower = s.get(..13).map(str::to_ascii_lowercase).unwrap_or_default();
-    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
-}
+pub(crate) use crate::backend::is_postgres_url as is_url;
 
 /// Why a URL was refused. Never carries the URL, which may hold a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,18 +76,21 @@ pub(crate) fn tls() -> Result<MakeTlsConnector, native_tls::Error> {
     Ok(MakeTlsConnector::new(native_tls::TlsConnector::new()?))
 }
 
-/// Opens one connection with `config` and the TLS connector.
+/// Opens one connection with `config` and the TLS connector (the engine's pool connects
+/// through r2d2; this is for the tests that need one plain connection).
 ///
 /// # Errors
 ///
 /// The driver's error when the server cannot be reached, refuses the login or the TLS
 /// handshake fails.
+#[cfg(test)]
 pub(crate) fn connect(config: &Config) -> Result<postgres::Client, ConnectError> {
     let tls = tls().map_err(ConnectError::Tls)?;
     config.connect(tls).map_err(ConnectError::Postgres)
 }
 
 /// Why a connection could not be opened.
+#[cfg(test)]
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConnectError {
     /// The TLS connector could not be built.
@@ -159,7 +158,7 @@ mod tests {
 
     #[test]
     fn loopback_without_tls_connects_and_require_refuses_a_server_without_it() {
-        let Some(pg) = crate::backend_postgres::test_cluster::cluster("connect_sslmode") else {
+        let Some(pg) = crate::backend::postgres::test_cluster::cluster("connect_sslmode") else {
             return;
         };
         let url = pg.url("postgres");

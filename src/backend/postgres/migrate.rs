@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use postgres::Client;
 
-use crate::migrate::MigrationReport;
+use crate::backend::sqlite::migrate::MigrationReport;
 
 /// One migration: the version it brings the database to, its name, its SQL.
 pub(crate) struct Migration {

@@ -5,13 +5,13 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use super::*;
-use crate::backend_postgres::connect;
-use crate::backend_postgres::test_cluster as pg;
+use crate::backend::postgres::connect;
+use crate::backend::postgres::test_cluster as pg;
 use crate::clock::{Clock, SystemClock};
 
 const URL_VAR: &str = "OSS_TEST_PG_URL";
-const CHILD_MIGRATE: &str = "backend_postgres::migrate::tests::child_migrates";
-const CHILD_SKIP: &str = "backend_postgres::migrate::tests::child_asks_for_a_cluster";
+const CHILD_MIGRATE: &str = "backend::postgres::migrate::tests::child_migrates";
+const CHILD_SKIP: &str = "backend::postgres::migrate::tests::child_asks_for_a_cluster";
 
 fn client(url: &str) -> Client {
     let config = connect::config(url).expect("test URL");

@@ -2,12 +2,12 @@
 //! load does not consume, delete consumes exactly once, expired is absent, and two processes
 //! on one file see each other's states.
 
-mod common;
+use super::Fixture;
 
 use std::io::BufRead;
 use std::task::{Context, Poll, Waker};
 
-use common::{lines_with, run_child, spawn_child, Fixture};
+use crate::common::{lines_with, run_child, spawn_child};
 use oauth_state_store::{BeginRequest, CodeVerifier, RmcpStateStore, State, Store, StoreOptions};
 use rmcp::transport::auth::{AuthError, StateStore, StoredAuthorizationState};
 use serde_json::{json, Value};
@@ -225,9 +225,7 @@ async fn rmcp_child_load_save_delete() {
         .lines()
         .map(Result::unwrap)
         .collect();
-    let store = StoreOptions::default()
-        .open(std::env::var(DB).unwrap())
-        .unwrap();
+    let store = Fixture::open_target(&std::env::var(DB).unwrap(), StoreOptions::default());
     let states = adapter(&store);
     let loaded = states.load(&lines[0]).await.unwrap();
     let expected = sdk_state(&lines[0], &lines[1], 1_763_800_001);
@@ -244,7 +242,7 @@ async fn rmcp_child_load_save_delete() {
 #[tokio::test]
 async fn two_processes_see_each_others_states() {
     let fx = Fixture::new();
-    let store = StoreOptions::default().open(&fx.path).unwrap();
+    let store = fx.open(StoreOptions::default());
     let states = adapter(&store);
     let (csrf1, verifier1) = (State::generate(), CodeVerifier::generate());
     let (csrf2, verifier2) = (State::generate(), CodeVerifier::generate());
@@ -256,8 +254,9 @@ async fn two_processes_see_each_others_states() {
         .zip([&verifier1, &verifier2])
         .map(|(c, v)| format!("{}\n{}\n", c.secret(), v.secret()))
         .collect::<String>();
-    let path = fx.path.to_str().unwrap();
-    let out = run_child("rmcp_child_load_save_delete", &[(DB, path)], &stdin);
+    let path = fx.target();
+    let child = crate::child_name(module_path!(), "rmcp_child_load_save_delete");
+    let out = run_child(&child, &[(DB, &path)], &stdin);
     assert!(
         out.status.success(),
         "{}",
@@ -284,9 +283,7 @@ async fn two_processes_see_each_others_states() {
 async fn rmcp_child_delete() {
     let mut csrf = String::new();
     std::io::stdin().read_line(&mut csrf).unwrap();
-    let store = StoreOptions::default()
-        .open(std::env::var(DB).unwrap())
-        .unwrap();
+    let store = Fixture::open_target(&std::env::var(DB).unwrap(), StoreOptions::default());
     let states = adapter(&store);
     let loaded = states.load(csrf.trim_end()).await.unwrap().is_some();
     let deleted = states.delete(csrf.trim_end()).await;
@@ -297,14 +294,15 @@ async fn rmcp_child_delete() {
 #[tokio::test]
 async fn racing_deletes_in_two_processes_have_one_winner() {
     let fx = Fixture::new();
-    let store = StoreOptions::default().open(&fx.path).unwrap();
+    let store = fx.open(StoreOptions::default());
     let csrf = State::generate();
     let saved = sdk_state(csrf.secret(), CodeVerifier::generate().secret(), 9);
     adapter(&store).save(csrf.secret(), saved).await.unwrap();
 
-    let path = fx.path.to_str().unwrap();
+    let path = fx.target();
+    let child = crate::child_name(module_path!(), "rmcp_child_delete");
     let mut children: Vec<_> = (0..2)
-        .map(|_| spawn_child("rmcp_child_delete", &[(DB, path)]))
+        .map(|_| spawn_child(&child, &[(DB, &path)]))
         .collect();
     for child in &mut children {
         use std::io::Write;

@@ -3,13 +3,14 @@
 //! at most once, with the verifier saved for it, nothing succeeding after expiry, nothing
 //! succeeding on a state never begun.
 
-mod common;
+use super::Fixture;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use common::{count, spawn_child, Fixture};
+use crate::common::{count, spawn_child};
 use oauth_state_store::{
     BeginRequest, Clock, CodeVerifier, State, Store, StoreOptions, SystemClock,
 };
@@ -42,7 +43,7 @@ fn child_history() {
         slots.push((state.to_owned(), verifier.to_owned()));
     }
     assert_eq!(slots.len(), SLOTS);
-    let store = options().open(&path).unwrap();
+    let store = Fixture::open_target(&path, options());
     let mut out = std::io::stdout().lock();
     for _ in 0..ops {
         let slot = rand::random_range(0..SLOTS);
@@ -166,7 +167,7 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
     let ops = count(800, 5000);
     let fx = Fixture::new();
     // Create the file (and its schema) before the children race on it.
-    options().open(&fx.path).unwrap();
+    fx.open(options());
     let slots: Vec<(String, String)> = (0..SLOTS)
         .map(|_| {
             (
@@ -189,10 +190,12 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
         .enumerate()
         .map(|(i, (s, v))| format!("{i} {s} {v}\n"))
         .collect();
-    let db = fx.path.to_str().unwrap();
+    let target = fx.target();
+    let db = target.as_str();
+    let child = crate::child_name(module_path!(), "child_history");
     let ops_s = ops.to_string();
     let mut children: Vec<_> = (0..PROCESSES)
-        .map(|_| spawn_child("child_history", &[("OSS_DB", db), ("OSS_OPS", &ops_s)]))
+        .map(|_| spawn_child(&child, &[("OSS_DB", db), ("OSS_OPS", &ops_s)]))
         .collect();
     for c in &mut children {
         let mut stdin = c.stdin.take().unwrap();
@@ -349,7 +352,7 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
     );
     // Nothing is left that a sweep after the last expiry would not remove.
     std::thread::sleep(Duration::from_millis(TTL_MS as u64 + 10));
-    let store: Store = options().open(&fx.path).unwrap();
+    let store: Store = fx.open(options());
     store.sweep().unwrap();
     assert_eq!(store.stats().unwrap().counts.total(), 0);
 }

@@ -3,22 +3,16 @@
 //! compaction. The `oauth-state-store` command line is built on these; a library user may call
 //! them too. Nothing here prints.
 
-use std::fs;
-use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use rusqlite::params;
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::flow::{Status, StatusCounts, SweepReport};
-use crate::migrate::SCHEMA_VERSION;
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
+use crate::flow::{ops, rules, Status, StatusCounts, SweepReport};
 use crate::store::Store;
 use crate::validate;
-
-mod check;
-
-pub use check::{check_file, CheckReport, Problem, ProblemKind};
 
 /// Hex digits of the state key shown as a flow's fingerprint.
 const FINGERPRINT_HEX: usize = 12;
@@ -88,38 +82,6 @@ impl FlowFilter {
     }
 }
 
-const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, status, created_at, \
-     expires_at FROM flows WHERE (?1 IS NULL OR status = ?1) ORDER BY expires_at, id LIMIT ?2";
-
-const LIST_FLOWS_OF_SERVER: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at FROM flows WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
-     ORDER BY expires_at, id LIMIT ?2";
-
-/// `?1` now; `?2` the cutoff for finished rows (NULL: expired rows only).
-const COUNT_SWEEPABLE: &str = "SELECT status, count(*) FROM flows WHERE expires_at <= ?1 \
-     OR (?2 IS NOT NULL AND status IN ('consumed', 'failed') \
-     AND coalesce(consumed_at, created_at) <= ?2) GROUP BY status";
-
-const DELETE_FINISHED_BATCH: &str = "DELETE FROM flows WHERE id IN (SELECT id FROM flows \
-     WHERE status IN ('consumed', 'failed') AND coalesce(consumed_at, created_at) <= ?1 \
-     LIMIT ?2) RETURNING status";
-
-pub(crate) const SELECT_USER_VERSION: &str = "PRAGMA user_version";
-pub(crate) const SELECT_JOURNAL_MODE: &str = "PRAGMA journal_mode";
-pub(crate) const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
-const VACUUM: &str = "VACUUM";
-const CHECKPOINT_TRUNCATE: &str = "PRAGMA wal_checkpoint(TRUNCATE)";
-
-fn status_of(s: &str) -> rusqlite::Result<Status> {
-    Status::parse(s).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            0,
-            rusqlite::types::Type::Text,
-            "unknown status".into(),
-        )
-    })
-}
-
 fn fingerprint(key: &[u8]) -> String {
     key.iter()
         .map(|b| format!("{b:02x}"))
@@ -127,32 +89,6 @@ fn fingerprint(key: &[u8]) -> String {
         .chars()
         .take(FINGERPRINT_HEX)
         .collect()
-}
-
-/// `now - older_than`, for a positive duration.
-fn cutoff(now: i64, older_than: time::Duration) -> Result<i64> {
-    if !older_than.is_positive() {
-        return Err(Error::invalid("older_than", "must be positive"));
-    }
-    i64::try_from(older_than.whole_milliseconds())
-        .ok()
-        .and_then(|ms| now.checked_sub(ms))
-        .ok_or(Error::invalid("older_than", "is out of range"))
-}
-
-/// Size of a file, `None` when it does not exist.
-fn size_of(path: &Path) -> Result<Option<u64>> {
-    match fs::metadata(path) {
-        Ok(m) => Ok(Some(m.len())),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(path, e)),
-    }
-}
-
-fn wal_path(path: &Path) -> PathBuf {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
 }
 
 /// Facts about a store's file, from [`Store::file_info`].
@@ -214,32 +150,20 @@ impl Store {
         if let Some(s) = &filter.server_id {
             validate::id("server_id", s)?;
         }
-        let status = filter.status.map(Status::as_str);
-        let limit = filter.limit.map_or(-1, i64::from);
-        self.read(|tx, _now| {
-            let map = |r: &rusqlite::Row<'_>| -> rusqlite::Result<FlowSummary> {
-                let key: Option<Vec<u8>> = r.get(0)?;
-                Ok(FlowSummary {
-                    fingerprint: key.as_deref().map(fingerprint),
-                    server_id: r.get(1)?,
-                    client_id: r.get(2)?,
-                    status: status_of(&r.get::<_, String>(3)?)?,
-                    created_at: r.get(4)?,
-                    expires_at: r.get(5)?,
-                })
-            };
-            let flows = match &filter.server_id {
-                None => tx
-                    .prepare_cached(LIST_FLOWS)?
-                    .query_map(params![status, limit], map)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?,
-                Some(server) => tx
-                    .prepare_cached(LIST_FLOWS_OF_SERVER)?
-                    .query_map(params![status, limit, server], map)?
-                    .collect::<rusqlite::Result<Vec<_>>>()?,
-            };
-            Ok(flows)
-        })
+        let rows = self
+            .engine()
+            .read(|tx| ops::list(tx, filter.server_id.as_deref(), filter.status, filter.limit))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| FlowSummary {
+                fingerprint: r.state_key.as_deref().map(fingerprint),
+                server_id: r.server_id,
+                client_id: r.client_id,
+                status: r.status,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+            })
+            .collect())
     }
 
     /// What a sweep would remove now, by status, without removing anything: every expired
@@ -252,17 +176,14 @@ impl Store {
         &self,
         finished_older_than: Option<time::Duration>,
     ) -> Result<StatusCounts> {
-        self.read(|tx, now| {
-            let cut = finished_older_than.map(|d| cutoff(now, d)).transpose()?;
-            let mut counts = StatusCounts::default();
-            let mut stmt = tx.prepare_cached(COUNT_SWEEPABLE)?;
-            let mut rows = stmt.query(params![now, cut])?;
-            while let Some(r) = rows.next()? {
-                let n: i64 = r.get(1)?;
-                counts.add(status_of(&r.get::<_, String>(0)?)?, n.max(0) as u64);
-            }
-            Ok(counts)
-        })
+        let lines = self
+            .engine()
+            .read(|tx| ops::removable(tx, finished_older_than))?;
+        let mut counts = StatusCounts::default();
+        for (status, n) in lines {
+            counts.add(status, n);
+        }
+        Ok(counts)
     }
 
     /// Removes tombstones consumed, and failed flows begun, more than `older_than` ago, before
@@ -274,8 +195,8 @@ impl Store {
     /// [`Error::InvalidInput`] (`older_than` not positive), storage errors; batches already
     /// committed stay removed.
     pub fn sweep_finished(&self, older_than: time::Duration) -> Result<SweepReport> {
-        cutoff(self.now_ms(), older_than)?;
-        self.delete_in_batches(DELETE_FINISHED_BATCH, |now| cutoff(now, older_than))
+        rules::finished_cutoff(self.now_ms(), older_than)?;
+        self.delete_in_batches(|tx, size| ops::finished_batch(tx, older_than, size))
     }
 
     /// Sizes, versions and journal mode of the store's file.
@@ -283,27 +204,7 @@ impl Store {
     /// # Errors
     /// Storage errors, [`Error::Io`] if a size cannot be read.
     pub fn file_info(&self) -> Result<FileInfo> {
-        let (schema_version, journal_mode, store_id) = self.read(|tx, _now| {
-            Ok((
-                tx.query_row(SELECT_USER_VERSION, [], |r| r.get(0))?,
-                tx.query_row(SELECT_JOURNAL_MODE, [], |r| r.get(0))?,
-                tx.query_row(SELECT_STORE_ID, [], |r| r.get(0))?,
-            ))
-        })?;
-        let (file_bytes, wal_bytes) = match self.path() {
-            Some(p) => (size_of(p)?, size_of(&wal_path(p))?),
-            None => (None, None),
-        };
-        Ok(FileInfo {
-            path: self.path().map(Path::to_path_buf),
-            file_bytes,
-            wal_bytes,
-            schema_version,
-            supported_schema_version: SCHEMA_VERSION,
-            journal_mode,
-            sqlite_version: rusqlite::version(),
-            store_id,
-        })
+        self.engine().file_info()
     }
 
     /// Reclaims space: `VACUUM`, then `PRAGMA wal_checkpoint(TRUNCATE)`. Safe while other
@@ -313,52 +214,14 @@ impl Store {
     /// # Errors
     /// Storage errors other than busy, [`Error::Io`] if a size cannot be read.
     pub fn compact(&self) -> Result<CompactReport> {
-        let sizes = || -> Result<(u64, u64)> {
-            match self.path() {
-                Some(p) => Ok((
-                    size_of(p)?.unwrap_or(0),
-                    size_of(&wal_path(p))?.unwrap_or(0),
-                )),
-                None => Ok((0, 0)),
-            }
-        };
-        let (file_bytes_before, wal_bytes_before) = sizes()?;
-        let (vacuumed, wal_truncated) = self.with_connection(|conn| {
-            let vacuumed = match conn.execute_batch(VACUUM) {
-                Ok(()) => true,
-                Err(e) if is_busy(&e) => false,
-                Err(e) => return Err(e.into()),
-            };
-            let truncated = match conn.query_row(CHECKPOINT_TRUNCATE, [], |r| r.get::<_, i64>(0)) {
-                Ok(busy) => busy == 0,
-                Err(e) if is_busy(&e) => false,
-                Err(e) => return Err(e.into()),
-            };
-            Ok((vacuumed, truncated))
-        })?;
-        let (file_bytes_after, wal_bytes_after) = sizes()?;
-        Ok(CompactReport {
-            vacuumed,
-            wal_truncated,
-            file_bytes_before,
-            file_bytes_after,
-            wal_bytes_before,
-            wal_bytes_after,
-        })
+        self.engine().compact()
     }
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{BeginRequest, ManualClock, StoreOptions};
+    use crate::{BeginRequest, Error, ManualClock, StoreOptions};
 
     fn store(clock: &ManualClock) -> Store {
         StoreOptions::default()
@@ -414,26 +277,6 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn listing_one_server_uses_its_index() {
-        let s = store(&ManualClock::new(0));
-        let plan: Vec<String> = s
-            .read(|tx, _| {
-                let sql = format!("EXPLAIN QUERY PLAN {LIST_FLOWS_OF_SERVER}");
-                let mut stmt = tx.prepare(&sql)?;
-                let rows = stmt
-                    .query_map(params![None::<&str>, -1, "srv"], |r| r.get::<_, String>(3))?
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                Ok(rows)
-            })
-            .unwrap();
-        assert!(
-            plan.iter()
-                .any(|p| p.contains("USING INDEX flows_by_server")),
-            "{plan:?}"
-        );
     }
 
     #[test]

@@ -1,4 +1,8 @@
-//! The values that go into and come out of the store's operations.
+//! The values that go into and come out of the store's operations; the rules that decide
+//! them ([`rules`]) and each operation's transaction body ([`ops`]).
+
+pub(crate) mod ops;
+pub(crate) mod rules;
 
 use std::fmt;
 
@@ -173,7 +177,7 @@ impl BeginRequest {
             validate::id("client_id", c)?;
         }
         if let Some(u) = &self.redirect_uri {
-            validate::url("redirect_uri", u, false)?;
+            validate::redirect_uri(u)?;
         }
         if let Some(u) = &self.issuer {
             validate::url("issuer", u, true)?;
@@ -224,9 +228,18 @@ impl Flow {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (`authorization_endpoint`) if the endpoint is not an `https` URL
-    /// (or `http` on loopback), has a fragment, or already carries one of these parameters.
+    /// (or `http` on loopback), has a fragment, or already carries one of these parameters;
+    /// [`Error::InvalidInput`] (`client_id`) if the flow was begun without
+    /// [`BeginRequest::client_id`]: RFC 6749 requires `client_id` in the authorization request,
+    /// so a URL without it would only fail later, at the authorization server.
     pub fn authorization_url(&self, authorization_endpoint: &str) -> Result<url::Url> {
         let mut url = validate::url("authorization_endpoint", authorization_endpoint, true)?;
+        let Some(client_id) = self.info.client_id.as_deref() else {
+            return Err(Error::invalid(
+                "client_id",
+                "is missing: begin the flow with BeginRequest::client_id to build its authorization URL",
+            ));
+        };
         const OURS: [&str; 8] = [
             "response_type",
             "client_id",
@@ -247,9 +260,7 @@ impl Flow {
             let info = &self.info;
             let mut q = url.query_pairs_mut();
             q.append_pair("response_type", "code");
-            if let Some(c) = &info.client_id {
-                q.append_pair("client_id", c);
-            }
+            q.append_pair("client_id", client_id);
             if let Some(r) = &info.redirect_uri {
                 q.append_pair("redirect_uri", r);
             }

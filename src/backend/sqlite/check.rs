@@ -8,10 +8,12 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
-use super::{SELECT_JOURNAL_MODE, SELECT_STORE_ID, SELECT_USER_VERSION};
+use super::admin::SELECT_JOURNAL_MODE;
+use super::error::classify;
+use super::migrate::{SELECT_STORE_ID, SELECT_USER_VERSION};
+use crate::backend::sqlite::migrate::SCHEMA_VERSION;
+use crate::backend::sqlite::permissions::{self, FileChecks};
 use crate::error::{Error, Result};
-use crate::migrate::SCHEMA_VERSION;
-use crate::permissions::{self, FileChecks};
 
 /// How long [`check_file`] waits for another connection's lock.
 const CHECK_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -19,7 +21,7 @@ const CHECK_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Integrity messages kept at most (SQLite may report thousands for one bad page).
 const MAX_INTEGRITY_MESSAGES: usize = 20;
 
-const INTEGRITY_CHECK: &str = "PRAGMA integrity_check(20)";
+pub(crate) const INTEGRITY_CHECK: &str = "PRAGMA integrity_check(20)";
 
 /// What kind of problem [`check_file`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,7 +121,7 @@ pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
     if !regular.file_type().is_file() {
         return Ok(report);
     }
-    let sql = |e| Error::from_sqlite(e, busy_timeout);
+    let sql = |e| classify(e, busy_timeout);
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW
@@ -128,8 +130,11 @@ pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
     conn.busy_timeout(busy_timeout).map_err(sql)?;
     match inspect(&conn, &mut report) {
         Ok(()) => Ok(report),
-        Err(e) => match Error::from_sqlite(e, busy_timeout) {
-            Error::Corrupt { source } => {
+        Err(e) => match classify(e, busy_timeout) {
+            Error::Corrupt {
+                source: Some(source),
+                ..
+            } => {
                 report.problems.push(Problem::new(
                     ProblemKind::Corrupt,
                     format!("the file is damaged or is not an SQLite database ({source})"),

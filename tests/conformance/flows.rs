@@ -1,8 +1,6 @@
 //! The flow lifecycle on a file: begin, promote, check, consume, reject, replay, expiry.
 
-mod common;
-
-use common::Fixture;
+use super::Fixture;
 use oauth_state_store::{BeginRequest, CodeVerifier, Error, Status};
 
 #[test]
@@ -289,12 +287,11 @@ fn orphaned_unbound_verifier_expires_and_is_swept() {
 fn sweep_removes_every_status_in_small_batches() {
     let fx = Fixture::new();
     // A time target no batch misses: the sizes depend on the row counts alone.
-    let store = fx
-        .options()
-        .sweep_batch_size(7)
-        .sweep_batch_time(std::time::Duration::from_secs(3600))
-        .open(&fx.path)
-        .unwrap();
+    let store = fx.open(
+        fx.options()
+            .sweep_batch_size(7)
+            .sweep_batch_time(std::time::Duration::from_secs(3600)),
+    );
     let mut states = Vec::new();
     for i in 0..50 {
         let flow = begin(&store, "srv", "cli");
@@ -335,12 +332,11 @@ fn expired_flows(fx: &Fixture, store: &oauth_state_store::Store, n: usize) {
 #[test]
 fn sweep_batches_grow_while_fast_up_to_the_size_limit() {
     let fx = Fixture::new();
-    let store = fx
-        .options()
-        .sweep_batch_size(500)
-        .sweep_batch_time(std::time::Duration::from_secs(3600))
-        .open(&fx.path)
-        .unwrap();
+    let store = fx.open(
+        fx.options()
+            .sweep_batch_size(500)
+            .sweep_batch_time(std::time::Duration::from_secs(3600)),
+    );
     expired_flows(&fx, &store, 2000);
     let report = store.sweep().unwrap();
     assert_eq!(report.removed.total(), 2000);
@@ -353,11 +349,7 @@ fn sweep_batches_grow_while_fast_up_to_the_size_limit() {
 #[test]
 fn sweep_batches_shrink_to_one_row_when_every_batch_is_too_slow() {
     let fx = Fixture::new();
-    let store = fx
-        .options()
-        .sweep_batch_time(std::time::Duration::ZERO)
-        .open(&fx.path)
-        .unwrap();
+    let store = fx.open(fx.options().sweep_batch_time(std::time::Duration::ZERO));
     expired_flows(&fx, &store, 300);
     let report = store.sweep().unwrap();
     assert_eq!(report.removed.total(), 300);
@@ -633,7 +625,7 @@ fn authorization_url_carries_every_parameter_but_never_the_verifier() {
 fn store_is_clone_send_sync() {
     fn assert_traits<T: Clone + Send + Sync + 'static>() {}
     assert_traits::<oauth_state_store::Store>();
-    let store = oauth_state_store::Store::open_in_memory().unwrap();
+    let store = Fixture::scratch(oauth_state_store::StoreOptions::default());
     let handles: Vec<_> = (0..4)
         .map(|_| {
             let store = store.clone();

@@ -3,7 +3,8 @@
 //! variant) from both on every step. Also the clock rules: a flow never lives past its
 //! creation plus its time to live, whichever way the clock is moved.
 
-mod common;
+use super::Fixture;
+use crate::common;
 
 use oauth_state_store::{
     BeginRequest, CodeVerifier, Error, InvalidateScope, ManualClock, State, Status, Store,
@@ -452,11 +453,11 @@ fn run(store: &Store, clock: &ManualClock, op: &Op) -> Out {
 }
 
 fn new_store(clock: &ManualClock) -> Store {
-    StoreOptions::default()
-        .clock(clock.clone())
-        .ttl(time::Duration::milliseconds(DEFAULT_TTL_MS))
-        .open_in_memory()
-        .unwrap()
+    Fixture::scratch(
+        StoreOptions::default()
+            .clock(clock.clone())
+            .ttl(time::Duration::milliseconds(DEFAULT_TTL_MS)),
+    )
 }
 
 proptest! {
@@ -517,17 +518,11 @@ fn a_clock_moved_back_and_forward_again_does_not_stretch_a_flow() {
 /// reading: nothing returns its verifier while the clock reads before its creation.
 #[test]
 fn a_flow_from_a_later_clock_reading_is_not_usable_when_the_clock_reads_earlier() {
-    let fx = common::Fixture::new();
+    let fx = Fixture::new();
     let ahead = ManualClock::new(START + 3_600_000);
     let behind = ManualClock::new(START);
-    let writer = StoreOptions::default()
-        .clock(ahead.clone())
-        .open(&fx.path)
-        .unwrap();
-    let reader = StoreOptions::default()
-        .clock(behind.clone())
-        .open(&fx.path)
-        .unwrap();
+    let writer = fx.open(StoreOptions::default().clock(ahead.clone()));
+    let reader = fx.open(StoreOptions::default().clock(behind.clone()));
     let ttl = time::Duration::minutes(10);
     let begun = writer.begin(BeginRequest::new("srv").ttl(ttl)).unwrap();
     let bound = writer.begin(BeginRequest::new("srv").ttl(ttl)).unwrap();

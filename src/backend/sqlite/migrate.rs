@@ -18,20 +18,28 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "initial",
-        sql: include_str!("../migrations/0001_initial.sql"),
+        sql: include_str!("../../../migrations/0001_initial.sql"),
     },
     Migration {
         version: 2,
         name: "sdk_fields",
-        sql: include_str!("../migrations/0002_sdk_fields.sql"),
+        sql: include_str!("../../../migrations/0002_sdk_fields.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "finished_index",
+        sql: include_str!("../../../migrations/0003_finished_index.sql"),
     },
 ];
 
 /// The schema version this code writes and understands.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
-const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
-const INSERT_STORE_ID: &str = "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)";
+/// The one store-id query.
+pub(crate) const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
+pub(crate) const SELECT_USER_VERSION: &str = "PRAGMA user_version";
+pub(crate) const INSERT_STORE_ID: &str =
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)";
 
 /// What migrating the file on open did (see [`Store::migration`](crate::Store::migration)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -44,7 +52,7 @@ pub struct MigrationReport {
 
 /// Reads the file's schema version.
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+    conn.query_row(SELECT_USER_VERSION, [], |r| r.get(0))
 }
 
 /// Brings the schema up to [`SCHEMA_VERSION`] and makes sure the file has a `store_id`.
@@ -99,7 +107,7 @@ impl MigrateError {
                 found,
                 supported: SCHEMA_VERSION,
             },
-            MigrateError::Sqlite(e) => Error::from_sqlite(e, busy_timeout),
+            MigrateError::Sqlite(e) => super::error::classify(e, busy_timeout),
         }
     }
 }
@@ -134,7 +142,7 @@ mod tests {
         migrate(&mut migrated).unwrap();
         let declared = Connection::open_in_memory().unwrap();
         declared
-            .execute_batch(include_str!("../schema.sql"))
+            .execute_batch(include_str!("../../../schema.sql"))
             .unwrap();
         let (a, b) = (schema_of(&migrated), schema_of(&declared));
         assert!(!a.is_empty());

@@ -36,6 +36,27 @@ fn euid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+/// Creates the directory that will hold `path` when it is missing, mode 0700 (each directory it
+/// creates on the way too), as the CLI's `migrate` and [`Store::open_default`] do. An existing
+/// directory is left alone; [`prepare`] checks it afterwards.
+///
+/// [`Store::open_default`]: crate::Store::open_default
+pub(crate) fn create_private_parent(path: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match fs::symlink_metadata(dir) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(dir, e)),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
 /// Checks the directory, creates the file if allowed, checks the file and its `-wal`/`-shm`.
 pub(crate) fn prepare(path: &Path, create: bool, checks: FileChecks) -> Result<()> {
     let dir = match path.parent() {

@@ -1,0 +1,443 @@
+//! The SQLite statements of the row interface, each beside the method that runs it.
+
+use std::time::Duration;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
+use rusqlite::{params, OptionalExtension, Row, ToSql, Transaction};
+
+use crate::backend::{
+    Binding, CallbackResult, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats, StoredVerifier,
+};
+use crate::error::{Error, Result};
+use crate::flow::Status;
+
+impl ToSql for Status {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(ValueRef::Text(
+            self.as_str().as_bytes(),
+        )))
+    }
+}
+
+impl FromSql for Status {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        let text = value.as_str()?;
+        Status::parse(text).ok_or_else(|| FromSqlError::Other("unknown flow status".into()))
+    }
+}
+
+/// The columns [`flow_row`] reads, in order: the one column list of every row lookup.
+macro_rules! flow_columns {
+    () => {
+        "id, status, expires_at, created_at, server_id, client_id, redirect_uri, issuer, \
+         resource, scope, code_verifier, auth_code, error, error_description, state_key, \
+         code_challenge, require_issuer, client_created_at"
+    };
+}
+
+fn flow_row(r: &Row<'_>) -> rusqlite::Result<FlowRow> {
+    Ok(FlowRow {
+        id: r.get(0)?,
+        status: r.get(1)?,
+        expires_at: r.get(2)?,
+        created_at: r.get(3)?,
+        server_id: r.get(4)?,
+        client_id: r.get(5)?,
+        redirect_uri: r.get(6)?,
+        issuer: r.get(7)?,
+        resource: r.get(8)?,
+        scope: r.get(9)?,
+        verifier: r.get(10)?,
+        auth_code: r.get(11)?,
+        error: r.get(12)?,
+        error_description: r.get(13)?,
+        state_key: r.get(14)?,
+        code_challenge: r.get(15)?,
+        require_issuer: r.get(16)?,
+        client_created_at: r.get(17)?,
+    })
+}
+
+/// Up to `N` statuses as statement parameters; unused slots are NULL (which `IN` never
+/// matches).
+fn status_slots<const N: usize>(statuses: &[Status]) -> [Option<Status>; N] {
+    debug_assert!(
+        statuses.len() <= N,
+        "more statuses than the statement has slots"
+    );
+    let mut slots = [None; N];
+    for (slot, s) in slots.iter_mut().zip(statuses) {
+        *slot = Some(*s);
+    }
+    slots
+}
+
+/// The rows of one SQLite transaction.
+pub(crate) struct Rows<'t> {
+    tx: &'t Transaction<'t>,
+    now: i64,
+    busy_timeout: Duration,
+}
+
+impl<'t> Rows<'t> {
+    pub(crate) fn new(tx: &'t Transaction<'t>, now: i64, busy_timeout: Duration) -> Self {
+        Rows {
+            tx,
+            now,
+            busy_timeout,
+        }
+    }
+
+    fn run<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+        f(self.tx).map_err(|e| super::error::classify(e, self.busy_timeout))
+    }
+
+    fn find(&self, sql: &str, key: &dyn ToSql) -> Result<Option<FlowRow>> {
+        self.run(|tx| {
+            tx.prepare_cached(sql)?
+                .query_row([key], flow_row)
+                .optional()
+        })
+    }
+
+    fn batch(&self, sql: &str, params: &[&dyn ToSql]) -> Result<Vec<Status>> {
+        self.run(|tx| {
+            tx.prepare_cached(sql)?
+                .query_map(params, |r| r.get::<_, Status>(0))?
+                .collect()
+        })
+    }
+
+    fn execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<u64> {
+        self.run(|tx| Ok(tx.prepare_cached(sql)?.execute(params)? as u64))
+    }
+}
+
+/// Maps a UNIQUE violation to the duplicate it means; anything else is classified as usual.
+fn unique_violation(e: rusqlite::Error, busy_timeout: Duration) -> Error {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+        let msg = e.to_string();
+        if msg.contains("flows.state_key") {
+            return Error::DuplicateState;
+        }
+        if msg.contains("flows.code_challenge") {
+            return Error::DuplicateChallenge;
+        }
+    }
+    super::error::classify(e, busy_timeout)
+}
+
+/// The statement finds the id through the index and reads the row by id: read straight
+/// through the index, `state_key` would come from the index itself and could not contradict
+/// it (see the damage checks in `flow::ops`).
+pub(crate) const SELECT_BY_STATE: &str = concat!(
+    "SELECT ",
+    flow_columns!(),
+    " FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)"
+);
+
+/// Found like [`SELECT_BY_STATE`], for the same reason.
+pub(crate) const SELECT_BY_CHALLENGE: &str = concat!(
+    "SELECT ",
+    flow_columns!(),
+    " FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)"
+);
+
+pub(crate) const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challenge, \
+     code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
+     created_at, expires_at, require_issuer, client_created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+
+pub(crate) const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
+     redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
+     scope = coalesce(?5, scope) WHERE id = ?1 AND status = 'unbound'";
+
+pub(crate) const COMPLETE: &str =
+    "UPDATE flows SET status = 'completed', auth_code = ?2 WHERE id = ?1 AND status = 'pending'";
+
+pub(crate) const FAIL: &str =
+    "UPDATE flows SET status = 'failed', code_verifier = NULL, error = ?2, \
+     error_description = ?3 WHERE id = ?1 AND status = 'pending'";
+
+pub(crate) const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
+     auth_code = NULL, consumed_at = ?2, error = coalesce(?3, error) \
+     WHERE id = ?1 AND status = ?4";
+
+pub(crate) const DELETE_BY_ID: &str = "DELETE FROM flows WHERE id = ?1 AND status = ?2";
+
+/// `?4`, `?5`: the statuses; `?3`, `?6`: the bounds of "live".
+pub(crate) const SELECT_LIVE_VERIFIERS: &str = "SELECT code_verifier, code_challenge FROM flows \
+     WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
+     AND expires_at > ?3 AND created_at <= ?6 LIMIT ?7";
+
+pub(crate) const COUNT_LIVE: &str = "SELECT count(*) FROM flows \
+     WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
+     AND expires_at > ?3 AND created_at <= ?6";
+
+pub(crate) const ANY_LIVE_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flows \
+     WHERE status = ?1 AND expires_at > ?2 AND created_at <= ?3 AND redirect_uri IN (?4, ?5))";
+
+/// `?2` NULL means every client of the server; `?3..?7` are the statuses to delete (NULL
+/// fills unused slots).
+pub(crate) const DELETE_OF_SERVER: &str = "DELETE FROM flows WHERE server_id = ?1 \
+     AND (?2 IS NULL OR client_id = ?2) AND status IN (?3, ?4, ?5, ?6, ?7)";
+
+pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flows WHERE id IN \
+     (SELECT id FROM flows WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING status";
+
+/// Searches `flows_by_end` (migration 0003), whose second column is the same expression.
+pub(crate) const DELETE_ENDED_BATCH: &str = "DELETE FROM flows WHERE id IN (SELECT id FROM flows \
+     WHERE status IN (?1, ?2) AND coalesce(consumed_at, created_at) <= ?3 LIMIT ?4) \
+     RETURNING status";
+
+/// Each half searches its own index; a row in both counts once. `?2` NULL: expired rows only.
+pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM flows WHERE id IN \
+     (SELECT id FROM flows WHERE expires_at <= ?1 \
+      UNION SELECT id FROM flows WHERE status IN (?3, ?4) \
+      AND coalesce(consumed_at, created_at) <= ?2) GROUP BY status";
+
+/// Reads every row: statistics are about the whole table.
+pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
+     sum(expires_at <= ?1) FROM flows GROUP BY status";
+
+/// Walks `flows_by_expiry` in order, up to the limit: a listing of the whole table.
+pub(crate) const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, status, \
+     created_at, expires_at FROM flows WHERE (?1 IS NULL OR status = ?1) \
+     ORDER BY expires_at, id LIMIT ?2";
+
+pub(crate) const LIST_FLOWS_OF_SERVER: &str = "SELECT state_key, server_id, client_id, status, \
+     created_at, expires_at FROM flows WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
+     ORDER BY expires_at, id LIMIT ?2";
+
+impl FlowTx for Rows<'_> {
+    fn now(&self) -> i64 {
+        self.now
+    }
+
+    fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>> {
+        self.find(SELECT_BY_STATE, &&key[..])
+    }
+
+    fn by_challenge(&mut self, challenge: &str) -> Result<Option<FlowRow>> {
+        self.find(SELECT_BY_CHALLENGE, &challenge)
+    }
+
+    fn insert(&mut self, f: &NewFlow<'_>, created_at: i64, expires_at: i64) -> Result<()> {
+        self.tx
+            .prepare_cached(INSERT_FLOW)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    f.state_key.map(|k| &k[..]),
+                    f.code_challenge,
+                    f.verifier,
+                    f.server_id,
+                    f.client_id,
+                    f.redirect_uri,
+                    f.issuer,
+                    f.resource,
+                    f.scope,
+                    f.status,
+                    created_at,
+                    expires_at,
+                    f.require_issuer,
+                    f.client_created_at
+                ])
+            })
+            .map_err(|e| unique_violation(e, self.busy_timeout))?;
+        Ok(())
+    }
+
+    fn bind(&mut self, id: i64, b: &Binding<'_>) -> Result<u64> {
+        let n = self
+            .tx
+            .prepare_cached(BIND)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    id,
+                    &b.state_key[..],
+                    b.redirect_uri,
+                    b.resource,
+                    b.scope
+                ])
+            })
+            .map_err(|e| unique_violation(e, self.busy_timeout))?;
+        Ok(n as u64)
+    }
+
+    fn set_callback(&mut self, id: i64, result: &CallbackResult<'_>) -> Result<u64> {
+        match *result {
+            CallbackResult::Code(code) => self.execute(COMPLETE, params![id, code]),
+            CallbackResult::Error { error, description } => {
+                self.execute(FAIL, params![id, error, description])
+            }
+        }
+    }
+
+    fn mark_consumed(&mut self, id: i64, was: Status, ended: Option<&str>) -> Result<u64> {
+        self.execute(CONSUME, params![id, self.now, ended, was])
+    }
+
+    fn delete(&mut self, id: i64, was: Status) -> Result<u64> {
+        self.execute(DELETE_BY_ID, params![id, was])
+    }
+
+    fn live_verifiers(
+        &mut self,
+        server_id: &str,
+        client_id: Option<&str>,
+        statuses: &[Status],
+        live: Live,
+        limit: u32,
+    ) -> Result<Vec<StoredVerifier>> {
+        let [a, b] = status_slots::<2>(statuses);
+        self.run(|tx| {
+            tx.prepare_cached(SELECT_LIVE_VERIFIERS)?
+                .query_map(
+                    params![
+                        server_id,
+                        client_id,
+                        live.expires_after,
+                        a,
+                        b,
+                        live.created_by,
+                        limit
+                    ],
+                    |r| {
+                        Ok(StoredVerifier {
+                            verifier: r.get(0)?,
+                            challenge: r.get(1)?,
+                        })
+                    },
+                )?
+                .collect()
+        })
+    }
+
+    fn count_live(
+        &mut self,
+        server_id: &str,
+        client_id: Option<&str>,
+        statuses: &[Status],
+        live: Live,
+    ) -> Result<u64> {
+        let [a, b] = status_slots::<2>(statuses);
+        let n: i64 = self.run(|tx| {
+            tx.prepare_cached(COUNT_LIVE)?.query_row(
+                params![
+                    server_id,
+                    client_id,
+                    live.expires_after,
+                    a,
+                    b,
+                    live.created_by
+                ],
+                |r| r.get(0),
+            )
+        })?;
+        Ok(n.max(0) as u64)
+    }
+
+    fn any_live_for_redirect(
+        &mut self,
+        statuses: &[Status],
+        live: Live,
+        redirect_uris: &[&str; 2],
+    ) -> Result<bool> {
+        let [status] = status_slots::<1>(statuses);
+        let [u1, u2] = redirect_uris;
+        self.run(|tx| {
+            tx.prepare_cached(ANY_LIVE_FOR_REDIRECT)?.query_row(
+                params![status, live.expires_after, live.created_by, u1, u2],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    fn delete_of_server(
+        &mut self,
+        server_id: &str,
+        client_id: Option<&str>,
+        statuses: &[Status],
+    ) -> Result<u64> {
+        let [a, b, c, d, e] = status_slots::<5>(statuses);
+        self.execute(
+            DELETE_OF_SERVER,
+            params![server_id, client_id, a, b, c, d, e],
+        )
+    }
+
+    fn delete_expired_batch(&mut self, expired_by: i64, limit: u32) -> Result<Vec<Status>> {
+        self.batch(DELETE_EXPIRED_BATCH, params![expired_by, limit])
+    }
+
+    fn delete_ended_batch(
+        &mut self,
+        statuses: &[Status],
+        ended_by: i64,
+        limit: u32,
+    ) -> Result<Vec<Status>> {
+        let [a, b] = status_slots::<2>(statuses);
+        self.batch(DELETE_ENDED_BATCH, params![a, b, ended_by, limit])
+    }
+
+    fn count_removable(
+        &mut self,
+        expired_by: i64,
+        ended: Option<(&[Status], i64)>,
+    ) -> Result<Vec<(Status, u64)>> {
+        let (statuses, cut) = ended.map_or((&[][..], None), |(s, c)| (s, Some(c)));
+        let [a, b] = status_slots::<2>(statuses);
+        self.run(|tx| {
+            tx.prepare_cached(COUNT_REMOVABLE)?
+                .query_map(params![expired_by, cut, a, b], |r| {
+                    Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
+                })?
+                .collect()
+        })
+    }
+
+    fn stats(&mut self, expired_by: i64) -> Result<Vec<StatusStats>> {
+        self.run(|tx| {
+            tx.prepare_cached(STATS)?
+                .query_map([expired_by], |r| {
+                    Ok(StatusStats {
+                        status: r.get(0)?,
+                        count: r.get::<_, i64>(1)?.max(0) as u64,
+                        min_expiry: r.get(2)?,
+                        max_expiry: r.get(3)?,
+                        expired: r.get::<_, Option<i64>>(4)?.unwrap_or(0).max(0) as u64,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    fn list(
+        &mut self,
+        server_id: Option<&str>,
+        status: Option<Status>,
+        limit: Option<u32>,
+    ) -> Result<Vec<ListedRow>> {
+        let limit = limit.map_or(-1, i64::from);
+        let map = |r: &Row<'_>| {
+            Ok(ListedRow {
+                state_key: r.get(0)?,
+                server_id: r.get(1)?,
+                client_id: r.get(2)?,
+                status: r.get(3)?,
+                created_at: r.get(4)?,
+                expires_at: r.get(5)?,
+            })
+        };
+        self.run(|tx| match server_id {
+            None => tx
+                .prepare_cached(LIST_FLOWS)?
+                .query_map(params![status, limit], map)?
+                .collect(),
+            Some(server) => tx
+                .prepare_cached(LIST_FLOWS_OF_SERVER)?
+                .query_map(params![status, limit, server], map)?
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,213 @@
+//! `EXPLAIN QUERY PLAN` checks over every statement the crate runs.
+//!
+//! [`STATEMENTS`] lists every statement constant of the SQLite engine with what its plan must
+//! show. A test reads the engine's sources and fails when a `const NAME: &str` there is not in
+//! the list, and another fails when SQL appears outside the engine, so a new statement cannot
+//! slip past.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{admin as a, check as c, flows as f, migrate as m, wal as w};
+
+/// What a statement's plan must show.
+#[derive(Debug, Clone, Copy)]
+enum Plan {
+    /// Per row or per batch: searches this index (or the rowid), never scans the table.
+    Search(&'static [&'static str]),
+    /// Reads the whole table by design (statistics, a listing); named so it is a decision.
+    WholeTable,
+    /// Not a query with a plan: an `INSERT ... VALUES`, a `PRAGMA`, `VACUUM`, a batch.
+    NotAQuery,
+}
+
+use Plan::{NotAQuery, Search, WholeTable};
+
+const BY_ID: &[&str] = &["INTEGER PRIMARY KEY"];
+
+/// Every statement constant of `backend/sqlite/`, with its plan.
+const STATEMENTS: &[(&str, &str, Plan)] = &[
+    (
+        "SELECT_BY_STATE",
+        f::SELECT_BY_STATE,
+        Search(&["sqlite_autoindex_flows_1", "INTEGER PRIMARY KEY"]),
+    ),
+    (
+        "SELECT_BY_CHALLENGE",
+        f::SELECT_BY_CHALLENGE,
+        Search(&["sqlite_autoindex_flows_2", "INTEGER PRIMARY KEY"]),
+    ),
+    ("INSERT_FLOW", f::INSERT_FLOW, NotAQuery),
+    ("BIND", f::BIND, Search(BY_ID)),
+    ("COMPLETE", f::COMPLETE, Search(BY_ID)),
+    ("FAIL", f::FAIL, Search(BY_ID)),
+    ("CONSUME", f::CONSUME, Search(BY_ID)),
+    ("DELETE_BY_ID", f::DELETE_BY_ID, Search(BY_ID)),
+    (
+        "SELECT_LIVE_VERIFIERS",
+        f::SELECT_LIVE_VERIFIERS,
+        Search(&["flows_by_server"]),
+    ),
+    ("COUNT_LIVE", f::COUNT_LIVE, Search(&["flows_by_server"])),
+    (
+        "ANY_LIVE_FOR_REDIRECT",
+        f::ANY_LIVE_FOR_REDIRECT,
+        Search(&["USING INDEX"]),
+    ),
+    (
+        "DELETE_OF_SERVER",
+        f::DELETE_OF_SERVER,
+        Search(&["flows_by_server"]),
+    ),
+    (
+        "DELETE_EXPIRED_BATCH",
+        f::DELETE_EXPIRED_BATCH,
+        Search(&["flows_by_expiry", "INTEGER PRIMARY KEY"]),
+    ),
+    (
+        "DELETE_ENDED_BATCH",
+        f::DELETE_ENDED_BATCH,
+        Search(&["flows_by_end", "INTEGER PRIMARY KEY"]),
+    ),
+    (
+        "COUNT_REMOVABLE",
+        f::COUNT_REMOVABLE,
+        Search(&["flows_by_expiry", "flows_by_end"]),
+    ),
+    ("STATS", f::STATS, WholeTable),
+    ("LIST_FLOWS", f::LIST_FLOWS, WholeTable),
+    (
+        "LIST_FLOWS_OF_SERVER",
+        f::LIST_FLOWS_OF_SERVER,
+        Search(&["flows_by_server"]),
+    ),
+    (
+        "SELECT_STORE_ID",
+        m::SELECT_STORE_ID,
+        Search(&["sqlite_autoindex_meta_1"]),
+    ),
+    ("SELECT_USER_VERSION", m::SELECT_USER_VERSION, NotAQuery),
+    ("INSERT_STORE_ID", m::INSERT_STORE_ID, NotAQuery),
+    ("CHECKPOINT_PASSIVE", w::CHECKPOINT_PASSIVE, NotAQuery),
+    ("TOUCH_META", w::TOUCH_META, NotAQuery),
+    (
+        "SELECT_WAL_AUTOCHECKPOINT",
+        w::SELECT_WAL_AUTOCHECKPOINT,
+        NotAQuery,
+    ),
+    ("SELECT_JOURNAL_MODE", a::SELECT_JOURNAL_MODE, NotAQuery),
+    ("VACUUM", a::VACUUM, NotAQuery),
+    ("CHECKPOINT_TRUNCATE", a::CHECKPOINT_TRUNCATE, NotAQuery),
+    ("INTEGRITY_CHECK", c::INTEGRITY_CHECK, NotAQuery),
+];
+
+/// String constants of the engine that are not SQL.
+const NOT_STATEMENTS: &[&str] = &["CORRUPT_FIX"];
+
+fn plan(conn: &Connection, sql: &str) -> String {
+    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let count = stmt.parameter_count();
+    let params: Vec<rusqlite::types::Value> = (0..count)
+        .map(|_| rusqlite::types::Value::Integer(1))
+        .collect();
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap();
+    rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
+}
+
+#[test]
+fn every_per_row_and_per_batch_statement_searches_an_index() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    m::migrate(&mut conn).unwrap();
+    for (name, sql, expect) in STATEMENTS {
+        let Search(indexes) = expect else {
+            continue;
+        };
+        let p = plan(&conn, sql);
+        for index in *indexes {
+            assert!(p.contains(index), "{name} does not use {index}: {p}");
+        }
+        assert!(!p.contains("SCAN flows"), "{name} scans the table: {p}");
+    }
+}
+
+#[test]
+fn whole_table_statements_still_prepare() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    m::migrate(&mut conn).unwrap();
+    for (name, sql, expect) in STATEMENTS {
+        if matches!(expect, WholeTable) {
+            assert!(!plan(&conn, sql).is_empty(), "{name}");
+        }
+    }
+}
+
+/// Every `.rs` file under `dir`, recursively.
+fn sources(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The names of the `const NAME: &str` items in `text`.
+fn str_consts(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line
+                .trim_start()
+                .strip_prefix("pub(crate) ")
+                .unwrap_or(line.trim_start());
+            let rest = rest.strip_prefix("const ")?;
+            let (name, ty) = rest.split_once(':')?;
+            ty.trim_start()
+                .starts_with("&str")
+                .then(|| name.trim().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn every_statement_constant_of_the_engine_is_listed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/backend/sqlite");
+    let mut files = Vec::new();
+    sources(&root, &mut files);
+    assert!(files.len() > 5, "{files:?}");
+    let listed: Vec<&str> = STATEMENTS.iter().map(|(n, _, _)| *n).collect();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for name in str_consts(&text) {
+            assert!(
+                listed.contains(&name.as_str()) || NOT_STATEMENTS.contains(&name.as_str()),
+                "{name} in {} is not in plans::STATEMENTS: list it with its expected plan",
+                file.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn no_sql_outside_the_engine() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let engine = src.join("backend/sqlite");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    for file in files.iter().filter(|f| !f.starts_with(&engine)) {
+        let text = std::fs::read_to_string(file).unwrap();
+        for verb in ["SELECT ", "INSERT ", "UPDATE ", "DELETE ", "PRAGMA "] {
+            assert!(
+                !text.contains(&format!("\"{verb}")),
+                "{} holds SQL ({verb}); statements belong in backend/sqlite",
+                file.display()
+            );
+        }
+    }
+}

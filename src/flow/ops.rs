@@ -1,0 +1,521 @@
+//! Each operation's transaction body, written once over the row interface
+//! ([`FlowTx`](crate::backend::FlowTx)): look the row up, ask [`rules`] for a verdict, carry
+//! it out. The public methods in `store/` validate their input and hand one of these to the
+//! engine's `write` or `read`; no body here knows which engine runs it.
+
+use crate::backend::{
+    Binding, CallbackResult, FlowRow, FlowTx, ListedRow, NewFlow, Outcome, StatusStats,
+};
+use crate::error::{Error, Result};
+use crate::flow::rules::{self, Choice, Expectations, Snapshot, Verdict};
+use crate::flow::{ConsumedFlow, FlowInfo, InvalidateScope, Status};
+use crate::pkce::{AuthorizationCode, CodeVerifier};
+use crate::validate;
+
+impl FlowRow {
+    /// The columns the rules look at.
+    pub(crate) fn snapshot(&self) -> Snapshot<'_> {
+        Snapshot {
+            status: self.status,
+            expires_at: self.expires_at,
+            server_id: &self.server_id,
+            client_id: self.client_id.as_deref(),
+            created_at: self.created_at,
+            redirect_uri: self.redirect_uri.as_deref(),
+            issuer: self.issuer.as_deref(),
+        }
+    }
+
+    /// A stored verifier must hash to the stored challenge (it did when it was written).
+    fn check_verifier(&self) -> Result<()> {
+        match &self.verifier {
+            Some(v) if !verifier_matches(v, &self.code_challenge) => Err(Error::corrupt(
+                "a flows row's code_verifier no longer matches its code_challenge",
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn snapshot(row: &Option<FlowRow>) -> Option<Snapshot<'_>> {
+    row.as_ref().map(FlowRow::snapshot)
+}
+
+/// Whether a stored verifier still hashes to the stored challenge.
+fn verifier_matches(verifier: &str, challenge: &str) -> bool {
+    CodeVerifier::from_stored(verifier.to_owned())
+        .challenge()
+        .as_str()
+        == challenge
+}
+
+/// The flow whose state key is `key`. The row must really carry that key and a verifier that
+/// matches its challenge: a storage engine follows a damaged index entry to whatever row it
+/// names, and cannot see a changed byte inside a value, so without these checks a damaged
+/// file could hand out another flow's verifier or a wrong one.
+fn find_by_state(tx: &mut dyn FlowTx, key: &[u8; 32]) -> Result<Option<FlowRow>> {
+    let row = tx.by_state(key)?;
+    if let Some(r) = &row {
+        if r.state_key.as_deref() != Some(&key[..]) {
+            return Err(Error::corrupt(
+                "the flows state-key index points at another flow",
+            ));
+        }
+        r.check_verifier()?;
+    }
+    Ok(row)
+}
+
+/// The flow whose code challenge is `challenge`, checked like [`find_by_state`]'s.
+fn find_by_challenge(tx: &mut dyn FlowTx, challenge: &str) -> Result<Option<FlowRow>> {
+    let row = tx.by_challenge(challenge)?;
+    if let Some(r) = &row {
+        if r.code_challenge != challenge {
+            return Err(Error::corrupt(
+                "the flows code-challenge index points at another flow",
+            ));
+        }
+        r.check_verifier()?;
+    }
+    Ok(row)
+}
+
+/// A guarded update or delete must change exactly the one row it names: the row was read in
+/// this transaction, so anything else means the engine let another writer change it.
+fn changed_one(n: u64, what: &'static str) -> Result<()> {
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(Error::row_changed(what))
+    }
+}
+
+/// Deletes an expired row read in this transaction; the caller commits and reports
+/// [`Error::Expired`].
+fn expire<T>(tx: &mut dyn FlowTx, row: Option<FlowRow>) -> Result<Outcome<T>> {
+    if let Some(row) = row {
+        changed_one(tx.delete(row.id, row.status)?, "expired-row delete")?;
+    }
+    Ok(Outcome::CommitThenFail(Error::Expired))
+}
+
+/// `begin` and `save_code_verifier`: inserts the row; returns its creation and expiry times.
+pub(crate) fn insert(
+    tx: &mut dyn FlowTx,
+    flow: &NewFlow<'_>,
+    ttl_ms: i64,
+) -> Result<Outcome<(i64, i64)>> {
+    let now = tx.now();
+    let expires_at = validate::expiry(now, ttl_ms)?;
+    tx.insert(flow, now, expires_at)?;
+    Ok(Outcome::Done((now, expires_at)))
+}
+
+/// `promote`: binds the unbound row found by its challenge to `binding`'s state.
+pub(crate) fn promote(
+    tx: &mut dyn FlowTx,
+    server_id: &str,
+    client_id: Option<&str>,
+    challenge: &str,
+    binding: &Binding<'_>,
+) -> Result<Outcome<FlowInfo>> {
+    let now = tx.now();
+    let Some(mut row) = find_by_challenge(tx, challenge)? else {
+        return Err(Error::UnknownChallenge);
+    };
+    let same_state = row.state_key.as_deref() == Some(&binding.state_key[..]);
+    match rules::promote(Some(&row.snapshot()), now, server_id, client_id, same_state) {
+        Verdict::Proceed => {}
+        Verdict::AlreadyDone => return Ok(Outcome::Done(row.info())),
+        Verdict::Expire => return expire(tx, Some(row)),
+        Verdict::Refuse(e) | Verdict::Burn(e) => return Err(e),
+    }
+    changed_one(tx.bind(row.id, binding)?, "bind")?;
+    row.status = Status::Pending;
+    let keep = |new: Option<&str>, old: &mut Option<String>| {
+        if let Some(v) = new {
+            *old = Some(v.to_owned());
+        }
+    };
+    keep(binding.redirect_uri, &mut row.redirect_uri);
+    keep(binding.resource, &mut row.resource);
+    keep(binding.scope, &mut row.scope);
+    Ok(Outcome::Done(row.info()))
+}
+
+/// What a read-only look at a flow found.
+pub(crate) enum Looked<T> {
+    /// The flow, as the rule allows it to be seen.
+    Found(T),
+    /// The flow has expired: remove it with [`remove_expired`] in a write transaction.
+    Expired,
+}
+
+/// `check`, read-only: would a consume succeed now?
+pub(crate) fn check(tx: &mut dyn FlowTx, key: &[u8; 32]) -> Result<Looked<FlowInfo>> {
+    let now = tx.now();
+    let row = find_by_state(tx, key)?;
+    match rules::check(snapshot(&row).as_ref(), now) {
+        Verdict::Proceed | Verdict::AlreadyDone => row
+            .map(|r| Looked::Found(r.info()))
+            .ok_or(Error::UnknownState),
+        Verdict::Expire => Ok(Looked::Expired),
+        Verdict::Refuse(e) | Verdict::Burn(e) => Err(e),
+    }
+}
+
+/// After a read found the flow of `key` expired: in a write transaction, looks again, and
+/// deletes it if the rule still says expired (then reports [`Error::Expired`]); otherwise
+/// reports what the rule says now.
+pub(crate) fn remove_expired(tx: &mut dyn FlowTx, key: &[u8; 32]) -> Result<Outcome<FlowInfo>> {
+    let now = tx.now();
+    let row = find_by_state(tx, key)?;
+    match rules::check(snapshot(&row).as_ref(), now) {
+        Verdict::Expire => expire(tx, row),
+        Verdict::Proceed | Verdict::AlreadyDone => row
+            .map(|r| Outcome::Done(r.info()))
+            .ok_or(Error::UnknownState),
+        Verdict::Refuse(e) | Verdict::Burn(e) => Err(e),
+    }
+}
+
+/// A live flow of one server as an SDK's `load` sees it, without consuming it.
+#[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+pub(crate) struct Peeked {
+    pub info: FlowInfo,
+    pub verifier: CodeVerifier,
+    pub require_issuer: bool,
+    pub client_created_at: Option<i64>,
+}
+
+/// `peek`, read-only: the flow of `key` while a consume for `server_id` would hand out its
+/// verifier; `None` when it would not (unknown, consumed, failed, another server's).
+pub(crate) fn peek(
+    tx: &mut dyn FlowTx,
+    key: &[u8; 32],
+    server_id: &str,
+) -> Result<Looked<Option<Peeked>>> {
+    let now = tx.now();
+    let row = find_by_state(tx, key)?;
+    match rules::peek(snapshot(&row).as_ref(), now, server_id) {
+        Verdict::Expire => return Ok(Looked::Expired),
+        Verdict::Proceed | Verdict::AlreadyDone => {}
+        Verdict::Refuse(_) | Verdict::Burn(_) => return Ok(Looked::Found(None)),
+    }
+    let Some(row) = row else {
+        return Ok(Looked::Found(None));
+    };
+    let info = row.info();
+    Ok(Looked::Found(row.verifier.map(|v| Peeked {
+        info,
+        verifier: CodeVerifier::from_stored(v),
+        require_issuer: row.require_issuer,
+        client_created_at: row.client_created_at,
+    })))
+}
+
+/// `consume` / `consume_for`: validates the flow of `key`, wipes its secrets, leaves a
+/// tombstone and hands them out.
+pub(crate) fn consume(
+    tx: &mut dyn FlowTx,
+    key: &[u8; 32],
+    expect_server: Option<&str>,
+) -> Result<Outcome<ConsumedFlow>> {
+    let now = tx.now();
+    let row = find_by_state(tx, key)?;
+    let (ended, burned) = match rules::consume(snapshot(&row).as_ref(), now, expect_server) {
+        Verdict::Refuse(e) => return Err(e),
+        Verdict::Expire => return expire(tx, row),
+        Verdict::Burn(e) => (Some(rules::SERVER_MISMATCH_REASON), Some(e)),
+        Verdict::Proceed | Verdict::AlreadyDone => (None, None),
+    };
+    let Some(row) = row else {
+        return Err(Error::UnknownState);
+    };
+    changed_one(
+        tx.mark_consumed(row.id, row.status, ended)?,
+        "consume update",
+    )?;
+    if let Some(e) = burned {
+        return Ok(Outcome::CommitThenFail(e));
+    }
+    if row.status == Status::Failed {
+        return Ok(Outcome::CommitThenFail(Error::AuthorizationFailed {
+            error: row.error.clone().unwrap_or_default(),
+            description: row.error_description.clone(),
+        }));
+    }
+    let info = row.info();
+    let verifier = row
+        .verifier
+        .map(CodeVerifier::from_stored)
+        .ok_or_else(|| Error::corrupt("a live flows row has no code_verifier"))?;
+    Ok(Outcome::Done(ConsumedFlow {
+        verifier,
+        code: row.auth_code.map(AuthorizationCode::from_stored),
+        info,
+        consumed_at: now,
+    }))
+}
+
+/// `record_callback`: the one rule for what a callback does to a flow, carried out in one
+/// transaction.
+pub(crate) fn record_callback(
+    tx: &mut dyn FlowTx,
+    key: &[u8; 32],
+    result: &CallbackResult<'_>,
+    expect: &Expectations<'_>,
+) -> Result<Outcome<FlowInfo>> {
+    let now = tx.now();
+    let row = find_by_state(tx, key)?;
+    match rules::record_callback(snapshot(&row).as_ref(), now, expect) {
+        Verdict::Proceed | Verdict::AlreadyDone => {}
+        Verdict::Expire => return expire(tx, row),
+        Verdict::Refuse(e) | Verdict::Burn(e) => return Err(e),
+    }
+    let Some(row) = row else {
+        return Err(Error::UnknownState);
+    };
+    changed_one(tx.set_callback(row.id, result)?, "callback update")?;
+    let mut info = row.info();
+    info.status = result.status();
+    Ok(Outcome::Done(info))
+}
+
+/// `pending_verifier`: the verifier of the one live bound flow of a server and client.
+pub(crate) fn pending_verifier(
+    tx: &mut dyn FlowTx,
+    server_id: &str,
+    client_id: Option<&str>,
+) -> Result<CodeVerifier> {
+    let live = rules::live_at(tx.now());
+    let found = tx.live_verifiers(
+        server_id,
+        client_id,
+        &rules::LIVE_BOUND,
+        live,
+        rules::TO_TELL_ONE_FROM_MANY,
+    )?;
+    match rules::pending_verifier(found) {
+        Choice::None => Err(Error::NoPendingVerifier),
+        Choice::One(stored) => {
+            if !verifier_matches(&stored.verifier, &stored.challenge) {
+                return Err(Error::corrupt(
+                    "a flows row's code_verifier no longer matches its code_challenge",
+                ));
+            }
+            Ok(CodeVerifier::from_stored(stored.verifier))
+        }
+        Choice::Several => {
+            let count = tx.count_live(server_id, client_id, &rules::LIVE_BOUND, live)?;
+            Err(Error::AmbiguousPendingVerifier { count })
+        }
+    }
+}
+
+/// The listener's idle test: does a live flow still wait for a callback at one of these
+/// redirect URIs?
+pub(crate) fn waiting_at(tx: &mut dyn FlowTx, redirect_uris: &[&str; 2]) -> Result<bool> {
+    let live = rules::live_at(tx.now());
+    tx.any_live_for_redirect(&rules::WAITING_FOR_CALLBACK, live, redirect_uris)
+}
+
+/// `invalidate`: deletes the rows of a server (and client) that `scope` names.
+pub(crate) fn invalidate(
+    tx: &mut dyn FlowTx,
+    server_id: &str,
+    client_id: Option<&str>,
+    scope: InvalidateScope,
+) -> Result<Outcome<u64>> {
+    let n = tx.delete_of_server(server_id, client_id, scope.statuses())?;
+    Ok(Outcome::Done(n))
+}
+
+/// One batch of `sweep`: up to `size` expired rows.
+pub(crate) fn sweep_batch(tx: &mut dyn FlowTx, size: u32) -> Result<Outcome<Vec<Status>>> {
+    let cut = rules::sweep_cutoff(tx.now());
+    Ok(Outcome::Done(tx.delete_expired_batch(cut, size)?))
+}
+
+/// One batch of `sweep_finished`: up to `size` rows that ended more than `older_than` ago.
+pub(crate) fn finished_batch(
+    tx: &mut dyn FlowTx,
+    older_than: time::Duration,
+    size: u32,
+) -> Result<Outcome<Vec<Status>>> {
+    let cut = rules::finished_cutoff(tx.now(), older_than)?;
+    Ok(Outcome::Done(tx.delete_ended_batch(
+        &rules::FINISHED,
+        cut,
+        size,
+    )?))
+}
+
+/// `sweep_preview`: what a sweep (and, with `finished_older_than`, a `sweep_finished`) would
+/// remove now.
+pub(crate) fn removable(
+    tx: &mut dyn FlowTx,
+    finished_older_than: Option<time::Duration>,
+) -> Result<Vec<(Status, u64)>> {
+    let now = tx.now();
+    let ended = finished_older_than
+        .map(|d| rules::finished_cutoff(now, d))
+        .transpose()?;
+    tx.count_removable(
+        rules::sweep_cutoff(now),
+        ended.map(|cut| (&rules::FINISHED[..], cut)),
+    )
+}
+
+/// `stats`.
+pub(crate) fn stats(tx: &mut dyn FlowTx) -> Result<Vec<StatusStats>> {
+    let cut = rules::sweep_cutoff(tx.now());
+    tx.stats(cut)
+}
+
+/// `list_flows`.
+pub(crate) fn list(
+    tx: &mut dyn FlowTx,
+    server_id: Option<&str>,
+    status: Option<Status>,
+    limit: Option<u32>,
+) -> Result<Vec<ListedRow>> {
+    tx.list(server_id, status, limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Live, StoredVerifier, Wipe};
+    use crate::{BeginRequest, Store};
+
+    /// An engine's transaction whose guarded updates find their row changed: every call goes
+    /// to the real transaction, but the updates report that they changed no row.
+    struct RowChangedUnderneath<'a>(&'a mut dyn FlowTx);
+
+    impl FlowTx for RowChangedUnderneath<'_> {
+        fn now(&self) -> i64 {
+            self.0.now()
+        }
+        fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>> {
+            self.0.by_state(key)
+        }
+        fn by_challenge(&mut self, challenge: &str) -> Result<Option<FlowRow>> {
+            self.0.by_challenge(challenge)
+        }
+        fn insert(&mut self, flow: &NewFlow<'_>, created_at: i64, expires_at: i64) -> Result<()> {
+            self.0.insert(flow, created_at, expires_at)
+        }
+        fn bind(&mut self, _id: i64, _binding: &Binding<'_>) -> Result<u64> {
+            Ok(0)
+        }
+        fn set_callback(&mut self, _id: i64, _result: &CallbackResult<'_>) -> Result<u64> {
+            Ok(0)
+        }
+        fn mark_consumed(&mut self, _id: i64, _was: Status, _ended: Option<&str>) -> Result<u64> {
+            Ok(0)
+        }
+        fn delete(&mut self, _id: i64, _was: Status) -> Result<u64> {
+            Ok(0)
+        }
+        fn live_verifiers(
+            &mut self,
+            server_id: &str,
+            client_id: Option<&str>,
+            statuses: &[Status],
+            live: Live,
+            limit: u32,
+        ) -> Result<Vec<StoredVerifier>> {
+            self.0
+                .live_verifiers(server_id, client_id, statuses, live, limit)
+        }
+        fn count_live(
+            &mut self,
+            server_id: &str,
+            client_id: Option<&str>,
+            statuses: &[Status],
+            live: Live,
+        ) -> Result<u64> {
+            self.0.count_live(server_id, client_id, statuses, live)
+        }
+        fn any_live_for_redirect(
+            &mut self,
+            statuses: &[Status],
+            live: Live,
+            redirect_uris: &[&str; 2],
+        ) -> Result<bool> {
+            self.0.any_live_for_redirect(statuses, live, redirect_uris)
+        }
+        fn delete_of_server(
+            &mut self,
+            server_id: &str,
+            client_id: Option<&str>,
+            statuses: &[Status],
+        ) -> Result<u64> {
+            self.0.delete_of_server(server_id, client_id, statuses)
+        }
+        fn delete_expired_batch(&mut self, expired_by: i64, limit: u32) -> Result<Vec<Status>> {
+            self.0.delete_expired_batch(expired_by, limit)
+        }
+        fn delete_ended_batch(
+            &mut self,
+            statuses: &[Status],
+            ended_by: i64,
+            limit: u32,
+        ) -> Result<Vec<Status>> {
+            self.0.delete_ended_batch(statuses, ended_by, limit)
+        }
+        fn count_removable(
+            &mut self,
+            expired_by: i64,
+            ended: Option<(&[Status], i64)>,
+        ) -> Result<Vec<(Status, u64)>> {
+            self.0.count_removable(expired_by, ended)
+        }
+        fn stats(&mut self, expired_by: i64) -> Result<Vec<StatusStats>> {
+            self.0.stats(expired_by)
+        }
+        fn list(
+            &mut self,
+            server_id: Option<&str>,
+            status: Option<Status>,
+            limit: Option<u32>,
+        ) -> Result<Vec<ListedRow>> {
+            self.0.list(server_id, status, limit)
+        }
+    }
+
+    #[test]
+    fn a_guarded_update_that_changes_no_row_rolls_back_and_hands_nothing_out() {
+        let store = Store::open_in_memory().unwrap();
+        let flow = store.begin(BeginRequest::new("srv")).unwrap();
+        let key = crate::pkce::state_key(flow.state().secret());
+        let stale = store.engine().write(Wipe::Secret, |tx| {
+            consume(&mut RowChangedUnderneath(tx), &key, None)
+        });
+        match stale {
+            Err(e @ Error::Storage(_)) => {
+                let text = e.cause_chain();
+                assert!(text.contains("consume update changed no row"), "{text}");
+                assert!(!text.contains(flow.state().secret()), "{text}");
+            }
+            other => panic!("expected a storage error, got {other:?}"),
+        }
+        let result = CallbackResult::Code("code");
+        let recorded = store.engine().write(Wipe::Nothing, |tx| {
+            record_callback(
+                &mut RowChangedUnderneath(tx),
+                &key,
+                &result,
+                &Expectations::default(),
+            )
+        });
+        assert!(matches!(recorded, Err(Error::Storage(_))), "{recorded:?}");
+        // Nothing was changed: the flow is still pending and consumes once.
+        assert_eq!(
+            store.check(flow.state().secret()).unwrap().status,
+            Status::Pending
+        );
+        store.consume(flow.state().secret()).unwrap();
+    }
+}

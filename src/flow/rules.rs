@@ -1,0 +1,395 @@
+//! The flow rules, apart from any storage: given what the store found for a key, what happens;
+//! and what "expired", "live" and "finished" mean, for the statements over many rows.
+//!
+//! An operation in [`ops`](super::ops) looks the row up inside its transaction, asks one of
+//! these functions for a [`Verdict`], and carries it out in the same transaction. An engine
+//! adds statements, never a second copy of these rules: its many-row statements compare
+//! columns with the bounds and statuses defined here.
+
+use crate::backend::Live;
+use crate::error::{Error, Result};
+use crate::flow::Status;
+
+/// What a backend found for a key: the columns the rules look at.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot<'a> {
+    pub status: Status,
+    pub expires_at: i64,
+    pub server_id: &'a str,
+    pub client_id: Option<&'a str>,
+    pub created_at: i64,
+    pub redirect_uri: Option<&'a str>,
+    pub issuer: Option<&'a str>,
+}
+
+impl Snapshot<'_> {
+    /// Past its expiry, or created after `now`: a clock that reads before the flow's creation
+    /// (stepped back, or another process's clock ahead) cannot vouch for its age, and going
+    /// by expiry alone would let the flow outlive its creation plus its TTL.
+    fn expired(&self, now: i64) -> bool {
+        now >= self.expires_at || now < self.created_at
+    }
+}
+
+/// "Live at `now`" for a statement over many rows: the same as [`Snapshot::expired`]'s
+/// negation, as bounds (`expires_at > expires_after AND created_at <= created_by`).
+pub(crate) fn live_at(now: i64) -> Live {
+    Live {
+        expires_after: now,
+        created_by: now,
+    }
+}
+
+/// A sweep removes the rows whose expiry is at or before this.
+pub(crate) fn sweep_cutoff(now: i64) -> i64 {
+    now
+}
+
+/// The flows bound to a state whose verifier is still wanted: what `pending_verifier` chooses
+/// from.
+pub(crate) const LIVE_BOUND: [Status; 2] = [Status::Pending, Status::Completed];
+
+/// The flows still waiting for their callback: what keeps a listener running.
+pub(crate) const WAITING_FOR_CALLBACK: [Status; 1] = [Status::Pending];
+
+/// The flows that ended (tombstones and failed flows): what `sweep_finished` removes early.
+pub(crate) const FINISHED: [Status; 2] = [Status::Consumed, Status::Failed];
+
+/// The reason kept on the tombstone of a flow ended by a consume for another server.
+pub(crate) const SERVER_MISMATCH_REASON: &str = "server_mismatch";
+
+/// How many live bound verifiers `pending_verifier` reads: enough to tell one from many.
+pub(crate) const TO_TELL_ONE_FROM_MANY: u32 = 2;
+
+/// `now - older_than`, for a positive duration: the end time before which a finished flow is
+/// removed by `sweep_finished`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] (`older_than`) unless it is positive and in range.
+pub(crate) fn finished_cutoff(now: i64, older_than: time::Duration) -> Result<i64> {
+    if !older_than.is_positive() {
+        return Err(Error::invalid("older_than", "must be positive"));
+    }
+    i64::try_from(older_than.whole_milliseconds())
+        .ok()
+        .and_then(|ms| now.checked_sub(ms))
+        .ok_or(Error::invalid("older_than", "is out of range"))
+}
+
+/// What the backend must do.
+#[derive(Debug)]
+pub(crate) enum Verdict {
+    /// Carry the operation out.
+    Proceed,
+    /// Delete the expired row, commit, and report [`Error::Expired`].
+    Expire,
+    /// End the flow (wipe its secrets, tombstone it), commit, and report the error.
+    Burn(Error),
+    /// Change nothing and report the error.
+    Refuse(Error),
+    /// The operation was already carried out (a repeated, idempotent call): report success.
+    AlreadyDone,
+}
+
+/// Which of several candidates: the 0/1/many of `pending_verifier`.
+#[derive(Debug)]
+pub(crate) enum Choice<T> {
+    /// None was found.
+    None,
+    /// Exactly one was found.
+    One(T),
+    /// More than one: choosing would be a guess.
+    Several,
+}
+
+/// `pending_verifier`: among the live bound flows found (at most
+/// [`TO_TELL_ONE_FROM_MANY`]), only a single one is an answer.
+pub(crate) fn pending_verifier<T>(mut found: Vec<T>) -> Choice<T> {
+    match found.len() {
+        0 => Choice::None,
+        1 => Choice::One(found.remove(0)),
+        _ => Choice::Several,
+    }
+}
+
+/// What a callback must match, besides its state, to be recorded.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Expectations<'a> {
+    /// Where the callback arrived: a loopback listener's port and path. A flow that names
+    /// another redirect URI refuses it.
+    pub arrived_at: Option<(u16, &'a str)>,
+    /// The callback's `iss` parameter (RFC 9207): a flow that expects another issuer refuses
+    /// it.
+    pub iss: Option<&'a str>,
+}
+
+/// What every lookup by state checks first: an unknown state, a tombstone, an expired flow.
+/// `Ok` carries a row that is bound to a state, not consumed and not expired.
+fn live_by_state<'r, 'a>(
+    row: Option<&'r Snapshot<'a>>,
+    now: i64,
+) -> Result<&'r Snapshot<'a>, Verdict> {
+    let Some(row) = row else {
+        return Err(Verdict::Refuse(Error::UnknownState));
+    };
+    match row.status {
+        Status::Consumed => Err(Verdict::Refuse(Error::AlreadyConsumed)),
+        // An unbound row has no state key, so a lookup by state never finds one.
+        Status::Unbound => Err(Verdict::Refuse(Error::UnknownState)),
+        _ if row.expired(now) => Err(Verdict::Expire),
+        _ => Ok(row),
+    }
+}
+
+/// `consume(state)`, optionally expecting a server.
+pub(crate) fn consume(
+    row: Option<&Snapshot<'_>>,
+    now: i64,
+    expect_server: Option<&str>,
+) -> Verdict {
+    match live_by_state(row, now) {
+        Err(verdict) => verdict,
+        Ok(row) if expect_server.is_some_and(|s| s != row.server_id) => {
+            Verdict::Burn(Error::ServerMismatch { field: "server_id" })
+        }
+        Ok(_) => Verdict::Proceed,
+    }
+}
+
+/// `check(state)`: would a consume succeed?
+pub(crate) fn check(row: Option<&Snapshot<'_>>, now: i64) -> Verdict {
+    consume(row, now, None)
+}
+
+/// An SDK's `load(state)` for `server_id`: may it see the flow? Anything but a live flow of
+/// that server is refused (the caller reports it as absent); an expired one is removed.
+pub(crate) fn peek(row: Option<&Snapshot<'_>>, now: i64, server_id: &str) -> Verdict {
+    match live_by_state(row, now) {
+        Err(verdict) => verdict,
+        Ok(row) if row.server_id != server_id => {
+            Verdict::Refuse(Error::ServerMismatch { field: "server_id" })
+        }
+        Ok(_) => Verdict::Proceed,
+    }
+}
+
+/// A callback result (code or error) being recorded on a pending flow: the flow must be
+/// pending, and must expect a callback where this one arrived and from this issuer.
+pub(crate) fn record_callback(
+    row: Option<&Snapshot<'_>>,
+    now: i64,
+    expect: &Expectations<'_>,
+) -> Verdict {
+    let row = match live_by_state(row, now) {
+        Err(verdict) => return verdict,
+        Ok(row) if row.status != Status::Pending => {
+            return Verdict::Refuse(Error::AlreadyCompleted)
+        }
+        Ok(row) => row,
+    };
+    if let (Some((port, path)), Some(uri)) = (expect.arrived_at, row.redirect_uri) {
+        if !redirect_names(uri, port, path) {
+            return Verdict::Refuse(Error::ServerMismatch {
+                field: "redirect_uri",
+            });
+        }
+    }
+    if let (Some(expected), Some(got)) = (row.issuer, expect.iss) {
+        if expected != got {
+            return Verdict::Refuse(Error::ServerMismatch { field: "iss" });
+        }
+    }
+    Verdict::Proceed
+}
+
+/// `promote`: binding the unbound row found by its challenge to a state.
+///
+/// `already_bound_to_this_state` tells whether a bound row carries the same state key, which
+/// makes a repeated promote of the same URL a no-op instead of an error.
+pub(crate) fn promote(
+    row: Option<&Snapshot<'_>>,
+    now: i64,
+    server_id: &str,
+    client_id: Option<&str>,
+    already_bound_to_this_state: bool,
+) -> Verdict {
+    let Some(row) = row else {
+        return Verdict::Refuse(Error::UnknownChallenge);
+    };
+    if row.server_id != server_id {
+        return Verdict::Refuse(Error::ServerMismatch { field: "server_id" });
+    }
+    if row.client_id != client_id {
+        return Verdict::Refuse(Error::ServerMismatch { field: "client_id" });
+    }
+    if row.expired(now) {
+        return Verdict::Expire;
+    }
+    match row.status {
+        Status::Unbound => Verdict::Proceed,
+        Status::Pending if already_bound_to_this_state => Verdict::AlreadyDone,
+        _ => Verdict::Refuse(Error::ChallengeAlreadyBound),
+    }
+}
+
+/// Whether the redirect URI `uri` names a loopback listener on `port` at `path` (`http`,
+/// `127.0.0.1` or another loopback address, or `localhost`).
+fn redirect_names(uri: &str, port: u16, path: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
+    let host_ok = match url.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        _ => false,
+    };
+    url.scheme() == "http" && host_ok && url.port() == Some(port) && url.path() == path
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(status: Status, expires_at: i64) -> Snapshot<'static> {
+        Snapshot {
+            status,
+            expires_at,
+            server_id: "s",
+            client_id: Some("c"),
+            created_at: 0,
+            redirect_uri: None,
+            issuer: None,
+        }
+    }
+
+    #[test]
+    fn consume_rules() {
+        assert!(matches!(
+            consume(None, 0, None),
+            Verdict::Refuse(Error::UnknownState)
+        ));
+        let r = row(Status::Consumed, 0);
+        assert!(matches!(
+            consume(Some(&r), 10, None),
+            Verdict::Refuse(Error::AlreadyConsumed)
+        ));
+        let r = row(Status::Pending, 10);
+        assert!(matches!(consume(Some(&r), 10, None), Verdict::Expire));
+        assert!(matches!(consume(Some(&r), 9, None), Verdict::Proceed));
+        assert!(matches!(
+            consume(Some(&r), 9, Some("other")),
+            Verdict::Burn(_)
+        ));
+        assert!(matches!(consume(Some(&r), 9, Some("s")), Verdict::Proceed));
+    }
+
+    #[test]
+    fn a_clock_reading_before_creation_is_expired() {
+        let mut r = row(Status::Pending, 10);
+        r.created_at = 5;
+        assert!(matches!(consume(Some(&r), 5, None), Verdict::Proceed));
+        assert!(matches!(consume(Some(&r), 4, None), Verdict::Expire));
+        assert!(matches!(
+            record_callback(Some(&r), 4, &Expectations::default()),
+            Verdict::Expire
+        ));
+        r.status = Status::Unbound;
+        assert!(matches!(
+            promote(Some(&r), 4, "s", Some("c"), false),
+            Verdict::Expire
+        ));
+    }
+
+    #[test]
+    fn promote_rules() {
+        let r = row(Status::Unbound, 10);
+        assert!(matches!(
+            promote(Some(&r), 0, "s", Some("c"), false),
+            Verdict::Proceed
+        ));
+        assert!(matches!(
+            promote(Some(&r), 0, "x", Some("c"), false),
+            Verdict::Refuse(Error::ServerMismatch { field: "server_id" })
+        ));
+        assert!(matches!(
+            promote(Some(&r), 0, "s", None, false),
+            Verdict::Refuse(Error::ServerMismatch { field: "client_id" })
+        ));
+        assert!(matches!(
+            promote(Some(&r), 10, "s", Some("c"), false),
+            Verdict::Expire
+        ));
+        assert!(matches!(
+            promote(None, 0, "s", None, false),
+            Verdict::Refuse(Error::UnknownChallenge)
+        ));
+    }
+}
+
+#[cfg(test)]
+mod callback_tests {
+    use super::*;
+
+    fn pending<'a>(redirect_uri: Option<&'a str>, issuer: Option<&'a str>) -> Snapshot<'a> {
+        Snapshot {
+            status: Status::Pending,
+            expires_at: 10,
+            server_id: "s",
+            client_id: None,
+            created_at: 0,
+            redirect_uri,
+            issuer,
+        }
+    }
+
+    #[test]
+    fn a_callback_must_arrive_where_and_from_whom_the_flow_expects() {
+        let at = |port, path| Expectations {
+            arrived_at: Some((port, path)),
+            iss: None,
+        };
+        let r = pending(Some("http://127.0.0.1:4000/cb"), Some("https://as.example"));
+        assert!(matches!(
+            record_callback(Some(&r), 1, &at(4000, "/cb")),
+            Verdict::Proceed
+        ));
+        let localhost = pending(Some("http://localhost:4000/cb"), None);
+        assert!(matches!(
+            record_callback(Some(&localhost), 1, &at(4000, "/cb")),
+            Verdict::Proceed
+        ));
+        for wrong in [at(4001, "/cb"), at(4000, "/other")] {
+            assert!(matches!(
+                record_callback(Some(&r), 1, &wrong),
+                Verdict::Refuse(Error::ServerMismatch {
+                    field: "redirect_uri"
+                })
+            ));
+        }
+        let iss = |i| Expectations {
+            arrived_at: None,
+            iss: Some(i),
+        };
+        assert!(matches!(
+            record_callback(Some(&r), 1, &iss("https://as.example")),
+            Verdict::Proceed
+        ));
+        assert!(matches!(
+            record_callback(Some(&r), 1, &iss("https://evil.example")),
+            Verdict::Refuse(Error::ServerMismatch { field: "iss" })
+        ));
+        let mut done = pending(None, None);
+        done.status = Status::Completed;
+        assert!(matches!(
+            record_callback(Some(&done), 1, &Expectations::default()),
+            Verdict::Refuse(Error::AlreadyCompleted)
+        ));
+    }
+
+    #[test]
+    fn one_verifier_is_an_answer_two_are_a_guess() {
+        assert!(matches!(pending_verifier::<u8>(vec![]), Choice::None));
+        assert!(matches!(pending_verifier(vec![7]), Choice::One(7)));
+        assert!(matches!(pending_verifier(vec![1, 2]), Choice::Several));
+    }
+}

@@ -1,0 +1,335 @@
+//! The flow operations of [`Store`]: begin, save a verifier, promote, check, record a
+//! callback, consume. Each validates its input, then runs one transaction body of
+//! [`ops`](crate::flow::ops) on the engine.
+
+use crate::backend::{Binding, CallbackResult, NewFlow, Wipe};
+use crate::error::{Error, Result};
+use crate::flow::ops::{self, Looked, Peeked};
+use crate::flow::rules::Expectations;
+use crate::flow::{BeginRequest, ConsumedFlow, Flow, FlowInfo, Status};
+use crate::pkce::{self, CodeChallenge, CodeVerifier, State};
+use crate::store::Store;
+use crate::validate;
+
+/// The first and only value of a query parameter; a repeated one is refused.
+fn single_param(url: &url::Url, name: &'static str) -> Result<Option<String>> {
+    let mut values = url
+        .query_pairs()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned());
+    let first = values.next();
+    if values.next().is_some() {
+        return Err(Error::InvalidInput {
+            field: name,
+            reason: "appears more than once in the authorization URL",
+        });
+    }
+    Ok(first)
+}
+
+impl Store {
+    /// Begins a flow: one transaction stores a `pending` row with a fresh state and S256 PKCE
+    /// pair (or the ones the request carries).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] for a bad field (nothing stored), [`Error::DuplicateState`] or
+    /// [`Error::DuplicateChallenge`] for a caller-supplied state or verifier already in use,
+    /// and the storage errors ([`Error::Busy`], [`Error::StorageFull`], ...).
+    pub fn begin(&self, request: BeginRequest) -> Result<Flow> {
+        request.validate()?;
+        let ttl = validate::ttl(request.ttl.unwrap_or(self.default_ttl()))?;
+        let BeginRequest {
+            server_id,
+            client_id,
+            redirect_uri,
+            issuer,
+            resource,
+            scope,
+            state,
+            verifier,
+            require_issuer,
+            client_created_at,
+            ..
+        } = request;
+        let state = state.unwrap_or_else(State::generate);
+        let verifier = verifier.unwrap_or_else(CodeVerifier::generate);
+        let challenge = verifier.challenge();
+        let key = state.key();
+        let new = NewFlow {
+            state_key: Some(&key),
+            code_challenge: challenge.as_str(),
+            verifier: verifier.secret(),
+            server_id: &server_id,
+            client_id: client_id.as_deref(),
+            redirect_uri: redirect_uri.as_deref(),
+            issuer: issuer.as_deref(),
+            resource: resource.as_deref(),
+            scope: scope.as_deref(),
+            status: Status::Pending,
+            require_issuer,
+            client_created_at,
+        };
+        let (created_at, expires_at) = self
+            .engine()
+            .write(Wipe::Nothing, |tx| ops::insert(tx, &new, ttl))?;
+        Ok(Flow {
+            state,
+            challenge,
+            info: FlowInfo {
+                server_id,
+                client_id,
+                status: Status::Pending,
+                redirect_uri,
+                issuer,
+                resource,
+                scope,
+                created_at,
+                expires_at,
+            },
+        })
+    }
+
+    /// The MCP SDK path: stores an `unbound` verifier, found later by its challenge, before the
+    /// state is known. Returns the S256 challenge. Bind it with [`Store::promote`]; if it never
+    /// is, it expires after the store's TTL and [`Store::sweep`] removes it.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`server_id`, `client_id`, `code_verifier`),
+    /// [`Error::DuplicateChallenge`] if this verifier was already saved, storage errors.
+    pub fn save_code_verifier(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+        verifier: &str,
+    ) -> Result<CodeChallenge> {
+        validate::server_and_client(server_id, client_id)?;
+        pkce::validate_verifier(verifier)?;
+        let ttl = validate::ttl(self.default_ttl())?;
+        let challenge = CodeVerifier::new(verifier)?.challenge();
+        let new = NewFlow {
+            state_key: None,
+            code_challenge: challenge.as_str(),
+            verifier,
+            server_id,
+            client_id,
+            redirect_uri: None,
+            issuer: None,
+            resource: None,
+            scope: None,
+            status: Status::Unbound,
+            require_issuer: false,
+            client_created_at: None,
+        };
+        self.engine()
+            .write(Wipe::Nothing, |tx| ops::insert(tx, &new, ttl))?;
+        Ok(challenge)
+    }
+
+    /// Binds a saved verifier to the state of the authorization URL built from it: reads
+    /// `state` and `code_challenge` (and `redirect_uri`, `resource`, `scope`) from the URL, and
+    /// in one transaction checks the server and client and makes the row `pending`. Promoting
+    /// the same URL twice is a no-op.
+    ///
+    /// # Errors
+    /// [`Error::MissingParameter`] (the unbound row stays and later expires),
+    /// [`Error::InvalidInput`] (bad URL, repeated parameter, `code_challenge_method` other
+    /// than S256, `client_id` in the URL differing from the argument),
+    /// [`Error::UnknownChallenge`], [`Error::ServerMismatch`] (saved for another server or
+    /// client; nothing bound), [`Error::Expired`] (the row is removed),
+    /// [`Error::ChallengeAlreadyBound`], [`Error::DuplicateState`], storage errors.
+    pub fn promote(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+        authorization_url: &str,
+    ) -> Result<FlowInfo> {
+        validate::server_and_client(server_id, client_id)?;
+        if authorization_url.len() > 16 * 1024 {
+            return Err(Error::invalid("authorization_url", "is longer than 16 KiB"));
+        }
+        let url = url::Url::parse(authorization_url)
+            .map_err(|e| Error::invalid("authorization_url", validate::parse_reason(e)))?;
+        let state =
+            single_param(&url, "state")?.ok_or(Error::MissingParameter { name: "state" })?;
+        let challenge = single_param(&url, "code_challenge")?.ok_or(Error::MissingParameter {
+            name: "code_challenge",
+        })?;
+        pkce::validate_state(&state)?;
+        pkce::validate_challenge(&challenge)?;
+        if single_param(&url, "code_challenge_method")?.is_some_and(|m| m != "S256") {
+            return Err(Error::invalid("code_challenge_method", "must be S256"));
+        }
+        if let (Some(url_client), Some(c)) = (single_param(&url, "client_id")?, client_id) {
+            if url_client != c {
+                return Err(Error::invalid(
+                    "client_id",
+                    "differs from the client_id in the authorization URL",
+                ));
+            }
+        }
+        let redirect_uri = single_param(&url, "redirect_uri")?;
+        if let Some(r) = &redirect_uri {
+            validate::redirect_uri(r)?;
+        }
+        let resource = single_param(&url, "resource")?;
+        if let Some(r) = &resource {
+            validate::url("resource", r, false)?;
+        }
+        let scope = single_param(&url, "scope")?;
+        if let Some(s) = &scope {
+            validate::scope(s)?;
+        }
+        let key = pkce::state_key(&state);
+        let binding = Binding {
+            state_key: &key,
+            redirect_uri: redirect_uri.as_deref(),
+            resource: resource.as_deref(),
+            scope: scope.as_deref(),
+        };
+        self.engine().write(Wipe::Nothing, |tx| {
+            ops::promote(tx, server_id, client_id, &challenge, &binding)
+        })
+    }
+
+    /// Validates a state without consuming it: would [`Store::consume`] succeed now? An expired
+    /// flow is removed and reported expired.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
+    /// [`Error::AlreadyConsumed`], storage errors.
+    pub fn check(&self, state: &str) -> Result<FlowInfo> {
+        pkce::validate_state(state)?;
+        let key = pkce::state_key(state);
+        match self.engine().read(|tx| ops::check(tx, &key))? {
+            Looked::Found(info) => Ok(info),
+            Looked::Expired => self
+                .engine()
+                .write(Wipe::Secret, |tx| ops::remove_expired(tx, &key)),
+        }
+    }
+
+    /// Consumes the flow a callback's `state` names: in one transaction validates it, wipes the
+    /// verifier and code from the row, leaves a tombstone, and returns them. Exactly one caller
+    /// across all processes gets `Ok` for a state.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
+    /// [`Error::AlreadyConsumed`] (a replay, distinct from unknown),
+    /// [`Error::AuthorizationFailed`] (the callback carried an error; the flow is now consumed),
+    /// storage errors.
+    pub fn consume(&self, state: &str) -> Result<ConsumedFlow> {
+        self.consume_inner(state, None)
+    }
+
+    /// [`Store::consume`], but only for a flow begun for `server_id`. For another server's
+    /// flow the flow is ended (verifier wiped, nothing returned): a callback for the wrong
+    /// server means the response cannot be trusted (mix-up).
+    ///
+    /// # Errors
+    /// Those of [`Store::consume`], plus [`Error::ServerMismatch`] and
+    /// [`Error::InvalidInput`] (`server_id`).
+    pub fn consume_for(&self, state: &str, server_id: &str) -> Result<ConsumedFlow> {
+        validate::id("server_id", server_id)?;
+        self.consume_inner(state, Some(server_id))
+    }
+
+    fn consume_inner(&self, state: &str, expect: Option<&str>) -> Result<ConsumedFlow> {
+        pkce::validate_state(state)?;
+        let key = pkce::state_key(state);
+        self.engine()
+            .write(Wipe::Secret, |tx| ops::consume(tx, &key, expect))
+    }
+
+    /// Records the `code` a callback delivered on a pending flow (`completed`), for the process
+    /// that began it to [`consume`](Store::consume). The callback listener's half of a flow.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`state`, `code`), [`Error::UnknownState`], [`Error::Expired`],
+    /// [`Error::AlreadyCompleted`], [`Error::AlreadyConsumed`], storage errors. A forged or
+    /// unknown state changes nothing.
+    pub fn complete(&self, state: &str, code: &str) -> Result<FlowInfo> {
+        self.record_callback(state, CallbackResult::Code(code), &Expectations::default())
+    }
+
+    /// Ends a pending flow as `failed` with the error a callback delivered
+    /// (`?error=access_denied&error_description=...`). The state is validated first: a forged
+    /// or unknown state changes nothing. The verifier is wiped.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`state`, `error`, `error_description`), and those of
+    /// [`Store::complete`].
+    pub fn reject(&self, state: &str, error: &str, description: Option<&str>) -> Result<FlowInfo> {
+        let result = CallbackResult::Error { error, description };
+        self.record_callback(state, result, &Expectations::default())
+    }
+
+    /// The one rule for what a callback does to a flow, in one transaction: the state must
+    /// name a pending, unexpired flow that expects a callback where this one arrived and from
+    /// this issuer (`expect`); then the code is recorded (`completed`) or the error
+    /// (`failed`, the verifier wiped). The loopback listener, [`Store::complete`] and
+    /// [`Store::reject`] all come here. A refused callback changes nothing (an expired flow is
+    /// removed).
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`state`, `code`, `error`, `error_description`),
+    /// [`Error::UnknownState`], [`Error::Expired`], [`Error::AlreadyCompleted`],
+    /// [`Error::AlreadyConsumed`], [`Error::ServerMismatch`] (`redirect_uri`: the flow expects
+    /// its callback elsewhere; `iss`: from another issuer), storage errors.
+    pub(crate) fn record_callback(
+        &self,
+        state: &str,
+        result: CallbackResult<'_>,
+        expect: &Expectations<'_>,
+    ) -> Result<FlowInfo> {
+        pkce::validate_state(state)?;
+        match result {
+            CallbackResult::Code(code) => pkce::validate_code(code)?,
+            CallbackResult::Error { error, description } => {
+                validate::error_code("error", error, validate::MAX_ERROR_LEN)?;
+                if let Some(d) = description {
+                    validate::error_code(
+                        "error_description",
+                        d,
+                        validate::MAX_ERROR_DESCRIPTION_LEN,
+                    )?;
+                }
+            }
+        }
+        let key = pkce::state_key(state);
+        // A failure wipes the verifier; a code recorded wipes nothing.
+        let wipe = match result {
+            CallbackResult::Code(_) => Wipe::Nothing,
+            CallbackResult::Error { .. } => Wipe::Secret,
+        };
+        self.engine()
+            .write(wipe, |tx| ops::record_callback(tx, &key, &result, expect))
+    }
+
+    /// An SDK's `load`: the live flow of `state` for `server_id` with its verifier, without
+    /// consuming it; `None` when a consume for that server would not hand the verifier out.
+    /// An expired flow is removed. The damage checks are those of a consume.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`state`), [`Error::Corrupt`], storage errors.
+    #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
+    pub(crate) fn peek(&self, state: &str, server_id: &str) -> Result<Option<Peeked>> {
+        pkce::validate_state(state)?;
+        let key = pkce::state_key(state);
+        match self.engine().read(|tx| ops::peek(tx, &key, server_id))? {
+            Looked::Found(found) => Ok(found),
+            Looked::Expired => match self
+                .engine()
+                .write(Wipe::Secret, |tx| ops::remove_expired(tx, &key))
+            {
+                Ok(_) => Ok(None),
+                Err(
+                    Error::Expired
+                    | Error::UnknownState
+                    | Error::AlreadyConsumed
+                    | Error::ServerMismatch { .. },
+                ) => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+}

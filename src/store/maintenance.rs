@@ -1,0 +1,180 @@
+//! The many-row operations of [`Store`]: the SDK's state-less verifier lookup, invalidation,
+//! sweep and statistics.
+
+use std::time::{Duration, Instant};
+
+use crate::backend::{Outcome, Wipe};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
+use crate::flow::ops;
+use crate::flow::{InvalidateScope, Stats, Status, SweepReport};
+use crate::pkce::CodeVerifier;
+use crate::store::Store;
+use crate::validate;
+
+/// The first batch of a sweep; later ones grow or shrink toward the time target.
+const FIRST_SWEEP_BATCH: u32 = 64;
+
+/// The next batch size: half when the last batch took longer than `target`, double (at
+/// most `max`) when it took less than half of it.
+fn next_batch_size(size: u32, held: Duration, target: Duration, max: u32) -> u32 {
+    if held > target {
+        (size / 2).max(1)
+    } else if held < target / 2 {
+        size.saturating_mul(2).min(max)
+    } else {
+        size
+    }
+}
+
+impl Store {
+    /// The SDK call without state context (`codeVerifier()`): the verifier of the one live
+    /// flow bound to a state for this server and client. It is not consumed.
+    ///
+    /// # Errors
+    /// [`Error::NoPendingVerifier`], [`Error::AmbiguousPendingVerifier`] (with the count) when
+    /// overlapping attempts make the choice a guess, [`Error::InvalidInput`], storage errors.
+    pub fn pending_verifier(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+    ) -> Result<CodeVerifier> {
+        validate::server_and_client(server_id, client_id)?;
+        self.engine()
+            .read(|tx| ops::pending_verifier(tx, server_id, client_id))
+    }
+
+    /// Deletes exactly the flows of `server_id` (and of `client_id`, when given; `None` means
+    /// every client of that server) that `scope` names, by exact column match. Returns how many
+    /// rows were deleted. Other servers' and clients' rows are never touched.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`server_id`, `client_id`), storage errors.
+    pub fn invalidate(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+        scope: InvalidateScope,
+    ) -> Result<u64> {
+        validate::server_and_client(server_id, client_id)?;
+        // A bulk wipe: the engine scrubs once afterwards, in either scrub mode.
+        let n = self.engine().write(Wipe::Nothing, |tx| {
+            ops::invalidate(tx, server_id, client_id, scope)
+        })?;
+        if n > 0 {
+            self.engine().after_bulk_wipe()?;
+        }
+        Ok(n)
+    }
+
+    /// Deletes every row whose expiry has passed, whatever its status (unbound orphans,
+    /// pending, completed, failed, tombstones), in short write transactions of
+    /// [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size) rows so that live traffic
+    /// is never blocked for long. Safe while other processes use the file.
+    ///
+    /// # Errors
+    /// Storage errors; rows deleted by batches already committed stay deleted.
+    pub fn sweep(&self) -> Result<SweepReport> {
+        self.delete_in_batches(ops::sweep_batch)
+    }
+
+    /// Runs `batch` (one transaction body deleting up to its size of rows and returning their
+    /// statuses) in short write transactions on one held connection until a batch comes back
+    /// short, then lets the engine scrub once.
+    ///
+    /// Batch sizes adapt: each batch's time from the start of its transaction body to the end
+    /// of its commit (the write lock's hold) is measured, and the next batch halves when it
+    /// took longer than [`sweep_batch_time`](crate::StoreOptions::sweep_batch_time), doubles
+    /// (up to [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size)) when it took less
+    /// than half.
+    pub(crate) fn delete_in_batches(
+        &self,
+        batch: impl Fn(&mut dyn crate::backend::FlowTx, u32) -> Result<Outcome<Vec<Status>>> + Sync,
+    ) -> Result<SweepReport> {
+        let mut report = SweepReport::default();
+        let max = self.sweep_batch_size();
+        let target = self.sweep_batch_time();
+        let mut session = self.engine().session()?;
+        let mut run = || -> Result<()> {
+            let mut size = max.min(FIRST_SWEEP_BATCH);
+            loop {
+                let mut began = None;
+                let deleted = session.write(|tx| {
+                    began = Some(Instant::now());
+                    batch(tx, size)
+                })?;
+                let held = began.map_or(Duration::ZERO, |t| t.elapsed());
+                report.longest_batch = report.longest_batch.max(held);
+                report.batches += u64::from(!deleted.is_empty());
+                for status in &deleted {
+                    report.removed.add(*status, 1);
+                }
+                if deleted.len() < size as usize {
+                    return Ok(());
+                }
+                session.between_batches();
+                size = next_batch_size(size, held, target, max);
+                // Let waiting writers in between batches.
+                std::thread::yield_now();
+            }
+        };
+        let outcome = run();
+        let finished = session.finish();
+        outcome?;
+        finished?;
+        if report.removed.total() > 0 {
+            self.engine().after_bulk_wipe()?;
+        }
+        Ok(report)
+    }
+
+    /// The loopback listener's idle test: does a live flow still wait for its callback at one
+    /// of these redirect URIs?
+    ///
+    /// # Errors
+    /// Storage errors.
+    #[cfg_attr(not(feature = "listener"), allow(dead_code))]
+    pub(crate) fn waiting_at(&self, redirect_uris: &[&str; 2]) -> Result<bool> {
+        self.engine().read(|tx| ops::waiting_at(tx, redirect_uris))
+    }
+
+    /// Row counts by status, how many have expired, and the oldest and newest expiry.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub fn stats(&self) -> Result<Stats> {
+        let lines = self.engine().read(ops::stats)?;
+        let mut stats = Stats::default();
+        for line in lines {
+            stats.counts.add(line.status, line.count);
+            stats.oldest_expiry = [stats.oldest_expiry, line.min_expiry]
+                .into_iter()
+                .flatten()
+                .min();
+            stats.newest_expiry = [stats.newest_expiry, line.max_expiry]
+                .into_iter()
+                .flatten()
+                .max();
+            stats.expired += line.expired;
+        }
+        Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_halve_when_slow_double_when_fast_and_stay_in_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_batch_size(64, ms(11), ms(10), 500), 32);
+        assert_eq!(next_batch_size(1, ms(50), ms(10), 500), 1);
+        assert_eq!(next_batch_size(64, ms(4), ms(10), 500), 128);
+        assert_eq!(next_batch_size(400, ms(1), ms(10), 500), 500);
+        assert_eq!(next_batch_size(u32::MAX, ms(1), ms(10), u32::MAX), u32::MAX);
+        assert_eq!(next_batch_size(64, ms(7), ms(10), 500), 64);
+        assert_eq!(next_batch_size(64, ms(10), ms(10), 500), 64);
+    }
+}
