@@ -19,8 +19,8 @@ mod pg_floor;
 
 use std::time::Instant;
 
-use common::{temp_db, Floor};
-use oauth_state_store::Durability;
+use common::{store_native_flow, store_sdk_flow, temp_db, Floor};
+use oauth_state_store::{Durability, Store};
 use pg_floor::PgFloor;
 
 struct Args {
@@ -80,16 +80,19 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let a = args();
-    let (_cluster, url) = match std::env::var("OSS_BENCH_PG_URL") {
+    let (_cluster, url, store_url) = match std::env::var("OSS_BENCH_PG_URL") {
         Ok(admin) => {
-            let name = format!("oss_bench_{}", std::process::id());
             let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("connect");
-            c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-            let url = match admin.rsplit_once('/') {
-                Some((server, _)) => format!("{server}/{name}"),
-                None => panic!("OSS_BENCH_PG_URL must end in /DATABASE"),
+            let mut database = |suffix: &str| {
+                let name = format!("oss_bench_{}_{suffix}", std::process::id());
+                c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+                match admin.rsplit_once('/') {
+                    Some((server, _)) => format!("{server}/{name}"),
+                    None => panic!("OSS_BENCH_PG_URL must end in /DATABASE"),
+                }
             };
-            (None, url)
+            let (floor, store) = (database("floor"), database("store"));
+            (None, floor, store)
         }
         Err(_) => {
             let cluster = if a.durable {
@@ -97,10 +100,12 @@ fn main() {
             } else {
                 pg_cluster::Cluster::start()
             };
-            let url = cluster.fresh_database("bench");
-            (Some(cluster), url)
+            let url = cluster.fresh_database("bench_floor");
+            let store_url = cluster.fresh_database("bench_store");
+            (Some(cluster), url, store_url)
         }
     };
+    let store = Store::open(&store_url).expect("open the store on PostgreSQL");
     PgFloor::create_schema(&url);
     let mut pg_native = PgFloor::open(&url);
     let mut pg_sdk = PgFloor::open(&url);
@@ -114,7 +119,15 @@ fn main() {
             "PostgreSQL floor native",
             Box::new(|| drop(pg_native.native_flow())),
         ),
+        (
+            "PostgreSQL store native",
+            Box::new(|| drop(store_native_flow(&store))),
+        ),
         ("PostgreSQL floor SDK", Box::new(|| drop(pg_sdk.sdk_flow()))),
+        (
+            "PostgreSQL store SDK",
+            Box::new(|| drop(store_sdk_flow(&store))),
+        ),
         (
             "SQLite floor native (Normal)",
             Box::new(|| drop(lite_native.native_flow())),
@@ -125,6 +138,17 @@ fn main() {
         ),
     ];
     let rounds = interleaved(&mut variants, a.rounds, a.block);
+    // Each store variant follows its floor: the ratio is taken within each round.
+    let ratio = |store: usize, floor: usize| {
+        median(
+            rounds[store]
+                .iter()
+                .zip(&rounds[floor])
+                .map(|(s, f)| s / f)
+                .collect(),
+        )
+    };
+    let ratios = [None, Some(ratio(1, 0)), None, Some(ratio(3, 2)), None, None];
     println!(
         "\nPer-flow cost, {} rounds of {} flows a variant, interleaved; PostgreSQL {}\n",
         a.rounds,
@@ -135,13 +159,17 @@ fn main() {
             "with the tests' fsync=off"
         }
     );
-    println!("| variant | wall µs/flow (median round) | min round | max round |");
-    println!("|---|---:|---:|---:|");
-    for ((name, _), r) in variants.iter().zip(rounds) {
+    println!("| variant | wall µs/flow (median round) | min round | max round | vs floor (median of rounds) |");
+    println!("|---|---:|---:|---:|---:|");
+    for (((name, _), r), ratio) in variants.iter().zip(rounds.clone()).zip(ratios) {
         let (min, max) = (
             r.iter().copied().fold(f64::INFINITY, f64::min),
             r.iter().copied().fold(0.0, f64::max),
         );
-        println!("| {name} | {:.1} | {min:.1} | {max:.1} |", median(r));
+        let ratio = ratio.map_or_else(|| "".to_owned(), |x| format!("{x:.3}x"));
+        println!(
+            "| {name} | {:.1} | {min:.1} | {max:.1} | {ratio} |",
+            median(r)
+        );
     }
 }

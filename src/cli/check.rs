@@ -3,10 +3,10 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use oauth_state_store::{check_file, CheckReport};
+use oauth_state_store::{check_file, CheckReport, StoreOptions};
 use serde::Serialize;
 
-use super::{emit, emit_json, refuse_missing, CliResult};
+use super::{emit, emit_json, is_database_url, refuse_missing, CliResult};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -23,6 +23,9 @@ struct Report {
 }
 
 pub fn run(path: &Path, args: Args) -> CliResult {
+    if is_database_url(path) {
+        return run_on_url(path, args);
+    }
     refuse_missing(path)?;
     let check = check_file(path)?;
     let ok = check.is_ok();
@@ -30,6 +33,38 @@ pub fn run(path: &Path, args: Args) -> CliResult {
         emit_json(&Report { ok, check })?;
     } else {
         emit(&human(&check))?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// On PostgreSQL: connectivity and the schema version, read without migrating anything.
+fn run_on_url(path: &Path, args: Args) -> CliResult {
+    let store = StoreOptions::default().read_only(true).open(path)?;
+    let info = store.file_info()?;
+    let ok = info.schema_version == info.supported_schema_version;
+    if args.json {
+        emit_json(&serde_json::json!({
+            "ok": ok,
+            "engine": "postgresql",
+            "schema_version": info.schema_version,
+            "supported_schema_version": info.supported_schema_version,
+            "store_id": info.store_id,
+        }))?;
+    } else if ok {
+        emit(&format!(
+            "ok: the PostgreSQL database: connected, schema version {}\n",
+            info.schema_version
+        ))?;
+    } else {
+        emit(&format!(
+            "problem (schema): the PostgreSQL database has schema version {} and this program \
+             writes {}; to fix: run `oauth-state-store migrate`\n",
+            info.schema_version, info.supported_schema_version
+        ))?;
     }
     Ok(if ok {
         ExitCode::SUCCESS

@@ -7,13 +7,16 @@ use std::process::ExitCode;
 
 use oauth_state_store::{Error, Store};
 
-use super::{emit, CliResult};
+use super::{emit, is_database_url, shown, CliResult};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 pub fn run(path: &Path, _args: Args) -> CliResult {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let dir = path
+        .parent()
+        .filter(|d| !is_database_url(path) && !d.as_os_str().is_empty());
+    if let Some(dir) = dir {
         if !dir.exists() {
             DirBuilder::new()
                 .recursive(true)
@@ -30,19 +33,19 @@ pub fn run(path: &Path, _args: Args) -> CliResult {
     let text = if m.from == m.to {
         format!(
             "{}: schema version {} is current, nothing to do\n",
-            path.display(),
+            shown(path),
             m.to
         )
     } else if m.from == 0 {
         format!(
             "{}: created the store at schema version {}\n",
-            path.display(),
+            shown(path),
             m.to
         )
     } else {
         format!(
             "{}: migrated from schema version {} to {}\n",
-            path.display(),
+            shown(path),
             m.from,
             m.to
         )
