@@ -239,6 +239,33 @@ pub enum Error {
     #[error("the database failed")]
     Storage(#[source] StorageError),
 
+    /// The database server could not be reached or the connection to it was lost before the
+    /// operation committed: nothing was changed. Distinct from [`Error::Busy`]: retry once the
+    /// server is back.
+    #[error(
+        "the database server is unavailable (unreachable, restarting, or the connection was \
+         lost); nothing was changed, retry when it is back"
+    )]
+    Unavailable {
+        /// The driver's own error.
+        #[source]
+        source: StorageError,
+    },
+
+    /// The connection was lost while the transaction was committing: the change may or may not
+    /// have been made. Retrying a consume is safe: it yields the flow or
+    /// [`Error::AlreadyConsumed`], never a second success.
+    #[error(
+        "the connection to the database was lost while committing, so whether the change was \
+         made is unknown; retry the operation (a retried consume reports AlreadyConsumed if the \
+         first one went through)"
+    )]
+    CommitOutcomeUnknown {
+        /// The driver's own error.
+        #[source]
+        source: StorageError,
+    },
+
     /// The connection pool could not hand out a connection in time.
     #[error("no database connection became available in time")]
     Pool(#[source] StorageError),

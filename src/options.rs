@@ -54,6 +54,9 @@ pub struct StoreOptions {
     pub(crate) pool_size: u32,
     pub(crate) durability: Durability,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Whether [`clock`](Self::clock) was called: PostgreSQL then uses it instead of the
+    /// server's clock.
+    pub(crate) clock_injected: bool,
     pub(crate) file_checks: FileChecks,
     pub(crate) create_if_missing: bool,
     pub(crate) sweep_batch_size: u32,
@@ -71,6 +74,7 @@ impl Default for StoreOptions {
             pool_size: 4,
             durability: Durability::Normal,
             clock: Arc::new(SystemClock),
+            clock_injected: false,
             file_checks: FileChecks::Enforce,
             create_if_missing: true,
             sweep_batch_size: 500,
@@ -107,6 +111,7 @@ impl StoreOptions {
     /// The time source (a [`ManualClock`](crate::ManualClock) in tests).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self.clock_injected = true;
         self
     }
     /// How strictly the file and its directory are checked.

@@ -31,6 +31,8 @@
 //!    Then the conformance suite (`tests/conformance/`) gets a factory for it and must pass
 //!    unchanged.
 
+#[cfg(feature = "postgres")]
+pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
 use std::fmt;
@@ -40,6 +42,13 @@ use crate::admin::{CompactReport, FileInfo};
 use crate::backend::sqlite::migrate::MigrationReport;
 use crate::error::{Error, Result};
 use crate::flow::{FlowInfo, Status};
+
+/// Whether `s` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a
+/// file: [`Store::open`](crate::Store::open) picks the engine by it.
+pub(crate) fn is_postgres_url(s: &str) -> bool {
+    let lower = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
 
 /// A flows row as an operation reads it inside its transaction. Its `Debug` leaves the
 /// secrets out (see [`redacted`]).
@@ -376,24 +385,34 @@ pub(crate) enum Wipe {
 pub(crate) enum Engine {
     /// The embedded default: one SQLite file (or a private in-memory database).
     Sqlite(sqlite::Sqlite),
+    /// A PostgreSQL database named by a URL (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    Postgres(self::postgres::Postgres),
 }
 
 impl Engine {
     /// Runs `body` in one write transaction; see [`Outcome`].
-    pub(crate) fn write<T>(
+    pub(crate) fn write<T: Send>(
         &self,
         wipe: Wipe,
-        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>>,
+        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>> + Send,
     ) -> Result<T> {
         match self {
             Engine::Sqlite(e) => e.write(wipe, body),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.write(body),
         }
     }
 
     /// Runs `body` in one read transaction (a consistent snapshot).
-    pub(crate) fn read<T>(&self, body: impl FnOnce(&mut dyn FlowTx) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T: Send>(
+        &self,
+        body: impl FnOnce(&mut dyn FlowTx) -> Result<T> + Send,
+    ) -> Result<T> {
         match self {
             Engine::Sqlite(e) => e.read(body),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.read(body),
         }
     }
 
@@ -401,6 +420,8 @@ impl Engine {
     pub(crate) fn session(&self) -> Result<Session<'_>> {
         match self {
             Engine::Sqlite(e) => Ok(Session::Sqlite(e.session()?)),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => Ok(Session::Postgres(e.session()?)),
         }
     }
 
@@ -409,6 +430,9 @@ impl Engine {
     pub(crate) fn after_bulk_wipe(&self) -> Result<()> {
         match self {
             Engine::Sqlite(e) => e.scrub_wal(),
+            // Dead row versions wait for (auto)vacuum; `sweep --vacuum` runs one.
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(_) => Ok(()),
         }
     }
 
@@ -416,6 +440,8 @@ impl Engine {
     pub(crate) fn store_id(&self) -> &str {
         match self {
             Engine::Sqlite(e) => e.store_id(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.store_id(),
         }
     }
 
@@ -423,6 +449,8 @@ impl Engine {
     pub(crate) fn path(&self) -> Option<&Path> {
         match self {
             Engine::Sqlite(e) => e.path(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(_) => None,
         }
     }
 
@@ -430,6 +458,8 @@ impl Engine {
     pub(crate) fn migration(&self) -> MigrationReport {
         match self {
             Engine::Sqlite(e) => e.migration(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.migration(),
         }
     }
 
@@ -437,6 +467,8 @@ impl Engine {
     pub(crate) fn file_info(&self) -> Result<FileInfo> {
         match self {
             Engine::Sqlite(e) => e.file_info(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.file_info(),
         }
     }
 
@@ -444,6 +476,8 @@ impl Engine {
     pub(crate) fn compact(&self) -> Result<CompactReport> {
         match self {
             Engine::Sqlite(e) => e.compact(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.compact(),
         }
     }
 }
@@ -453,16 +487,21 @@ pub(crate) enum Session<'e> {
     /// SQLite: the automatic checkpoint is off for the session, a passive one runs between
     /// batches.
     Sqlite(sqlite::Session<'e>),
+    /// PostgreSQL: a held connection; batches skip rows that live operations hold.
+    #[cfg(feature = "postgres")]
+    Postgres(self::postgres::Session<'e>),
 }
 
 impl Session<'_> {
     /// Runs `body` in one write transaction on the held connection; see [`Outcome`].
-    pub(crate) fn write<T>(
+    pub(crate) fn write<T: Send>(
         &mut self,
-        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>>,
+        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>> + Send,
     ) -> Result<T> {
         match self {
             Session::Sqlite(s) => s.write(body),
+            #[cfg(feature = "postgres")]
+            Session::Postgres(s) => s.write(body),
         }
     }
 
@@ -470,6 +509,8 @@ impl Session<'_> {
     pub(crate) fn between_batches(&mut self) {
         match self {
             Session::Sqlite(s) => s.between_batches(),
+            #[cfg(feature = "postgres")]
+            Session::Postgres(_) => {}
         }
     }
 
@@ -477,6 +518,8 @@ impl Session<'_> {
     pub(crate) fn finish(self) -> Result<()> {
         match self {
             Session::Sqlite(s) => s.finish(),
+            #[cfg(feature = "postgres")]
+            Session::Postgres(_) => Ok(()),
         }
     }
 }

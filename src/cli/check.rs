@@ -7,7 +7,7 @@ use oauth_state_store::{check_file_with_timeout, CheckReport, Problem};
 use serde::Serialize;
 
 use super::output::{emit, emit_json};
-use super::{refuse_missing, CliResult, Context};
+use super::{is_database_url, refuse_missing, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -20,6 +20,9 @@ struct Report {
 }
 
 pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
+    if is_database_url(path) {
+        return run_on_url(path, ctx);
+    }
     refuse_missing(path)?;
     let check = check_file_with_timeout(path, ctx.busy_timeout)?;
     let ok = check.is_ok();
@@ -27,6 +30,38 @@ pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
         emit_json(&Report { ok, check })?;
     } else {
         emit(&human(&check))?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// On PostgreSQL: connectivity and the schema version, read without migrating anything.
+fn run_on_url(path: &Path, ctx: &Context) -> CliResult {
+    let store = ctx.options().read_only(true).open(path)?;
+    let info = store.file_info()?;
+    let ok = info.schema_version == info.supported_schema_version;
+    if ctx.json {
+        emit_json(&serde_json::json!({
+            "ok": ok,
+            "engine": "postgresql",
+            "schema_version": info.schema_version,
+            "supported_schema_version": info.supported_schema_version,
+            "store_id": info.store_id,
+        }))?;
+    } else if ok {
+        emit(&format!(
+            "ok: the PostgreSQL database: connected, schema version {}\n",
+            info.schema_version
+        ))?;
+    } else {
+        emit(&format!(
+            "problem (schema): the PostgreSQL database has schema version {} and this program \
+             writes {}; to fix: run `oauth-state-store migrate`\n",
+            info.schema_version, info.supported_schema_version
+        ))?;
     }
     Ok(if ok {
         ExitCode::SUCCESS

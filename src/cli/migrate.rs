@@ -10,15 +10,16 @@ use oauth_state_store::{check_file_with_timeout, Error, ProblemKind};
 use serde::Serialize;
 
 use super::output::{emit, emit_json, Failure};
-use super::{CliResult, Context};
+use super::{is_database_url, shown, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
 
 /// The JSON document.
 #[derive(Serialize)]
-struct Report<'a> {
-    path: &'a Path,
+struct Report {
+    /// The file's path; a database URL is never shown (it may hold a password).
+    path: String,
     /// The schema version before (0: the store was created).
     from: i64,
     /// The schema version now.
@@ -28,7 +29,9 @@ struct Report<'a> {
 }
 
 pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
-    if path.exists() {
+    if is_database_url(path) {
+        // A server database: no file to check for damage, no directory to create.
+    } else if path.exists() {
         refuse_damaged(path, ctx)?;
     } else {
         create_dir(path)?;
@@ -36,7 +39,7 @@ pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
     let store = ctx.options().open(path)?;
     let m = store.migration();
     let report = Report {
-        path,
+        path: shown(path),
         from: m.from,
         to: m.to,
         created: m.from == 0 && m.to > 0,
@@ -89,8 +92,8 @@ fn create_dir(path: &Path) -> CliResult<()> {
     Ok(())
 }
 
-fn human(r: &Report<'_>) -> String {
-    let path = r.path.display();
+fn human(r: &Report) -> String {
+    let path = &r.path;
     if !r.migrated {
         format!(
             "{path}: schema version {} is current, nothing to do\n",

@@ -183,8 +183,28 @@ fn open_existing(path: &Path, options: StoreOptions) -> CliResult<Store> {
     Ok(options.create_if_missing(false).open(path)?)
 }
 
-/// A missing file, or a missing directory, is [`Error::DatabaseMissing`].
+/// Whether `--db` names a PostgreSQL database (`postgres://` / `postgresql://`), not a file.
+fn is_database_url(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| {
+        let lower = p.get(..13).unwrap_or(p).to_ascii_lowercase();
+        lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+    })
+}
+
+/// How messages name the database: the path of a file; a URL never (it may hold a password).
+fn shown(path: &Path) -> String {
+    if is_database_url(path) {
+        "the PostgreSQL database".to_owned()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// A missing file, or a missing directory, is [`Error::DatabaseMissing`] (a URL has neither).
 fn refuse_missing(path: &Path) -> Result<(), Error> {
+    if is_database_url(path) {
+        return Ok(());
+    }
     match path.parent().filter(|d| !d.as_os_str().is_empty()) {
         Some(dir) if !dir.exists() => Err(Error::DatabaseMissing {
             path: path.to_path_buf(),

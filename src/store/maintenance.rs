@@ -90,7 +90,7 @@ impl Store {
     /// than half.
     pub(crate) fn delete_in_batches(
         &self,
-        batch: impl Fn(&mut dyn crate::backend::FlowTx, u32) -> Result<Outcome<Vec<Status>>>,
+        batch: impl Fn(&mut dyn crate::backend::FlowTx, u32) -> Result<Outcome<Vec<Status>>> + Sync,
     ) -> Result<SweepReport> {
         let mut report = SweepReport::default();
         let max = self.sweep_batch_size();

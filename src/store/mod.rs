@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backend::sqlite::migrate::MigrationReport;
-use crate::backend::{sqlite, Engine};
+use crate::backend::{is_postgres_url, sqlite, Engine};
 use crate::error::{Error, Result};
 use crate::options::StoreOptions;
 
@@ -113,6 +113,21 @@ impl Store {
     }
 
     pub(crate) fn open_with(path: &Path, opts: StoreOptions) -> Result<Store> {
+        if let Some(url) = path.to_str().filter(|p| is_postgres_url(p)) {
+            #[cfg(feature = "postgres")]
+            {
+                let engine = Engine::Postgres(crate::backend::postgres::open(url, &opts)?);
+                return Ok(Self::with_engine(engine, opts));
+            }
+            #[cfg(not(feature = "postgres"))]
+            {
+                let _ = url;
+                return Err(Error::invalid(
+                    "database",
+                    "is a PostgreSQL URL, but this build has no `postgres` feature",
+                ));
+            }
+        }
         let engine = Engine::Sqlite(sqlite::open_file(path, &opts)?);
         Ok(Self::with_engine(engine, opts))
     }

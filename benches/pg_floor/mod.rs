@@ -1,0 +1,213 @@
+//! The PostgreSQL floor: the raw `postgres` crate doing what the store's PostgreSQL engine
+//! does for a flow, on one connection with prepared statements, and nothing else.
+//!
+//! Same statements, same transactions (begin: insert. consume: the row read `FOR UPDATE`, a
+//! guarded update whose affected-row count is checked. SDK: insert; read by challenge + bind;
+//! consume), the same random generation and SHA-256 + base64 work, and the times from the
+//! database server's clock in the statements themselves; but none of the library's validation,
+//! URL parsing, rules, pool or error mapping.
+#![allow(dead_code)]
+
+use postgres::{Client, NoTls, Statement};
+
+use crate::common::{challenge_of, random_token, state_key, CLIENT, REDIRECT, SERVER, TTL_MS};
+
+/// The schema the floor writes into: the one the migrations produce.
+pub const SCHEMA: &str = include_str!("../../schema_postgres.sql");
+
+/// The server's clock in Unix ms, unless a clock is injected (`$n` not NULL).
+macro_rules! now_ms {
+    ($n:literal) => {
+        concat!(
+            "coalesce($",
+            $n,
+            "::bigint, floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint)"
+        )
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, client_id, \
+     redirect_uri, issuer, resource, scope, status, created_at, expires_at, require_issuer, \
+     client_created_at) \
+     SELECT $1::bytea, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, \
+     $9::text, $10::text, clock.ms, clock.ms + $12::bigint, $13::boolean, $14::bigint \
+     FROM (SELECT ",
+    now_ms!("11"),
+    " AS ms) AS clock"
+);
+const SELECT_BY_STATE: &str = concat!(
+    "SELECT id, status, expires_at, server_id, client_id, redirect_uri, issuer, resource, \
+     scope, created_at, code_verifier, auth_code, error, error_description, state_key, \
+     require_issuer, client_created_at, ",
+    now_ms!("2"),
+    " FROM flows WHERE state_key = $1 FOR UPDATE"
+);
+const SELECT_BY_CHALLENGE: &str = concat!(
+    "SELECT id, status, expires_at, server_id, client_id, redirect_uri, issuer, resource, \
+     scope, created_at, code_verifier, auth_code, error, error_description, state_key, \
+     require_issuer, client_created_at, ",
+    now_ms!("2"),
+    " FROM flows WHERE code_challenge = $1 FOR UPDATE"
+);
+const BIND: &str = "UPDATE flows SET state_key = $2, status = 'pending', \
+     redirect_uri = coalesce($3, redirect_uri), resource = coalesce($4, resource), \
+     scope = coalesce($5, scope) WHERE id = $1 AND status = 'unbound'";
+const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
+     auth_code = NULL, consumed_at = $2, error = coalesce($3, error) \
+     WHERE id = $1 AND status IN ('pending', 'completed')";
+
+/// What a lookup hands back to the caller's checks.
+struct RawRow {
+    id: i64,
+    status: String,
+    expires_at: i64,
+    verifier: Option<String>,
+    now: i64,
+}
+
+/// One connection with the floor's statements prepared.
+pub struct PgFloor {
+    client: Client,
+    insert: Statement,
+    by_state: Statement,
+    by_challenge: Statement,
+    bind: Statement,
+    consume: Statement,
+}
+
+impl PgFloor {
+    /// Connects to `url` (no TLS: loopback) and prepares the statements; the schema must exist.
+    pub fn open(url: &str) -> PgFloor {
+        let mut client = Client::connect(url, NoTls).expect("connect the floor");
+        let insert = client.prepare(INSERT).unwrap();
+        let by_state = client.prepare(SELECT_BY_STATE).unwrap();
+        let by_challenge = client.prepare(SELECT_BY_CHALLENGE).unwrap();
+        let bind = client.prepare(BIND).unwrap();
+        let consume = client.prepare(CONSUME).unwrap();
+        PgFloor {
+            client,
+            insert,
+            by_state,
+            by_challenge,
+            bind,
+            consume,
+        }
+    }
+
+    /// Creates the schema in the (empty) database at `url`.
+    pub fn create_schema(url: &str) {
+        let mut c = Client::connect(url, NoTls).expect("connect");
+        c.batch_execute(SCHEMA).expect("schema_postgres.sql");
+    }
+
+    fn row(r: &postgres::Row) -> RawRow {
+        RawRow {
+            id: r.get(0),
+            status: r.get(1),
+            expires_at: r.get(2),
+            verifier: r.get(10),
+            now: r.get(17),
+        }
+    }
+
+    fn insert(&mut self, key: Option<&[u8]>, challenge: &str, verifier: &str, status: &str) {
+        let redirect = key.map(|_| REDIRECT);
+        let mut tx = self.client.transaction().unwrap();
+        let n = tx
+            .execute(
+                &self.insert,
+                &[
+                    &key,
+                    &challenge,
+                    &verifier,
+                    &SERVER,
+                    &CLIENT,
+                    &redirect,
+                    &None::<&str>,
+                    &None::<&str>,
+                    &None::<&str>,
+                    &status,
+                    &None::<i64>,
+                    &TTL_MS,
+                    &false,
+                    &None::<i64>,
+                ],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        tx.commit().unwrap();
+    }
+
+    /// `begin`: fresh state and verifier, one insert transaction; returns the state.
+    pub fn begin(&mut self) -> String {
+        let state = random_token();
+        let verifier = random_token();
+        let challenge = challenge_of(&verifier);
+        self.insert(Some(&state_key(&state)), &challenge, &verifier, "pending");
+        state
+    }
+
+    /// `save_code_verifier`: one insert transaction of an unbound row.
+    pub fn save(&mut self, verifier: &str) -> String {
+        let challenge = challenge_of(verifier);
+        self.insert(None, &challenge, verifier, "unbound");
+        challenge
+    }
+
+    /// `promote`: the row read by challenge `FOR UPDATE`, the state bound, one transaction.
+    pub fn promote(&mut self, state: &str, challenge: &str) {
+        let key = state_key(state);
+        let mut tx = self.client.transaction().unwrap();
+        let row = tx
+            .query_opt(&self.by_challenge, &[&challenge, &None::<i64>])
+            .unwrap()
+            .map(|r| Self::row(&r))
+            .unwrap();
+        assert!(row.status == "unbound" && row.expires_at > row.now);
+        let n = tx
+            .execute(
+                &self.bind,
+                &[&row.id, &&key[..], &REDIRECT, &None::<&str>, &None::<&str>],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        tx.commit().unwrap();
+    }
+
+    /// `consume`: the row read by state key `FOR UPDATE`, wiped and tombstoned, one transaction.
+    pub fn consume(&mut self, state: &str) -> String {
+        let key = state_key(state);
+        let mut tx = self.client.transaction().unwrap();
+        let row = tx
+            .query_opt(&self.by_state, &[&&key[..], &None::<i64>])
+            .unwrap()
+            .map(|r| Self::row(&r))
+            .unwrap();
+        assert!(row.status == "pending" && row.expires_at > row.now);
+        let n = tx
+            .execute(&self.consume, &[&row.id, &row.now, &None::<&str>])
+            .unwrap();
+        assert_eq!(n, 1);
+        tx.commit().unwrap();
+        row.verifier.unwrap()
+    }
+
+    /// The native path: `begin` + `consume`.
+    pub fn native_flow(&mut self) -> String {
+        let state = self.begin();
+        self.consume(&state)
+    }
+
+    /// The SDK path: `save` + `promote` + `consume`.
+    pub fn sdk_flow(&mut self) -> String {
+        let verifier = random_token();
+        let state = random_token();
+        let challenge = self.save(&verifier);
+        // The caller builds the URL on both paths; only the store parses it.
+        let url = crate::common::authorization_url(&state, &challenge);
+        self.promote(&state, &challenge);
+        drop(url);
+        self.consume(&state)
+    }
+}

@@ -1,0 +1,58 @@
+-- Pending OAuth authorization-code + PKCE flows on PostgreSQL, one row a flow: the data model
+-- of the SQLite file (migrations/, schema.sql) in PostgreSQL's types. Applied inside the
+-- migrator's transaction, under its advisory lock; no BEGIN or COMMIT here.
+
+-- What the store says about itself: `store_id` (random, made once).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- Every flow row is updated once or twice and then deleted, and a consumed verifier lingers
+-- in the dead row version until VACUUM reclaims it: autovacuum visits this table after a few
+-- hundred dead rows instead of after a fifth of the table.
+CREATE TABLE flows (
+    id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    -- SHA-256 of the state; NULL while the row is unbound. The raw state never reaches the disk.
+    state_key         BYTEA CHECK (state_key IS NULL OR octet_length(state_key) = 32),
+    -- S256(code_verifier), base64url.
+    code_challenge    TEXT NOT NULL CHECK (length(code_challenge) = 43),
+    -- NULL once the flow is consumed or failed.
+    code_verifier     TEXT,
+    server_id         TEXT NOT NULL,
+    client_id         TEXT,
+    redirect_uri      TEXT,
+    issuer            TEXT,
+    resource          TEXT,
+    scope             TEXT,
+    status            TEXT NOT NULL
+                      CHECK (status IN ('unbound', 'pending', 'completed', 'failed', 'consumed')),
+    -- Unix milliseconds, from the database server's clock (one clock for all hosts).
+    created_at        BIGINT NOT NULL,
+    expires_at        BIGINT NOT NULL,
+    consumed_at       BIGINT,
+    -- The callback's result: the code (wiped on consume) or the error.
+    auth_code         TEXT,
+    error             TEXT,
+    error_description TEXT,
+    -- The callback must carry `iss` (RFC 9207) and it must equal `issuer`.
+    require_issuer    BOOLEAN NOT NULL DEFAULT false,
+    -- The creation time as the client recorded it, in its own unit (rmcp: Unix seconds): kept
+    -- and handed back, never used for expiry.
+    client_created_at BIGINT CHECK (client_created_at IS NULL OR client_created_at >= 0),
+    CHECK ((status = 'unbound') = (state_key IS NULL)),
+    CHECK ((code_verifier IS NULL) = (status IN ('failed', 'consumed'))),
+    -- The challenge's uniqueness is checked first: a begin that repeats both a challenge and a
+    -- state is a DuplicateChallenge, as on SQLite.
+    CONSTRAINT flows_code_challenge_key UNIQUE (code_challenge),
+    CONSTRAINT flows_state_key_key UNIQUE (state_key)
+) WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 200);
+
+-- The sweep: expired rows in expiry order, in batches.
+CREATE INDEX flows_by_expiry ON flows (expires_at);
+
+-- pending_verifier, invalidate, list and stats by server and client.
+CREATE INDEX flows_by_server ON flows (server_id, client_id, status);
+
+-- sweep --older-than: finished rows by the time they ended (the statement's own expression).
+CREATE INDEX flows_by_end ON flows (status, coalesce(consumed_at, created_at));

@@ -1,0 +1,199 @@
+//! Connecting: which strings are PostgreSQL URLs, the settings the store adds to them, and the
+//! TLS connector.
+//!
+//! TLS follows the URL's `sslmode`: `disable` never uses it, `prefer` (the default) uses it when
+//! the server offers it, `require` refuses a server without it. When TLS is used, the
+//! connector (native-tls, the system's OpenSSL on Linux) verifies the server's certificate
+//! against the system's roots and its host name, which is stricter than libpq's `require`.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::Config;
+use postgres_native_tls::MakeTlsConnector;
+
+/// How long opening a connection may take when the URL does not say (`connect_timeout`).
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `application_name` the server shows for the store's connections unless the URL names one.
+pub(crate) const APPLICATION_NAME: &str = "oauth-state-store";
+
+pub(crate) use crate::backend::is_postgres_url as is_url;
+
+/// Why a URL was refused. Never carries the URL, which may hold a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UrlError {
+    /// Not a `postgres://` or `postgresql://` URL.
+    NotAUrl,
+    /// The driver could not read it (an unknown option, a bad port, ...).
+    Unreadable,
+    /// It names no host to connect to.
+    NoHost,
+}
+
+impl UrlError {
+    /// What is wrong, for an `InvalidInput` reason.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            UrlError::NotAUrl => "must start with postgres:// or postgresql://",
+            UrlError::Unreadable => {
+                "is not a valid PostgreSQL URL (check the host, port and query options)"
+            }
+            UrlError::NoHost => "names no host",
+        }
+    }
+}
+
+/// Reads `url` into the driver's settings, adding a connect timeout and an application name
+/// where the URL has none.
+///
+/// # Errors
+///
+/// A [`UrlError`] saying what is wrong; the URL itself is never part of it.
+pub(crate) fn config(url: &str) -> Result<Config, UrlError> {
+    if !is_url(url) {
+        return Err(UrlError::NotAUrl);
+    }
+    let mut config = Config::from_str(url).map_err(|_| UrlError::Unreadable)?;
+    if config.get_hosts().is_empty() {
+        return Err(UrlError::NoHost);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name(APPLICATION_NAME);
+    }
+    Ok(config)
+}
+
+/// The TLS connector every connection is made with (used or not as `sslmode` says).
+///
+/// # Errors
+///
+/// The TLS library's error if it cannot load its settings or the system's roots.
+pub(crate) fn tls() -> Result<MakeTlsConnector, native_tls::Error> {
+    Ok(MakeTlsConnector::new(native_tls::TlsConnector::new()?))
+}
+
+/// Opens one connection with `config` and the TLS connector (the engine's pool connects
+/// through r2d2; this is for the tests that need one plain connection).
+///
+/// # Errors
+///
+/// The driver's error when the server cannot be reached, refuses the login or the TLS
+/// handshake fails.
+#[cfg(test)]
+pub(crate) fn connect(config: &Config) -> Result<postgres::Client, ConnectError> {
+    let tls = tls().map_err(ConnectError::Tls)?;
+    config.connect(tls).map_err(ConnectError::Postgres)
+}
+
+/// Why a connection could not be opened.
+#[cfg(test)]
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    /// The TLS connector could not be built.
+    #[error("the TLS connector could not be set up")]
+    Tls(#[source] native_tls::Error),
+    /// The server could not be reached or refused.
+    #[error("could not connect to PostgreSQL")]
+    Postgres(#[source] postgres::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_told_from_paths() {
+        for url in [
+            "postgres://h/db",
+            "postgresql://u@h:5432/db?sslmode=require",
+            "POSTGRESQL://h/db",
+        ] {
+            assert!(is_url(url), "{url}");
+        }
+        for path in [
+            "flows.db",
+            "/var/lib/postgres/flows.db",
+            "postgres:",
+            "",
+            "post",
+        ] {
+            assert!(!is_url(path), "{path}");
+        }
+    }
+
+    #[test]
+    fn the_store_adds_a_timeout_and_its_name_unless_the_url_says() {
+        let c = config("postgresql://u@127.0.0.1:5432/db").unwrap();
+        assert_eq!(c.get_connect_timeout(), Some(&DEFAULT_CONNECT_TIMEOUT));
+        assert_eq!(c.get_application_name(), Some(APPLICATION_NAME));
+        let c = config("postgres://u@h/db?connect_timeout=3&application_name=app").unwrap();
+        assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert_eq!(c.get_application_name(), Some("app"));
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_echoing_it() {
+        assert_eq!(config("flows.db").unwrap_err(), UrlError::NotAUrl);
+        assert_eq!(
+            config("postgres://u:hunter2@h:notaport/db").unwrap_err(),
+            UrlError::Unreadable
+        );
+        assert_eq!(
+            config("postgres://u:hunter2@h/db?sslmode=sometimes").unwrap_err(),
+            UrlError::Unreadable
+        );
+        for e in [UrlError::NotAUrl, UrlError::Unreadable, UrlError::NoHost] {
+            assert!(!e.reason().contains("hunter2"));
+        }
+    }
+
+    #[test]
+    fn the_tls_connector_builds_here() {
+        tls().expect("native-tls connector");
+    }
+
+    #[test]
+    fn loopback_without_tls_connects_and_require_refuses_a_server_without_it() {
+        let Some(pg) = crate::backend::postgres::test_cluster::cluster("connect_sslmode") else {
+            return;
+        };
+        let url = pg.url("postgres");
+        let mut c = connect(&config(&url).unwrap()).expect("sslmode=disable on loopback");
+        let name: String = c
+            .query_one("SELECT current_setting('application_name')", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(name, APPLICATION_NAME);
+        let ssl: bool = c
+            .query_one(
+                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        assert!(!ssl);
+        // The test server has no certificate: `require` must refuse it, not fall back.
+        let secret = "pw-not-in-errors";
+        let required = format!(
+            "postgresql://postgres:{secret}@127.0.0.1:{}/postgres?sslmode=require",
+            pg.port()
+        );
+        let Err(e) = connect(&config(&required).unwrap()) else {
+            panic!("sslmode=require connected to a server without TLS");
+        };
+        assert!(matches!(e, ConnectError::Postgres(_)), "{e:?}");
+        let mut texts = vec![e.to_string(), format!("{e:?}")];
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            texts.push(s.to_string());
+            source = s.source();
+        }
+        for t in texts {
+            assert!(!t.contains(secret), "an error shows the password: {t}");
+        }
+    }
+}

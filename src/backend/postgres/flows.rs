@@ -1,0 +1,428 @@
+//! The PostgreSQL statements of the row interface, each beside the method that runs it.
+//!
+//! Every method runs on the connection inside the transaction [`super::Postgres`] opened.
+//! In a write transaction the row lookups read `FOR UPDATE`, so two consumes of one state
+//! queue on the row and the second reads it consumed; the sweep's batches take
+//! `FOR UPDATE SKIP LOCKED`, so they never wait on a row a live operation holds.
+
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{Client, Row};
+
+use super::error::{classify, unique_violation};
+use crate::backend::{
+    Binding, CallbackResult, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats, StoredVerifier,
+};
+use crate::error::{Error, Result};
+use crate::flow::Status;
+
+/// The columns [`flow_row`] reads, in order: the one column list of every row lookup.
+macro_rules! flow_columns {
+    () => {
+        "id, status, expires_at, created_at, server_id, client_id, redirect_uri, issuer, \
+         resource, scope, code_verifier, auth_code, error, error_description, state_key, \
+         code_challenge, require_issuer, client_created_at"
+    };
+}
+
+fn status_of(text: &str) -> Result<Status> {
+    Status::parse(text).ok_or(Error::Corrupt {
+        what: "a flow row has an unknown status",
+        source: None,
+    })
+}
+
+fn flow_row(r: &Row) -> Result<FlowRow> {
+    let key: Option<Vec<u8>> = r.get(14);
+    Ok(FlowRow {
+        id: r.get(0),
+        status: status_of(r.get(1))?,
+        expires_at: r.get(2),
+        created_at: r.get(3),
+        server_id: r.get(4),
+        client_id: r.get(5),
+        redirect_uri: r.get(6),
+        issuer: r.get(7),
+        resource: r.get(8),
+        scope: r.get(9),
+        verifier: r.get(10),
+        auth_code: r.get(11),
+        error: r.get(12),
+        error_description: r.get(13),
+        state_key: key,
+        code_challenge: r.get(15),
+        require_issuer: r.get(16),
+        client_created_at: r.get(17),
+    })
+}
+
+fn names(statuses: &[Status]) -> Vec<&'static str> {
+    statuses.iter().map(|s| s.as_str()).collect()
+}
+
+fn count(n: i64) -> u64 {
+    n.max(0) as u64
+}
+
+/// The rows of one PostgreSQL transaction.
+pub(crate) struct Rows<'c> {
+    client: &'c mut Client,
+    now: i64,
+    busy_timeout: Duration,
+    /// A write transaction: row lookups lock the row (`FOR UPDATE`).
+    write: bool,
+}
+
+impl<'c> Rows<'c> {
+    pub(crate) fn new(
+        client: &'c mut Client,
+        now: i64,
+        busy_timeout: Duration,
+        write: bool,
+    ) -> Self {
+        Rows {
+            client,
+            now,
+            busy_timeout,
+            write,
+        }
+    }
+
+    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        self.client
+            .query(sql, params)
+            .map_err(|e| classify(e, self.busy_timeout))
+    }
+
+    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.client
+            .execute(sql, params)
+            .map_err(|e| classify(e, self.busy_timeout))
+    }
+
+    fn find(
+        &mut self,
+        locking: &str,
+        plain: &str,
+        key: &(dyn ToSql + Sync),
+    ) -> Result<Option<FlowRow>> {
+        let sql = if self.write { locking } else { plain };
+        match self.query(sql, &[key])?.first() {
+            Some(r) => flow_row(r).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn statuses(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Status>> {
+        self.query(sql, params)?
+            .iter()
+            .map(|r| status_of(r.get(0)))
+            .collect()
+    }
+}
+
+pub(crate) const SELECT_BY_STATE: &str = concat!(
+    "SELECT ",
+    flow_columns!(),
+    " FROM flows WHERE state_key = $1"
+);
+pub(crate) const SELECT_BY_STATE_FOR_UPDATE: &str = concat!(
+    "SELECT ",
+    flow_columns!(),
+    " FROM flows WHERE state_key = $1 FOR UPDATE"
+);
+pub(crate) const SELECT_BY_CHALLENGE: &str = concat!(
+    "SELECT ",
+    flow_columns!(),
+    " FROM flows WHERE code_challenge = $1"
+);
+pub(crate) const SELECT_BY_CHALLENGE_FOR_UPDATE: &str = concat!(
+    "SELECT ",
+    flow_columns!(),
+    " FROM flows WHERE code_challenge = $1 FOR UPDATE"
+);
+
+pub(crate) const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challenge, \
+     code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
+     created_at, expires_at, require_issuer, client_created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+pub(crate) const BIND: &str = "UPDATE flows SET state_key = $2, status = 'pending', \
+     redirect_uri = coalesce($3, redirect_uri), resource = coalesce($4, resource), \
+     scope = coalesce($5, scope) WHERE id = $1 AND status = 'unbound'";
+
+pub(crate) const COMPLETE: &str =
+    "UPDATE flows SET status = 'completed', auth_code = $2 WHERE id = $1 AND status = 'pending'";
+
+pub(crate) const FAIL: &str =
+    "UPDATE flows SET status = 'failed', code_verifier = NULL, error = $2, \
+     error_description = $3 WHERE id = $1 AND status = 'pending'";
+
+pub(crate) const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
+     auth_code = NULL, consumed_at = $2, error = coalesce($3, error) \
+     WHERE id = $1 AND status = $4";
+
+pub(crate) const DELETE_BY_ID: &str = "DELETE FROM flows WHERE id = $1 AND status = $2";
+
+pub(crate) const SELECT_LIVE_VERIFIERS: &str = "SELECT code_verifier, code_challenge FROM flows \
+     WHERE server_id = $1 AND client_id IS NOT DISTINCT FROM $2 AND status = ANY($4) \
+     AND expires_at > $3 AND created_at <= $5 LIMIT $6";
+
+pub(crate) const COUNT_LIVE: &str = "SELECT count(*) FROM flows \
+     WHERE server_id = $1 AND client_id IS NOT DISTINCT FROM $2 AND status = ANY($4) \
+     AND expires_at > $3 AND created_at <= $5";
+
+pub(crate) const ANY_LIVE_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flows \
+     WHERE status = ANY($1) AND expires_at > $2 AND created_at <= $3 \
+     AND redirect_uri IN ($4, $5))";
+
+/// `$2` NULL means every client of the server.
+pub(crate) const DELETE_OF_SERVER: &str = "DELETE FROM flows WHERE server_id = $1 \
+     AND ($2::text IS NULL OR client_id = $2) AND status = ANY($3)";
+
+/// Rows a live operation holds are skipped, not waited for: the next batch takes them.
+pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flows WHERE id IN \
+     (SELECT id FROM flows WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 \
+      FOR UPDATE SKIP LOCKED) RETURNING status";
+
+/// Searches `flows_by_end`, whose second column is the same expression.
+pub(crate) const DELETE_ENDED_BATCH: &str = "DELETE FROM flows WHERE id IN (SELECT id FROM flows \
+     WHERE status = ANY($1) AND coalesce(consumed_at, created_at) <= $2 LIMIT $3 \
+     FOR UPDATE SKIP LOCKED) RETURNING status";
+
+/// `$2` NULL: expired rows only.
+pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM flows WHERE id IN \
+     (SELECT id FROM flows WHERE expires_at <= $1 \
+      UNION SELECT id FROM flows WHERE status = ANY($3) \
+      AND coalesce(consumed_at, created_at) <= $2) GROUP BY status";
+
+pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
+     count(*) FILTER (WHERE expires_at <= $1) FROM flows GROUP BY status";
+
+/// `$2` NULL: no limit.
+pub(crate) const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, status, \
+     created_at, expires_at FROM flows WHERE ($1::text IS NULL OR status = $1) \
+     AND ($3::text IS NULL OR server_id = $3) ORDER BY expires_at, id LIMIT $2";
+
+impl FlowTx for Rows<'_> {
+    fn now(&self) -> i64 {
+        self.now
+    }
+
+    fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>> {
+        self.find(SELECT_BY_STATE_FOR_UPDATE, SELECT_BY_STATE, &&key[..])
+    }
+
+    fn by_challenge(&mut self, challenge: &str) -> Result<Option<FlowRow>> {
+        self.find(
+            SELECT_BY_CHALLENGE_FOR_UPDATE,
+            SELECT_BY_CHALLENGE,
+            &challenge,
+        )
+    }
+
+    fn insert(&mut self, f: &NewFlow<'_>, created_at: i64, expires_at: i64) -> Result<()> {
+        self.client
+            .execute(
+                INSERT_FLOW,
+                &[
+                    &f.state_key.map(|k| &k[..]),
+                    &f.code_challenge,
+                    &f.verifier,
+                    &f.server_id,
+                    &f.client_id,
+                    &f.redirect_uri,
+                    &f.issuer,
+                    &f.resource,
+                    &f.scope,
+                    &f.status.as_str(),
+                    &created_at,
+                    &expires_at,
+                    &f.require_issuer,
+                    &f.client_created_at,
+                ],
+            )
+            .map_err(|e| unique_violation(e, self.busy_timeout))?;
+        Ok(())
+    }
+
+    fn bind(&mut self, id: i64, b: &Binding<'_>) -> Result<u64> {
+        self.client
+            .execute(
+                BIND,
+                &[
+                    &id,
+                    &&b.state_key[..],
+                    &b.redirect_uri,
+                    &b.resource,
+                    &b.scope,
+                ],
+            )
+            .map_err(|e| unique_violation(e, self.busy_timeout))
+    }
+
+    fn set_callback(&mut self, id: i64, result: &CallbackResult<'_>) -> Result<u64> {
+        match *result {
+            CallbackResult::Code(code) => self.execute(COMPLETE, &[&id, &code]),
+            CallbackResult::Error { error, description } => {
+                self.execute(FAIL, &[&id, &error, &description])
+            }
+        }
+    }
+
+    fn mark_consumed(&mut self, id: i64, was: Status, ended: Option<&str>) -> Result<u64> {
+        let now = self.now;
+        self.execute(CONSUME, &[&id, &now, &ended, &was.as_str()])
+    }
+
+    fn delete(&mut self, id: i64, was: Status) -> Result<u64> {
+        self.execute(DELETE_BY_ID, &[&id, &was.as_str()])
+    }
+
+    fn live_verifiers(
+        &mut self,
+        server_id: &str,
+        client_id: Option<&str>,
+        statuses: &[Status],
+        live: Live,
+        limit: u32,
+    ) -> Result<Vec<StoredVerifier>> {
+        let rows = self.query(
+            SELECT_LIVE_VERIFIERS,
+            &[
+                &server_id,
+                &client_id,
+                &live.expires_after,
+                &names(statuses),
+                &live.created_by,
+                &i64::from(limit),
+            ],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredVerifier {
+                verifier: r.get(0),
+                challenge: r.get(1),
+            })
+            .collect())
+    }
+
+    fn count_live(
+        &mut self,
+        server_id: &str,
+        client_id: Option<&str>,
+        statuses: &[Status],
+        live: Live,
+    ) -> Result<u64> {
+        let rows = self.query(
+            COUNT_LIVE,
+            &[
+                &server_id,
+                &client_id,
+                &live.expires_after,
+                &names(statuses),
+                &live.created_by,
+            ],
+        )?;
+        Ok(rows.first().map_or(0, |r| count(r.get(0))))
+    }
+
+    fn any_live_for_redirect(
+        &mut self,
+        statuses: &[Status],
+        live: Live,
+        redirect_uris: &[&str; 2],
+    ) -> Result<bool> {
+        let [u1, u2] = redirect_uris;
+        let rows = self.query(
+            ANY_LIVE_FOR_REDIRECT,
+            &[
+                &names(statuses),
+                &live.expires_after,
+                &live.created_by,
+                u1,
+                u2,
+            ],
+        )?;
+        Ok(rows.first().is_some_and(|r| r.get(0)))
+    }
+
+    fn delete_of_server(
+        &mut self,
+        server_id: &str,
+        client_id: Option<&str>,
+        statuses: &[Status],
+    ) -> Result<u64> {
+        self.execute(
+            DELETE_OF_SERVER,
+            &[&server_id, &client_id, &names(statuses)],
+        )
+    }
+
+    fn delete_expired_batch(&mut self, expired_by: i64, limit: u32) -> Result<Vec<Status>> {
+        self.statuses(DELETE_EXPIRED_BATCH, &[&expired_by, &i64::from(limit)])
+    }
+
+    fn delete_ended_batch(
+        &mut self,
+        statuses: &[Status],
+        ended_by: i64,
+        limit: u32,
+    ) -> Result<Vec<Status>> {
+        self.statuses(
+            DELETE_ENDED_BATCH,
+            &[&names(statuses), &ended_by, &i64::from(limit)],
+        )
+    }
+
+    fn count_removable(
+        &mut self,
+        expired_by: i64,
+        ended: Option<(&[Status], i64)>,
+    ) -> Result<Vec<(Status, u64)>> {
+        let (statuses, cut) = ended.map_or((&[][..], None), |(s, c)| (s, Some(c)));
+        self.query(COUNT_REMOVABLE, &[&expired_by, &cut, &names(statuses)])?
+            .iter()
+            .map(|r| Ok((status_of(r.get(0))?, count(r.get(1)))))
+            .collect()
+    }
+
+    fn stats(&mut self, expired_by: i64) -> Result<Vec<StatusStats>> {
+        self.query(STATS, &[&expired_by])?
+            .iter()
+            .map(|r| {
+                Ok(StatusStats {
+                    status: status_of(r.get(0))?,
+                    count: count(r.get(1)),
+                    min_expiry: r.get(2),
+                    max_expiry: r.get(3),
+                    expired: count(r.get(4)),
+                })
+            })
+            .collect()
+    }
+
+    fn list(
+        &mut self,
+        server_id: Option<&str>,
+        status: Option<Status>,
+        limit: Option<u32>,
+    ) -> Result<Vec<ListedRow>> {
+        let status = status.map(Status::as_str);
+        let limit = limit.map(i64::from);
+        self.query(LIST_FLOWS, &[&status, &limit, &server_id])?
+            .iter()
+            .map(|r| {
+                Ok(ListedRow {
+                    state_key: r.get(0),
+                    server_id: r.get(1),
+                    client_id: r.get(2),
+                    status: status_of(r.get(3))?,
+                    created_at: r.get(4),
+                    expires_at: r.get(5),
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,113 @@
+//! Schema migrations on PostgreSQL: `migrations_postgres/NNNN_name.sql`, applied in order in one
+//! transaction under an advisory lock, each recorded in `oauth_state_store_migrations`.
+//!
+//! Many hosts may start at once on a fresh database: each takes the same transaction-scoped
+//! advisory lock before it reads the version, so the first applies the migrations and the
+//! others, once it commits, find the schema current. A database whose recorded version is
+//! newer than this code is refused and left unchanged.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use postgres::Client;
+
+use crate::backend::sqlite::migrate::MigrationReport;
+
+/// One migration: the version it brings the database to, its name, its SQL.
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial",
+    sql: include_str!("../../../migrations_postgres/0001_initial.sql"),
+}];
+
+/// The PostgreSQL schema version this code writes and understands.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// The advisory lock key of the migrator ("oauthsss" in ASCII): one per database.
+pub(crate) const MIGRATION_LOCK: i64 = 0x6f61_7574_6873_7373;
+
+const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
+const TRACKING_EXISTS: &str = "SELECT to_regclass('oauth_state_store_migrations') IS NOT NULL";
+const CREATE_TRACKING: &str = "CREATE TABLE oauth_state_store_migrations (\
+     version    BIGINT PRIMARY KEY, \
+     name       TEXT NOT NULL, \
+     applied_at TIMESTAMPTZ NOT NULL DEFAULT now())";
+const SELECT_VERSION: &str =
+    "SELECT coalesce(max(version), 0)::bigint FROM oauth_state_store_migrations";
+const RECORD: &str = "INSERT INTO oauth_state_store_migrations (version, name) VALUES ($1, $2)";
+const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
+const INSERT_STORE_ID: &str =
+    "INSERT INTO meta (key, value) VALUES ('store_id', $1) ON CONFLICT (key) DO NOTHING";
+
+/// Migration failures before they are classified.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MigrateError {
+    /// The database records this version, newer than [`SCHEMA_VERSION`].
+    #[error("the database schema is version {0}, newer than this code's {SCHEMA_VERSION}")]
+    TooNew(i64),
+    /// The driver's error (connection, permission, ...).
+    #[error("PostgreSQL refused the migration")]
+    Postgres(#[from] postgres::Error),
+}
+
+/// Reads the database's schema version without taking the lock: 0 before any migration.
+///
+/// # Errors
+///
+/// The driver's error.
+pub(crate) fn schema_version(client: &mut Client) -> Result<i64, postgres::Error> {
+    if !client.query_one(TRACKING_EXISTS, &[])?.get::<_, bool>(0) {
+        return Ok(0);
+    }
+    Ok(client.query_one(SELECT_VERSION, &[])?.get(0))
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`] and makes sure the database has a `store_id`, in
+/// one transaction under [`MIGRATION_LOCK`].
+///
+/// # Errors
+///
+/// [`MigrateError::TooNew`] for a newer schema (nothing changed), else the driver's error (the
+/// transaction is rolled back).
+pub(crate) fn migrate(client: &mut Client) -> Result<MigrationReport, MigrateError> {
+    let mut tx = client.transaction()?;
+    tx.execute(LOCK, &[&MIGRATION_LOCK])?;
+    if !tx.query_one(TRACKING_EXISTS, &[])?.get::<_, bool>(0) {
+        tx.batch_execute(CREATE_TRACKING)?;
+    }
+    let from: i64 = tx.query_one(SELECT_VERSION, &[])?.get(0);
+    if from > SCHEMA_VERSION {
+        return Err(MigrateError::TooNew(from));
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > from) {
+        tx.batch_execute(m.sql)?;
+        tx.execute(RECORD, &[&m.version, &m.name])?;
+    }
+    if tx.query_opt(SELECT_STORE_ID, &[])?.is_none() {
+        let id: [u8; 16] = rand::random();
+        tx.execute(INSERT_STORE_ID, &[&URL_SAFE_NO_PAD.encode(id)])?;
+    }
+    tx.commit()?;
+    Ok(MigrationReport {
+        from,
+        to: SCHEMA_VERSION,
+    })
+}
+
+/// Reads the database's `store_id`.
+///
+/// # Errors
+///
+/// The driver's error (also when the schema has not been made yet).
+pub(crate) fn store_id(client: &mut Client) -> Result<String, postgres::Error> {
+    Ok(client.query_one(SELECT_STORE_ID, &[])?.get(0))
+}
+
+#[cfg(test)]
+#[path = "migrate_tests.rs"]
+mod tests;

@@ -1,0 +1,384 @@
+//! The PostgreSQL engine (feature `postgres`): the same flows for callbacks that land on other
+//! hosts, on a database that every host reaches by a `postgres://` URL.
+//!
+//! - [`connect`]: the URL, its defaults and the TLS connector (`sslmode=require`).
+//! - [`migrate`]: `migrations_postgres/`, applied in one transaction under an advisory lock,
+//!   tracked in the database; a schema newer than the code is refused.
+//! - [`flows`]: the [`FlowTx`] statements, each beside the method that runs it.
+//! - [`error`]: the driver's errors as the crate's (`Unavailable`, `CommitOutcomeUnknown`).
+//!
+//! Transactions are READ COMMITTED; a write transaction reads its rows `FOR UPDATE`, so two
+//! consumes of one state have one winner and the loser reads the row consumed. The time of a
+//! transaction is the database server's clock, read in the same round trip as `BEGIN`, unless
+//! the options injected a clock: hosts' clocks differ, the server's is one for all of them.
+
+pub(crate) mod connect;
+pub(crate) mod error;
+pub(crate) mod flows;
+pub(crate) mod migrate;
+
+// The integration tests' cluster harness, shared with the unit tests; its items are `pub`
+// for the test binaries.
+#[cfg(test)]
+#[path = "../../../tests/common/pg.rs"]
+#[allow(unreachable_pub)]
+pub(crate) mod test_cluster;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::postgres::{Client, SimpleQueryMessage};
+use postgres_native_tls::MakeTlsConnector;
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+
+use crate::admin::{CompactReport, FileInfo};
+use crate::backend::sqlite::migrate::MigrationReport;
+use crate::backend::{FlowTx, Outcome};
+use crate::clock::Clock;
+use crate::error::{Error, Result, StorageError};
+use crate::options::StoreOptions;
+use error::{classify, commit_failed};
+use migrate::{MigrateError, SCHEMA_VERSION};
+
+type Manager = PostgresConnectionManager<MakeTlsConnector>;
+
+/// How long a transaction may sit idle before the server ends it (a paused or hung client
+/// must not hold a flow's row lock for ever).
+const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The server's clock in Unix milliseconds, read by the same round trip that opens the
+/// transaction.
+const BEGIN_WRITE_AT_SERVER_TIME: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
+     SELECT floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint";
+const BEGIN_WRITE: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+const BEGIN_READ_AT_SERVER_TIME: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+     SELECT floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint";
+const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+const COMMIT: &str = "COMMIT";
+const ROLLBACK: &str = "ROLLBACK";
+const TABLE_BYTES: &str = "SELECT pg_total_relation_size('flows')";
+const VACUUM: &str = "VACUUM flows";
+const CHECKPOINT: &str = "CHECKPOINT";
+
+/// Runs `f` where the synchronous driver may block: on this thread, or, when this thread is
+/// driving a tokio runtime (which forbids starting the driver's own), on a scoped thread.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(v) => v,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+/// The PostgreSQL engine of a [`Store`](crate::Store).
+pub(crate) struct Postgres {
+    /// Always `Some` until dropped (see the `Drop`).
+    pool: Option<Pool<Manager>>,
+    /// `Some` when the options injected a clock; else the server's clock.
+    clock: Option<Arc<dyn Clock>>,
+    busy_timeout: Duration,
+    store_id: String,
+    migration: MigrationReport,
+}
+
+/// An open transaction on a pooled connection: rolled back when dropped uncommitted (an
+/// error or a panic in the body), so no connection goes back to the pool inside one.
+struct Open<'c> {
+    client: &'c mut Client,
+    committed: bool,
+}
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        if !self.committed && !self.client.is_closed() {
+            let _ = self.client.batch_execute(ROLLBACK);
+        }
+    }
+}
+
+/// Opens the engine on the database `url` names and migrates it (unless read-only).
+///
+/// # Errors
+///
+/// [`Error::InvalidInput`] for a bad URL (the URL is never repeated), [`Error::Unavailable`]
+/// when the server cannot be reached in time, [`Error::DatabaseTooNew`], or the server's
+/// refusal.
+pub(crate) fn open(url: &str, opts: &StoreOptions) -> Result<Postgres> {
+    off_runtime(|| open_here(url, opts))
+}
+
+fn open_here(url: &str, opts: &StoreOptions) -> Result<Postgres> {
+    let mut config =
+        connect::config(url).map_err(|e| Error::invalid("database URL", e.reason()))?;
+    let settings = format!(
+        "{} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
+        config.get_options().unwrap_or_default(),
+        opts.busy_timeout.as_millis().max(1),
+        IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
+    );
+    config.options(settings.trim_start());
+    let tls = connect::tls().map_err(|e| Error::Storage(StorageError::new(e)))?;
+    let pool = Pool::builder()
+        .max_size(opts.pool_size.max(1))
+        .min_idle(Some(0))
+        .connection_timeout(opts.busy_timeout.max(Duration::from_millis(100)))
+        .test_on_check_out(false)
+        .build(PostgresConnectionManager::new(config, tls))
+        .map_err(unavailable)?;
+    let mut conn = pool.get().map_err(unavailable)?;
+    let busy_timeout = opts.busy_timeout;
+    let migration = if opts.read_only {
+        let v = migrate::schema_version(&mut conn).map_err(|e| classify(e, busy_timeout))?;
+        if v > SCHEMA_VERSION {
+            return Err(too_new(v));
+        }
+        MigrationReport { from: v, to: v }
+    } else {
+        migrate::migrate(&mut conn).map_err(|e| match e {
+            MigrateError::TooNew(v) => too_new(v),
+            MigrateError::Postgres(e) => classify(e, busy_timeout),
+        })?
+    };
+    let store_id = migrate::store_id(&mut conn).map_err(|e| classify(e, busy_timeout))?;
+    drop(conn);
+    Ok(Postgres {
+        pool: Some(pool),
+        clock: opts.clock_injected.then(|| opts.clock.clone()),
+        busy_timeout,
+        store_id,
+        migration,
+    })
+}
+
+fn unavailable(e: r2d2::Error) -> Error {
+    Error::Unavailable {
+        source: StorageError::new(e),
+    }
+}
+
+fn too_new(found: i64) -> Error {
+    Error::DatabaseTooNew {
+        found,
+        supported: SCHEMA_VERSION,
+    }
+}
+
+impl Postgres {
+    pub(crate) fn store_id(&self) -> &str {
+        &self.store_id
+    }
+
+    pub(crate) fn migration(&self) -> MigrationReport {
+        self.migration
+    }
+
+    fn conn(&self) -> Result<PooledConnection<Manager>> {
+        match &self.pool {
+            Some(pool) => pool.get().map_err(unavailable),
+            None => Err(Error::Storage(StorageError::message(
+                "the store is being closed".to_owned(),
+            ))),
+        }
+    }
+
+    /// Opens a transaction and reads its time: the injected clock, or the server's.
+    fn begin<'c>(&self, client: &'c mut Client, write: bool) -> Result<(Open<'c>, i64)> {
+        let lost = |e| classify(e, self.busy_timeout);
+        let now = match &self.clock {
+            Some(clock) => {
+                client
+                    .batch_execute(if write { BEGIN_WRITE } else { BEGIN_READ })
+                    .map_err(lost)?;
+                clock.now_ms()
+            }
+            None => {
+                let sql = if write {
+                    BEGIN_WRITE_AT_SERVER_TIME
+                } else {
+                    BEGIN_READ_AT_SERVER_TIME
+                };
+                let messages = client.simple_query(sql).map_err(lost)?;
+                let now = messages.iter().find_map(|m| match m {
+                    SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse::<i64>().ok()),
+                    _ => None,
+                });
+                match now {
+                    Some(now) => now,
+                    None => {
+                        let _ = client.batch_execute(ROLLBACK);
+                        return Err(Error::Storage(StorageError::message(
+                            "the server did not report its time".to_owned(),
+                        )));
+                    }
+                }
+            }
+        };
+        Ok((
+            Open {
+                client,
+                committed: false,
+            },
+            now,
+        ))
+    }
+
+    /// One READ COMMITTED write transaction on `client`: commits unless `body` fails.
+    pub(crate) fn write_on<T>(
+        &self,
+        client: &mut Client,
+        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>>,
+    ) -> Result<Outcome<T>> {
+        let (mut open, now) = self.begin(client, true)?;
+        let outcome = {
+            let mut rows = flows::Rows::new(open.client, now, self.busy_timeout, true);
+            body(&mut rows)?
+        };
+        open.committed = true;
+        open.client
+            .batch_execute(COMMIT)
+            .map_err(|e| commit_failed(e, self.busy_timeout))?;
+        Ok(outcome)
+    }
+
+    /// Runs `body` in one write transaction.
+    pub(crate) fn write<T: Send>(
+        &self,
+        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>> + Send,
+    ) -> Result<T> {
+        off_runtime(|| {
+            let mut conn = self.conn()?;
+            self.write_on(&mut conn, body)?.into_result()
+        })
+    }
+
+    /// Runs `body` in one read-only REPEATABLE READ transaction (a consistent snapshot).
+    pub(crate) fn read<T: Send>(
+        &self,
+        body: impl FnOnce(&mut dyn FlowTx) -> Result<T> + Send,
+    ) -> Result<T> {
+        off_runtime(|| self.read_here(body))
+    }
+
+    fn read_here<T>(&self, body: impl FnOnce(&mut dyn FlowTx) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn()?;
+        let (mut open, now) = self.begin(&mut conn, false)?;
+        let value = {
+            let mut rows = flows::Rows::new(open.client, now, self.busy_timeout, false);
+            body(&mut rows)?
+        };
+        open.committed = true;
+        open.client
+            .batch_execute(COMMIT)
+            .map_err(|e| classify(e, self.busy_timeout))?;
+        Ok(value)
+    }
+
+    /// A held connection for a sweep's batches.
+    pub(crate) fn session(&self) -> Result<Session<'_>> {
+        Ok(Session {
+            engine: self,
+            conn: Some(off_runtime(|| self.conn())?),
+        })
+    }
+
+    fn table_bytes(&self, client: &mut Client) -> Result<u64> {
+        let n: i64 = client
+            .query_one(TABLE_BYTES, &[])
+            .map_err(|e| classify(e, self.busy_timeout))?
+            .get(0);
+        Ok(n.max(0) as u64)
+    }
+
+    /// Facts about the database: the table's size stands for the file's.
+    pub(crate) fn file_info(&self) -> Result<FileInfo> {
+        off_runtime(|| self.file_info_here())
+    }
+
+    fn file_info_here(&self) -> Result<FileInfo> {
+        let mut conn = self.conn()?;
+        let schema_version =
+            migrate::schema_version(&mut conn).map_err(|e| classify(e, self.busy_timeout))?;
+        Ok(FileInfo {
+            path: None,
+            file_bytes: Some(self.table_bytes(&mut conn)?),
+            wal_bytes: None,
+            schema_version,
+            supported_schema_version: SCHEMA_VERSION,
+            journal_mode: "postgresql".to_owned(),
+            sqlite_version: rusqlite::version(),
+            store_id: self.store_id.clone(),
+        })
+    }
+
+    /// `VACUUM flows` (dead row versions, wiped verifiers among them, become free space),
+    /// then a `CHECKPOINT` where the role may run one (`wal_truncated`: the server's WAL up to
+    /// it can be recycled; PostgreSQL recycles, it does not wipe, WAL segments).
+    pub(crate) fn compact(&self) -> Result<CompactReport> {
+        off_runtime(|| self.compact_here())
+    }
+
+    fn compact_here(&self) -> Result<CompactReport> {
+        let mut conn = self.conn()?;
+        let before = self.table_bytes(&mut conn)?;
+        let vacuumed = match conn.batch_execute(VACUUM) {
+            Ok(()) => true,
+            Err(e) if e.code().is_some() && !error::is_connection_lost(&e) => false,
+            Err(e) => return Err(classify(e, self.busy_timeout)),
+        };
+        let checkpointed = match conn.batch_execute(CHECKPOINT) {
+            Ok(()) => true,
+            Err(e) if e.code().is_some() && !error::is_connection_lost(&e) => false,
+            Err(e) => return Err(classify(e, self.busy_timeout)),
+        };
+        let after = self.table_bytes(&mut conn)?;
+        Ok(CompactReport {
+            vacuumed,
+            wal_truncated: checkpointed,
+            file_bytes_before: before,
+            file_bytes_after: after,
+            wal_bytes_before: 0,
+            wal_bytes_after: 0,
+        })
+    }
+}
+
+/// A held connection on which a sweep runs its batches (`FOR UPDATE SKIP LOCKED`).
+pub(crate) struct Session<'e> {
+    engine: &'e Postgres,
+    /// Always `Some` until dropped (see the `Drop`).
+    conn: Option<PooledConnection<Manager>>,
+}
+
+impl Session<'_> {
+    pub(crate) fn write<T: Send>(
+        &mut self,
+        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>> + Send,
+    ) -> Result<T> {
+        let (engine, conn) = (self.engine, &mut self.conn);
+        off_runtime(move || match conn {
+            Some(conn) => engine.write_on(conn, body)?.into_result(),
+            None => Err(Error::Storage(StorageError::message(
+                "the sweep session is closed".to_owned(),
+            ))),
+        })
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        // Returning a broken connection closes it, which blocks like any driver call.
+        let conn = self.conn.take();
+        off_runtime(move || drop(conn));
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // Closing the pool's connections blocks like any driver call.
+        let pool = self.pool.take();
+        off_runtime(move || drop(pool));
+    }
+}
