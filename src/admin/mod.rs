@@ -9,7 +9,7 @@ use serde::Serialize;
 
 #[cfg(doc)]
 use crate::error::Error;
-use crate::error::Result;
+use crate::error::{EndReason, Result};
 use crate::flow::{ops, rules, Status, StatusCounts, SweepReport};
 use crate::store::Store;
 use crate::validate;
@@ -50,6 +50,9 @@ pub struct FlowSummary {
     pub created_at: i64,
     /// Unix milliseconds; the flow is dead from this instant on.
     pub expires_at: i64,
+    /// For a tombstone (`consumed`) of a flow that ended without a login, why; `None` for a
+    /// login's tombstone and for every other status.
+    pub ended: Option<EndReason>,
 }
 
 /// Which flows [`Store::list_flows`] returns. The default: every flow.
@@ -162,6 +165,7 @@ impl Store {
                 status: r.status,
                 created_at: r.created_at,
                 expires_at: r.expires_at,
+                ended: rules::end_reason(r.status, r.error.as_deref()),
             })
             .collect())
     }

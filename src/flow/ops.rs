@@ -23,6 +23,7 @@ impl FlowRow {
             created_at: self.created_at,
             redirect_uri: self.redirect_uri.as_deref(),
             issuer: self.issuer.as_deref(),
+            error: self.error.as_deref(),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The flow lifecycle on a file: begin, promote, check, consume, reject, replay, expiry.
 
 use super::Fixture;
-use oauth_state_store::{BeginRequest, CodeVerifier, Error, Status};
+use oauth_state_store::{BeginRequest, CodeVerifier, EndReason, Error, Status};
 
 #[test]
 fn begin_then_consume_then_replay() {
@@ -140,10 +140,13 @@ fn consume_for_the_wrong_server_is_a_mismatch_and_burns_the_flow() {
         store.consume_for(state, "server-b"),
         Err(Error::ServerMismatch { field: "server_id" })
     ));
-    // Nothing usable is left: the verifier was wiped with the attempt.
+    // Nothing usable is left: the verifier was wiped with the attempt, and the flow is
+    // reported as ended for its reason, not as a completed login.
     assert!(matches!(
         store.consume_for(state, "server-a"),
-        Err(Error::AlreadyConsumed)
+        Err(Error::FlowEnded {
+            reason: EndReason::ServerMismatch
+        })
     ));
     let ok = begin(&store, "server-a", "cli");
     assert!(store.consume_for(ok.state().secret(), "server-a").is_ok());
@@ -384,7 +387,12 @@ fn reject_validates_the_state_first_and_ends_the_flow() {
         }
         other => panic!("expected AuthorizationFailed, got {other:?}"),
     }
-    assert!(matches!(store.consume(state), Err(Error::AlreadyConsumed)));
+    assert!(matches!(
+        store.consume(state),
+        Err(Error::FlowEnded {
+            reason: EndReason::AuthorizationFailed
+        })
+    ));
 }
 
 #[test]

@@ -130,6 +130,7 @@ fn err_name(e: &Error) -> String {
     match e {
         Error::ServerMismatch { field } => format!("ServerMismatch({field})"),
         Error::AuthorizationFailed { error, .. } => format!("AuthorizationFailed({error})"),
+        Error::FlowEnded { reason } => format!("FlowEnded({reason:?})"),
         other => format!("{other:?}"),
     }
 }
@@ -142,6 +143,8 @@ struct Row {
     status: Status,
     created: i64,
     expires: i64,
+    /// On a tombstone: why the flow ended without a login, as the store names it.
+    ended: Option<&'static str>,
 }
 
 impl Row {
@@ -186,7 +189,7 @@ impl Model {
             return Err(e("UnknownState"));
         };
         if self.rows[i].status == Status::Consumed {
-            return Err(e("AlreadyConsumed"));
+            return Err(e(self.rows[i].ended.unwrap_or("AlreadyConsumed")));
         }
         if self.rows[i].expired(self.now) {
             self.rows.remove(i);
@@ -218,6 +221,7 @@ impl Model {
                     status: Status::Pending,
                     created: now,
                     expires: now + ttl_ms,
+                    ended: None,
                 };
                 let out = row.info();
                 self.rows.push(row);
@@ -234,6 +238,7 @@ impl Model {
                     status: Status::Unbound,
                     created: now,
                     expires: now + DEFAULT_TTL_MS,
+                    ended: None,
                 });
                 Out::Challenge(challenge(v))
             }
@@ -328,9 +333,11 @@ impl Model {
         let before = row.status;
         row.status = Status::Consumed;
         if expect.is_some_and(|server| server != row.server) {
+            row.ended = Some("FlowEnded(ServerMismatch)");
             return e("ServerMismatch(server_id)");
         }
         if before == Status::Failed {
+            row.ended = Some("FlowEnded(AuthorizationFailed)");
             return e("AuthorizationFailed(access_denied)");
         }
         Out::Consumed {
