@@ -8,6 +8,7 @@ use crate::backend::sqlite::permissions::FileChecks;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Result;
 use crate::store::Store;
+use crate::validate;
 
 /// How much a commit survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,14 +43,14 @@ pub enum Durability {
 /// ```no_run
 /// use oauth_state_store::{Durability, StoreOptions};
 /// let store = StoreOptions::default()
-///     .ttl(time::Duration::minutes(5))
+///     .ttl(std::time::Duration::from_secs(5 * 60))
 ///     .durability(Durability::Full)
 ///     .open("/home/me/.local/state/oauth-state-store/flows.db")?;
 /// # Ok::<(), oauth_state_store::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    pub(crate) ttl: time::Duration,
+    pub(crate) ttl: Duration,
     pub(crate) busy_timeout: Duration,
     pub(crate) pool_size: u32,
     pub(crate) durability: Durability,
@@ -66,7 +67,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            ttl: time::Duration::minutes(10),
+            ttl: Duration::from_secs(10 * 60),
             busy_timeout: Duration::from_secs(5),
             pool_size: 4,
             durability: Durability::Normal,
@@ -83,13 +84,18 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
-    /// Default time to live of a flow (positive, at most a day; checked when a flow begins).
-    pub fn ttl(mut self, ttl: time::Duration) -> Self {
+    /// Default time to live of a flow: at least a millisecond, at most
+    /// [`MAX_TTL`](crate::MAX_TTL) (a day). Checked when the store opens: out of range,
+    /// [`open`](Self::open) fails with [`Error::InvalidInput`](crate::Error::InvalidInput)
+    /// (`ttl`).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
     /// How long an operation waits for another connection's lock before failing with
-    /// [`Error::Busy`](crate::Error::Busy).
+    /// [`Error::Busy`](crate::Error::Busy): zero (do not wait) up to 2^31 - 1 milliseconds
+    /// (about 24 days). Checked when the store opens ([`Error::InvalidInput`](crate::Error::InvalidInput),
+    /// `busy_timeout`).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
@@ -197,5 +203,14 @@ impl StoreOptions {
     /// See [`Store::open_in_memory`].
     pub fn open_in_memory(self) -> Result<Store> {
         Store::open_in_memory_with(self)
+    }
+
+    /// Refuses an option out of range before anything is opened or created.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) naming the option.
+    pub(crate) fn validate(&self) -> Result<()> {
+        validate::ttl(self.ttl)?;
+        validate::busy_timeout(self.busy_timeout)
     }
 }

@@ -67,7 +67,7 @@ fn four_flows_an_hour_ago(fx: &Fixture, store: &Store) {
         .reject(&secrets(0).0, "access_denied", Some("the user said no"))
         .unwrap();
     store.complete(&secrets(2).0, &secrets(2).2).unwrap();
-    fx.clock.advance(time::Duration::hours(1));
+    fx.clock.advance(std::time::Duration::from_secs(3600));
 }
 
 /// A store that scrubs the `-wal` with every write that wipes a secret.

@@ -92,11 +92,11 @@ pub(crate) const TO_TELL_ONE_FROM_MANY: u32 = 2;
 ///
 /// # Errors
 /// [`Error::InvalidInput`] (`older_than`) unless it is positive and in range.
-pub(crate) fn finished_cutoff(now: i64, older_than: time::Duration) -> Result<i64> {
-    if !older_than.is_positive() {
+pub(crate) fn finished_cutoff(now: i64, older_than: std::time::Duration) -> Result<i64> {
+    if older_than.is_zero() {
         return Err(Error::invalid("older_than", "must be positive"));
     }
-    i64::try_from(older_than.whole_milliseconds())
+    i64::try_from(older_than.as_millis())
         .ok()
         .and_then(|ms| now.checked_sub(ms))
         .ok_or(Error::invalid("older_than", "is out of range"))

@@ -24,7 +24,7 @@ const PROMOTE: usize = 16;
 const SLOTS: usize = 20;
 
 fn options() -> StoreOptions {
-    StoreOptions::default().ttl(time::Duration::milliseconds(TTL_MS))
+    StoreOptions::default().ttl(std::time::Duration::from_millis(TTL_MS as u64))
 }
 
 /// Child: reads `slot state verifier` lines from stdin, then runs `OSS_OPS` random operations
