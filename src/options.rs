@@ -166,8 +166,9 @@ impl StoreOptions {
     /// A wiped verifier or code is gone from its row, and `secure_delete` zeroes it in the
     /// page, as soon as the write commits. But the page image written when the flow began is
     /// still a frame of the `-wal` file. By default such frames leave the `-wal`:
-    /// - at the end of every [`Store::sweep`](crate::Store::sweep),
-    ///   [`Store::sweep_finished`](crate::Store::sweep_finished) and
+    /// - at the end of every [`Store::sweep`](crate::Store::sweep) and
+    ///   [`Store::sweep_finished`](crate::Store::sweep_finished), whether it removed rows or
+    ///   not, at every [`Store::scrub`](crate::Store::scrub), and at every
     ///   [`Store::invalidate`](crate::Store::invalidate) that removed something (a checkpoint,
     ///   then a write that restarts the WAL and cuts the file to its own frames);
     /// - at [`Store::compact`](crate::Store::compact) (`oauth-state-store sweep --vacuum`), and
