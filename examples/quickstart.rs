@@ -92,7 +92,7 @@ fn first_process() -> Result<(), Box<dyn std::error::Error>> {
         "6. sweep now removes {} row(s): nothing has expired yet",
         swept.removed.total()
     );
-    clock.advance(time::Duration::minutes(11));
+    clock.advance(std::time::Duration::from_secs(11 * 60));
     let swept = store.sweep()?;
     println!(
         "7. eleven minutes later, sweep removes {} tombstone(s) and {} orphaned verifier(s)",

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -19,8 +20,10 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {
-        let now = time::OffsetDateTime::now_utc();
-        i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_millis()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_millis()).map_or(i64::MIN, |ms| -ms),
+        }
     }
 }
 
@@ -28,9 +31,12 @@ impl Clock for SystemClock {
 ///
 /// ```
 /// use oauth_state_store::{Clock, ManualClock};
+/// use std::time::Duration;
 /// let clock = ManualClock::new(1_000);
-/// clock.advance(time::Duration::seconds(2));
+/// clock.advance(Duration::from_secs(2));
 /// assert_eq!(clock.now_ms(), 3_000);
+/// clock.rewind(Duration::from_millis(500));
+/// assert_eq!(clock.now_ms(), 2_500);
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct ManualClock(Arc<AtomicI64>);
@@ -51,18 +57,23 @@ impl ManualClock {
         self.0.store(now_ms, Ordering::SeqCst);
     }
 
-    /// Moves the time by `by` (negative moves it back), saturating at the `i64` range.
-    pub fn advance(&self, by: time::Duration) {
-        let delta = i64::try_from(by.whole_milliseconds()).unwrap_or(if by.is_negative() {
-            i64::MIN
-        } else {
-            i64::MAX
-        });
+    /// Moves the time forward by `by` (whole milliseconds), saturating at the `i64` range.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.shift(|t| t.saturating_add(ms));
+    }
+
+    /// Moves the time back by `by` (whole milliseconds), saturating at the `i64` range: a
+    /// clock stepped back, as a host's clock can be.
+    pub fn rewind(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.shift(|t| t.saturating_sub(ms));
+    }
+
+    fn shift(&self, f: impl Fn(i64) -> i64) {
         let _ = self
             .0
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
-                Some(t.saturating_add(delta))
-            });
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(f(t)));
     }
 }
 

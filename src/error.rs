@@ -37,6 +37,17 @@ pub enum Error {
     )]
     AlreadyConsumed,
 
+    /// The flow was ended without a login (see [`EndReason`]); its verifier is gone, so this
+    /// callback cannot complete it. Not a replay of a completed login: start the login again.
+    #[error(
+        "this authorization attempt was ended without a login ({reason}); nothing was \
+         completed, start the login again"
+    )]
+    FlowEnded {
+        /// Why the flow was ended.
+        reason: EndReason,
+    },
+
     /// The flow already received its callback (a code or an error) and waits to be consumed.
     #[error(
         "this authorization attempt already received its callback; a second callback for it \
@@ -48,7 +59,7 @@ pub enum Error {
     /// comes from a consume, the flow has been ended and its verifier wiped.
     #[error(
         "the authorization attempt belongs to a different {field} than the one this caller \
-         expected; the flow was not used (possible authorization-server mix-up), start the \
+         expected (possible authorization-server mix-up); this callback was refused, start the \
          login again"
     )]
     ServerMismatch {
@@ -279,6 +290,31 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why a flow was ended without a login ([`Error::FlowEnded`]). Carries no secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum EndReason {
+    /// A consume expected another server (or client) than the flow's
+    /// ([`Error::ServerMismatch`]): the flow was ended then.
+    ServerMismatch,
+    /// The authorization server redirected back with an error, and the flow was then consumed
+    /// ([`Error::AuthorizationFailed`]).
+    AuthorizationFailed,
+}
+
+impl fmt::Display for EndReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EndReason::ServerMismatch => {
+                "a consume for a different server or client ended it (possible \
+                 authorization-server mix-up)"
+            }
+            EndReason::AuthorizationFailed => "the authorization server refused the login",
+        })
+    }
 }
 
 #[cfg(feature = "listener")]

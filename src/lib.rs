@@ -38,7 +38,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
 pub use error::PortHolder;
-pub use error::{Error, Result, StorageError};
+pub use error::{EndReason, Error, Result, StorageError};
 pub use flow::{
     BeginRequest, ConsumedFlow, Flow, FlowInfo, InvalidateScope, Stats, Status, StatusCounts,
     SweepReport,

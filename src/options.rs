@@ -8,6 +8,7 @@ use crate::backend::sqlite::permissions::FileChecks;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Result;
 use crate::store::Store;
+use crate::validate;
 
 /// How much a commit survives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,14 +43,14 @@ pub enum Durability {
 /// ```no_run
 /// use oauth_state_store::{Durability, StoreOptions};
 /// let store = StoreOptions::default()
-///     .ttl(time::Duration::minutes(5))
+///     .ttl(std::time::Duration::from_secs(5 * 60))
 ///     .durability(Durability::Full)
 ///     .open("/home/me/.local/state/oauth-state-store/flows.db")?;
 /// # Ok::<(), oauth_state_store::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    pub(crate) ttl: time::Duration,
+    pub(crate) ttl: Duration,
     pub(crate) busy_timeout: Duration,
     pub(crate) pool_size: u32,
     pub(crate) durability: Durability,
@@ -69,7 +70,7 @@ pub struct StoreOptions {
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
-            ttl: time::Duration::minutes(10),
+            ttl: Duration::from_secs(10 * 60),
             busy_timeout: Duration::from_secs(5),
             pool_size: 4,
             durability: Durability::Normal,
@@ -87,13 +88,18 @@ impl Default for StoreOptions {
 }
 
 impl StoreOptions {
-    /// Default time to live of a flow (positive, at most a day; checked when a flow begins).
-    pub fn ttl(mut self, ttl: time::Duration) -> Self {
+    /// Default time to live of a flow: at least a millisecond, at most
+    /// [`MAX_TTL`](crate::MAX_TTL) (a day). Checked when the store opens: out of range,
+    /// [`open`](Self::open) fails with [`Error::InvalidInput`](crate::Error::InvalidInput)
+    /// (`ttl`).
+    pub fn ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;
         self
     }
     /// How long an operation waits for another connection's lock before failing with
-    /// [`Error::Busy`](crate::Error::Busy).
+    /// [`Error::Busy`](crate::Error::Busy): zero (do not wait) up to 2^31 - 1 milliseconds
+    /// (about 24 days). Checked when the store opens ([`Error::InvalidInput`](crate::Error::InvalidInput),
+    /// `busy_timeout`).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
         self
@@ -165,8 +171,9 @@ impl StoreOptions {
     /// A wiped verifier or code is gone from its row, and `secure_delete` zeroes it in the
     /// page, as soon as the write commits. But the page image written when the flow began is
     /// still a frame of the `-wal` file. By default such frames leave the `-wal`:
-    /// - at the end of every [`Store::sweep`](crate::Store::sweep),
-    ///   [`Store::sweep_finished`](crate::Store::sweep_finished) and
+    /// - at the end of every [`Store::sweep`](crate::Store::sweep) and
+    ///   [`Store::sweep_finished`](crate::Store::sweep_finished), whether it removed rows or
+    ///   not, at every [`Store::scrub`](crate::Store::scrub), and at every
     ///   [`Store::invalidate`](crate::Store::invalidate) that removed something (a checkpoint,
     ///   then a write that restarts the WAL and cuts the file to its own frames);
     /// - at [`Store::compact`](crate::Store::compact) (`oauth-state-store sweep --vacuum`), and
@@ -202,5 +209,14 @@ impl StoreOptions {
     /// See [`Store::open_in_memory`].
     pub fn open_in_memory(self) -> Result<Store> {
         Store::open_in_memory_with(self)
+    }
+
+    /// Refuses an option out of range before anything is opened or created.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) naming the option.
+    pub(crate) fn validate(&self) -> Result<()> {
+        validate::ttl(self.ttl)?;
+        validate::busy_timeout(self.busy_timeout)
     }
 }

@@ -232,6 +232,7 @@ fn auth_error(e: Error) -> AuthError {
         Error::UnknownState
         | Error::Expired
         | Error::AlreadyConsumed
+        | Error::FlowEnded { .. }
         | Error::ServerMismatch { .. }
         | Error::AuthorizationFailed { .. }
         | Error::DuplicateState

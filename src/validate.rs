@@ -15,7 +15,7 @@ pub(crate) const MAX_ERROR_LEN: usize = 256;
 /// Longest `error_description` a callback may carry.
 pub(crate) const MAX_ERROR_DESCRIPTION_LEN: usize = 1024;
 /// Longest time to live accepted: one day.
-pub const MAX_TTL: time::Duration = time::Duration::days(1);
+pub const MAX_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// A server or client id: 1–512 bytes of UTF-8 without control characters.
 pub(crate) fn id(field: &'static str, value: &str) -> Result<()> {
@@ -144,15 +144,29 @@ pub(crate) fn scope(value: &str) -> Result<()> {
 }
 
 /// A time to live: positive and at most one day.
-pub(crate) fn ttl(ttl: time::Duration) -> Result<i64> {
-    if !ttl.is_positive() {
-        return Err(Error::invalid("ttl", "must be positive"));
+pub(crate) fn ttl(ttl: std::time::Duration) -> Result<i64> {
+    if ttl < std::time::Duration::from_millis(1) {
+        return Err(Error::invalid("ttl", "must be at least one millisecond"));
     }
     if ttl > MAX_TTL {
         return Err(Error::invalid("ttl", "must be at most one day"));
     }
     // At most 86_400_000 ms, so the conversion cannot fail.
-    i64::try_from(ttl.whole_milliseconds()).map_err(|_| Error::invalid("ttl", "is too large"))
+    i64::try_from(ttl.as_millis()).map_err(|_| Error::invalid("ttl", "is too large"))
+}
+
+/// Longest busy timeout accepted: SQLite takes it as a C `int` of milliseconds.
+pub(crate) const MAX_BUSY_TIMEOUT_MS: u128 = i32::MAX as u128;
+
+/// A busy timeout: zero (do not wait) up to [`MAX_BUSY_TIMEOUT_MS`].
+pub(crate) fn busy_timeout(timeout: std::time::Duration) -> Result<()> {
+    if timeout.as_millis() > MAX_BUSY_TIMEOUT_MS {
+        return Err(Error::invalid(
+            "busy_timeout",
+            "must be at most 24 days (2^31 - 1 milliseconds)",
+        ));
+    }
+    Ok(())
 }
 
 /// `now + ttl`, refusing a clock so far in the future that the sum overflows.
@@ -183,11 +197,15 @@ mod tests {
 
     #[test]
     fn ttl_bounds() {
-        assert!(ttl(time::Duration::ZERO).is_err());
-        assert!(ttl(time::Duration::seconds(-5)).is_err());
-        assert!(ttl(time::Duration::MAX).is_err());
-        assert!(ttl(time::Duration::MIN).is_err());
-        assert_eq!(ttl(time::Duration::minutes(10)).unwrap(), 600_000);
+        use std::time::Duration;
+        assert!(ttl(Duration::ZERO).is_err());
+        assert!(ttl(Duration::from_micros(999)).is_err());
+        assert!(ttl(Duration::MAX).is_err());
+        assert!(ttl(MAX_TTL + Duration::from_millis(1)).is_err());
+        assert_eq!(ttl(MAX_TTL).unwrap(), 86_400_000);
+        assert_eq!(ttl(Duration::from_secs(600)).unwrap(), 600_000);
+        assert!(busy_timeout(Duration::ZERO).is_ok());
+        assert!(busy_timeout(Duration::MAX).is_err());
         assert!(expiry(i64::MAX - 5, 600_000).is_err());
     }
 

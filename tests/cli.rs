@@ -66,7 +66,7 @@ impl Populator {
         let clock = ManualClock::at_system_time();
         let store = StoreOptions::default()
             .clock(clock.clone())
-            .ttl(time::Duration::hours(1))
+            .ttl(std::time::Duration::from_secs(3600))
             .open(&fx.path)
             .expect("open store");
         Populator {

@@ -168,7 +168,7 @@ fn expired_state_is_410_without_csrf_words() {
     let store = fx.store();
     let cb = LoopbackCallback::attach(&store, fast()).unwrap();
     let state = begin(&store, &cb.redirect_uri());
-    fx.clock.advance(time::Duration::hours(1));
+    fx.clock.advance(std::time::Duration::from_secs(3600));
     let page = get(cb.port(), &callback_target(&state, "late"));
     assert_eq!(page.status, 410);
     assert!(page.body.contains("expired"));

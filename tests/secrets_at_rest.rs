@@ -4,7 +4,8 @@
 //! With WAL, the insert's page image (verifier included) is a frame of the `-wal`; the
 //! consume's update writes a new frame, but the old one stays until the WAL is checkpointed
 //! and restarted. `secure_delete` zeroes the old cell inside the page, not old frames. By
-//! default the old frames go at the next checkpoint and WAL restart (and at every sweep);
+//! default the old frames go at the next checkpoint and WAL restart (and at every sweep or
+//! `Store::scrub`, whether a sweep removed rows or not);
 //! with `immediate_wal_scrub` they go with the write that wipes the secret.
 
 mod common;
@@ -67,7 +68,7 @@ fn four_flows_an_hour_ago(fx: &Fixture, store: &Store) {
         .reject(&secrets(0).0, "access_denied", Some("the user said no"))
         .unwrap();
     store.complete(&secrets(2).0, &secrets(2).2).unwrap();
-    fx.clock.advance(time::Duration::hours(1));
+    fx.clock.advance(std::time::Duration::from_secs(3600));
 }
 
 /// A store that scrubs the `-wal` with every write that wipes a secret.
@@ -244,4 +245,65 @@ fn by_default_a_sweep_scrubs_the_flows_it_removes() {
     for i in 0..4 {
         assert_eq!(found(&fx.path, i), Vec::<String>::new(), "flow {i}");
     }
+}
+
+#[test]
+fn by_default_a_sweep_that_removes_nothing_still_scrubs_a_consumed_verifier() {
+    // Issue 11 item 4 (a): the promise "after a sweep" holds for every sweep, not only for
+    // one that removed rows.
+    let fx = Fixture::new();
+    let store = fx.store();
+    for i in 0..5 {
+        begin(&store, i);
+    }
+    store.complete(&secrets(2).0, &secrets(2).2).unwrap();
+    store.consume(&secrets(2).0).unwrap();
+    assert!(
+        !found(&fx.path, 2).is_empty(),
+        "the control: still in the -wal"
+    );
+    let swept = store.sweep().unwrap();
+    assert_eq!(swept.removed.total(), 0);
+    assert_eq!(found(&fx.path, 2), Vec::<String>::new(), "after the sweep");
+    assert!(found(&fx.path, 3).contains(&"verifier in db".to_string()));
+}
+
+#[test]
+fn scrubbing_a_verifier_checkpointed_by_an_unrelated_sweep_is_gone_after_its_consume() {
+    // Issue 11 item 4 (b): begin G; a sweep of another, expired flow copies G's page into the
+    // database file; then consuming G must not leave its verifier there.
+    let fx = Fixture::new();
+    let store = scrubbing(&fx);
+    store
+        .begin(BeginRequest::new("srv").ttl(std::time::Duration::from_secs(1)))
+        .unwrap();
+    begin(&store, 0);
+    fx.clock.advance(std::time::Duration::from_secs(2));
+    assert_eq!(store.sweep().unwrap().removed.total(), 1);
+    assert!(found(&fx.path, 0).contains(&"verifier in db".to_string()));
+    store.consume(&secrets(0).0).unwrap();
+    assert_eq!(
+        found(&fx.path, 0),
+        Vec::<String>::new(),
+        "after the consume"
+    );
+    checkpoint(&fx.path);
+    assert_eq!(found(&fx.path, 0), Vec::<String>::new(), "after checkpoint");
+}
+
+#[test]
+fn scrub_on_demand_clears_a_consumed_verifier_from_the_wal() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    for i in 0..3 {
+        begin(&store, i);
+    }
+    store.consume(&secrets(1).0).unwrap();
+    assert!(
+        !found(&fx.path, 1).is_empty(),
+        "the control: still in the -wal"
+    );
+    store.scrub().unwrap();
+    assert_eq!(found(&fx.path, 1), Vec::<String>::new(), "after scrub");
+    assert!(found(&fx.path, 2).contains(&"verifier in db".to_string()));
 }

@@ -35,7 +35,9 @@ pub fn state_key(state: &str) -> [u8; 32] {
 }
 
 pub fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The authorization URL an SDK builds; the store's `promote` reads it back.

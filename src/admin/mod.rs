@@ -4,12 +4,13 @@
 //! them too. Nothing here prints.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Serialize;
 
 #[cfg(doc)]
 use crate::error::Error;
-use crate::error::Result;
+use crate::error::{EndReason, Result};
 use crate::flow::{ops, rules, Status, StatusCounts, SweepReport};
 use crate::store::Store;
 use crate::validate;
@@ -50,6 +51,9 @@ pub struct FlowSummary {
     pub created_at: i64,
     /// Unix milliseconds; the flow is dead from this instant on.
     pub expires_at: i64,
+    /// For a tombstone (`consumed`) of a flow that ended without a login, why; `None` for a
+    /// login's tombstone and for every other status.
+    pub ended: Option<EndReason>,
 }
 
 /// Which flows [`Store::list_flows`] returns. The default: every flow.
@@ -162,6 +166,7 @@ impl Store {
                 status: r.status,
                 created_at: r.created_at,
                 expires_at: r.expires_at,
+                ended: rules::end_reason(r.status, r.error.as_deref()),
             })
             .collect())
     }
@@ -172,10 +177,7 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (`older_than` not positive), storage errors.
-    pub fn sweep_preview(
-        &self,
-        finished_older_than: Option<time::Duration>,
-    ) -> Result<StatusCounts> {
+    pub fn sweep_preview(&self, finished_older_than: Option<Duration>) -> Result<StatusCounts> {
         let lines = self
             .engine()
             .read(|tx| ops::removable(tx, finished_older_than))?;
@@ -194,7 +196,7 @@ impl Store {
     /// # Errors
     /// [`Error::InvalidInput`] (`older_than` not positive), storage errors; batches already
     /// committed stay removed.
-    pub fn sweep_finished(&self, older_than: time::Duration) -> Result<SweepReport> {
+    pub fn sweep_finished(&self, older_than: Duration) -> Result<SweepReport> {
         rules::finished_cutoff(self.now_ms(), older_than)?;
         self.delete_in_batches(|tx, size| ops::finished_batch(tx, older_than, size))
     }
@@ -256,11 +258,11 @@ mod tests {
         s.reject(failed.state().secret(), "access_denied", None)
             .unwrap();
         s.begin(BeginRequest::new("srv")).unwrap();
-        clock.advance(time::Duration::minutes(2));
+        clock.advance(Duration::from_secs(120));
         let fresh = s.begin(BeginRequest::new("srv")).unwrap();
         s.consume(fresh.state().secret()).unwrap();
 
-        let minute = time::Duration::minutes(1);
+        let minute = Duration::from_secs(60);
         assert_eq!(s.sweep_preview(None).unwrap().total(), 0);
         let preview = s.sweep_preview(Some(minute)).unwrap();
         assert_eq!((preview.consumed, preview.failed), (3, 1));
@@ -271,7 +273,7 @@ mod tests {
         let left = s.list_flows(&FlowFilter::new()).unwrap();
         assert_eq!(left.len(), 2);
         assert!(matches!(
-            s.sweep_finished(time::Duration::ZERO),
+            s.sweep_finished(Duration::ZERO),
             Err(Error::InvalidInput {
                 field: "older_than",
                 ..

@@ -235,6 +235,9 @@ pub(crate) struct ListedRow {
     pub status: Status,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The `error` column: on a tombstone, why the flow ended (see
+    /// [`rules::end_reason`](crate::flow::rules::end_reason)).
+    pub error: Option<String>,
 }
 
 /// "Live at a time", as [`rules::live_at`](crate::flow::rules::live_at) defines it, in the

@@ -87,7 +87,10 @@ fn human(r: &Report) -> String {
             f.fingerprint.clone().unwrap_or_else(|| "(unbound)".into()),
             f.server_id.clone(),
             f.client_id.clone().unwrap_or_else(|| "-".into()),
-            f.status.to_string(),
+            match f.ended {
+                Some(reason) => format!("{} (ended: {reason})", f.status),
+                None => f.status.to_string(),
+            },
             span(age),
             if *expired {
                 format!("expired {expires}")

@@ -20,7 +20,7 @@ pub struct Args {
     /// Also remove tombstones consumed, and failed flows begun, more than DURATION ago, before
     /// they expire (e.g. 30m, 1h30m)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    older_than: Option<time::Duration>,
+    older_than: Option<std::time::Duration>,
     /// Then checkpoint the WAL into the file, truncate it, and VACUUM to reclaim space
     #[arg(long, conflicts_with = "dry_run")]
     vacuum: bool,
@@ -41,7 +41,7 @@ struct Report {
     /// The longest write transaction that removed rows, in whole microseconds: how long
     /// applications waited at most. 0 when no batch removed anything.
     longest_batch_us: u64,
-    older_than_ms: Option<i128>,
+    older_than_ms: Option<u128>,
     vacuum: Option<CompactReport>,
 }
 
@@ -87,7 +87,7 @@ pub fn run(path: &Path, ctx: &Context, args: Args) -> CliResult {
         } else {
             u64::try_from(longest.as_micros()).unwrap_or(u64::MAX)
         },
-        older_than_ms: args.older_than.map(|d| d.whole_milliseconds()),
+        older_than_ms: args.older_than.map(|d| d.as_millis()),
         vacuum,
     };
     if ctx.json {
@@ -113,7 +113,7 @@ pub fn run(path: &Path, ctx: &Context, args: Args) -> CliResult {
 
 /// A bar of the rows to remove, when stderr is a terminal: the total is counted first, and the
 /// rows still to go are counted again on another connection while the sweep runs.
-fn sweep_progress(store: &Store, older_than: Option<time::Duration>) -> CliResult<Progress> {
+fn sweep_progress(store: &Store, older_than: Option<std::time::Duration>) -> CliResult<Progress> {
     if !progress::wanted() {
         return Ok(Progress::none());
     }

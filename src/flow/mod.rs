@@ -102,7 +102,7 @@ pub struct BeginRequest {
     pub(crate) issuer: Option<String>,
     pub(crate) resource: Option<String>,
     pub(crate) scope: Option<String>,
-    pub(crate) ttl: Option<time::Duration>,
+    pub(crate) ttl: Option<std::time::Duration>,
     pub(crate) state: Option<State>,
     pub(crate) verifier: Option<CodeVerifier>,
     pub(crate) require_issuer: bool,
@@ -142,8 +142,10 @@ impl BeginRequest {
         self.scope = Some(scope.into());
         self
     }
-    /// How long the flow lives (positive, at most a day). Defaults to the store's TTL.
-    pub fn ttl(mut self, ttl: time::Duration) -> Self {
+    /// How long the flow lives (positive, at most [`MAX_TTL`](crate::MAX_TTL)). Defaults to
+    /// the store's TTL. Checked by [`Store::begin`](crate::Store::begin) (`InvalidInput`,
+    /// `ttl`).
+    pub fn ttl(mut self, ttl: std::time::Duration) -> Self {
         self.ttl = Some(ttl);
         self
     }

@@ -23,6 +23,7 @@ impl FlowRow {
             created_at: self.created_at,
             redirect_uri: self.redirect_uri.as_deref(),
             issuer: self.issuer.as_deref(),
+            error: self.error.as_deref(),
         }
     }
 
@@ -341,7 +342,7 @@ pub(crate) fn sweep_batch(tx: &mut dyn FlowTx, size: u32) -> Result<Outcome<Vec<
 /// One batch of `sweep_finished`: up to `size` rows that ended more than `older_than` ago.
 pub(crate) fn finished_batch(
     tx: &mut dyn FlowTx,
-    older_than: time::Duration,
+    older_than: std::time::Duration,
     size: u32,
 ) -> Result<Outcome<Vec<Status>>> {
     let cut = rules::finished_cutoff(tx.now(), older_than)?;
@@ -356,7 +357,7 @@ pub(crate) fn finished_batch(
 /// remove now.
 pub(crate) fn removable(
     tx: &mut dyn FlowTx,
-    finished_older_than: Option<time::Duration>,
+    finished_older_than: Option<std::time::Duration>,
 ) -> Result<Vec<(Status, u64)>> {
     let now = tx.now();
     let ended = finished_older_than

@@ -7,7 +7,7 @@
 //! columns with the bounds and statuses defined here.
 
 use crate::backend::Live;
-use crate::error::{Error, Result};
+use crate::error::{EndReason, Error, Result};
 use crate::flow::Status;
 
 /// What a backend found for a key: the columns the rules look at.
@@ -20,6 +20,9 @@ pub(crate) struct Snapshot<'a> {
     pub created_at: i64,
     pub redirect_uri: Option<&'a str>,
     pub issuer: Option<&'a str>,
+    /// The row's `error` column: on a tombstone, why the flow ended without a login (`None`
+    /// when it was consumed for a login).
+    pub error: Option<&'a str>,
 }
 
 impl Snapshot<'_> {
@@ -58,6 +61,29 @@ pub(crate) const FINISHED: [Status; 2] = [Status::Consumed, Status::Failed];
 /// The reason kept on the tombstone of a flow ended by a consume for another server.
 pub(crate) const SERVER_MISMATCH_REASON: &str = "server_mismatch";
 
+/// Why a flow ended without a login, for a tombstone (`status` consumed), from its `error`
+/// column: `None` for a flow consumed for a login (and for any row not a tombstone);
+/// [`SERVER_MISMATCH_REASON`] for one ended by a consume for another server; any other value
+/// is the error of a failed flow's callback, kept when it was consumed.
+pub(crate) fn end_reason(status: Status, error: Option<&str>) -> Option<EndReason> {
+    if status != Status::Consumed {
+        return None;
+    }
+    match error? {
+        SERVER_MISMATCH_REASON => Some(EndReason::ServerMismatch),
+        _ => Some(EndReason::AuthorizationFailed),
+    }
+}
+
+/// What a lookup that finds a tombstone reports: a replay of a completed login, or a flow
+/// ended for a reason.
+fn tombstone(row: &Snapshot<'_>) -> Error {
+    match end_reason(row.status, row.error) {
+        None => Error::AlreadyConsumed,
+        Some(reason) => Error::FlowEnded { reason },
+    }
+}
+
 /// How many live bound verifiers `pending_verifier` reads: enough to tell one from many.
 pub(crate) const TO_TELL_ONE_FROM_MANY: u32 = 2;
 
@@ -66,11 +92,11 @@ pub(crate) const TO_TELL_ONE_FROM_MANY: u32 = 2;
 ///
 /// # Errors
 /// [`Error::InvalidInput`] (`older_than`) unless it is positive and in range.
-pub(crate) fn finished_cutoff(now: i64, older_than: time::Duration) -> Result<i64> {
-    if !older_than.is_positive() {
+pub(crate) fn finished_cutoff(now: i64, older_than: std::time::Duration) -> Result<i64> {
+    if older_than.is_zero() {
         return Err(Error::invalid("older_than", "must be positive"));
     }
-    i64::try_from(older_than.whole_milliseconds())
+    i64::try_from(older_than.as_millis())
         .ok()
         .and_then(|ms| now.checked_sub(ms))
         .ok_or(Error::invalid("older_than", "is out of range"))
@@ -133,7 +159,7 @@ fn live_by_state<'r, 'a>(
         return Err(Verdict::Refuse(Error::UnknownState));
     };
     match row.status {
-        Status::Consumed => Err(Verdict::Refuse(Error::AlreadyConsumed)),
+        Status::Consumed => Err(Verdict::Refuse(tombstone(row))),
         // An unbound row has no state key, so a lookup by state never finds one.
         Status::Unbound => Err(Verdict::Refuse(Error::UnknownState)),
         _ if row.expired(now) => Err(Verdict::Expire),
@@ -259,6 +285,7 @@ mod tests {
             created_at: 0,
             redirect_uri: None,
             issuer: None,
+            error: None,
         }
     }
 
@@ -281,6 +308,29 @@ mod tests {
             Verdict::Burn(_)
         ));
         assert!(matches!(consume(Some(&r), 9, Some("s")), Verdict::Proceed));
+    }
+
+    #[test]
+    fn a_tombstone_tells_a_replay_from_a_flow_ended_for_a_reason() {
+        let mut r = row(Status::Consumed, 10);
+        assert!(matches!(
+            check(Some(&r), 1),
+            Verdict::Refuse(Error::AlreadyConsumed)
+        ));
+        r.error = Some(SERVER_MISMATCH_REASON);
+        assert!(matches!(
+            consume(Some(&r), 1, Some("s")),
+            Verdict::Refuse(Error::FlowEnded {
+                reason: EndReason::ServerMismatch
+            })
+        ));
+        r.error = Some("access_denied");
+        assert!(matches!(
+            check(Some(&r), 1),
+            Verdict::Refuse(Error::FlowEnded {
+                reason: EndReason::AuthorizationFailed
+            })
+        ));
     }
 
     #[test]
@@ -339,6 +389,7 @@ mod callback_tests {
             created_at: 0,
             redirect_uri,
             issuer,
+            error: None,
         }
     }
 

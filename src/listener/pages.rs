@@ -160,6 +160,14 @@ pub(crate) fn for_error(e: &Error) -> Response {
                  twice.</span>",
             ],
         ),
+        Error::FlowEnded { .. } => page(
+            409,
+            "Login ended",
+            &[
+                "This login was ended before this callback arrived, without signing you in. \
+                 Start the login again in the application.",
+            ],
+        ),
         Error::AlreadyCompleted => page(
             409,
             "Callback already received",

@@ -228,7 +228,8 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
-    /// [`Error::AlreadyConsumed`], storage errors.
+    /// [`Error::AlreadyConsumed`] (consumed for a login), [`Error::FlowEnded`] (ended without
+    /// one), storage errors.
     pub fn check(&self, state: &str) -> Result<FlowInfo> {
         pkce::validate_state(state)?;
         let key = pkce::state_key(state);
@@ -246,7 +247,9 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
-    /// [`Error::AlreadyConsumed`] (a replay, distinct from unknown),
+    /// [`Error::AlreadyConsumed`] (a replay, distinct from unknown), [`Error::FlowEnded`] (the
+    /// flow was ended without a login: a server mismatch, or a failed callback already
+    /// consumed; start the login again),
     /// [`Error::AuthorizationFailed`] (the callback carried an error; the flow is now consumed),
     /// storage errors.
     pub fn consume(&self, state: &str) -> Result<ConsumedFlow> {
@@ -358,6 +361,7 @@ impl Store {
                     Error::Expired
                     | Error::UnknownState
                     | Error::AlreadyConsumed
+                    | Error::FlowEnded { .. }
                     | Error::ServerMismatch { .. },
                 ) => Ok(None),
                 Err(e) => Err(e),

@@ -68,6 +68,29 @@ impl Store {
         Ok(n)
     }
 
+    /// Clears old copies of wiped secrets (a consumed or failed flow's verifier and code) that
+    /// the engine may still keep. On SQLite: a passive checkpoint copies the wiped pages into
+    /// the database file, then, if the `-wal` file holds any frame, one tiny write restarts it
+    /// and cuts it to that write's frames. Cheap (no `VACUUM`, never waits for readers); while
+    /// another connection holds an older read snapshot, the old frames stay until a later
+    /// scrub. Every [`sweep`](Store::sweep) ends with one.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = oauth_state_store::Store::open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(oauth_state_store::BeginRequest::new("srv"))?;
+    /// store.consume(flow.state().secret())?;
+    /// store.scrub()?; // the verifier is now in neither the file nor its -wal
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Storage errors ([`Error::Busy`], [`Error::ReadOnly`], ...); nothing is changed but the
+    /// engine's log.
+    pub fn scrub(&self) -> Result<()> {
+        self.engine().after_bulk_wipe()
+    }
+
     /// Deletes every row whose expiry has passed, whatever its status (unbound orphans,
     /// pending, completed, failed, tombstones), in short write transactions of
     /// [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size) rows so that live traffic
@@ -123,9 +146,9 @@ impl Store {
         let finished = session.finish();
         outcome?;
         finished?;
-        if report.removed.total() > 0 {
-            self.engine().after_bulk_wipe()?;
-        }
+        // Whether or not this sweep removed a row: a consume since the last scrub may have left
+        // its flow's old page image in the engine's log.
+        self.engine().after_bulk_wipe()?;
         Ok(report)
     }
 

@@ -29,7 +29,7 @@ pub struct Store {
 struct Inner {
     engine: Engine,
     clock: Arc<dyn crate::clock::Clock>,
-    ttl: time::Duration,
+    ttl: std::time::Duration,
     sweep_batch_size: u32,
     sweep_batch_time: Duration,
 }
@@ -52,10 +52,12 @@ impl Store {
     /// file at once.
     ///
     /// # Errors
-    /// [`Error::InsecureFile`] (symlink, other owner, group/world access, writable directory),
-    /// [`Error::DatabaseMissing`], [`Error::DatabaseTooNew`], [`Error::Corrupt`] (not an SQLite
+    /// [`Error::InvalidInput`] (an option out of range, such as `ttl` or `busy_timeout`; nothing
+    /// is opened or created), [`Error::InsecureFile`] (symlink, other owner, group/world
+    /// access, writable directory), [`Error::DatabaseMissing`], [`Error::DatabaseTooNew`], [`Error::Corrupt`] (not an SQLite
     /// file), [`Error::Busy`], [`Error::ReadOnly`], [`Error::Io`], [`Error::Pool`].
     ///
+    /// [`Error::InvalidInput`]: crate::Error::InvalidInput
     /// [`Error::InsecureFile`]: crate::Error::InsecureFile
     /// [`Error::DatabaseMissing`]: crate::Error::DatabaseMissing
     /// [`Error::DatabaseTooNew`]: crate::Error::DatabaseTooNew
@@ -113,6 +115,7 @@ impl Store {
     }
 
     pub(crate) fn open_with(path: &Path, opts: StoreOptions) -> Result<Store> {
+        opts.validate()?;
         if let Some(url) = path.to_str().filter(|p| is_postgres_url(p)) {
             #[cfg(feature = "postgres")]
             {
@@ -133,6 +136,7 @@ impl Store {
     }
 
     pub(crate) fn open_in_memory_with(opts: StoreOptions) -> Result<Store> {
+        opts.validate()?;
         let engine = Engine::Sqlite(sqlite::open_in_memory(&opts)?);
         Ok(Self::with_engine(engine, opts))
     }
@@ -174,7 +178,7 @@ impl Store {
         &self.inner.engine
     }
 
-    pub(crate) fn default_ttl(&self) -> time::Duration {
+    pub(crate) fn default_ttl(&self) -> std::time::Duration {
         self.inner.ttl
     }
 

@@ -1,7 +1,7 @@
 //! The flow lifecycle on a file: begin, promote, check, consume, reject, replay, expiry.
 
 use super::Fixture;
-use oauth_state_store::{BeginRequest, CodeVerifier, Error, Status};
+use oauth_state_store::{BeginRequest, CodeVerifier, EndReason, Error, Status};
 
 #[test]
 fn begin_then_consume_then_replay() {
@@ -60,7 +60,7 @@ fn sdk_path_save_promote_consume() {
     );
     let consumed = store.consume("abc123").unwrap();
     assert_eq!(consumed.verifier.secret(), verifier.secret());
-    fx.clock.advance(time::Duration::hours(1));
+    fx.clock.advance(std::time::Duration::from_secs(3600));
     let report = store.sweep().unwrap();
     assert_eq!(report.removed.consumed, 1);
 }
@@ -100,11 +100,11 @@ fn expired_flow_is_reported_expired_and_removed() {
     let fx = Fixture::new();
     let store = fx.store();
     let flow = store
-        .begin(BeginRequest::new("srv").ttl(time::Duration::minutes(1)))
+        .begin(BeginRequest::new("srv").ttl(std::time::Duration::from_secs(60)))
         .unwrap();
-    fx.clock.advance(time::Duration::seconds(59));
+    fx.clock.advance(std::time::Duration::from_secs(59));
     store.check(flow.state().secret()).unwrap();
-    fx.clock.advance(time::Duration::seconds(1));
+    fx.clock.advance(std::time::Duration::from_secs(1));
     assert!(matches!(
         store.consume(flow.state().secret()),
         Err(Error::Expired)
@@ -122,7 +122,7 @@ fn check_reports_expiry_and_removes_the_row() {
     let fx = Fixture::new();
     let store = fx.store();
     let flow = begin(&store, "srv", "cli");
-    fx.clock.advance(time::Duration::minutes(10));
+    fx.clock.advance(std::time::Duration::from_secs(10 * 60));
     assert!(matches!(
         store.check(flow.state().secret()),
         Err(Error::Expired)
@@ -140,10 +140,13 @@ fn consume_for_the_wrong_server_is_a_mismatch_and_burns_the_flow() {
         store.consume_for(state, "server-b"),
         Err(Error::ServerMismatch { field: "server_id" })
     ));
-    // Nothing usable is left: the verifier was wiped with the attempt.
+    // Nothing usable is left: the verifier was wiped with the attempt, and the flow is
+    // reported as ended for its reason, not as a completed login.
     assert!(matches!(
         store.consume_for(state, "server-a"),
-        Err(Error::AlreadyConsumed)
+        Err(Error::FlowEnded {
+            reason: EndReason::ServerMismatch
+        })
     ));
     let ok = begin(&store, "server-a", "cli");
     assert!(store.consume_for(ok.state().secret(), "server-a").is_ok());
@@ -250,7 +253,7 @@ fn promote_errors_are_distinct() {
     let late_challenge = store
         .save_code_verifier("srv", None, late.secret())
         .unwrap();
-    fx.clock.advance(time::Duration::minutes(11));
+    fx.clock.advance(std::time::Duration::from_secs(11 * 60));
     assert!(matches!(
         store.promote(
             "srv",
@@ -270,9 +273,9 @@ fn orphaned_unbound_verifier_expires_and_is_swept() {
         .unwrap();
     let live = begin(&store, "srv", "cli");
     assert_eq!(store.sweep().unwrap().removed.total(), 0);
-    fx.clock.advance(time::Duration::minutes(5));
+    fx.clock.advance(std::time::Duration::from_secs(5 * 60));
     let live2 = begin(&store, "srv", "cli");
-    fx.clock.advance(time::Duration::minutes(6));
+    fx.clock.advance(std::time::Duration::from_secs(6 * 60));
     let report = store.sweep().unwrap();
     assert_eq!(report.removed.unbound, 1);
     assert_eq!(report.removed.pending, 1);
@@ -309,7 +312,7 @@ fn sweep_removes_every_status_in_small_batches() {
             .save_code_verifier("srv", None, CodeVerifier::generate().secret())
             .unwrap();
     }
-    fx.clock.advance(time::Duration::minutes(10));
+    fx.clock.advance(std::time::Duration::from_secs(10 * 60));
     let report = store.sweep().unwrap();
     assert_eq!(report.removed.total(), 60);
     assert_eq!(report.removed.consumed, 13);
@@ -326,7 +329,7 @@ fn expired_flows(fx: &Fixture, store: &oauth_state_store::Store, n: usize) {
     for _ in 0..n {
         begin(store, "srv", "cli");
     }
-    fx.clock.advance(time::Duration::minutes(11));
+    fx.clock.advance(std::time::Duration::from_secs(11 * 60));
 }
 
 #[test]
@@ -384,7 +387,12 @@ fn reject_validates_the_state_first_and_ends_the_flow() {
         }
         other => panic!("expected AuthorizationFailed, got {other:?}"),
     }
-    assert!(matches!(store.consume(state), Err(Error::AlreadyConsumed)));
+    assert!(matches!(
+        store.consume(state),
+        Err(Error::FlowEnded {
+            reason: EndReason::AuthorizationFailed
+        })
+    ));
 }
 
 #[test]
@@ -541,10 +549,10 @@ fn bad_input_is_invalid_input_naming_the_field_and_changes_no_row() {
         })
     ));
     for ttl in [
-        time::Duration::ZERO,
-        time::Duration::seconds(-1),
-        time::Duration::MAX,
-        time::Duration::days(2),
+        std::time::Duration::ZERO,
+        std::time::Duration::from_micros(999),
+        std::time::Duration::MAX,
+        std::time::Duration::from_secs(2 * 86_400),
     ] {
         assert!(matches!(
             store.begin(BeginRequest::new("srv").ttl(ttl)),

@@ -24,7 +24,7 @@ const PROMOTE: usize = 16;
 const SLOTS: usize = 20;
 
 fn options() -> StoreOptions {
-    StoreOptions::default().ttl(time::Duration::milliseconds(TTL_MS))
+    StoreOptions::default().ttl(std::time::Duration::from_millis(TTL_MS as u64))
 }
 
 /// Child: reads `slot state verifier` lines from stdin, then runs `OSS_OPS` random operations
@@ -223,13 +223,17 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
             "promote",
             &["UnknownChallenge", "Expired", "ChallengeAlreadyBound"][..],
         ),
-        ("check", &["UnknownState", "Expired", "AlreadyConsumed"][..]),
+        (
+            "check",
+            &["UnknownState", "Expired", "AlreadyConsumed", "FlowEnded"][..],
+        ),
         (
             "consume",
             &[
                 "UnknownState",
                 "Expired",
                 "AlreadyConsumed",
+                "FlowEnded",
                 "AuthorizationFailed",
             ][..],
         ),
@@ -239,6 +243,7 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
                 "UnknownState",
                 "Expired",
                 "AlreadyConsumed",
+                "FlowEnded",
                 "AlreadyCompleted",
             ][..],
         ),
@@ -248,6 +253,7 @@ fn concurrent_random_histories_consume_each_flow_at_most_once() {
                 "UnknownState",
                 "Expired",
                 "AlreadyConsumed",
+                "FlowEnded",
                 "AlreadyCompleted",
             ][..],
         ),

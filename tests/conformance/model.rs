@@ -130,6 +130,7 @@ fn err_name(e: &Error) -> String {
     match e {
         Error::ServerMismatch { field } => format!("ServerMismatch({field})"),
         Error::AuthorizationFailed { error, .. } => format!("AuthorizationFailed({error})"),
+        Error::FlowEnded { reason } => format!("FlowEnded({reason:?})"),
         other => format!("{other:?}"),
     }
 }
@@ -142,6 +143,8 @@ struct Row {
     status: Status,
     created: i64,
     expires: i64,
+    /// On a tombstone: why the flow ended without a login, as the store names it.
+    ended: Option<&'static str>,
 }
 
 impl Row {
@@ -186,7 +189,7 @@ impl Model {
             return Err(e("UnknownState"));
         };
         if self.rows[i].status == Status::Consumed {
-            return Err(e("AlreadyConsumed"));
+            return Err(e(self.rows[i].ended.unwrap_or("AlreadyConsumed")));
         }
         if self.rows[i].expired(self.now) {
             self.rows.remove(i);
@@ -218,6 +221,7 @@ impl Model {
                     status: Status::Pending,
                     created: now,
                     expires: now + ttl_ms,
+                    ended: None,
                 };
                 let out = row.info();
                 self.rows.push(row);
@@ -234,6 +238,7 @@ impl Model {
                     status: Status::Unbound,
                     created: now,
                     expires: now + DEFAULT_TTL_MS,
+                    ended: None,
                 });
                 Out::Challenge(challenge(v))
             }
@@ -328,9 +333,11 @@ impl Model {
         let before = row.status;
         row.status = Status::Consumed;
         if expect.is_some_and(|server| server != row.server) {
+            row.ended = Some("FlowEnded(ServerMismatch)");
             return e("ServerMismatch(server_id)");
         }
         if before == Status::Failed {
+            row.ended = Some("FlowEnded(AuthorizationFailed)");
             return e("AuthorizationFailed(access_denied)");
         }
         Out::Consumed {
@@ -391,7 +398,7 @@ fn run(store: &Store, clock: &ManualClock, op: &Op) -> Out {
             let req = BeginRequest::new(SERVERS[server])
                 .state(State::new(state(s)).unwrap())
                 .verifier(CodeVerifier::new(verifier(v)).unwrap())
-                .ttl(time::Duration::milliseconds(ttl_ms));
+                .ttl(std::time::Duration::from_millis(ttl_ms.unsigned_abs()));
             match store.begin(req) {
                 Ok(f) => {
                     assert_eq!(f.code_challenge().to_string(), challenge(v));
@@ -446,7 +453,12 @@ fn run(store: &Store, clock: &ManualClock, op: &Op) -> Out {
             }
         }
         Op::Advance { ms } => {
-            clock.advance(time::Duration::milliseconds(ms));
+            let by = std::time::Duration::from_millis(ms.unsigned_abs());
+            if ms >= 0 {
+                clock.advance(by);
+            } else {
+                clock.rewind(by);
+            }
             Out::Unit
         }
     }
@@ -456,7 +468,7 @@ fn new_store(clock: &ManualClock) -> Store {
     Fixture::scratch(
         StoreOptions::default()
             .clock(clock.clone())
-            .ttl(time::Duration::milliseconds(DEFAULT_TTL_MS)),
+            .ttl(std::time::Duration::from_millis(DEFAULT_TTL_MS as u64)),
     )
 }
 
@@ -488,11 +500,11 @@ proptest! {
 fn a_clock_moved_back_and_forward_again_does_not_stretch_a_flow() {
     let clock = ManualClock::new(START);
     let store = new_store(&clock);
-    let ttl = time::Duration::milliseconds(DEFAULT_TTL_MS);
+    let ttl = std::time::Duration::from_millis(DEFAULT_TTL_MS as u64);
     let flow = store.begin(BeginRequest::new("srv").ttl(ttl)).unwrap();
     assert_eq!(flow.info().expires_at, START + DEFAULT_TTL_MS);
     let kept = store.begin(BeginRequest::new("srv").ttl(ttl)).unwrap();
-    clock.advance(time::Duration::minutes(-5));
+    clock.rewind(std::time::Duration::from_secs(5 * 60));
     // Under a clock that reads before the flow's creation its age is unknown: not usable.
     assert!(matches!(
         store.check(flow.state().secret()),
@@ -523,7 +535,7 @@ fn a_flow_from_a_later_clock_reading_is_not_usable_when_the_clock_reads_earlier(
     let behind = ManualClock::new(START);
     let writer = fx.open(StoreOptions::default().clock(ahead.clone()));
     let reader = fx.open(StoreOptions::default().clock(behind.clone()));
-    let ttl = time::Duration::minutes(10);
+    let ttl = std::time::Duration::from_secs(10 * 60);
     let begun = writer.begin(BeginRequest::new("srv").ttl(ttl)).unwrap();
     let bound = writer.begin(BeginRequest::new("srv").ttl(ttl)).unwrap();
     // The reader's clock is an hour behind the flows' creation: with expiry alone the flows

@@ -113,9 +113,9 @@ async fn an_expired_state_is_absent_and_removed() {
     states.save(csrf.secret(), saved).await.unwrap();
 
     fx.clock
-        .advance(time::Duration::minutes(10) - time::Duration::milliseconds(1));
+        .advance(std::time::Duration::from_secs(10 * 60) - std::time::Duration::from_millis(1));
     assert!(states.load(csrf.secret()).await.unwrap().is_some());
-    fx.clock.advance(time::Duration::milliseconds(1));
+    fx.clock.advance(std::time::Duration::from_millis(1));
     assert!(states.load(csrf.secret()).await.unwrap().is_none());
     assert_eq!(rows(&store), 0, "the expired row was not removed");
     assert!(states.delete(csrf.secret()).await.is_err());

@@ -51,6 +51,8 @@ mod fixture {
     }
 }
 
+#[path = "ended.rs"]
+mod ended;
 #[path = "flows.rs"]
 mod flows;
 #[path = "history.rs"]

@@ -36,10 +36,10 @@ pub(crate) fn code_of(error: &Error) -> &'static str {
         Error::CallbackTimeout { .. } => "CALLBACK_TIMEOUT",
         Error::Listener { .. } => "LISTENER",
         Error::Storage(_) | Error::Pool(_) | Error::Io { .. } => "STORAGE",
-        // FLOW_ENDED: the core's "flow ended with its reason" variant (a server mismatch or an
-        // error callback, not a replay) is not in the core yet; when it lands, its arm goes
-        // here as `Error::FlowEnded { .. } => "FLOW_ENDED"`. Until then an error this binding
-        // does not know yet keeps a generic code rather than a wrong specific one.
+        Error::FlowEnded { .. } => "FLOW_ENDED",
+        Error::Unavailable { .. } => "UNAVAILABLE",
+        Error::CommitOutcomeUnknown { .. } => "COMMIT_OUTCOME_UNKNOWN",
+        // A variant newer than this mapping keeps a generic code rather than a wrong one.
         _ => "ERROR",
     }
 }

@@ -30,7 +30,7 @@ impl OpenOptions {
     pub(crate) fn to_core(&self) -> napi::Result<StoreOptions> {
         let mut o = Store::options();
         if let Some(s) = self.ttl_seconds {
-            o = o.ttl(time::Duration::seconds(i64::from(s)));
+            o = o.ttl(Duration::from_secs(u64::from(s)));
         }
         if let Some(ms) = self.busy_timeout_ms {
             o = o.busy_timeout(Duration::from_millis(u64::from(ms)));

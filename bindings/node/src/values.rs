@@ -81,7 +81,7 @@ impl BeginOptions {
             r = r.scope(s.clone());
         }
         if let Some(t) = self.ttl_seconds {
-            r = r.ttl(time::Duration::seconds(i64::from(t)));
+            r = r.ttl(std::time::Duration::from_secs(u64::from(t)));
         }
         r
     }

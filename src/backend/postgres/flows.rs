@@ -202,7 +202,7 @@ pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(ex
 
 /// `$2` NULL: no limit.
 pub(crate) const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at FROM flows WHERE ($1::text IS NULL OR status = $1) \
+     created_at, expires_at, error FROM flows WHERE ($1::text IS NULL OR status = $1) \
      AND ($3::text IS NULL OR server_id = $3) ORDER BY expires_at, id LIMIT $2";
 
 impl FlowTx for Rows<'_> {
@@ -421,6 +421,7 @@ impl FlowTx for Rows<'_> {
                     status: status_of(r.get(3))?,
                     created_at: r.get(4),
                     expires_at: r.get(5),
+                    error: r.get(6),
                 })
             })
             .collect()

@@ -203,12 +203,12 @@ pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(ex
 
 /// Walks `flows_by_expiry` in order, up to the limit: a listing of the whole table.
 pub(crate) const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at FROM flows WHERE (?1 IS NULL OR status = ?1) \
+     created_at, expires_at, error FROM flows WHERE (?1 IS NULL OR status = ?1) \
      ORDER BY expires_at, id LIMIT ?2";
 
 pub(crate) const LIST_FLOWS_OF_SERVER: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at FROM flows WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
-     ORDER BY expires_at, id LIMIT ?2";
+     created_at, expires_at, error FROM flows \
+     WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) ORDER BY expires_at, id LIMIT ?2";
 
 impl FlowTx for Rows<'_> {
     fn now(&self) -> i64 {
@@ -429,6 +429,7 @@ impl FlowTx for Rows<'_> {
                 status: r.get(3)?,
                 created_at: r.get(4)?,
                 expires_at: r.get(5)?,
+                error: r.get(6)?,
             })
         };
         self.run(|tx| match server_id {

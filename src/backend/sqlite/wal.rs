@@ -31,9 +31,17 @@ impl Sqlite {
     /// Best effort and never blocking: a busy or partial checkpoint is not an error, the next
     /// one finishes the job.
     pub(crate) fn checkpoint_passive(&self, conn: &Connection) {
-        if self.path.is_some() {
-            let _ = conn.query_row(CHECKPOINT_PASSIVE, [], |_| Ok(()));
+        let _ = self.wal_frames_after_checkpoint(conn);
+    }
+
+    /// A passive checkpoint; returns how many frames the `-wal` holds (0: nothing of an old
+    /// page image is left in it), `None` when the checkpoint could not run.
+    fn wal_frames_after_checkpoint(&self, conn: &Connection) -> Option<i64> {
+        if self.path.is_none() {
+            return Some(0);
         }
+        conn.query_row(CHECKPOINT_PASSIVE, [], |r| r.get::<_, i64>(1))
+            .ok()
     }
 
     /// After a bulk wipe (sweep, invalidate): a passive checkpoint copies the wiped pages into
@@ -49,7 +57,10 @@ impl Sqlite {
         let mut conn = self.conn()?;
         let keep = if self.immediate_wal_scrub { 0 } else { -1 };
         self.with_pragma(&mut conn, "journal_size_limit", 0, keep, |conn| {
-            self.checkpoint_passive(conn);
+            if self.wal_frames_after_checkpoint(conn) == Some(0) {
+                // An empty log holds no old page image: nothing to cut.
+                return Ok(());
+            }
             let tx = conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| self.err(e))?;
