@@ -53,11 +53,17 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::InsecureFile`] (symlink, other owner, group/world access, writable directory),
-    /// [`Error::DatabaseMissing`], [`Error::DatabaseTooNew`], [`Error::Corrupt`] (not an SQLite
-    /// file), [`Error::Busy`], [`Error::ReadOnly`], [`Error::Io`], [`Error::Pool`].
+    /// [`Error::DatabaseMissing`], [`Error::PermissionDenied`], [`Error::NotAStore`] (another
+    /// application's SQLite file, left unchanged), [`Error::DatabaseTooNew`],
+    /// [`Error::MigrationNeeded`] (only with [`StoreOptions::migrate`]`(false)`; by default an
+    /// older store is migrated), [`Error::Corrupt`] (not an SQLite file), [`Error::Busy`],
+    /// [`Error::ReadOnly`], [`Error::Io`], [`Error::Pool`].
     ///
     /// [`Error::InsecureFile`]: crate::Error::InsecureFile
     /// [`Error::DatabaseMissing`]: crate::Error::DatabaseMissing
+    /// [`Error::PermissionDenied`]: crate::Error::PermissionDenied
+    /// [`Error::NotAStore`]: crate::Error::NotAStore
+    /// [`Error::MigrationNeeded`]: crate::Error::MigrationNeeded
     /// [`Error::DatabaseTooNew`]: crate::Error::DatabaseTooNew
     /// [`Error::Corrupt`]: crate::Error::Corrupt
     /// [`Error::Busy`]: crate::Error::Busy

@@ -115,12 +115,15 @@ impl CheckReport {
 /// [`Store::open`](crate::Store::open), that applications (running as the file's owner) can
 /// write the file and its directory, that it is an undamaged SQLite database (`PRAGMA
 /// integrity_check`), its schema version against this code's, and WAL mode. The file is opened
-/// read-only and is never created, migrated or repaired. A damaged file is one [`Problem`]
+/// read-only and is never created, migrated or repaired, and no `-wal` or `-shm` file is
+/// created next to it. A damaged file is one [`Problem`]
 /// whose `details` hold the integrity check's findings, not an error. Waits up to 5 seconds
 /// for another connection's lock ([`check_file_with_timeout`] chooses).
 ///
 /// # Errors
-/// [`Error::DatabaseMissing`], [`Error::Io`] (the directory cannot be read),
+/// [`Error::DatabaseMissing`], [`Error::PermissionDenied`] (this user may not see the file),
+/// [`Error::NotAStore`] (another application's SQLite file), [`Error::Io`] (the directory
+/// cannot be read),
 /// [`Error::Busy`] (another connection held the file for more than 5 seconds), other SQLite
 /// errors that are not damage.
 pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
