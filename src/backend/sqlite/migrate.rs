@@ -115,7 +115,15 @@ pub(crate) fn file_kind(conn: &Connection) -> rusqlite::Result<FileKind> {
         .collect::<rusqlite::Result<_>>()?;
     let has = |name: &str| tables.iter().any(|t| t == name);
     if has("meta") {
-        let with_id: bool = conn.query_row(HAS_STORE_ID, [], |r| r.get(0))?;
+        // Another application's `meta` table may lack the `key` column: that is no store id.
+        let with_id: bool = match conn.query_row(HAS_STORE_ID, [], |r| r.get(0)) {
+            Ok(found) => found,
+            Err(rusqlite::Error::SqlInputError { .. }) => false,
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::Unknown => {
+                false
+            }
+            Err(e) => return Err(e),
+        };
         if with_id || (has("flows") && version >= 1) {
             return Ok(FileKind::Store(version));
         }
