@@ -142,7 +142,8 @@ fn build(
     // A file at the current version always has a store id; a missing one means damage,
     // which migrating repairs.
     let current = found == SCHEMA_VERSION && migrate::store_id(&conn).is_ok();
-    if !current && (!opts.migrate || opts.read_only) {
+    // (A read-only open that may migrate tries, and fails with `ReadOnly`, writing nothing.)
+    if !current && !opts.migrate {
         return Err(Error::MigrationNeeded {
             found,
             expected: SCHEMA_VERSION,
