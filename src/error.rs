@@ -157,6 +157,45 @@ pub enum Error {
         supported: i64,
     },
 
+    /// The file is a store at an older schema version, and this open was not allowed to
+    /// migrate it ([`StoreOptions::migrate`](crate::StoreOptions::migrate)). Nothing was
+    /// changed.
+    #[error(
+        "the database needs a migration (its schema is version {found}, this program uses \
+         {expected}); nothing was changed: run `oauth-state-store migrate` first"
+    )]
+    MigrationNeeded {
+        /// The file's schema version (0: an empty file, not yet a store).
+        found: i64,
+        /// The version this code uses.
+        expected: i64,
+    },
+
+    /// The file is an SQLite database of something else: it has tables but no store metadata
+    /// (`meta.store_id`). It is never migrated or written. Nothing was changed.
+    #[error(
+        "refusing to use {}: it is not an oauth-state-store database but {what}; nothing was \
+         changed: check the path, or give the store a file of its own",
+        path.display()
+    )]
+    NotAStore {
+        /// The file.
+        path: PathBuf,
+        /// What the file seems to be, such as `"an SQLite database with the tables users,
+        /// sessions"`. Names from the file's schema only, never a row's value.
+        what: String,
+    },
+
+    /// This process may not read the file or a directory on its way (another user's file,
+    /// or a private directory). Distinct from [`Error::DatabaseMissing`]: the file may exist.
+    #[error("permission denied on {}: {reason}", path.display())]
+    PermissionDenied {
+        /// The file or directory that could not be read.
+        path: PathBuf,
+        /// Who owns what, and what to do about it.
+        reason: String,
+    },
+
     /// Another connection held a lock past the busy timeout.
     #[error(
         "the database stayed locked by another connection for longer than the busy timeout \

@@ -39,6 +39,7 @@ pub enum Durability {
 /// | [`max_database_size`](Self::max_database_size) | no limit (SQLite's own) |
 /// | [`read_only`](Self::read_only) | `false` |
 /// | [`immediate_wal_scrub`](Self::immediate_wal_scrub) | `false` |
+/// | [`migrate`](Self::migrate) | `true` |
 ///
 /// ```no_run
 /// use oauth_state_store::{Durability, StoreOptions};
@@ -65,6 +66,7 @@ pub struct StoreOptions {
     pub(crate) max_database_size: Option<u64>,
     pub(crate) read_only: bool,
     pub(crate) immediate_wal_scrub: bool,
+    pub(crate) migrate: bool,
 }
 
 impl Default for StoreOptions {
@@ -83,6 +85,7 @@ impl Default for StoreOptions {
             max_database_size: None,
             read_only: false,
             immediate_wal_scrub: false,
+            migrate: true,
         }
     }
 }
@@ -192,6 +195,20 @@ impl StoreOptions {
     /// `-wal` taken at any moment must not hold a consumed verifier.
     pub fn immediate_wal_scrub(mut self, immediate: bool) -> Self {
         self.immediate_wal_scrub = immediate;
+        self
+    }
+
+    /// Whether opening may change the file's schema: create a new store's tables, migrate an
+    /// older store to [`SCHEMA_VERSION`](crate::SCHEMA_VERSION), and set WAL mode. `true` by
+    /// default, so that an application upgraded to a newer version of this crate keeps working
+    /// on its existing file. With `false`, a file that needs any of that is
+    /// [`Error::MigrationNeeded`](crate::Error::MigrationNeeded) and is left unchanged (the
+    /// command line's `stats`, `list` and `sweep` open this way; only `migrate` migrates).
+    ///
+    /// Either way, a file that is another application's SQLite database is
+    /// [`Error::NotAStore`](crate::Error::NotAStore) and is never written.
+    pub fn migrate(mut self, migrate: bool) -> Self {
+        self.migrate = migrate;
         self
     }
 

@@ -5,6 +5,9 @@
 
 mod common;
 
+#[path = "cli/open_path.rs"]
+mod open_path;
+
 use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -177,10 +177,12 @@ fn database_path(db: Option<PathBuf>) -> CliResult<PathBuf> {
         })
 }
 
-/// Opens an existing store; a missing file (or directory) is an error, never created.
+/// Opens an existing store at the current schema version; a missing file (or directory) is
+/// an error, never created, and an older store is [`Error::MigrationNeeded`]: only `migrate`
+/// changes a schema.
 fn open_existing(path: &Path, options: StoreOptions) -> CliResult<Store> {
     refuse_missing(path)?;
-    Ok(options.create_if_missing(false).open(path)?)
+    Ok(options.create_if_missing(false).migrate(false).open(path)?)
 }
 
 /// Whether `--db` names a PostgreSQL database (`postgres://` / `postgresql://`), not a file.
@@ -200,15 +202,21 @@ fn shown(path: &Path) -> String {
     }
 }
 
-/// A missing file, or a missing directory, is [`Error::DatabaseMissing`] (a URL has neither).
+/// A missing file, or a missing directory, is [`Error::DatabaseMissing`]; one this user may
+/// not look at is [`Error::PermissionDenied`] (naming its owner), never "does not exist".
 fn refuse_missing(path: &Path) -> Result<(), Error> {
     if is_database_url(path) {
         return Ok(());
     }
-    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        Some(dir) if !dir.exists() => Err(Error::DatabaseMissing {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    match std::fs::metadata(dir) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::DatabaseMissing {
             path: path.to_path_buf(),
         }),
-        _ => Ok(()),
+        // The library's own checks then say who owns what (permission denied) or what failed.
+        Err(_) => Ok(()),
     }
 }

@@ -53,13 +53,19 @@ impl Store {
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (an option out of range, such as `ttl` or `busy_timeout`; nothing
-    /// is opened or created), [`Error::InsecureFile`] (symlink, other owner, group/world
-    /// access, writable directory), [`Error::DatabaseMissing`], [`Error::DatabaseTooNew`], [`Error::Corrupt`] (not an SQLite
-    /// file), [`Error::Busy`], [`Error::ReadOnly`], [`Error::Io`], [`Error::Pool`].
+    /// is opened or created), [`Error::InsecureFile`] (symlink, other owner, group/world access, writable directory),
+    /// [`Error::DatabaseMissing`], [`Error::PermissionDenied`], [`Error::NotAStore`] (another
+    /// application's SQLite file, left unchanged), [`Error::DatabaseTooNew`],
+    /// [`Error::MigrationNeeded`] (only with [`StoreOptions::migrate`]`(false)`; by default an
+    /// older store is migrated), [`Error::Corrupt`] (not an SQLite file), [`Error::Busy`],
+    /// [`Error::ReadOnly`], [`Error::Io`], [`Error::Pool`].
     ///
     /// [`Error::InvalidInput`]: crate::Error::InvalidInput
     /// [`Error::InsecureFile`]: crate::Error::InsecureFile
     /// [`Error::DatabaseMissing`]: crate::Error::DatabaseMissing
+    /// [`Error::PermissionDenied`]: crate::Error::PermissionDenied
+    /// [`Error::NotAStore`]: crate::Error::NotAStore
+    /// [`Error::MigrationNeeded`]: crate::Error::MigrationNeeded
     /// [`Error::DatabaseTooNew`]: crate::Error::DatabaseTooNew
     /// [`Error::Corrupt`]: crate::Error::Corrupt
     /// [`Error::Busy`]: crate::Error::Busy

@@ -37,6 +37,9 @@ pub(crate) fn code_of(error: &Error) -> &'static str {
         Error::Listener { .. } => "LISTENER",
         Error::Storage(_) | Error::Pool(_) | Error::Io { .. } => "STORAGE",
         Error::FlowEnded { .. } => "FLOW_ENDED",
+        Error::MigrationNeeded { .. } => "MIGRATION_NEEDED",
+        Error::NotAStore { .. } => "NOT_A_STORE",
+        Error::PermissionDenied { .. } => "PERMISSION_DENIED",
         Error::Unavailable { .. } => "UNAVAILABLE",
         Error::CommitOutcomeUnknown { .. } => "COMMIT_OUTCOME_UNKNOWN",
         // A variant newer than this mapping keeps a generic code rather than a wrong one.

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use super::admin::SELECT_JOURNAL_MODE;
 use super::error::classify;
-use super::migrate::{SELECT_STORE_ID, SELECT_USER_VERSION};
+use super::migrate::{file_kind, FileKind, SELECT_STORE_ID, SELECT_USER_VERSION};
 use crate::backend::sqlite::migrate::SCHEMA_VERSION;
 use crate::backend::sqlite::permissions::{self, FileChecks};
 use crate::error::{Error, Result};
@@ -115,12 +115,15 @@ impl CheckReport {
 /// [`Store::open`](crate::Store::open), that applications (running as the file's owner) can
 /// write the file and its directory, that it is an undamaged SQLite database (`PRAGMA
 /// integrity_check`), its schema version against this code's, and WAL mode. The file is opened
-/// read-only and is never created, migrated or repaired. A damaged file is one [`Problem`]
+/// read-only and is never created, migrated or repaired, and no `-wal` or `-shm` file is
+/// created next to it. A damaged file is one [`Problem`]
 /// whose `details` hold the integrity check's findings, not an error. Waits up to 5 seconds
 /// for another connection's lock ([`check_file_with_timeout`] chooses).
 ///
 /// # Errors
-/// [`Error::DatabaseMissing`], [`Error::Io`] (the directory cannot be read),
+/// [`Error::DatabaseMissing`], [`Error::PermissionDenied`] (this user may not see the file),
+/// [`Error::NotAStore`] (another application's SQLite file), [`Error::Io`] (the directory
+/// cannot be read),
 /// [`Error::Busy`] (another connection held the file for more than 5 seconds), other SQLite
 /// errors that are not damage.
 pub fn check_file(path: impl AsRef<Path>) -> Result<CheckReport> {
@@ -164,14 +167,16 @@ pub fn check_file_with_timeout(
     }
     check_writable(path, &regular, &mut report)?;
     let sql = |e| classify(e, busy_timeout);
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX
-        | OpenFlags::SQLITE_OPEN_NOFOLLOW
-        | OpenFlags::SQLITE_OPEN_EXRESCODE;
-    let conn = Connection::open_with_flags(path, flags).map_err(sql)?;
+    let Some(conn) = open_unchanged(path, &mut report).map_err(sql)? else {
+        return Ok(report);
+    };
     conn.busy_timeout(busy_timeout).map_err(sql)?;
-    match inspect(&conn, &mut report) {
-        Ok(()) => Ok(report),
+    match inspect(&conn, header_says_wal(path), &mut report) {
+        Ok(None) => Ok(report),
+        Ok(Some(what)) => Err(Error::NotAStore {
+            path: path.to_path_buf(),
+            what,
+        }),
         Err(e) => match classify(e, busy_timeout) {
             Error::Corrupt {
                 source: Some(source),
@@ -189,6 +194,74 @@ pub fn check_file_with_timeout(
             other => Err(other),
         },
     }
+}
+
+/// `path` with `suffix` appended: the `-wal` or `-shm` file.
+fn side_path(path: &Path, suffix: &str) -> PathBuf {
+    let mut side = path.as_os_str().to_owned();
+    side.push(suffix);
+    PathBuf::from(side)
+}
+
+/// A read-only connection that creates no file. SQLite's read-only connection to a WAL file
+/// would create the `-wal` and `-shm` files (with the database's mode and, as root, root's
+/// ownership) and leave them behind, so:
+/// - without a `-wal` file there is no WAL content to read: the file is opened `immutable`,
+///   which opens no side file at all;
+/// - with both `-wal` and `-shm` (a program has the file open, or closed it uncleanly), a
+///   plain read-only connection uses them and creates nothing;
+/// - a `-wal` without `-shm` would need a new `-shm`: the content is not checked (`None`),
+///   and the report says why.
+fn open_unchanged(path: &Path, report: &mut CheckReport) -> rusqlite::Result<Option<Connection>> {
+    let exists = |suffix| fs::symlink_metadata(side_path(path, suffix)).is_ok();
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW
+        | OpenFlags::SQLITE_OPEN_EXRESCODE;
+    match (exists("-wal"), exists("-shm")) {
+        (false, _) => {
+            let uri = immutable_uri(path);
+            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI).map(Some)
+        }
+        (true, true) => Connection::open_with_flags(path, flags).map(Some),
+        (true, false) => {
+            report.problems.push(Problem::new(
+                ProblemKind::JournalMode,
+                format!(
+                    "{}: it has a -wal file but no -shm file (a program using it stopped                      without closing it), so its content was not checked: reading it would                      create a -shm file",
+                    path.display()
+                ),
+                "run any command that opens the store, such as `oauth-state-store stats`, as                  the file's owner (it recovers the -wal file), then check again",
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// Whether the database header (its read and write format versions, bytes 18 and 19) says
+/// WAL mode, read from the file without SQLite.
+fn header_says_wal(path: &Path) -> bool {
+    use std::io::Read;
+    let mut header = [0u8; 20];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok_and(|()| header[18] == 2 && header[19] == 2)
+}
+
+/// `file:PATH?immutable=1`, every byte of the path outside the unreserved set percent-encoded,
+/// so that no part of the path is read as a URI parameter.
+fn immutable_uri(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push_str("?mode=ro&immutable=1");
+    uri
 }
 
 /// The owner's write bits: a file or directory its own applications cannot write fails every
@@ -254,7 +327,15 @@ fn integrity_summary(messages: &[String]) -> String {
     summary
 }
 
-fn inspect(conn: &Connection, report: &mut CheckReport) -> rusqlite::Result<()> {
+/// Fills `report` from the file's content; `Some(what)` when the file is not a store.
+fn inspect(
+    conn: &Connection,
+    wal: bool,
+    report: &mut CheckReport,
+) -> rusqlite::Result<Option<String>> {
+    if let FileKind::Foreign(what) = file_kind(conn)? {
+        return Ok(Some(what));
+    }
     let version: i64 = conn.query_row(SELECT_USER_VERSION, [], |r| r.get(0))?;
     report.schema_version = Some(version);
     let mut messages = Vec::new();
@@ -285,7 +366,12 @@ fn inspect(conn: &Connection, report: &mut CheckReport) -> rusqlite::Result<()> 
         problem.details = messages;
         report.problems.push(problem);
     }
-    let mode: String = conn.query_row(SELECT_JOURNAL_MODE, [], |r| r.get(0))?;
+    // An immutable connection reports "delete" for every file: the header says WAL or not.
+    let mode: String = if wal {
+        "wal".to_string()
+    } else {
+        conn.query_row(SELECT_JOURNAL_MODE, [], |r| r.get(0))?
+    };
     if !mode.eq_ignore_ascii_case("wal") {
         report.problems.push(Problem::new(
             ProblemKind::JournalMode,
@@ -318,5 +404,5 @@ fn inspect(conn: &Connection, report: &mut CheckReport) -> rusqlite::Result<()> 
             ));
         }
     }
-    Ok(())
+    Ok(None)
 }

@@ -82,6 +82,83 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateE
     })
 }
 
+/// The tables of the file, by name (SQLite's own excluded).
+pub(crate) const SELECT_TABLES: &str = "SELECT name FROM sqlite_schema \
+     WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name";
+/// How many schema objects of any kind the file has.
+pub(crate) const COUNT_SCHEMA_OBJECTS: &str = "SELECT count(*) FROM sqlite_schema";
+/// Whether the `meta` table has a `store_id` row (run only when the table exists).
+pub(crate) const HAS_STORE_ID: &str = "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'store_id')";
+
+/// What a database file is, read without changing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// No schema at all: a new file, made a store by migrating it.
+    Empty,
+    /// A store (it has `meta.store_id`, or the `meta` and `flows` tables of one that lost it)
+    /// at this schema version.
+    Store(i64),
+    /// Something else; the text says what it seems to be.
+    Foreign(String),
+}
+
+/// Tells an empty file, a store and another application's database apart.
+pub(crate) fn file_kind(conn: &Connection) -> rusqlite::Result<FileKind> {
+    let version = user_version(conn)?;
+    let objects: i64 = conn.query_row(COUNT_SCHEMA_OBJECTS, [], |r| r.get(0))?;
+    if objects == 0 && version == 0 {
+        return Ok(FileKind::Empty);
+    }
+    let tables: Vec<String> = conn
+        .prepare(SELECT_TABLES)?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let has = |name: &str| tables.iter().any(|t| t == name);
+    if has("meta") {
+        // Another application's `meta` table may lack the `key` column: that is no store id.
+        let with_id: bool = match conn.query_row(HAS_STORE_ID, [], |r| r.get(0)) {
+            Ok(found) => found,
+            Err(rusqlite::Error::SqlInputError { .. }) => false,
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::Unknown => {
+                false
+            }
+            Err(e) => return Err(e),
+        };
+        if with_id || (has("flows") && version >= 1) {
+            return Ok(FileKind::Store(version));
+        }
+    }
+    Ok(FileKind::Foreign(describe(&tables, version)))
+}
+
+/// "an SQLite database with the tables users, sessions (user_version 7)".
+fn describe(tables: &[String], version: i64) -> String {
+    const SHOWN: usize = 5;
+    let names: Vec<String> = tables
+        .iter()
+        .take(SHOWN)
+        .map(|t| {
+            t.chars()
+                .take(40)
+                .map(|c| if c.is_control() { '?' } else { c })
+                .collect()
+        })
+        .collect();
+    let mut text = match tables.len() {
+        0 => "an SQLite database without tables".to_string(),
+        1 => format!("an SQLite database with the table {}", names[0]),
+        _ => format!("an SQLite database with the tables {}", names.join(", ")),
+    };
+    if tables.len() > SHOWN {
+        text.push_str(&format!(" and {} more", tables.len() - SHOWN));
+    }
+    if version != 0 {
+        text.push_str(&format!(" (user_version {version})"));
+    }
+    text.push_str(", probably another application's");
+    text
+}
+
 /// Reads the file's `store_id`.
 pub(crate) fn store_id(conn: &Connection) -> rusqlite::Result<String> {
     conn.query_row(SELECT_STORE_ID, [], |r| r.get(0))
@@ -193,6 +270,26 @@ mod tests {
             )
             .unwrap();
         assert_eq!((require, created), (0, None));
+    }
+
+    #[test]
+    fn files_are_told_apart_without_being_changed() {
+        let mut c = Connection::open_in_memory().unwrap();
+        assert_eq!(file_kind(&c).unwrap(), FileKind::Empty);
+        c.execute_batch("CREATE TABLE users (id INTEGER); CREATE TABLE meta (k, v);")
+            .unwrap();
+        match file_kind(&c).unwrap() {
+            FileKind::Foreign(what) => assert!(what.contains("meta, users"), "{what}"),
+            other => panic!("expected Foreign, got {other:?}"),
+        }
+        let mut s = Connection::open_in_memory().unwrap();
+        migrate(&mut s).unwrap();
+        assert_eq!(file_kind(&s).unwrap(), FileKind::Store(SCHEMA_VERSION));
+        s.execute("DELETE FROM meta", []).unwrap();
+        assert_eq!(file_kind(&s).unwrap(), FileKind::Store(SCHEMA_VERSION));
+        c.pragma_update(None, "user_version", 0).unwrap();
+        assert!(matches!(file_kind(&c).unwrap(), FileKind::Foreign(_)));
+        let _ = &mut c;
     }
 
     #[test]

@@ -7,9 +7,11 @@
 //! - [`admin`]: file facts and compaction.
 //! - [`error`]: SQLite's errors as the crate's.
 //! - [`migrate`], [`permissions`], [`check`]: migrations, file security, `check_file`.
+//! - [`denied`]: an access error told apart from a missing file.
 
 pub(crate) mod admin;
 pub(crate) mod check;
+pub(crate) mod denied;
 pub(crate) mod error;
 pub(crate) mod flows;
 pub(crate) mod migrate;

@@ -10,7 +10,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{error::classify, migrate, permissions, Sqlite};
-use crate::backend::sqlite::migrate::{MigrationReport, SCHEMA_VERSION};
+use crate::backend::sqlite::migrate::{FileKind, MigrationReport, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 use crate::options::{Durability, StoreOptions};
 
@@ -121,18 +121,39 @@ fn build(
     // Set the file up on a connection of our own, so that its failures keep SQLite's
     // typed error (r2d2 would flatten them into a message).
     let mut conn = manager.connect().map_err(sql)?;
-    let found = migrate::user_version(&conn).map_err(sql)?;
+    // What the file is, read before anything is written to it: a foreign database, a newer
+    // store or (unless this open may migrate) an older one is refused unchanged.
+    let found = match migrate::file_kind(&conn).map_err(sql)? {
+        FileKind::Foreign(what) => {
+            return Err(Error::NotAStore {
+                path: path.clone().unwrap_or_default(),
+                what,
+            })
+        }
+        FileKind::Empty => 0,
+        FileKind::Store(version) => version,
+    };
     if found > SCHEMA_VERSION {
         return Err(Error::DatabaseTooNew {
             found,
             supported: SCHEMA_VERSION,
         });
     }
-    // A read-only connection cannot change the journal mode; it reads the file as it is.
-    if path.is_some() && !opts.read_only {
+    // A file at the current version always has a store id; a missing one means damage,
+    // which migrating repairs.
+    let current = found == SCHEMA_VERSION && migrate::store_id(&conn).is_ok();
+    // (A read-only open that may migrate tries, and fails with `ReadOnly`, writing nothing.)
+    if !current && !opts.migrate {
+        return Err(Error::MigrationNeeded {
+            found,
+            expected: SCHEMA_VERSION,
+        });
+    }
+    // Only an open that may migrate changes the journal mode; a read-only connection could not.
+    if path.is_some() && !opts.read_only && opts.migrate {
         ensure_wal(&conn, bt).map_err(sql)?;
     }
-    let migration = if found == SCHEMA_VERSION {
+    let migration = if current {
         MigrationReport {
             from: found,
             to: found,
@@ -140,13 +161,7 @@ fn build(
     } else {
         migrate::migrate(&mut conn).map_err(|e| e.into_error(bt))?
     };
-    let store_id = match migrate::store_id(&conn) {
-        Ok(id) => id,
-        // A file at the current version always has one; a missing row means damage.
-        Err(_) => migrate::migrate(&mut conn)
-            .map_err(|e| e.into_error(bt))
-            .and_then(|_| migrate::store_id(&conn).map_err(sql))?,
-    };
+    let store_id = migrate::store_id(&conn).map_err(sql)?;
     drop(conn);
     let pool = Pool::builder()
         .max_size(opts.pool_size)

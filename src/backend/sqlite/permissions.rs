@@ -10,6 +10,7 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use super::denied::io_error;
 use crate::error::{Error, Result};
 
 /// How strictly [`Store::open`](crate::Store::open) checks the file and its directory.
@@ -63,7 +64,7 @@ pub(crate) fn prepare(path: &Path, create: bool, checks: FileChecks) -> Result<(
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let dir_meta = fs::metadata(&dir).map_err(|e| Error::io(&dir, e))?;
+    let dir_meta = fs::metadata(&dir).map_err(|e| io_error(&dir, e))?;
     if !dir_meta.is_dir() {
         return Err(insecure(
             &dir,
@@ -83,7 +84,7 @@ pub(crate) fn prepare(path: &Path, create: bool, checks: FileChecks) -> Result<(
             }
             create_private(path, checks)?;
         }
-        Err(e) => return Err(Error::io(path, e)),
+        Err(e) => return Err(io_error(path, e)),
     }
     for suffix in ["-wal", "-shm", "-journal"] {
         let mut side = path.as_os_str().to_owned();
@@ -92,7 +93,7 @@ pub(crate) fn prepare(path: &Path, create: bool, checks: FileChecks) -> Result<(
         match fs::symlink_metadata(&side) {
             Ok(meta) => check_file(&side, &meta, checks).map_err(|e| side_file_fix(e, suffix))?,
             Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&side, e)),
+            Err(e) => return Err(io_error(&side, e)),
         }
     }
     Ok(())

@@ -88,6 +88,13 @@ const STATEMENTS: &[(&str, &str, Plan)] = &[
         Search(&["sqlite_autoindex_meta_1"]),
     ),
     ("SELECT_USER_VERSION", m::SELECT_USER_VERSION, NotAQuery),
+    ("SELECT_TABLES", m::SELECT_TABLES, WholeTable),
+    ("COUNT_SCHEMA_OBJECTS", m::COUNT_SCHEMA_OBJECTS, WholeTable),
+    (
+        "HAS_STORE_ID",
+        m::HAS_STORE_ID,
+        Search(&["sqlite_autoindex_meta_1"]),
+    ),
     ("INSERT_STORE_ID", m::INSERT_STORE_ID, NotAQuery),
     ("CHECKPOINT_PASSIVE", w::CHECKPOINT_PASSIVE, NotAQuery),
     ("TOUCH_META", w::TOUCH_META, NotAQuery),

@@ -1,0 +1,222 @@
+//! The command line never damages a file it was only asked to look at: refused opens and
+//! read-only commands create nothing, only `migrate` migrates, another application's SQLite
+//! file is refused unchanged, and "permission denied" is not "does not exist".
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use super::{cli, stderr, stdout};
+use crate::common::Fixture;
+
+/// Every entry of `dir`: name, mode, owner, size. Equal before and after means nothing was
+/// created, removed, re-owned or re-moded.
+fn listing(dir: &Path) -> BTreeMap<String, (u32, u32, u64)> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (m.mode(), m.uid(), m.len()),
+            )
+        })
+        .collect()
+}
+
+/// Runs `args` on `path` and asserts that the directory and the file's bytes did not change.
+fn unchanged(path: &Path, args: &[&str]) -> Output {
+    let dir = path.parent().unwrap();
+    let (before, bytes) = (listing(dir), fs::read(path).unwrap());
+    let out = cli(path, args);
+    assert_eq!(
+        listing(dir),
+        before,
+        "{args:?} changed the directory: {}",
+        stderr(&out)
+    );
+    assert!(
+        fs::read(path).unwrap() == bytes,
+        "{args:?} changed the file"
+    );
+    out
+}
+
+/// A store file at an old schema version, as a program of that version left it: WAL mode,
+/// mode 0600, a store id, one flow.
+fn old_store(path: &Path, version: i64) {
+    const SQL: [&str; 2] = [
+        include_str!("../../migrations/0001_initial.sql"),
+        include_str!("../../migrations/0002_sdk_fields.sql"),
+    ];
+    let c = rusqlite::Connection::open(path).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    for sql in &SQL[..version as usize] {
+        c.execute_batch(sql).unwrap();
+    }
+    c.pragma_update(None, "user_version", version).unwrap();
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES ('store_id', 'old-store')",
+        [],
+    )
+    .unwrap();
+    c.execute(
+        "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, status, \
+         created_at, expires_at) VALUES (zeroblob(32), ?1, 'v', 's', 'pending', 1, 2)",
+        ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"],
+    )
+    .unwrap();
+    drop(c);
+    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+#[test]
+fn refused_opens_and_read_only_commands_create_no_file() {
+    let fx = Fixture::new();
+    drop(fx.store());
+    // A healthy store: `check` leaves the directory as it found it. (`stats` and `list` open
+    // the store like an application; see the CHANGELOG for their -wal/-shm at exit.)
+    for args in [&["check"][..], &["check", "--json"]] {
+        let out = unchanged(&fx.path, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    // A file others can read, then one owned by another user: reported, nothing created.
+    fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o644)).unwrap();
+    for args in [&["check"][..], &["stats"], &["list"], &["sweep"]] {
+        let out = unchanged(&fx.path, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stdout(&out));
+    }
+    fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o600)).unwrap();
+    if rustix::process::geteuid().is_root() {
+        std::os::unix::fs::chown(&fx.path, Some(65534), Some(65534)).unwrap();
+        for args in [&["check"][..], &["stats"], &["list"], &["sweep"]] {
+            let out = unchanged(&fx.path, args);
+            assert_eq!(out.status.code(), Some(1), "{args:?}");
+            let text = stdout(&out) + &stderr(&out);
+            assert!(text.contains("belongs to uid 65534"), "{args:?}: {text}");
+        }
+    }
+}
+
+#[test]
+fn only_migrate_changes_an_older_store() {
+    for version in [1, 2] {
+        let fx = Fixture::new();
+        old_store(&fx.path, version);
+        for cmd in ["stats", "list", "sweep"] {
+            let out = unchanged(&fx.path, &[cmd]);
+            assert_eq!(out.status.code(), Some(1), "{cmd} on version {version}");
+            let err = stderr(&out);
+            assert!(
+                err.contains("run `oauth-state-store migrate`"),
+                "{cmd}: {err}"
+            );
+            assert!(err.contains(&format!("version {version}")), "{cmd}: {err}");
+        }
+        let json = unchanged(&fx.path, &["stats", "--json"]);
+        let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        assert_eq!(doc["error"], "migration_needed");
+        let check = unchanged(&fx.path, &["check"]);
+        assert_eq!(check.status.code(), Some(1));
+        assert!(stdout(&check).contains("run `oauth-state-store migrate`"));
+        let out = cli(&fx.path, &["migrate"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains(&format!("migrated from schema version {version} to")),
+            "{}",
+            stdout(&out)
+        );
+        let stats = cli(&fx.path, &["stats", "--json"]);
+        assert_eq!(stats.status.code(), Some(0), "{}", stderr(&stats));
+    }
+}
+
+#[test]
+fn another_applications_database_is_refused_by_every_command_unchanged() {
+    let fx = Fixture::new();
+    let c = rusqlite::Connection::open(&fx.path).unwrap();
+    c.execute_batch(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); \
+         CREATE TABLE sessions (id INTEGER PRIMARY KEY, user_id INTEGER); \
+         INSERT INTO users (name) VALUES ('alice'); PRAGMA user_version = 7;",
+    )
+    .unwrap();
+    drop(c);
+    fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o600)).unwrap();
+    for cmd in ["check", "stats", "list", "sweep", "migrate"] {
+        let out = unchanged(&fx.path, &[cmd]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("not an oauth-state-store database"),
+            "{cmd}: {err}"
+        );
+        assert!(err.contains("sessions, users"), "{cmd}: {err}");
+        assert_eq!(err.lines().count(), 1, "{cmd}: {err}");
+    }
+    let out = unchanged(&fx.path, &["migrate", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"], "not_a_store");
+}
+
+/// The tool that runs a command as another uid, when there is one and we may use it.
+fn as_other_user() -> Option<Command> {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("SKIPPED: running as another user needs root (CI runs as root)");
+        return None;
+    }
+    for tool in ["/usr/bin/setpriv", "/bin/setpriv"] {
+        if Path::new(tool).exists() {
+            let mut cmd = Command::new(tool);
+            cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+            return Some(cmd);
+        }
+    }
+    for tool in ["/usr/sbin/runuser", "/sbin/runuser"] {
+        if Path::new(tool).exists() {
+            let mut cmd = Command::new(tool);
+            cmd.args(["-u", "nobody", "--"]);
+            return Some(cmd);
+        }
+    }
+    eprintln!("SKIPPED: neither setpriv nor runuser exists to run as another user");
+    None
+}
+
+#[test]
+fn permission_denied_is_not_does_not_exist() {
+    let fx = Fixture::new();
+    drop(fx.store());
+    // A private directory of root's: another user cannot even see what is in it.
+    fs::set_permissions(fx.dir.path(), fs::Permissions::from_mode(0o700)).unwrap();
+    let nested = fx.dir.path().join("sub/flows.db");
+    fs::create_dir(nested.parent().unwrap()).unwrap();
+    drop(fx.options().open(&nested).unwrap());
+    for path in [&fx.path, &nested] {
+        let Some(mut cmd) = as_other_user() else {
+            return;
+        };
+        let before = fs::read(path).unwrap();
+        let out = cmd
+            .arg(env!("CARGO_BIN_EXE_oauth-state-store"))
+            .args(["sweep", "--db"])
+            .arg(path)
+            .env_remove("OAUTH_STATE_DB")
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "{}: {err}", path.display());
+        assert!(err.contains("permission denied"), "{err}");
+        assert!(err.contains("belongs to uid 0"), "{err}");
+        assert!(
+            err.contains("run the command as the user who owns it"),
+            "{err}"
+        );
+        assert!(!err.contains("does not exist"), "{err}");
+        assert!(!err.contains("migrate"), "{err}");
+        assert!(fs::read(path).unwrap() == before);
+    }
+}
