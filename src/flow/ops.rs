@@ -179,6 +179,28 @@ pub(crate) fn remove_expired(tx: &mut dyn FlowTx, key: &[u8; 32]) -> Result<Outc
     }
 }
 
+/// `recorded_code`, read-only: the code a callback listener recorded on the live flow of
+/// `key`, without consuming it (`None` while it is pending, or when it failed). The flow must
+/// be one a consume would take, by the same rule as [`check`].
+#[cfg_attr(not(feature = "listener"), allow(dead_code))]
+pub(crate) fn recorded_code(
+    tx: &mut dyn FlowTx,
+    key: &[u8; 32],
+) -> Result<Looked<Option<AuthorizationCode>>> {
+    let now = tx.now();
+    let row = find_by_state(tx, key)?;
+    match rules::check(snapshot(&row).as_ref(), now) {
+        Verdict::Proceed | Verdict::AlreadyDone => {
+            let row = row.ok_or(Error::UnknownState)?;
+            Ok(Looked::Found(
+                row.auth_code.map(AuthorizationCode::from_stored),
+            ))
+        }
+        Verdict::Expire => Ok(Looked::Expired),
+        Verdict::Refuse(e) | Verdict::Burn(e) => Err(e),
+    }
+}
+
 /// A live flow of one server as an SDK's `load` sees it, without consuming it.
 #[cfg_attr(not(feature = "rmcp"), allow(dead_code))]
 pub(crate) struct Peeked {

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::flow::ops::{self, Looked, Peeked};
 use crate::flow::rules::Expectations;
 use crate::flow::{BeginRequest, ConsumedFlow, Flow, FlowInfo, Status};
-use crate::pkce::{self, CodeChallenge, CodeVerifier, State};
+use crate::pkce::{self, AuthorizationCode, CodeChallenge, CodeVerifier, State};
 use crate::store::Store;
 use crate::validate;
 
@@ -303,6 +303,27 @@ impl Store {
         };
         self.engine()
             .write(wipe, |tx| ops::record_callback(tx, &key, &result, expect))
+    }
+
+    /// The code a callback listener recorded on the flow of `state`, **without** consuming
+    /// it: `Some` once the flow is `completed`, `None` while it is pending or when it failed.
+    /// The flow stays as it is, for a later [`Store::consume`] (or an SDK's `delete`) to take.
+    /// An expired flow is removed and reported expired.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
+    /// [`Error::AlreadyConsumed`], [`Error::Corrupt`], storage errors.
+    #[cfg_attr(not(feature = "listener"), allow(dead_code))]
+    pub(crate) fn recorded_code(&self, state: &str) -> Result<Option<AuthorizationCode>> {
+        pkce::validate_state(state)?;
+        let key = pkce::state_key(state);
+        match self.engine().read(|tx| ops::recorded_code(tx, &key))? {
+            Looked::Found(code) => Ok(code),
+            Looked::Expired => self
+                .engine()
+                .write(Wipe::Secret, |tx| ops::remove_expired(tx, &key))
+                .map(|_| None),
+        }
     }
 
     /// An SDK's `load`: the live flow of `state` for `server_id` with its verifier, without
