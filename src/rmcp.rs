@@ -131,9 +131,15 @@ impl RmcpStateStore {
     /// let url = manager.get_authorization_url(&[]).await?;
     /// // ... open `url` in the browser; `state` is its `state` parameter ...
     /// # let state = "";
-    /// let code = callback.wait_for_code(state, Duration::from_secs(300))?;
+    /// let recorded = callback.wait_for_code(state, Duration::from_secs(300))?;
     /// // rmcp loads the flow, consumes it (its `delete`) and only then sends the token request.
-    /// manager.exchange_code_for_token(code.secret(), state).await?;
+    /// manager
+    ///     .exchange_code_for_token_with_issuer(
+    ///         recorded.code.secret(),
+    ///         state,
+    ///         recorded.issuer.as_deref(),
+    ///     )
+    ///     .await?;
     /// # Ok(()) }
     /// ```
     ///

@@ -20,6 +20,8 @@ pub(crate) struct Snapshot<'a> {
     pub created_at: i64,
     pub redirect_uri: Option<&'a str>,
     pub issuer: Option<&'a str>,
+    /// The authorization server promised an `iss` on its callbacks (RFC 9207).
+    pub require_issuer: bool,
 }
 
 impl Snapshot<'_> {
@@ -194,6 +196,11 @@ pub(crate) fn record_callback(
             });
         }
     }
+    // A callback that reached a listener without the `iss` its server promised: refused, as
+    // RFC 9207 asks (a direct `complete` or `reject` call has no `arrived_at` and no `iss`).
+    if row.require_issuer && expect.arrived_at.is_some() && expect.iss.is_none() {
+        return Verdict::Refuse(Error::ServerMismatch { field: "iss" });
+    }
     if let (Some(expected), Some(got)) = (row.issuer, expect.iss) {
         if expected != got {
             return Verdict::Refuse(Error::ServerMismatch { field: "iss" });
@@ -259,6 +266,7 @@ mod tests {
             created_at: 0,
             redirect_uri: None,
             issuer: None,
+            require_issuer: false,
         }
     }
 
@@ -339,7 +347,41 @@ mod callback_tests {
             created_at: 0,
             redirect_uri,
             issuer,
+            require_issuer: false,
         }
+    }
+
+    #[test]
+    fn a_listener_callback_without_a_promised_iss_is_refused() {
+        let mut row = pending(None, Some("https://as.example"));
+        row.require_issuer = true;
+        let at = Some((33418, "/oauth/callback"));
+        let bare = Expectations {
+            arrived_at: at,
+            iss: None,
+        };
+        assert!(matches!(
+            record_callback(Some(&row), 1, &bare),
+            Verdict::Refuse(Error::ServerMismatch { field: "iss" })
+        ));
+        let with_iss = Expectations {
+            arrived_at: at,
+            iss: Some("https://as.example"),
+        };
+        assert!(matches!(
+            record_callback(Some(&row), 1, &with_iss),
+            Verdict::Proceed
+        ));
+        // A direct `complete` (no listener) is the caller's own decision.
+        assert!(matches!(
+            record_callback(Some(&row), 1, &Expectations::default()),
+            Verdict::Proceed
+        ));
+        row.require_issuer = false;
+        assert!(matches!(
+            record_callback(Some(&row), 1, &bare),
+            Verdict::Proceed
+        ));
     }
 
     #[test]

@@ -162,15 +162,17 @@ impl LoopbackCallback {
     /// [`Error::AuthorizationFailed`], [`Error::PortInUse`], [`Error::Listener`],
     /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
     /// [`Error::AlreadyConsumed`], [`Error::Corrupt`], storage errors.
-    pub fn wait_for_code(&self, state: &str, timeout: Duration) -> Result<AuthorizationCode> {
-        self.wait_then(state, timeout, |store| match store.recorded_code(state)? {
-            Some(code) => Ok(code),
-            // Failed: the consume reports the callback's error and ends the flow.
-            None => store.consume(state).and_then(|_| {
-                Err(Error::corrupt(
-                    "a flow the listener finished has no recorded code",
-                ))
-            }),
+    pub fn wait_for_code(&self, state: &str, timeout: Duration) -> Result<RecordedCode> {
+        self.wait_then(state, timeout, |store| {
+            match store.recorded_code(state)? {
+                Some((code, issuer)) => Ok(RecordedCode { code, issuer }),
+                // Failed: the consume reports the callback's error and ends the flow.
+                None => store.consume(state).and_then(|_| {
+                    Err(Error::corrupt(
+                        "a flow the listener finished has no recorded code",
+                    ))
+                }),
+            }
         })
     }
 
@@ -274,6 +276,20 @@ impl LoopbackCallback {
         drop(held);
         drop(stopped);
     }
+}
+
+/// What [`LoopbackCallback::wait_for_code`] returns: the code of a flow a listener completed,
+/// which stays `completed` until its one consume. Its `Debug` leaves the code out.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RecordedCode {
+    /// The code, for the token request.
+    pub code: AuthorizationCode,
+    /// The issuer the callback's `iss` (RFC 9207) was checked against, when the flow requires
+    /// one (`require_issuer`, as `rmcp` sets it for a server that promises `iss`): the listener
+    /// refused a callback without it or with another. Hand it to
+    /// `exchange_code_for_token_with_issuer`. `None` when the flow requires none.
+    pub issuer: Option<String>,
 }
 
 /// How many times in a row a port may be unsettled before it counts as held by another

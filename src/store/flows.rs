@@ -4,10 +4,10 @@
 
 use crate::backend::{Binding, CallbackResult, NewFlow, Wipe};
 use crate::error::{Error, Result};
-use crate::flow::ops::{self, Looked, Peeked};
+use crate::flow::ops::{self, CodeAndIssuer, Looked, Peeked};
 use crate::flow::rules::Expectations;
 use crate::flow::{BeginRequest, ConsumedFlow, Flow, FlowInfo, Status};
-use crate::pkce::{self, AuthorizationCode, CodeChallenge, CodeVerifier, State};
+use crate::pkce::{self, CodeChallenge, CodeVerifier, State};
 use crate::store::Store;
 use crate::validate;
 
@@ -307,6 +307,8 @@ impl Store {
 
     /// The code a callback listener recorded on the flow of `state`, **without** consuming
     /// it: `Some` once the flow is `completed`, `None` while it is pending or when it failed.
+    /// With the code, the issuer the callback's `iss` was checked against, when the flow
+    /// requires one (`require_issuer`).
     /// The flow stays as it is, for a later [`Store::consume`] (or an SDK's `delete`) to take.
     /// An expired flow is removed and reported expired.
     ///
@@ -314,7 +316,7 @@ impl Store {
     /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
     /// [`Error::AlreadyConsumed`], [`Error::Corrupt`], storage errors.
     #[cfg_attr(not(feature = "listener"), allow(dead_code))]
-    pub(crate) fn recorded_code(&self, state: &str) -> Result<Option<AuthorizationCode>> {
+    pub(crate) fn recorded_code(&self, state: &str) -> Result<Option<CodeAndIssuer>> {
         pkce::validate_state(state)?;
         let key = pkce::state_key(state);
         match self.engine().read(|tx| ops::recorded_code(tx, &key))? {
