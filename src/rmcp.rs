@@ -28,7 +28,8 @@ use async_trait::async_trait;
 ///   token itself never reaches the disk), with every field of `StoredAuthorizationState`:
 ///   the PKCE verifier, the expected issuer, `require_issuer`, the requested scopes (in order,
 ///   duplicates kept; stored space-separated in `scope`) and `created_at` exactly as given
-///   (column `client_created_at`). The flow expires after the store's TTL, measured by the
+///   (column `client_created_at`), and the adapter's redirect URI when it has one
+///   ([`RmcpStateStore::with_redirect_uri`]). The flow expires after the store's TTL, measured by the
 ///   store's clock. One transaction: once `save` returns, every process sees the flow.
 /// - **`load(csrf)`** returns the flow while it is pending (or completed by a callback
 ///   listener) and unexpired, **without** consuming it. An expired flow is removed (through
@@ -83,12 +84,14 @@ use async_trait::async_trait;
 pub struct RmcpStateStore {
     store: Store,
     server_id: String,
+    redirect_uri: Option<String>,
 }
 
 impl fmt::Debug for RmcpStateStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RmcpStateStore")
             .field("server_id", &self.server_id)
+            .field("redirect_uri", &self.redirect_uri)
             .field("store_id", &self.store.store_id())
             .finish()
     }
@@ -103,7 +106,57 @@ impl RmcpStateStore {
     pub fn new(store: Store, server_id: impl Into<String>) -> Result<Self> {
         let server_id = server_id.into();
         validate::id("server_id", &server_id)?;
-        Ok(RmcpStateStore { store, server_id })
+        Ok(RmcpStateStore {
+            store,
+            server_id,
+            redirect_uri: None,
+        })
+    }
+
+    /// The redirect URI every flow this adapter saves expects its callback at: give it the one
+    /// `rmcp`'s client is configured with (`OAuthClientConfig`'s `redirect_uri`). A
+    /// [`LoopbackCallback`](crate::LoopbackCallback) (in any process) then knows the flow
+    /// waits for it: its listener does not stop for idleness while the flow is pending, and
+    /// refuses a callback for the flow that arrives at another address.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use oauth_state_store::{ListenerOptions, LoopbackCallback, RmcpStateStore, Store};
+    /// # async fn demo(manager: &mut rmcp::transport::auth::AuthorizationManager) -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = Store::open_default()?;
+    /// let callback = LoopbackCallback::attach(&store, ListenerOptions::default().port(33418))?;
+    /// let adapter = RmcpStateStore::new(store, "https://mcp.example.com/mcp")?
+    ///     .with_redirect_uri(callback.redirect_uri())?;
+    /// manager.set_state_store(adapter);
+    /// let url = manager.get_authorization_url(&[]).await?;
+    /// // ... open `url` in the browser; `state` is its `state` parameter ...
+    /// # let state = "";
+    /// let recorded = callback.wait_for_code(state, Duration::from_secs(300))?;
+    /// // rmcp loads the flow, consumes it (its `delete`) and only then sends the token request.
+    /// manager
+    ///     .exchange_code_for_token_with_issuer(
+    ///         recorded.code.secret(),
+    ///         state,
+    ///         recorded.issuer.as_deref(),
+    ///     )
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`redirect_uri`) unless RFC 8252 allows it: `https`, plain
+    /// `http` only on a loopback host, or a reverse-domain private scheme; no fragment (the
+    /// rule [`Store::begin`] applies to [`BeginRequest::redirect_uri`]).
+    pub fn with_redirect_uri(mut self, redirect_uri: impl Into<String>) -> Result<Self> {
+        let redirect_uri = redirect_uri.into();
+        validate::redirect_uri(&redirect_uri)?;
+        self.redirect_uri = Some(redirect_uri);
+        Ok(self)
+    }
+
+    /// The redirect URI this adapter's flows expect their callback at, if one was given.
+    pub fn redirect_uri(&self) -> Option<&str> {
+        self.redirect_uri.as_deref()
     }
 
     /// The store the flows live in.
@@ -140,6 +193,9 @@ impl RmcpStateStore {
             .verifier(CodeVerifier::new(state.pkce_verifier)?)
             .require_issuer(state.require_issuer)
             .client_created_at(created_at);
+        if let Some(uri) = &self.redirect_uri {
+            request = request.redirect_uri(uri.clone());
+        }
         if let Some(issuer) = state.expected_issuer {
             request = request.issuer(issuer);
         }

@@ -24,6 +24,7 @@ impl FlowRow {
             redirect_uri: self.redirect_uri.as_deref(),
             issuer: self.issuer.as_deref(),
             error: self.error.as_deref(),
+            require_issuer: self.require_issuer,
         }
     }
 
@@ -177,6 +178,35 @@ pub(crate) fn remove_expired(tx: &mut dyn FlowTx, key: &[u8; 32]) -> Result<Outc
         Verdict::Proceed | Verdict::AlreadyDone => row
             .map(|r| Outcome::Done(r.info()))
             .ok_or(Error::UnknownState),
+        Verdict::Refuse(e) | Verdict::Burn(e) => Err(e),
+    }
+}
+
+/// A recorded code, and the issuer its callback's `iss` was checked against (if required).
+pub(crate) type CodeAndIssuer = (AuthorizationCode, Option<String>);
+
+/// `recorded_code`, read-only: the code a callback listener recorded on the live flow of
+/// `key`, without consuming it (`None` while it is pending, or when it failed), with the
+/// issuer its callback's `iss` was checked against when the flow requires one. The flow must
+/// be one a consume would take, by the same rule as [`check`].
+#[cfg_attr(not(feature = "listener"), allow(dead_code))]
+pub(crate) fn recorded_code(
+    tx: &mut dyn FlowTx,
+    key: &[u8; 32],
+) -> Result<Looked<Option<CodeAndIssuer>>> {
+    let now = tx.now();
+    let row = find_by_state(tx, key)?;
+    match rules::check(snapshot(&row).as_ref(), now) {
+        Verdict::Proceed | Verdict::AlreadyDone => {
+            let row = row.ok_or(Error::UnknownState)?;
+            // With `require_issuer` a listener recorded the code only from a callback whose
+            // `iss` equalled the flow's issuer.
+            let checked = row.issuer.filter(|_| row.require_issuer);
+            Ok(Looked::Found(row.auth_code.map(|code| {
+                (AuthorizationCode::from_stored(code), checked)
+            })))
+        }
+        Verdict::Expire => Ok(Looked::Expired),
         Verdict::Refuse(e) | Verdict::Burn(e) => Err(e),
     }
 }

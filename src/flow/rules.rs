@@ -23,6 +23,8 @@ pub(crate) struct Snapshot<'a> {
     /// The row's `error` column: on a tombstone, why the flow ended without a login (`None`
     /// when it was consumed for a login).
     pub error: Option<&'a str>,
+    /// The authorization server promised an `iss` on its callbacks (RFC 9207).
+    pub require_issuer: bool,
 }
 
 impl Snapshot<'_> {
@@ -220,6 +222,11 @@ pub(crate) fn record_callback(
             });
         }
     }
+    // A callback that reached a listener without the `iss` its server promised: refused, as
+    // RFC 9207 asks (a direct `complete` or `reject` call has no `arrived_at` and no `iss`).
+    if row.require_issuer && expect.arrived_at.is_some() && expect.iss.is_none() {
+        return Verdict::Refuse(Error::ServerMismatch { field: "iss" });
+    }
     if let (Some(expected), Some(got)) = (row.issuer, expect.iss) {
         if expected != got {
             return Verdict::Refuse(Error::ServerMismatch { field: "iss" });
@@ -286,6 +293,7 @@ mod tests {
             redirect_uri: None,
             issuer: None,
             error: None,
+            require_issuer: false,
         }
     }
 
@@ -390,7 +398,41 @@ mod callback_tests {
             redirect_uri,
             issuer,
             error: None,
+            require_issuer: false,
         }
+    }
+
+    #[test]
+    fn a_listener_callback_without_a_promised_iss_is_refused() {
+        let mut row = pending(None, Some("https://as.example"));
+        row.require_issuer = true;
+        let at = Some((33418, "/oauth/callback"));
+        let bare = Expectations {
+            arrived_at: at,
+            iss: None,
+        };
+        assert!(matches!(
+            record_callback(Some(&row), 1, &bare),
+            Verdict::Refuse(Error::ServerMismatch { field: "iss" })
+        ));
+        let with_iss = Expectations {
+            arrived_at: at,
+            iss: Some("https://as.example"),
+        };
+        assert!(matches!(
+            record_callback(Some(&row), 1, &with_iss),
+            Verdict::Proceed
+        ));
+        // A direct `complete` (no listener) is the caller's own decision.
+        assert!(matches!(
+            record_callback(Some(&row), 1, &Expectations::default()),
+            Verdict::Proceed
+        ));
+        row.require_issuer = false;
+        assert!(matches!(
+            record_callback(Some(&row), 1, &bare),
+            Verdict::Proceed
+        ));
     }
 
     #[test]

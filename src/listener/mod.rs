@@ -12,6 +12,9 @@
 //!   port beside the holder (`SO_REUSEPORT`: same user only, and only beside a listener on
 //!   the same store), so that the holder's exit refuses no callback; elsewhere it re-checks
 //!   the port and takes it over if its holder went away.
+//! - [`LoopbackCallback::wait_for_code`] waits the same way but leaves the flow `completed`
+//!   and returns only its code, for an SDK that consumes the flow itself (`rmcp`'s exchange,
+//!   over an [`RmcpStateStore`](crate::RmcpStateStore) given the listener's redirect URI).
 //! - A listener stops by itself when no live pending flow in the file expects its redirect URI
 //!   and none of its own process's waits are open.
 //!
@@ -38,7 +41,7 @@ use crate::error::{Error, Result};
 
 pub use probe::PROBE_PATH;
 pub use server::CallbackListener;
-pub use wait::LoopbackCallback;
+pub use wait::{LoopbackCallback, RecordedCode};
 
 /// How a callback listener binds, answers and stops. `Default`:
 ///

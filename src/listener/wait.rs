@@ -14,7 +14,7 @@ use super::server::{CallbackListener, Role};
 use super::{ListenerOptions, MAX_DURATION};
 use crate::error::{Error, PortHolder, Result};
 use crate::flow::{ConsumedFlow, Status};
-use crate::pkce;
+use crate::pkce::{self, AuthorizationCode};
 use crate::store::Store;
 
 /// The longest a finished wait lets this process's listener finish writing its answers
@@ -144,16 +144,57 @@ impl LoopbackCallback {
     /// and those of [`Store::consume`]: [`Error::UnknownState`], [`Error::Expired`],
     /// [`Error::AlreadyConsumed`], storage errors.
     pub fn wait(&self, state: &str, timeout: Duration) -> Result<ConsumedFlow> {
+        self.wait_then(state, timeout, |store| store.consume(state))
+    }
+
+    /// Waits like [`wait`](Self::wait), but **does not consume** the flow: returns the code a
+    /// listener recorded and leaves the flow `completed`, verifier and all, for the one
+    /// consume that follows. This is the wait for an SDK that consumes the flow itself, such
+    /// as `rmcp`'s `AuthorizationManager` over [`RmcpStateStore`](crate::RmcpStateStore):
+    /// its `exchange_code_for_token(code, state)` loads the flow, consumes it in `delete`
+    /// (exactly once across all processes) and only then sends the token request.
+    ///
+    /// A flow whose callback carried an error is consumed here (there is nothing left to
+    /// exchange) and reported as [`Error::AuthorizationFailed`].
+    ///
+    /// # Errors
+    /// [`Error::CallbackTimeout`] (the flow stays pending; wait again),
+    /// [`Error::AuthorizationFailed`], [`Error::PortInUse`], [`Error::Listener`],
+    /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
+    /// [`Error::AlreadyConsumed`], [`Error::Corrupt`], storage errors.
+    pub fn wait_for_code(&self, state: &str, timeout: Duration) -> Result<RecordedCode> {
+        self.wait_then(state, timeout, |store| {
+            match store.recorded_code(state)? {
+                Some((code, issuer)) => Ok(RecordedCode { code, issuer }),
+                // Failed: the consume reports the callback's error and ends the flow.
+                None => store.consume(state).and_then(|_| {
+                    Err(Error::corrupt(
+                        "a flow the listener finished has no recorded code",
+                    ))
+                }),
+            }
+        })
+    }
+
+    /// Waits until the flow of `state` is finished (completed or failed), then runs `then`.
+    fn wait_then<T>(
+        &self,
+        state: &str,
+        timeout: Duration,
+        then: impl FnOnce(&Store) -> Result<T>,
+    ) -> Result<T> {
         pkce::validate_state(state)?;
         let result = {
             let _open = local::OpenWait::new(self.options.port);
             self.wait_open(state, timeout)
+                .and_then(|()| then(&self.store))
         };
         self.settle();
         result
     }
 
-    fn wait_open(&self, state: &str, timeout: Duration) -> Result<ConsumedFlow> {
+    /// Waits, with the port served, until the flow of `state` is completed or failed.
+    fn wait_open(&self, state: &str, timeout: Duration) -> Result<()> {
         let port = self.options.port;
         let start = Instant::now();
         // A flow lives at most a day; a longer wait cannot succeed later than that.
@@ -170,7 +211,7 @@ impl LoopbackCallback {
                 // This process's listener may still be writing the browser's page: a program
                 // that exits once this returns must not cut it off.
                 local::await_answers(port, ANSWER_WAIT);
-                return self.store.consume(state);
+                return Ok(());
             }
             if Instant::now() >= recheck_at {
                 let next = if self.ensure_served(unsettled + 1 == CLAIM_ATTEMPTS)? {
@@ -235,6 +276,20 @@ impl LoopbackCallback {
         drop(held);
         drop(stopped);
     }
+}
+
+/// What [`LoopbackCallback::wait_for_code`] returns: the code of a flow a listener completed,
+/// which stays `completed` until its one consume. Its `Debug` leaves the code out.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RecordedCode {
+    /// The code, for the token request.
+    pub code: AuthorizationCode,
+    /// The issuer the callback's `iss` (RFC 9207) was checked against, when the flow requires
+    /// one (`require_issuer`, as `rmcp` sets it for a server that promises `iss`): the listener
+    /// refused a callback without it or with another. Hand it to
+    /// `exchange_code_for_token_with_issuer`. `None` when the flow requires none.
+    pub issuer: Option<String>,
 }
 
 /// How many times in a row a port may be unsettled before it counts as held by another

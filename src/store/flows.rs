@@ -4,7 +4,7 @@
 
 use crate::backend::{Binding, CallbackResult, NewFlow, Wipe};
 use crate::error::{Error, Result};
-use crate::flow::ops::{self, Looked, Peeked};
+use crate::flow::ops::{self, CodeAndIssuer, Looked, Peeked};
 use crate::flow::rules::Expectations;
 use crate::flow::{BeginRequest, ConsumedFlow, Flow, FlowInfo, Status};
 use crate::pkce::{self, CodeChallenge, CodeVerifier, State};
@@ -338,6 +338,29 @@ impl Store {
         };
         self.engine()
             .write(wipe, |tx| ops::record_callback(tx, &key, &result, expect))
+    }
+
+    /// The code a callback listener recorded on the flow of `state`, **without** consuming
+    /// it: `Some` once the flow is `completed`, `None` while it is pending or when it failed.
+    /// With the code, the issuer the callback's `iss` was checked against, when the flow
+    /// requires one (`require_issuer`).
+    /// The flow stays as it is, for a later [`Store::consume`] (or an SDK's `delete`) to take.
+    /// An expired flow is removed and reported expired.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
+    /// [`Error::AlreadyConsumed`], [`Error::Corrupt`], storage errors.
+    #[cfg_attr(not(feature = "listener"), allow(dead_code))]
+    pub(crate) fn recorded_code(&self, state: &str) -> Result<Option<CodeAndIssuer>> {
+        pkce::validate_state(state)?;
+        let key = pkce::state_key(state);
+        match self.engine().read(|tx| ops::recorded_code(tx, &key))? {
+            Looked::Found(code) => Ok(code),
+            Looked::Expired => self
+                .engine()
+                .write(Wipe::Secret, |tx| ops::remove_expired(tx, &key))
+                .map(|_| None),
+        }
     }
 
     /// An SDK's `load`: the live flow of `state` for `server_id` with its verifier, without
