@@ -109,6 +109,8 @@ pub(crate) struct Binding<'a> {
     pub redirect_uri: Option<&'a str>,
     pub resource: Option<&'a str>,
     pub scope: Option<&'a str>,
+    /// The authorization server's issuer (RFC 9207), when the caller knows it at promote.
+    pub issuer: Option<&'a str>,
 }
 
 /// What a callback delivered, as recorded on a pending row. Its `Debug` leaves the code out.

@@ -140,6 +140,7 @@ pub(crate) fn promote(
     keep(binding.redirect_uri, &mut row.redirect_uri);
     keep(binding.resource, &mut row.resource);
     keep(binding.scope, &mut row.scope);
+    keep(binding.issuer, &mut row.issuer);
     Ok(Outcome::Done(row.info()))
 }
 

@@ -143,6 +143,37 @@ impl Store {
         client_id: Option<&str>,
         authorization_url: &str,
     ) -> Result<FlowInfo> {
+        self.promote_inner(server_id, client_id, authorization_url, None)
+    }
+
+    /// [`Store::promote`], also recording the authorization server's `issuer` (RFC 9207) on
+    /// the flow, as [`BeginRequest::issuer`](crate::BeginRequest::issuer) does on the native
+    /// path: an SDK knows it from discovery when it builds the URL. A callback whose `iss`
+    /// names another issuer is then refused ([`Error::ServerMismatch`] with field `iss`), and
+    /// [`FlowInfo::issuer`] hands it to the callback leg. Promoting the same URL again is a
+    /// no-op that keeps the first issuer.
+    ///
+    /// # Errors
+    /// Those of [`Store::promote`], plus [`Error::InvalidInput`] (`issuer`: not an `https`
+    /// URL, or `http` on loopback).
+    pub fn promote_with_issuer(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+        authorization_url: &str,
+        issuer: &str,
+    ) -> Result<FlowInfo> {
+        validate::url("issuer", issuer, true)?;
+        self.promote_inner(server_id, client_id, authorization_url, Some(issuer))
+    }
+
+    fn promote_inner(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+        authorization_url: &str,
+        issuer: Option<&str>,
+    ) -> Result<FlowInfo> {
         validate::server_and_client(server_id, client_id)?;
         if authorization_url.len() > 16 * 1024 {
             return Err(Error::invalid("authorization_url", "is longer than 16 KiB"));
@@ -185,6 +216,7 @@ impl Store {
             redirect_uri: redirect_uri.as_deref(),
             resource: resource.as_deref(),
             scope: scope.as_deref(),
+            issuer,
         };
         self.engine().write(Wipe::Nothing, |tx| {
             ops::promote(tx, server_id, client_id, &challenge, &binding)

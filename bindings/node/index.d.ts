@@ -1,0 +1,222 @@
+// Types of the oauth-state-store Node.js package (both entry points export the same objects).
+
+/** The stable error codes. Match on `error.code`, never on the message. */
+export declare const ErrorCode: {
+  readonly UNKNOWN_STATE: 'UNKNOWN_STATE';
+  readonly EXPIRED: 'EXPIRED';
+  readonly ALREADY_CONSUMED: 'ALREADY_CONSUMED';
+  readonly ALREADY_COMPLETED: 'ALREADY_COMPLETED';
+  readonly FLOW_ENDED: 'FLOW_ENDED';
+  readonly SERVER_MISMATCH: 'SERVER_MISMATCH';
+  readonly AUTHORIZATION_FAILED: 'AUTHORIZATION_FAILED';
+  readonly UNKNOWN_CHALLENGE: 'UNKNOWN_CHALLENGE';
+  readonly CHALLENGE_ALREADY_BOUND: 'CHALLENGE_ALREADY_BOUND';
+  readonly DUPLICATE_CHALLENGE: 'DUPLICATE_CHALLENGE';
+  readonly AMBIGUOUS_PENDING_VERIFIER: 'AMBIGUOUS_PENDING_VERIFIER';
+  readonly NO_PENDING_VERIFIER: 'NO_PENDING_VERIFIER';
+  readonly DUPLICATE_STATE: 'DUPLICATE_STATE';
+  readonly INVALID_INPUT: 'INVALID_INPUT';
+  readonly MISSING_PARAMETER: 'MISSING_PARAMETER';
+  readonly INSECURE_FILE: 'INSECURE_FILE';
+  readonly DATABASE_MISSING: 'DATABASE_MISSING';
+  readonly DATABASE_TOO_NEW: 'DATABASE_TOO_NEW';
+  readonly BUSY: 'BUSY';
+  readonly STORAGE_FULL: 'STORAGE_FULL';
+  readonly READ_ONLY: 'READ_ONLY';
+  readonly CORRUPT: 'CORRUPT';
+  readonly PORT_IN_USE: 'PORT_IN_USE';
+  readonly CALLBACK_TIMEOUT: 'CALLBACK_TIMEOUT';
+  readonly LISTENER: 'LISTENER';
+  readonly STORAGE: 'STORAGE';
+  readonly ABORTED: 'ABORTED';
+  readonly ERROR: 'ERROR';
+  readonly INTERNAL: 'INTERNAL';
+};
+export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Every rejection of this package. The message never contains a state, verifier, code or token. */
+export declare class StoreError extends Error {
+  readonly code: ErrorCodeName;
+  /** PORT_IN_USE / LISTENER: the port. */
+  readonly port?: number;
+  /** PORT_IN_USE: `"same-store"`, `"other-store"` or `"other"`. */
+  readonly holder?: string;
+  /** AMBIGUOUS_PENDING_VERIFIER: how many flows are in progress. */
+  readonly count?: number;
+  /** INVALID_INPUT / SERVER_MISMATCH: which field. */
+  readonly field?: string;
+  /** MISSING_PARAMETER: which URL parameter. */
+  readonly parameter?: string;
+  /** AUTHORIZATION_FAILED: the RFC 6749 error and its description. */
+  readonly error?: string;
+  readonly errorDescription?: string | null;
+  /** BUSY: the busy timeout in force. */
+  readonly timeoutMs?: number;
+}
+
+export type Status = 'unbound' | 'pending' | 'completed' | 'failed' | 'consumed';
+
+export interface OpenOptions {
+  /** How long a flow lives (default 600). */
+  ttlSeconds?: number;
+  /** How long a write waits for another process's lock (default 5000). */
+  busyTimeoutMs?: number;
+  poolSize?: number;
+  /** `"normal"` (default; survives any process crash) or `"full"` (also power loss). */
+  durability?: 'normal' | 'full';
+  /** Skip the owner and mode checks (containers, tests). Symlinks stay refused. */
+  relaxedFileChecks?: boolean;
+  /** Default true. */
+  createIfMissing?: boolean;
+  readOnly?: boolean;
+}
+
+export interface FlowInfo {
+  serverId: string;
+  clientId?: string;
+  status: Status;
+  redirectUri?: string;
+  issuer?: string;
+  resource?: string;
+  scope?: string;
+  /** Unix milliseconds. */
+  createdAt: number;
+  /** Unix milliseconds. */
+  expiresAt: number;
+}
+
+export interface BeginOptions {
+  serverId: string;
+  clientId?: string;
+  redirectUri?: string;
+  issuer?: string;
+  resource?: string;
+  scope?: string;
+  ttlSeconds?: number;
+}
+
+export interface Flow {
+  state: string;
+  codeChallenge: string;
+  info: FlowInfo;
+}
+
+export interface ConsumedFlow {
+  /** The PKCE code_verifier; no longer in the file. */
+  verifier: string;
+  /** The code, when a callback listener recorded it. */
+  code?: string;
+  info: FlowInfo;
+  consumedAt: number;
+}
+
+export interface StatusCounts {
+  unbound: number;
+  pending: number;
+  completed: number;
+  failed: number;
+  consumed: number;
+}
+
+export interface Stats {
+  counts: StatusCounts;
+  expired: number;
+  oldestExpiry?: number;
+  newestExpiry?: number;
+}
+
+export interface SweepReport {
+  removed: StatusCounts;
+  batches: number;
+  longestBatchMs: number;
+}
+
+/** The shared flow file. Every method runs in the Rust core, off the event loop. */
+export declare class Store {
+  private constructor();
+  static open(path: string, options?: OpenOptions): Promise<Store>;
+  readonly storeId: string;
+  readonly path: string;
+  begin(options: BeginOptions): Promise<Flow>;
+  /** The SDK path: returns the S256 challenge. */
+  saveCodeVerifier(serverId: string, clientId: string | null | undefined, verifier: string): Promise<string>;
+  /** With `issuer`, the flow records the authorization server's issuer (RFC 9207). */
+  promote(serverId: string, clientId: string | null | undefined, authorizationUrl: string | URL, issuer?: string | null): Promise<FlowInfo>;
+  check(state: string): Promise<FlowInfo>;
+  consume(state: string): Promise<ConsumedFlow>;
+  consumeFor(state: string, serverId: string): Promise<ConsumedFlow>;
+  complete(state: string, code: string): Promise<FlowInfo>;
+  reject(state: string, error: string, description?: string | null): Promise<FlowInfo>;
+  pendingVerifier(serverId: string, clientId?: string | null): Promise<string>;
+  invalidate(serverId: string, clientId: string | null | undefined, scope?: 'unbound' | 'live' | 'all'): Promise<number>;
+  sweep(): Promise<SweepReport>;
+  stats(): Promise<Stats>;
+}
+
+/** A fresh state from the core's generator (32 random bytes, base64url). */
+export declare function generateState(): string;
+
+export interface AttachOptions {
+  /** 0 or absent: a free port. Set a fixed one to share it between processes. */
+  port?: number;
+  /** Default `/callback`. */
+  path?: string;
+  idleStopSeconds?: number;
+}
+
+export interface WaitOptions {
+  /** Default 300000. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export declare class LoopbackCallback {
+  private constructor();
+  readonly port: number;
+  readonly redirectUri: string;
+  readonly holdsPort: boolean;
+  /** Resolves with the consumed flow once its callback landed on any process's listener. */
+  wait(state: string, options?: WaitOptions): Promise<ConsumedFlow>;
+}
+
+/** Serves the port, or shares it with a listener on the same store; PORT_IN_USE at once otherwise. */
+export declare function attach(store: Store, options?: AttachOptions): Promise<LoopbackCallback>;
+
+/** What the wrapper needs to know of the SDK's provider (v1 and v2 share this shape). */
+export interface OAuthClientProviderLike {
+  redirectToAuthorization(authorizationUrl: URL): void | Promise<void>;
+  invalidateCredentials?(scope: any): void | Promise<void>;
+}
+
+export interface SharedFlowsOptions {
+  store: Store;
+  /** The MCP server this provider logs in to (the rows' server_id). */
+  serverId: string;
+  /** The OAuth client id, when known; the authorization URL's client_id must match it. */
+  clientId?: string;
+}
+
+/** The provider the SDK gets: the user's, with the flow half kept in the store. */
+export type SharedFlowsProvider<P> = P & {
+  state(): Promise<string>;
+  saveCodeVerifier(codeVerifier: string): Promise<void>;
+  codeVerifier(): Promise<string>;
+  saveDiscoveryState(state: unknown): Promise<void>;
+  discoveryState(): Promise<any>;
+  invalidateCredentials(scope: string): Promise<void>;
+  /** Consumes the flow of a callback once and returns the provider to finish auth() with. */
+  forCallback(params: { state: string; code?: string; iss?: string }): Promise<CallbackProvider<P>>;
+  /** Waits for the flow's callback on a loopback listener (any process's), then as forCallback. */
+  waitForCallback(callback: LoopbackCallback, state: string, options?: WaitOptions): Promise<CallbackProvider<P>>;
+};
+
+/** A provider for one callback: codeVerifier() serves that flow's verifier on every call. */
+export type CallbackProvider<P> = Omit<SharedFlowsProvider<P>, 'forCallback' | 'waitForCallback'> & {
+  readonly authorizationCode?: string;
+  readonly iss?: string;
+};
+
+export declare function withSharedFlows<P extends OAuthClientProviderLike>(
+  provider: P,
+  options: SharedFlowsOptions,
+): SharedFlowsProvider<P>;

@@ -1,0 +1,63 @@
+'use strict';
+// The loopback callback: any process's listener on the same store file completes any process's
+// flow; a process waits for its own flow here.
+const native = require('./native.cjs');
+const { Store } = require('./store.cjs');
+const { call, abortError, StoreError, ErrorCode } = require('./errors.cjs');
+
+const TOKEN = Symbol('oauth-state-store.callback');
+const MAX_TIMEOUT_MS = 0xffffffff;
+
+class LoopbackCallback {
+  #native;
+
+  constructor(token, handle) {
+    if (token !== TOKEN) throw new TypeError('use attach(store, { port })');
+    this.#native = handle;
+  }
+
+  get port() {
+    return this.#native.port;
+  }
+
+  get redirectUri() {
+    return this.#native.redirectUri;
+  }
+
+  get holdsPort() {
+    return this.#native.holdsPort;
+  }
+
+  /**
+   * Waits for the callback of `state` (landing on any process's listener), consumes the flow
+   * and resolves with its verifier and code. Runs off the event loop.
+   */
+  async wait(state, { timeoutMs = 300_000, signal } = {}) {
+    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+      throw new StoreError(ErrorCode.INVALID_INPUT, 'invalid timeoutMs: must be a number >= 0', {
+        field: 'timeoutMs',
+      });
+    }
+    if (signal?.aborted) throw abortError(signal);
+    const cancel = new native.WaitCancel();
+    const onAbort = () => cancel.cancel();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const ms = Math.min(Math.floor(timeoutMs), MAX_TIMEOUT_MS);
+      const outcome = await call(() => this.#native.wait(state, ms, cancel));
+      // A callback consumed in the same instant as the abort is still a finished login.
+      if (outcome.flow) return outcome.flow;
+      throw abortError(signal);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+/** Serves (or shares with a same-store listener) the callback port; PORT_IN_USE at once else. */
+async function attach(store, options = {}) {
+  const handle = await call(() => native.LoopbackCallback.attach(Store.handleOf(store), options));
+  return new LoopbackCallback(TOKEN, handle);
+}
+
+module.exports = { LoopbackCallback, attach };

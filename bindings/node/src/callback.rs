@@ -1,0 +1,139 @@
+//! The loopback callback (the core's `LoopbackCallback`): `attach`, `redirectUri`, `wait`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use napi::bindgen_prelude::{AsyncTask, PromiseRaw};
+use napi::Env;
+use napi_derive::napi;
+use oauth_state_store as core;
+
+use crate::error::to_js;
+use crate::options::AttachOptions;
+use crate::run::{long, short, Job};
+use crate::store::Store;
+use crate::values::ConsumedFlow;
+
+/// How long one core wait runs before the cancel flag is looked at again: the longest a
+/// cancelled wait keeps its thread.
+const SLICE: Duration = Duration::from_millis(500);
+
+/// Serves (or shares) the callback port for a store, and waits for flows' callbacks.
+#[napi]
+pub struct LoopbackCallback {
+    inner: Arc<core::LoopbackCallback>,
+}
+
+/// A flag that stops a pending `wait` (the package sets it from an `AbortSignal`).
+#[napi]
+pub struct WaitCancel {
+    flag: Arc<AtomicBool>,
+}
+
+#[napi]
+impl WaitCancel {
+    /// A flag not set yet.
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        WaitCancel {
+            flag: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Stops the waits that were given this flag, within half a second.
+    #[napi]
+    pub fn cancel(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+    }
+}
+
+/// What a `wait` ended with: the consumed flow, or nothing when it was cancelled first.
+#[napi(object)]
+pub struct WaitOutcome {
+    /// The consumed flow; absent when the wait was cancelled before a callback came.
+    pub flow: Option<ConsumedFlow>,
+}
+
+#[napi]
+impl LoopbackCallback {
+    /// Binds the port, or shares it with a listener on the same store file; anything else on
+    /// the port rejects at once with `PORT_IN_USE`.
+    #[napi(ts_return_type = "Promise<LoopbackCallback>")]
+    pub fn attach(
+        store: &Store,
+        options: Option<AttachOptions>,
+    ) -> napi::Result<AsyncTask<Job<LoopbackCallback>>> {
+        let options = options.unwrap_or_default().to_core()?;
+        let store = store.inner.clone();
+        Ok(short(move || {
+            core::LoopbackCallback::attach(&store, options)
+                .map(|c| LoopbackCallback { inner: Arc::new(c) })
+                .map_err(|e| to_js(&e))
+        }))
+    }
+
+    /// The port callbacks arrive on.
+    #[napi(getter)]
+    pub fn port(&self) -> u32 {
+        u32::from(self.inner.port())
+    }
+
+    /// The redirect URI to begin flows with.
+    #[napi(getter)]
+    pub fn redirect_uri(&self) -> String {
+        self.inner.redirect_uri()
+    }
+
+    /// Whether this process's own listener serves the port right now.
+    #[napi(getter)]
+    pub fn holds_port(&self) -> bool {
+        self.inner.holds_port()
+    }
+
+    /// Waits (off the JavaScript thread) for the callback of the flow `state` names, in any
+    /// process's listener, then consumes it. `cancel` stops it between two half-second slices.
+    #[napi(ts_return_type = "Promise<WaitOutcome>")]
+    pub fn wait<'env>(
+        &self,
+        env: &'env Env,
+        state: String,
+        timeout_ms: u32,
+        cancel: &WaitCancel,
+    ) -> napi::Result<PromiseRaw<'env, WaitOutcome>> {
+        let callback = Arc::clone(&self.inner);
+        let flag = Arc::clone(&cancel.flag);
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
+        long(env, move || {
+            wait_sliced(&callback, &state, timeout, &flag)
+                .map(|flow| WaitOutcome {
+                    flow: flow.map(ConsumedFlow::from),
+                })
+                .map_err(|e| to_js(&e))
+        })
+    }
+}
+
+/// The core wait in slices, so that a cancel is seen. `Ok(None)`: cancelled first.
+fn wait_sliced(
+    callback: &core::LoopbackCallback,
+    state: &str,
+    timeout: Duration,
+    cancel: &AtomicBool,
+) -> core::Result<Option<core::ConsumedFlow>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cancel.load(Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match callback.wait(state, left.min(SLICE)) {
+            Err(core::Error::CallbackTimeout { .. }) if Instant::now() < deadline => continue,
+            Err(core::Error::CallbackTimeout { .. }) => {
+                return Err(core::Error::CallbackTimeout { waited: timeout })
+            }
+            other => return other.map(Some),
+        }
+    }
+}

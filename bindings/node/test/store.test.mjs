@@ -1,0 +1,151 @@
+// The Store and the loopback callback through the binding: codes, secrets kept out of
+// messages, both entry points, and waits that run off the event loop.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import http from 'node:http';
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import * as esm from '../index.mjs';
+
+const { Store, attach, ErrorCode, StoreError } = esm;
+const SERVER = 'https://mcp.example.com';
+
+async function openTemp(options) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-'));
+  return Store.open(path.join(dir, 'flows.db'), options);
+}
+
+async function rejects(promise, code) {
+  try {
+    await promise;
+  } catch (err) {
+    assert.ok(err instanceof StoreError, `a StoreError, got ${err}`);
+    assert.equal(err.code, code, err.message);
+    return err;
+  }
+  assert.fail(`expected a rejection with ${code}`);
+}
+
+function get(url) {
+  return new Promise((resolve, reject) => {
+    http.get(url, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+    }).on('error', reject);
+  });
+}
+
+test('the CommonJS and ES module entry points export the same objects', () => {
+  const cjs = createRequire(import.meta.url)('../index.cjs');
+  for (const name of ['Store', 'attach', 'withSharedFlows', 'ErrorCode', 'StoreError', 'LoopbackCallback']) {
+    assert.equal(esm[name], cjs[name], name);
+  }
+});
+
+test('begin, check, consume; a replay is ALREADY_CONSUMED, unlike an unknown state', async () => {
+  const store = await openTemp();
+  const flow = await store.begin({ serverId: SERVER, clientId: 'c', redirectUri: 'http://127.0.0.1:1/cb' });
+  assert.equal(flow.info.status, 'pending');
+  assert.equal((await store.check(flow.state)).serverId, SERVER);
+  const consumed = await store.consumeFor(flow.state, SERVER);
+  assert.equal(consumed.verifier.length, 43);
+  const replay = await rejects(store.consume(flow.state), ErrorCode.ALREADY_CONSUMED);
+  assert.ok(!replay.message.includes(flow.state));
+  await rejects(store.consume('never-begun-state'), ErrorCode.UNKNOWN_STATE);
+  const bad = await rejects(store.consume('not printable \u0001'), ErrorCode.INVALID_INPUT);
+  assert.equal(bad.field, 'state');
+  await rejects(store.consume(42), ErrorCode.INVALID_INPUT);
+  const stats = await store.stats();
+  assert.equal(stats.counts.consumed, 1);
+});
+
+test('the SDK path: save, promote, pendingVerifier; two in progress is the ambiguity error', async () => {
+  const store = await openTemp();
+  const url = (verifierChallenge, state) =>
+    `https://auth.example.com/authorize?response_type=code&client_id=c&state=${state}` +
+    `&code_challenge=${verifierChallenge}&code_challenge_method=S256`;
+  const v1 = 'a'.repeat(43);
+  const v2 = 'b'.repeat(43);
+  const c1 = await store.saveCodeVerifier(SERVER, 'c', v1);
+  await rejects(store.pendingVerifier(SERVER, 'c'), ErrorCode.NO_PENDING_VERIFIER);
+  await store.promote(SERVER, 'c', url(c1, 'state-one'));
+  assert.equal(await store.pendingVerifier(SERVER, 'c'), v1);
+  const c2 = await store.saveCodeVerifier(SERVER, 'c', v2);
+  await rejects(store.saveCodeVerifier(SERVER, 'c', v2), ErrorCode.DUPLICATE_CHALLENGE);
+  await store.promote(SERVER, 'c', new URL(url(c2, 'state-two')));
+  const many = await rejects(store.pendingVerifier(SERVER, 'c'), ErrorCode.AMBIGUOUS_PENDING_VERIFIER);
+  assert.equal(many.count, 2);
+  await rejects(store.promote(SERVER, 'c', 'https://auth.example.com/authorize?state=x'), ErrorCode.MISSING_PARAMETER);
+  assert.equal((await store.consume('state-two')).verifier, v2);
+  assert.equal(await store.invalidate(SERVER, 'c', 'live'), 1);
+  await rejects(store.invalidate(SERVER, 'c', 'everything'), ErrorCode.INVALID_INPUT);
+  assert.equal((await store.sweep()).removed.pending, 0);
+});
+
+test('an error callback ends the flow: AUTHORIZATION_FAILED with the error, no secret', async () => {
+  const store = await openTemp();
+  const flow = await store.begin({ serverId: SERVER });
+  await store.reject(flow.state, 'access_denied', 'the user said no');
+  const err = await rejects(store.consume(flow.state), ErrorCode.AUTHORIZATION_FAILED);
+  assert.equal(err.error, 'access_denied');
+  assert.ok(!err.message.includes(flow.state));
+});
+
+test('a pending wait leaves the event loop free, and an AbortSignal stops it', async () => {
+  const store = await openTemp();
+  const callback = await attach(store, { port: 0 });
+  const flow = await store.begin({ serverId: SERVER, redirectUri: callback.redirectUri });
+  const order = [];
+  const controller = new AbortController();
+  const waiting = callback
+    .wait(flow.state, { timeoutMs: 20_000, signal: controller.signal })
+    .then(() => order.push('wait: resolved'), (err) => order.push(`wait: ${err.code}`));
+  // With the loop blocked by the wait, this timer could only fire after the wait settled.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  order.push('timer');
+  controller.abort();
+  await waiting;
+  assert.deepEqual(order, ['timer', 'wait: ABORTED']);
+  // The flow was not consumed by the aborted wait.
+  assert.equal((await store.check(flow.state)).status, 'pending');
+  await rejects(callback.wait(flow.state, { signal: AbortSignal.abort() }), ErrorCode.ABORTED);
+});
+
+test('a callback on the listener completes the wait with the code', async () => {
+  const store = await openTemp();
+  const callback = await attach(store, { port: 0 });
+  assert.equal(callback.holdsPort, true);
+  const flow = await store.begin({ serverId: SERVER, redirectUri: callback.redirectUri });
+  const waiting = callback.wait(flow.state, { timeoutMs: 20_000 });
+  const status = await get(`${callback.redirectUri}?state=${flow.state}&code=the-code`);
+  assert.equal(status, 200);
+  const done = await waiting;
+  assert.equal(done.code, 'the-code');
+  assert.equal(done.verifier.length, 43);
+  await rejects(callback.wait(flow.state, { timeoutMs: 1000 }), ErrorCode.ALREADY_CONSUMED);
+  const other = await store.begin({ serverId: SERVER, redirectUri: callback.redirectUri });
+  await rejects(callback.wait(other.state, { timeoutMs: 0 }), ErrorCode.CALLBACK_TIMEOUT);
+});
+
+test('a port held by another program is PORT_IN_USE at once, naming the port', async () => {
+  const holder = spawn(process.execPath, [
+    '-e',
+    "const s=require('net').createServer(c=>c.end()).listen(0,'127.0.0.1',()=>console.log(s.address().port))",
+  ]);
+  try {
+    const port = await new Promise((resolve, reject) => {
+      holder.stdout.once('data', (d) => resolve(Number(String(d).trim())));
+      holder.once('exit', () => reject(new Error('the port holder exited')));
+    });
+    const store = await openTemp();
+    const err = await rejects(attach(store, { port }), ErrorCode.PORT_IN_USE);
+    assert.equal(err.port, port);
+    assert.equal(err.holder, 'other');
+    assert.ok(err.message.includes(String(port)), err.message);
+  } finally {
+    holder.kill();
+  }
+});

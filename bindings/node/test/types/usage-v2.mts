@@ -1,0 +1,14 @@
+// Type-checked only (test/types.test.mjs runs tsc on it): index.d.ts against the SDK's own
+// OAuthClientProvider type; never executed.
+import { auth, type OAuthClientProvider } from '@modelcontextprotocol/client';
+import { Store, attach, withSharedFlows, ErrorCode, StoreError } from 'oauth-state-store';
+
+declare const mine: OAuthClientProvider;
+const store = await Store.open('/tmp/x/flows.db', { busyTimeoutMs: 1000 });
+const provider = withSharedFlows(mine, { store, serverId: 'https://mcp.example.com', clientId: 'c' });
+const r: 'AUTHORIZED' | 'REDIRECT' = await auth(provider, { serverUrl: 'https://mcp.example.com' });
+const cb = await provider.forCallback({ state: 's', code: 'c', iss: 'i' });
+await auth(cb, { serverUrl: 'https://mcp.example.com', authorizationCode: cb.authorizationCode });
+const l = await attach(store, { port: 0 });
+const flow = await l.wait('s', { timeoutMs: 10, signal: AbortSignal.timeout(5) });
+try { await store.consume(flow.verifier); } catch (e) { if (e instanceof StoreError && e.code === ErrorCode.ALREADY_CONSUMED) console.log(r); }
