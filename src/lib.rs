@@ -13,6 +13,7 @@
 
 mod admin;
 mod backend;
+mod callback;
 mod clock;
 mod error;
 mod flow;
@@ -34,6 +35,7 @@ pub use backend::sqlite::check::{
 };
 pub use backend::sqlite::migrate::{MigrationReport, SCHEMA_VERSION};
 pub use backend::sqlite::permissions::FileChecks;
+pub use callback::{CallbackHandler, CallbackResponse};
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]

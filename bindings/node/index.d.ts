@@ -174,6 +174,8 @@ export declare class LoopbackCallback {
   private constructor();
   readonly port: number;
   readonly redirectUri: string;
+  /** What to print next to "open this URL" when the browser cannot reach this machine. */
+  readonly pasteHint: string;
   readonly holdsPort: boolean;
   /** Resolves with the consumed flow once its callback landed on any process's listener. */
   wait(state: string, options?: WaitOptions): Promise<ConsumedFlow>;

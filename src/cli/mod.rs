@@ -11,6 +11,7 @@ use oauth_state_store::{default_database_path, Error, Store, StoreOptions};
 
 mod check;
 mod completions;
+mod deliver;
 mod format;
 mod list;
 mod migrate;
@@ -92,6 +93,14 @@ enum Command {
     #[command(after_help = "Example:\n  \
         oauth-state-store migrate --db ~/.local/state/oauth-state-store/flows.db")]
     Migrate(migrate::Args),
+    /// Record a callback URL the browser could not bring to the waiting application.
+    #[command(after_help = "Examples:\n  \
+        oauth-state-store deliver -        (then paste the URL and press Enter)\n  \
+        pbpaste | oauth-state-store deliver -\n\n\
+        Exit status 0 only when the callback was recorded (a code, or the server's refusal); \
+        1 when it was refused (already used, unknown state, expired, wrong authorization \
+        server).")]
+    Deliver(deliver::Args),
     /// Print a shell completion script (bash, elvish, fish, powershell, zsh) on stdout.
     #[command(after_help = "Example:\n  \
         oauth-state-store completions bash > ~/.local/share/bash-completion/completions/oauth-state-store")]
@@ -148,6 +157,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::List(args) => list::run(&path, &ctx, args),
         Command::Check(args) => check::run(&path, &ctx, args),
         Command::Migrate(args) => migrate::run(&path, &ctx, args),
+        Command::Deliver(args) => deliver::run(&path, &ctx, args),
         Command::Completions(_) => unreachable!("handled above"),
     }
 }

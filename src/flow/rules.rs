@@ -146,6 +146,9 @@ pub(crate) struct Expectations<'a> {
     /// Where the callback arrived: a loopback listener's port and path. A flow that names
     /// another redirect URI refuses it.
     pub arrived_at: Option<(u16, &'a str)>,
+    /// Where a delivered callback (a pasted URL, a web app's route) arrived: a flow that names
+    /// another redirect URI (see [`redirect_is`]) refuses it.
+    pub delivered_to: Option<&'a url::Url>,
     /// The callback's `iss` parameter (RFC 9207): a flow that expects another issuer refuses
     /// it.
     pub iss: Option<&'a str>,
@@ -222,9 +225,18 @@ pub(crate) fn record_callback(
             });
         }
     }
-    // A callback that reached a listener without the `iss` its server promised: refused, as
-    // RFC 9207 asks (a direct `complete` or `reject` call has no `arrived_at` and no `iss`).
-    if row.require_issuer && expect.arrived_at.is_some() && expect.iss.is_none() {
+    if let (Some(at), Some(uri)) = (expect.delivered_to, row.redirect_uri) {
+        if !redirect_is(uri, at) {
+            return Verdict::Refuse(Error::ServerMismatch {
+                field: "redirect_uri",
+            });
+        }
+    }
+    // A callback from the browser (at a listener, or delivered) without the `iss` its server
+    // promised: refused, as RFC 9207 asks (a direct `complete` or `reject` call has neither
+    // `arrived_at` nor `delivered_to`, and no `iss`).
+    let from_browser = expect.arrived_at.is_some() || expect.delivered_to.is_some();
+    if row.require_issuer && from_browser && expect.iss.is_none() {
         return Verdict::Refuse(Error::ServerMismatch { field: "iss" });
     }
     if let (Some(expected), Some(got)) = (row.issuer, expect.iss) {
@@ -277,6 +289,26 @@ fn redirect_names(uri: &str, port: u16, path: &str) -> bool {
         _ => false,
     };
     url.scheme() == "http" && host_ok && url.port() == Some(port) && url.path() == path
+}
+
+/// Whether a callback delivered at `at` arrived where the flow's redirect URI `uri` points:
+/// the same scheme, port and path always; the same host, where the loopback names
+/// (`127.0.0.1`, `[::1]`, `localhost`) count as one. The query is the callback's own.
+fn redirect_is(uri: &str, at: &url::Url) -> bool {
+    let Ok(want) = url::Url::parse(uri) else {
+        return false;
+    };
+    let loopback = |u: &url::Url| match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    let host_ok = (loopback(&want) && loopback(at)) || want.host() == at.host();
+    want.scheme() == at.scheme()
+        && host_ok
+        && want.port_or_known_default() == at.port_or_known_default()
+        && want.path() == at.path()
 }
 
 #[cfg(test)]
@@ -410,6 +442,7 @@ mod callback_tests {
         let bare = Expectations {
             arrived_at: at,
             iss: None,
+            ..Expectations::default()
         };
         assert!(matches!(
             record_callback(Some(&row), 1, &bare),
@@ -418,6 +451,7 @@ mod callback_tests {
         let with_iss = Expectations {
             arrived_at: at,
             iss: Some("https://as.example"),
+            ..Expectations::default()
         };
         assert!(matches!(
             record_callback(Some(&row), 1, &with_iss),
@@ -439,7 +473,7 @@ mod callback_tests {
     fn a_callback_must_arrive_where_and_from_whom_the_flow_expects() {
         let at = |port, path| Expectations {
             arrived_at: Some((port, path)),
-            iss: None,
+            ..Expectations::default()
         };
         let r = pending(Some("http://127.0.0.1:4000/cb"), Some("https://as.example"));
         assert!(matches!(
@@ -460,8 +494,8 @@ mod callback_tests {
             ));
         }
         let iss = |i| Expectations {
-            arrived_at: None,
             iss: Some(i),
+            ..Expectations::default()
         };
         assert!(matches!(
             record_callback(Some(&r), 1, &iss("https://as.example")),
@@ -477,6 +511,51 @@ mod callback_tests {
             record_callback(Some(&done), 1, &Expectations::default()),
             Verdict::Refuse(Error::AlreadyCompleted)
         ));
+    }
+
+    #[test]
+    fn a_delivered_callback_must_name_the_flow_s_redirect_uri() {
+        let to = |u: &str| url::Url::parse(u).unwrap();
+        let r = pending(Some("http://127.0.0.1:4000/cb"), None);
+        let web = pending(Some("https://app.example/oauth/cb"), None);
+        for (row, ok) in [
+            (&r, "http://127.0.0.1:4000/cb?state=x"),
+            (&r, "http://localhost:4000/cb"),
+            (&web, "https://app.example:443/oauth/cb?code=y"),
+        ] {
+            let at = to(ok);
+            let e = Expectations {
+                delivered_to: Some(&at),
+                ..Expectations::default()
+            };
+            assert!(
+                matches!(record_callback(Some(row), 1, &e), Verdict::Proceed),
+                "{ok}"
+            );
+        }
+        for (row, wrong) in [
+            (&r, "http://127.0.0.1:4000/other"),
+            (&r, "http://127.0.0.1:4001/cb"),
+            (&r, "https://127.0.0.1:4000/cb"),
+            (&web, "https://evil.example/oauth/cb"),
+            (&web, "http://app.example/oauth/cb"),
+            (&web, "https://app.example/oauth/cb/"),
+        ] {
+            let at = to(wrong);
+            let e = Expectations {
+                delivered_to: Some(&at),
+                ..Expectations::default()
+            };
+            assert!(
+                matches!(
+                    record_callback(Some(row), 1, &e),
+                    Verdict::Refuse(Error::ServerMismatch {
+                        field: "redirect_uri"
+                    })
+                ),
+                "{wrong}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
-use super::pages::{self, Response};
+use crate::callback::pages::{self, Response};
 
 /// The parts of a request head the listener looks at.
 #[derive(Debug)]
@@ -122,21 +122,10 @@ pub(crate) fn respond(stream: &mut TcpStream, response: &Response, write_timeout
     out.push(' ');
     out.push_str(pages::reason(response.status));
     out.push_str("\r\n");
-    let fixed: [(&str, &str); 7] = [
-        ("Content-Type", response.content_type),
-        ("Cache-Control", "no-store"),
-        ("Referrer-Policy", "no-referrer"),
-        ("Content-Security-Policy", pages::content_security_policy()),
-        ("X-Content-Type-Options", "nosniff"),
-        ("X-Frame-Options", "DENY"),
-        ("Connection", "close"),
-    ];
-    for (k, v) in fixed {
-        push_header(&mut out, k, v);
+    for (k, v) in pages::headers(response) {
+        push_header(&mut out, k, &v);
     }
-    for (k, v) in &response.extra {
-        push_header(&mut out, k, v);
-    }
+    push_header(&mut out, "Connection", "close");
     push_header(&mut out, "Content-Length", &response.body.len().to_string());
     out.push_str("\r\n");
     out.push_str(&response.body);

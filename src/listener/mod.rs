@@ -23,12 +23,11 @@
 //! [`Error::PortInUse`]: crate::Error::PortInUse
 //! [`Store::consume`]: crate::Store::consume
 
-// Dependencies point one way: wait -> server -> {callback, http, slots} -> pages; port ->
+// Dependencies point one way: wait -> server -> {callback, http, slots} -> crate::callback; port ->
 // probe; local (this process's waits and listeners, by port) depends on none of them.
 mod callback;
 mod http;
 mod local;
-mod pages;
 mod port;
 mod probe;
 mod server;

@@ -16,11 +16,11 @@ use rustix::event::{PollFd, PollFlags};
 use super::callback;
 use super::http::{self, ReadFailure};
 use super::local;
-use super::pages;
 use super::port::{self, Bound, Claim, Primary};
 use super::probe;
 use super::slots::{Slots, Ticket};
 use super::ListenerOptions;
+use crate::callback::pages;
 use crate::error::{Error, PortHolder, Result};
 use crate::store::Store;
 

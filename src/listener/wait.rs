@@ -82,6 +82,11 @@ impl fmt::Debug for LoopbackCallback {
     }
 }
 
+/// See [`LoopbackCallback::paste_hint`].
+const PASTE_HINT: &str = "If the browser cannot reach this machine, it ends on a page that \
+does not load: copy the address it ends on, run `oauth-state-store deliver -` here, paste the \
+address and press Enter.";
+
 impl LoopbackCallback {
     /// Makes sure someone serves the callback port for `store`: binds it (starting a
     /// [`CallbackListener`]), or, when a listener on the same store file already holds it,
@@ -116,6 +121,18 @@ impl LoopbackCallback {
     /// The redirect URI to begin flows with: `http://127.0.0.1:<port><path>`.
     pub fn redirect_uri(&self) -> String {
         self.options.redirect_uri_for(self.options.port)
+    }
+
+    /// A short text for a tool to print next to "open this URL": what its user does when the
+    /// browser cannot reach this machine (a remote shell, a container), and so never reaches
+    /// this listener. It names no secret.
+    ///
+    /// ```
+    /// let hint = oauth_state_store::LoopbackCallback::paste_hint();
+    /// assert!(hint.contains("oauth-state-store deliver -"));
+    /// ```
+    pub fn paste_hint() -> &'static str {
+        PASTE_HINT
     }
 
     /// Whether this process's own listener serves the port right now (`false`: another

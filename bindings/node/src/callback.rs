@@ -86,6 +86,13 @@ impl LoopbackCallback {
         self.inner.redirect_uri()
     }
 
+    /// What to print next to "open this URL" for a browser that cannot reach this machine
+    /// (the core's `LoopbackCallback::paste_hint`).
+    #[napi(getter)]
+    pub fn paste_hint(&self) -> String {
+        core::LoopbackCallback::paste_hint().to_owned()
+    }
+
     /// Whether this process's own listener serves the port right now.
     #[napi(getter)]
     pub fn holds_port(&self) -> bool {

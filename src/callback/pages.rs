@@ -39,6 +39,24 @@ pub(crate) fn content_security_policy() -> &'static str {
     })
 }
 
+/// The headers every answer carries, then the response's own (`Retry-After`, `Allow`): no
+/// caching, no referrer, no framing, no sniffing, nothing but the page's own style.
+pub(crate) fn headers(r: &Response) -> Vec<(&'static str, String)> {
+    let mut out = vec![
+        ("Content-Type", r.content_type.to_owned()),
+        ("Cache-Control", "no-store".to_owned()),
+        ("Referrer-Policy", "no-referrer".to_owned()),
+        (
+            "Content-Security-Policy",
+            content_security_policy().to_owned(),
+        ),
+        ("X-Content-Type-Options", "nosniff".to_owned()),
+        ("X-Frame-Options", "DENY".to_owned()),
+    ];
+    out.extend(r.extra.iter().cloned());
+    out
+}
+
 /// Escapes the five HTML-significant characters.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -228,6 +246,7 @@ pub(crate) fn plain(status: u16, text: &str) -> Response {
 
 /// `503` when every connection slot is busy answering. It names the listener the way the
 /// probe's answer does, so that a probe that lands here still learns who holds the port.
+#[cfg_attr(not(feature = "listener"), allow(dead_code))]
 pub(crate) fn busy(probe_body: &str) -> Response {
     let mut text = String::from(probe_body);
     text.push_str("\nToo many connections at once; retry.");
@@ -237,6 +256,7 @@ pub(crate) fn busy(probe_body: &str) -> Response {
 }
 
 /// The reason phrase of the statuses used here.
+#[cfg_attr(not(feature = "listener"), allow(dead_code))]
 pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
