@@ -19,8 +19,9 @@
 
 mod common;
 mod http_client;
+mod listener_children;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::process::{Child, ChildStdout};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,28 +31,15 @@ use std::time::{Duration, Instant};
 
 use common::{spawn_child, Fixture};
 use http_client::{enc, free_port, get, try_get, Failure, Reply};
+use listener_children::{child_env, next_with, open_shared, ENV_DB, ENV_PORT};
 use oauth_state_store::{
-    BeginRequest, CallbackListener, Error, ListenerOptions, LoopbackCallback, PortHolder, Store,
-    StoreOptions, PROBE_PATH,
+    BeginRequest, CallbackListener, Error, ListenerOptions, LoopbackCallback, PortHolder,
+    PROBE_PATH,
 };
-
-const ENV_DB: &str = "HANDOVER_TEST_DB";
-const ENV_PORT: &str = "HANDOVER_TEST_PORT";
 
 /// The documented defaults (a 1 s `recheck` among them), serving until stopped.
 fn defaults() -> ListenerOptions {
     ListenerOptions::default().idle_stop(None)
-}
-
-/// A store with the system clock (the processes must agree on time).
-fn open_shared(path: &std::path::Path) -> Store {
-    StoreOptions::default().open(path).expect("open store")
-}
-
-fn child_env() -> Option<(std::path::PathBuf, u16)> {
-    let db = std::env::var_os(ENV_DB)?;
-    let port = std::env::var(ENV_PORT).ok()?.parse().ok()?;
-    Some((db.into(), port))
 }
 
 /// A child with the store file and port in its environment, and its stdout as lines.
@@ -62,33 +50,11 @@ fn start(role: &str, db: &std::path::Path, port: u16) -> (Child, BufReader<Child
     (child, out)
 }
 
-/// The next line the child prints that starts with `prefix`, without it.
-fn next_with(out: &mut BufReader<ChildStdout>, prefix: &str) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = out.read_line(&mut line).expect("read child output");
-        assert!(n > 0, "child ended before printing {prefix:?}");
-        if let Some(rest) = line.trim_end().strip_prefix(prefix) {
-            return rest.to_owned();
-        }
-    }
-}
-
 /// Child: holds the port until its stdin closes (or it is killed).
 #[test]
 #[ignore = "child process of the hand-over tests"]
 fn child_holder() {
-    let Some((db, port)) = child_env() else {
-        eprintln!("child_holder runs only as a child of the hand-over tests");
-        return;
-    };
-    let store = open_shared(&db);
-    let cb = LoopbackCallback::attach(&store, defaults().port(port)).unwrap();
-    println!("HOLDS {}", cb.holds_port());
-    std::io::stdout().flush().unwrap();
-    let mut rest = String::new();
-    let _ = std::io::stdin().read_line(&mut rest);
+    listener_children::hold(defaults());
 }
 
 /// Child: begins a flow on the port, prints its authorization URL, waits for the callback and
@@ -96,36 +62,9 @@ fn child_holder() {
 #[test]
 #[ignore = "child process of the hand-over tests"]
 fn child_waiter() {
-    let Some((db, port)) = child_env() else {
-        eprintln!("child_waiter runs only as a child of the hand-over tests");
-        return;
-    };
-    let store = open_shared(&db);
-    let cb = LoopbackCallback::attach(&store, defaults().port(port)).unwrap();
-    println!("HOLDS {}", cb.holds_port());
-    let flow = store
-        .begin(
-            BeginRequest::new("https://mcp.example.com")
-                .client_id("cli")
-                .redirect_uri(cb.redirect_uri()),
-        )
-        .unwrap();
-    let url = flow
-        .authorization_url("https://auth.example.com/authorize")
-        .unwrap();
-    println!("AUTH_URL {url}");
-    std::io::stdout().flush().unwrap();
-    let done = cb
-        .wait(flow.state().secret(), Duration::from_secs(60))
-        .unwrap();
-    let mut expected = String::new();
-    std::io::stdin().read_line(&mut expected).unwrap();
-    let code = done.code.expect("a code was recorded");
-    println!("CODE_MATCH {}", code.secret() == expected.trim_end());
+    listener_children::begin_and_wait(defaults(), Duration::from_secs(60));
 }
 
-/// Child: holds a fresh port, waits for its flow's callback and exits the moment `wait`
-/// returns, as a command-line tool does.
 #[test]
 #[ignore = "child process of the hand-over tests"]
 fn child_exits_after_wait() {

@@ -4,17 +4,16 @@
 
 mod common;
 mod http_client;
+mod listener_children;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::ChildStdout;
+use std::io::{BufReader, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{spawn_child, Fixture};
 use http_client::{enc, free_port, get, Reply};
-use oauth_state_store::{
-    BeginRequest, Error, ListenerOptions, LoopbackCallback, Store, StoreOptions, PROBE_PATH,
-};
+use listener_children::{next_with, open_shared, ENV_DB, ENV_PORT};
+use oauth_state_store::{Error, ListenerOptions, PROBE_PATH};
 
 /// Short timeouts so that the suite stays fast.
 fn fast() -> ListenerOptions {
@@ -26,47 +25,11 @@ fn fast() -> ListenerOptions {
         .poll_max(Duration::from_millis(20))
 }
 
-const ENV_DB: &str = "LISTENER_TEST_DB";
-const ENV_PORT: &str = "LISTENER_TEST_PORT";
-
-/// A store with the system clock (the processes must agree on time).
-fn open_shared(path: &std::path::Path) -> Store {
-    StoreOptions::default().open(path).expect("open store")
-}
-
-fn child_env() -> Option<(std::path::PathBuf, u16)> {
-    let db = std::env::var_os(ENV_DB)?;
-    let port = std::env::var(ENV_PORT).ok()?.parse().ok()?;
-    Some((db.into(), port))
-}
-
-/// The next line the child prints that starts with `prefix`, without it.
-fn next_with(out: &mut BufReader<ChildStdout>, prefix: &str) -> String {
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = out.read_line(&mut line).expect("read child output");
-        assert!(n > 0, "child ended before printing {prefix:?}");
-        if let Some(rest) = line.trim_end().strip_prefix(prefix) {
-            return rest.to_owned();
-        }
-    }
-}
-
 /// Child A: holds the port until its stdin closes (or it is killed).
 #[test]
 #[ignore = "child process of the two-process tests"]
 fn child_holder() {
-    let Some((db, port)) = child_env() else {
-        eprintln!("child_holder runs only as a child of the two-process tests");
-        return;
-    };
-    let store = open_shared(&db);
-    let cb = LoopbackCallback::attach(&store, fast().port(port)).unwrap();
-    println!("HOLDS {}", cb.holds_port());
-    std::io::stdout().flush().unwrap();
-    let mut rest = String::new();
-    let _ = std::io::stdin().read_line(&mut rest);
+    listener_children::hold(fast());
 }
 
 /// Child B: begins a flow on the shared port, prints the authorization URL for the "browser",
@@ -74,37 +37,7 @@ fn child_holder() {
 #[test]
 #[ignore = "child process of the two-process tests"]
 fn child_waiter() {
-    let Some((db, port)) = child_env() else {
-        eprintln!("child_waiter runs only as a child of the two-process tests");
-        return;
-    };
-    let store = open_shared(&db);
-    let cb = LoopbackCallback::attach(&store, fast().port(port)).unwrap();
-    println!("HOLDS {}", cb.holds_port());
-    let flow = store
-        .begin(
-            BeginRequest::new("https://mcp.example.com")
-                .client_id("cli")
-                .redirect_uri(cb.redirect_uri()),
-        )
-        .unwrap();
-    let url = flow
-        .authorization_url("https://auth.example.com/authorize")
-        .unwrap();
-    println!("AUTH_URL {url}");
-    std::io::stdout().flush().unwrap();
-    let done = cb
-        .wait(flow.state().secret(), Duration::from_secs(30))
-        .unwrap();
-    let mut expected = String::new();
-    std::io::stdin().read_line(&mut expected).unwrap();
-    let code = done.code.expect("a code was recorded");
-    println!("CODE_MATCH {}", code.secret() == expected.trim_end());
-    println!(
-        "VERIFIER_MATCH {}",
-        done.verifier.challenge().as_str() == flow.code_challenge().as_str()
-    );
-    println!("HOLDS_AFTER {}", cb.holds_port());
+    listener_children::begin_and_wait(fast(), Duration::from_secs(30));
 }
 
 /// The "browser": follows the authorization URL's redirect_uri with a code and its state.
