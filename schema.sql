@@ -8,6 +8,8 @@ CREATE TABLE meta (
 -- require_issuer (migration 0002): 1 when the callback must carry `iss` (RFC 9207) equal to `issuer`.
 -- client_created_at (migration 0002): the creation time as the client recorded it, in its own
 -- unit (rmcp: Unix seconds); kept and handed back, never used for expiry.
+-- discovery (migration 0004): an SDK's discovery state of the flow, opaque text (at most 65536
+-- characters) set at promote, handed back by the consume and wiped in its tombstone.
 CREATE TABLE flows (
     id                INTEGER PRIMARY KEY,
     -- SHA-256 of the state; NULL while the row is unbound. The raw state never reaches the disk.
@@ -34,6 +36,7 @@ CREATE TABLE flows (
     error_description TEXT,
     require_issuer    INTEGER NOT NULL DEFAULT 0 CHECK (require_issuer IN (0, 1)),
     client_created_at INTEGER CHECK (client_created_at IS NULL OR client_created_at >= 0),
+    discovery         TEXT CHECK (discovery IS NULL OR length(discovery) <= 65536),
     CHECK ((status = 'unbound') = (state_key IS NULL)),
     CHECK ((code_verifier IS NULL) = (status IN ('failed', 'consumed')))
 ) STRICT;

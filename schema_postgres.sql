@@ -39,6 +39,9 @@ CREATE TABLE flows (
     -- The creation time as the client recorded it, in its own unit (rmcp: Unix seconds): kept
     -- and handed back, never used for expiry.
     client_created_at BIGINT CHECK (client_created_at IS NULL OR client_created_at >= 0),
+    -- An SDK's discovery state of the flow (migration 0002): opaque text set at promote,
+    -- handed back by the consume and wiped in its tombstone.
+    discovery         TEXT CHECK (discovery IS NULL OR length(discovery) <= 65536),
     CHECK ((status = 'unbound') = (state_key IS NULL)),
     CHECK ((code_verifier IS NULL) = (status IN ('failed', 'consumed'))),
     -- The challenge's uniqueness is checked first: a begin that repeats both a challenge and a

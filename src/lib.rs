@@ -45,8 +45,8 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::PortHolder;
 pub use error::{EndReason, Error, Result, StorageError};
 pub use flow::{
-    BeginRequest, ConsumedFlow, Flow, FlowInfo, InvalidateScope, Stats, Status, StatusCounts,
-    SweepReport,
+    BeginRequest, ConsumedFlow, Flow, FlowInfo, InvalidateScope, Promotion, Stats, Status,
+    StatusCounts, SweepReport, MAX_DISCOVERY_LEN,
 };
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]

@@ -41,6 +41,7 @@ use std::path::Path;
 use crate::admin::{CompactReport, FileInfo};
 use crate::backend::sqlite::migrate::MigrationReport;
 use crate::error::{Error, Result};
+use crate::flow::promotion::Length;
 use crate::flow::{FlowInfo, Status};
 
 /// Whether `s` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a
@@ -74,6 +75,8 @@ pub(crate) struct FlowRow {
     pub code_challenge: String,
     pub require_issuer: bool,
     pub client_created_at: Option<i64>,
+    /// An SDK's discovery state (column `discovery`); `None` once consumed.
+    pub discovery: Option<String>,
 }
 
 impl FlowRow {
@@ -111,8 +114,7 @@ pub(crate) struct NewFlow<'a> {
 }
 
 /// What `bind` writes on an unbound row: its state key, and the URL's fields where given
-/// (`None` keeps the stored value).
-#[derive(Debug)]
+/// (`None` keeps the stored value). Its `Debug` prints the discovery state's length only.
 pub(crate) struct Binding<'a> {
     pub state_key: &'a [u8; 32],
     pub redirect_uri: Option<&'a str>,
@@ -120,6 +122,8 @@ pub(crate) struct Binding<'a> {
     pub scope: Option<&'a str>,
     /// The authorization server's issuer (RFC 9207), when the caller knows it at promote.
     pub issuer: Option<&'a str>,
+    /// An SDK's discovery state, when the caller gives it at promote.
+    pub discovery: Option<&'a str>,
 }
 
 /// What a callback delivered, as recorded on a pending row. Its `Debug` leaves the code out.
@@ -177,6 +181,20 @@ impl fmt::Debug for FlowRow {
             .field("code_challenge", &self.code_challenge)
             .field("require_issuer", &self.require_issuer)
             .field("client_created_at", &self.client_created_at)
+            .field("discovery", &self.discovery.as_deref().map(Length))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Binding<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Binding")
+            .field("state_key", &"[redacted]")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("resource", &self.resource)
+            .field("scope", &self.scope)
+            .field("issuer", &self.issuer)
+            .field("discovery", &self.discovery.map(Length))
             .finish()
     }
 }
@@ -552,6 +570,7 @@ mod tests {
             code_challenge: "challenge".into(),
             require_issuer: false,
             client_created_at: None,
+            discovery: Some("DISCOVERY-TEXT".into()),
         };
         let key = [7u8; 32];
         let new = NewFlow {
@@ -572,13 +591,29 @@ mod tests {
             verifier: "VERIFIER-SECRET".into(),
             challenge: "challenge".into(),
         };
+        let binding = Binding {
+            state_key: &key,
+            redirect_uri: None,
+            resource: None,
+            scope: None,
+            issuer: None,
+            discovery: Some("DISCOVERY-TEXT"),
+        };
         let printed = format!(
-            "{row:?} {new:?} {stored:?} {:?}",
+            "{row:?} {new:?} {stored:?} {binding:?} {:?}",
             CallbackResult::Code("CODE-SECRET")
         );
-        for secret in ["VERIFIER-SECRET", "CODE-SECRET", "83, 84, 65", "7, 7, 7"] {
+        for secret in [
+            "VERIFIER-SECRET",
+            "CODE-SECRET",
+            "83, 84, 65",
+            "7, 7, 7",
+            "DISCOVERY-TEXT",
+        ] {
             assert!(!printed.contains(secret), "{secret} in {printed}");
         }
         assert!(printed.contains("[redacted]"));
+        // The discovery state is no secret, but shows its length only.
+        assert_eq!(printed.matches("[14 bytes]").count(), 2, "{printed}");
     }
 }

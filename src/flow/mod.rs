@@ -2,7 +2,11 @@
 //! them ([`rules`]) and each operation's transaction body ([`ops`]).
 
 pub(crate) mod ops;
+pub(crate) mod promotion;
 pub(crate) mod rules;
+
+pub(crate) use promotion::Discovery;
+pub use promotion::{Promotion, MAX_DISCOVERY_LEN};
 
 use std::fmt;
 
@@ -293,6 +297,16 @@ pub struct ConsumedFlow {
     pub info: FlowInfo,
     /// When it was consumed, Unix milliseconds.
     pub consumed_at: i64,
+    pub(crate) discovery: Option<Discovery>,
+}
+
+impl ConsumedFlow {
+    /// The SDK's discovery state recorded at promote
+    /// ([`Promotion::discovery`]), if any. The consume wiped it from the row: this is its
+    /// only copy now.
+    pub fn discovery(&self) -> Option<&str> {
+        self.discovery.as_ref().map(|d| d.0.as_str())
+    }
 }
 
 /// Which of a server's flows [`Store::invalidate`](crate::Store::invalidate) deletes.

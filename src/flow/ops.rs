@@ -8,7 +8,7 @@ use crate::backend::{
 };
 use crate::error::{Error, Result};
 use crate::flow::rules::{self, Choice, Expectations, Snapshot, Verdict};
-use crate::flow::{ConsumedFlow, FlowInfo, InvalidateScope, Status};
+use crate::flow::{ConsumedFlow, Discovery, FlowInfo, InvalidateScope, Status};
 use crate::pkce::{AuthorizationCode, CodeVerifier};
 use crate::validate;
 
@@ -246,8 +246,8 @@ pub(crate) fn peek(
     })))
 }
 
-/// `consume` / `consume_for`: validates the flow of `key`, wipes its secrets, leaves a
-/// tombstone and hands them out.
+/// `consume` / `consume_for`: validates the flow of `key`, wipes its secrets and its
+/// discovery state, leaves a tombstone and hands them out.
 pub(crate) fn consume(
     tx: &mut dyn FlowTx,
     key: &[u8; 32],
@@ -287,6 +287,7 @@ pub(crate) fn consume(
         code: row.auth_code.map(AuthorizationCode::from_stored),
         info,
         consumed_at: now,
+        discovery: row.discovery.map(Discovery),
     }))
 }
 

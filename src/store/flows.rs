@@ -6,7 +6,7 @@ use crate::backend::{Binding, CallbackResult, NewFlow, Wipe};
 use crate::error::{Error, Result};
 use crate::flow::ops::{self, CodeAndIssuer, Looked, Peeked};
 use crate::flow::rules::Expectations;
-use crate::flow::{BeginRequest, ConsumedFlow, Flow, FlowInfo, Status};
+use crate::flow::{BeginRequest, ConsumedFlow, Flow, FlowInfo, Promotion, Status};
 use crate::pkce::{self, CodeChallenge, CodeVerifier, State};
 use crate::store::Store;
 use crate::validate;
@@ -128,7 +128,8 @@ impl Store {
     /// Binds a saved verifier to the state of the authorization URL built from it: reads
     /// `state` and `code_challenge` (and `redirect_uri`, `resource`, `scope`) from the URL, and
     /// in one transaction checks the server and client and makes the row `pending`. Promoting
-    /// the same URL twice is a no-op.
+    /// the same URL twice is a no-op. [`Store::promote_with`] also records an issuer or a
+    /// discovery state.
     ///
     /// # Errors
     /// [`Error::MissingParameter`] (the unbound row stays and later expires),
@@ -143,19 +144,14 @@ impl Store {
         client_id: Option<&str>,
         authorization_url: &str,
     ) -> Result<FlowInfo> {
-        self.promote_inner(server_id, client_id, authorization_url, None)
+        self.promote_with(server_id, client_id, authorization_url, &Promotion::new())
     }
 
     /// [`Store::promote`], also recording the authorization server's `issuer` (RFC 9207) on
-    /// the flow, as [`BeginRequest::issuer`](crate::BeginRequest::issuer) does on the native
-    /// path: an SDK knows it from discovery when it builds the URL. A callback whose `iss`
-    /// names another issuer is then refused ([`Error::ServerMismatch`] with field `iss`), and
-    /// [`FlowInfo::issuer`] hands it to the callback leg. Promoting the same URL again is a
-    /// no-op that keeps the first issuer.
+    /// the flow: `promote_with` with [`Promotion::issuer`].
     ///
     /// # Errors
-    /// Those of [`Store::promote`], plus [`Error::InvalidInput`] (`issuer`: not an `https`
-    /// URL, or `http` on loopback).
+    /// Those of [`Store::promote_with`].
     pub fn promote_with_issuer(
         &self,
         server_id: &str,
@@ -163,8 +159,34 @@ impl Store {
         authorization_url: &str,
         issuer: &str,
     ) -> Result<FlowInfo> {
-        validate::url("issuer", issuer, true)?;
-        self.promote_inner(server_id, client_id, authorization_url, Some(issuer))
+        let promotion = Promotion::new().issuer(issuer);
+        self.promote_with(server_id, client_id, authorization_url, &promotion)
+    }
+
+    /// [`Store::promote`], also recording what `promotion` carries on the flow:
+    /// - the authorization server's issuer ([`Promotion::issuer`]), as
+    ///   [`BeginRequest::issuer`](crate::BeginRequest::issuer) does on the native path: a
+    ///   callback whose `iss` names another issuer is then refused ([`Error::ServerMismatch`]
+    ///   with field `iss`), and [`FlowInfo::issuer`] hands it to the callback leg;
+    /// - the SDK's discovery state ([`Promotion::discovery`]), handed back by the consume that
+    ///   takes the flow ([`ConsumedFlow::discovery`]) and wiped in its tombstone.
+    ///
+    /// Promoting the same URL again is a no-op that keeps what the first promote recorded.
+    ///
+    /// # Errors
+    /// Those of [`Store::promote`], plus [`Error::InvalidInput`] (`issuer`: not an `https`
+    /// URL, or `http` on loopback; `discovery`: longer than
+    /// [`MAX_DISCOVERY_LEN`](crate::MAX_DISCOVERY_LEN) bytes or with a NUL character). An
+    /// invalid promotion is refused before any row is read: the saved verifier stays unbound.
+    pub fn promote_with(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+        authorization_url: &str,
+        promotion: &Promotion,
+    ) -> Result<FlowInfo> {
+        promotion.validate()?;
+        self.promote_inner(server_id, client_id, authorization_url, promotion)
     }
 
     fn promote_inner(
@@ -172,7 +194,7 @@ impl Store {
         server_id: &str,
         client_id: Option<&str>,
         authorization_url: &str,
-        issuer: Option<&str>,
+        promotion: &Promotion,
     ) -> Result<FlowInfo> {
         validate::server_and_client(server_id, client_id)?;
         if authorization_url.len() > 16 * 1024 {
@@ -216,7 +238,8 @@ impl Store {
             redirect_uri: redirect_uri.as_deref(),
             resource: resource.as_deref(),
             scope: scope.as_deref(),
-            issuer,
+            issuer: promotion.issuer.as_deref(),
+            discovery: promotion.discovery.as_deref(),
         };
         self.engine().write(Wipe::Nothing, |tx| {
             ops::promote(tx, server_id, client_id, &challenge, &binding)
@@ -242,8 +265,8 @@ impl Store {
     }
 
     /// Consumes the flow a callback's `state` names: in one transaction validates it, wipes the
-    /// verifier and code from the row, leaves a tombstone, and returns them. Exactly one caller
-    /// across all processes gets `Ok` for a state.
+    /// verifier, code and discovery state from the row, leaves a tombstone, and returns them.
+    /// Exactly one caller across all processes gets `Ok` for a state.
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],

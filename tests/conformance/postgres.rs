@@ -84,9 +84,26 @@ mod fixture {
         pub fn scratch(options: StoreOptions) -> Store {
             options.open(fresh_url()).expect("open store")
         }
+
+        /// The `discovery` column of every row, in row order, read past the store.
+        pub fn discovery_column(&self) -> Vec<Option<String>> {
+            let url = self.url.clone();
+            std::thread::spawn(move || {
+                let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
+                c.query("SELECT discovery FROM flows ORDER BY id", &[])
+                    .expect("query")
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect()
+            })
+            .join()
+            .expect("read the column")
+        }
     }
 }
 
+#[path = "discovery.rs"]
+mod discovery;
 #[path = "flows.rs"]
 mod flows;
 #[path = "history.rs"]

@@ -48,9 +48,23 @@ mod fixture {
         pub fn scratch(options: StoreOptions) -> Store {
             options.open_in_memory().expect("open store")
         }
+
+        /// The `discovery` column of every row, in row order, read past the store.
+        pub fn discovery_column(&self) -> Vec<Option<String>> {
+            let c = rusqlite::Connection::open(&self.inner.path).expect("open file");
+            let mut stmt = c
+                .prepare("SELECT discovery FROM flows ORDER BY id")
+                .expect("prepare");
+            stmt.query_map([], |r| r.get(0))
+                .expect("query")
+                .map(|r| r.expect("row"))
+                .collect()
+        }
     }
 }
 
+#[path = "discovery.rs"]
+mod discovery;
 #[path = "ended.rs"]
 mod ended;
 #[path = "flows.rs"]

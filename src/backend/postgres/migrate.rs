@@ -20,14 +20,21 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../../../migrations_postgres/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../../../migrations_postgres/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "discovery",
+        sql: include_str!("../../../migrations_postgres/0002_discovery.sql"),
+    },
+];
 
 /// The PostgreSQL schema version this code writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key of the migrator ("oauthsss" in ASCII): one per database.
 pub(crate) const MIGRATION_LOCK: i64 = 0x6f61_7574_6873_7373;

@@ -179,6 +179,58 @@ fn an_open_that_may_not_migrate_refuses_an_empty_or_older_database_unchanged() {
 }
 
 #[test]
+fn a_version_1_database_keeps_its_pending_flows_and_gains_the_discovery_column() {
+    let Some((mut c, url)) = fresh("version_1_migrates") else {
+        return;
+    };
+    // What a version-1 program left: its schema, its record, a store id, a pending flow.
+    c.batch_execute(CREATE_TRACKING).unwrap();
+    c.batch_execute(MIGRATIONS[0].sql).unwrap();
+    c.execute(RECORD, &[&1i64, &MIGRATIONS[0].name]).unwrap();
+    c.execute(INSERT_STORE_ID, &[&"old-store"]).unwrap();
+    // RFC 7636 Appendix B.
+    let (verifier, challenge) = (
+        "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    );
+    c.execute(
+        "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, issuer, \
+         status, created_at, expires_at) \
+         VALUES ($1, $2, $3, 's', 'https://as.example.com', 'pending', 1, $4)",
+        &[
+            &&crate::pkce::state_key("old-state")[..],
+            &challenge,
+            &verifier,
+            &(i64::MAX / 2),
+        ],
+    )
+    .unwrap();
+
+    let store = crate::StoreOptions::default().open(&url).unwrap();
+    let report = store.migration();
+    assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
+    let consumed = store.consume("old-state").unwrap();
+    assert_eq!(consumed.verifier.secret(), verifier);
+    assert_eq!(
+        consumed.info.issuer.as_deref(),
+        Some("https://as.example.com")
+    );
+    assert_eq!(consumed.discovery(), None);
+    assert_eq!(schema_version(&mut c).unwrap(), SCHEMA_VERSION);
+    assert_eq!(store_id(&mut c).unwrap(), "old-store");
+    let column: Option<String> = c
+        .query_one("SELECT discovery FROM flows", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(column, None);
+    // The new column's limit holds in the database itself, past the store's own check.
+    let too_long = "a".repeat(crate::MAX_DISCOVERY_LEN + 1);
+    assert!(c
+        .execute("UPDATE flows SET discovery = $1", &[&too_long])
+        .is_err());
+}
+
+#[test]
 fn a_failed_migration_leaves_nothing_behind() {
     let Some((mut c, _)) = fresh("failed_rolls_back") else {
         return;

@@ -31,7 +31,7 @@ macro_rules! flow_columns {
     () => {
         "id, status, expires_at, created_at, server_id, client_id, redirect_uri, issuer, \
          resource, scope, code_verifier, auth_code, error, error_description, state_key, \
-         code_challenge, require_issuer, client_created_at"
+         code_challenge, require_issuer, client_created_at, discovery"
     };
 }
 
@@ -55,6 +55,7 @@ fn flow_row(r: &Row<'_>) -> rusqlite::Result<FlowRow> {
         code_challenge: r.get(15)?,
         require_issuer: r.get(16)?,
         client_created_at: r.get(17)?,
+        discovery: r.get(18)?,
     })
 }
 
@@ -150,8 +151,8 @@ pub(crate) const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challen
 
 pub(crate) const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
      redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
-     scope = coalesce(?5, scope), issuer = coalesce(?6, issuer) \
-     WHERE id = ?1 AND status = 'unbound'";
+     scope = coalesce(?5, scope), issuer = coalesce(?6, issuer), \
+     discovery = coalesce(?7, discovery) WHERE id = ?1 AND status = 'unbound'";
 
 pub(crate) const COMPLETE: &str =
     "UPDATE flows SET status = 'completed', auth_code = ?2 WHERE id = ?1 AND status = 'pending'";
@@ -161,7 +162,8 @@ pub(crate) const FAIL: &str =
      error_description = ?3 WHERE id = ?1 AND status = 'pending'";
 
 pub(crate) const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
-     auth_code = NULL, consumed_at = ?2, error = coalesce(?3, error) \
+     auth_code = NULL, discovery = NULL, consumed_at = ?2, \
+     error = coalesce(?3, error) \
      WHERE id = ?1 AND status = ?4";
 
 pub(crate) const DELETE_BY_ID: &str = "DELETE FROM flows WHERE id = ?1 AND status = ?2";
@@ -259,7 +261,8 @@ impl FlowTx for Rows<'_> {
                     b.redirect_uri,
                     b.resource,
                     b.scope,
-                    b.issuer
+                    b.issuer,
+                    b.discovery
                 ])
             })
             .map_err(|e| unique_violation(e, self.busy_timeout))?;

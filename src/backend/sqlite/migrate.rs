@@ -30,10 +30,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "finished_index",
         sql: include_str!("../../../migrations/0003_finished_index.sql"),
     },
+    Migration {
+        version: 4,
+        name: "discovery",
+        sql: include_str!("../../../migrations/0004_discovery.sql"),
+    },
 ];
 
 /// The schema version this code writes and understands.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// The one store-id query.
 pub(crate) const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
@@ -270,6 +275,65 @@ mod tests {
             )
             .unwrap();
         assert_eq!((require, created), (0, None));
+    }
+
+    #[test]
+    fn a_version_3_file_keeps_its_pending_flows_and_gains_the_discovery_column() {
+        use std::os::unix::fs::PermissionsExt;
+
+        // RFC 7636 Appendix B.
+        let (verifier, challenge) = (
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flows.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            for m in &MIGRATIONS[..3] {
+                c.execute_batch(m.sql).unwrap();
+            }
+            c.pragma_update(None, "user_version", 3).unwrap();
+            c.execute(INSERT_STORE_ID, ["old-store"]).unwrap();
+            // A flow a version-3 program left pending, far from expiry.
+            c.execute(
+                "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, \
+                 issuer, status, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, 's', 'https://as.example.com', 'pending', 1, ?4)",
+                rusqlite::params![
+                    &crate::pkce::state_key("old-state")[..],
+                    challenge,
+                    verifier,
+                    i64::MAX / 2
+                ],
+            )
+            .unwrap();
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        let store = crate::StoreOptions::default().open(&path).unwrap();
+        let report = store.migration();
+        assert_eq!((report.from, report.to), (3, SCHEMA_VERSION));
+        let consumed = store.consume("old-state").unwrap();
+        assert_eq!(consumed.verifier.secret(), verifier);
+        assert_eq!(
+            consumed.info.issuer.as_deref(),
+            Some("https://as.example.com")
+        );
+        assert_eq!(consumed.discovery(), None);
+        let c = Connection::open(&path).unwrap();
+        assert_eq!(user_version(&c).unwrap(), SCHEMA_VERSION);
+        assert_eq!(store_id(&c).unwrap(), "old-store");
+        let column: Option<String> = c
+            .query_row("SELECT discovery FROM flows", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(column, None);
+        // The new column's limit holds in the file itself, past the store's own check.
+        let too_long = "a".repeat(crate::MAX_DISCOVERY_LEN + 1);
+        assert!(c
+            .execute("UPDATE flows SET discovery = ?1", [&too_long])
+            .is_err());
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! The per-flow discovery state of the SDK path (`Store::promote_with`, column `discovery`):
+//! set when the flow is bound, handed back once by the consume that takes it, wiped in the
+//! tombstone; too long a state is refused and changes nothing.
+
+use super::Fixture;
+use oauth_state_store::{
+    BeginRequest, CodeVerifier, Error, Promotion, Status, Store, MAX_DISCOVERY_LEN,
+};
+
+const SERVER: &str = "https://mcp.example.com/mcp";
+const CLIENT: &str = "client-1";
+const ISSUER: &str = "https://as.example.com";
+const DISCOVERY: &str = r#"{"authorizationServerUrl":"https://as.example.com","resourceMetadata":{"resource":"https://mcp.example.com/mcp"}}"#;
+
+/// Saves a verifier and builds the SDK's authorization URL for it; returns the URL and its
+/// state.
+fn sdk_url(store: &Store, state: &str) -> String {
+    let verifier = CodeVerifier::generate();
+    let challenge = store
+        .save_code_verifier(SERVER, Some(CLIENT), verifier.secret())
+        .unwrap();
+    format!(
+        "https://as.example.com/authorize?response_type=code&client_id={CLIENT}&state={state}\
+         &code_challenge={}&code_challenge_method=S256",
+        challenge.as_str()
+    )
+}
+
+fn with_discovery(discovery: &str) -> Promotion {
+    Promotion::new().issuer(ISSUER).discovery(discovery)
+}
+
+#[test]
+fn the_discovery_state_set_at_promote_comes_back_from_the_consume_once() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let url = sdk_url(&store, "state-1");
+    let info = store
+        .promote_with(SERVER, Some(CLIENT), &url, &with_discovery(DISCOVERY))
+        .unwrap();
+    assert_eq!(info.status, Status::Pending);
+    assert_eq!(info.issuer.as_deref(), Some(ISSUER));
+    assert_eq!(fx.discovery_column(), vec![Some(DISCOVERY.to_owned())]);
+
+    let consumed = store.consume_for("state-1", SERVER).unwrap();
+    assert_eq!(consumed.discovery(), Some(DISCOVERY));
+    assert_eq!(consumed.info.issuer.as_deref(), Some(ISSUER));
+    // The tombstone keeps no discovery state, and a replay gets nothing.
+    assert_eq!(fx.discovery_column(), vec![None]);
+    assert!(matches!(
+        store.consume_for("state-1", SERVER),
+        Err(Error::AlreadyConsumed)
+    ));
+}
+
+#[test]
+fn a_code_recorded_by_a_callback_comes_back_with_the_discovery_state() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let url = sdk_url(&store, "state-2");
+    store
+        .promote_with(SERVER, Some(CLIENT), &url, &with_discovery(DISCOVERY))
+        .unwrap();
+    store.complete("state-2", "the-code").unwrap();
+    // Recording the code leaves the discovery state for the consume.
+    assert_eq!(fx.discovery_column(), vec![Some(DISCOVERY.to_owned())]);
+    let consumed = store.consume("state-2").unwrap();
+    assert_eq!(consumed.code.as_ref().map(|c| c.secret()), Some("the-code"));
+    assert_eq!(consumed.discovery(), Some(DISCOVERY));
+    assert_eq!(fx.discovery_column(), vec![None]);
+}
+
+#[test]
+fn flows_without_a_discovery_state_hand_back_none() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let url = sdk_url(&store, "plain-promote");
+    store.promote(SERVER, Some(CLIENT), &url).unwrap();
+    let url = sdk_url(&store, "issuer-only");
+    store
+        .promote_with_issuer(SERVER, Some(CLIENT), &url, ISSUER)
+        .unwrap();
+    let native = store.begin(BeginRequest::new(SERVER)).unwrap();
+    assert_eq!(fx.discovery_column(), vec![None, None, None]);
+    assert_eq!(store.consume("plain-promote").unwrap().discovery(), None);
+    let issuer_only = store.consume("issuer-only").unwrap();
+    assert_eq!(issuer_only.discovery(), None);
+    assert_eq!(issuer_only.info.issuer.as_deref(), Some(ISSUER));
+    assert_eq!(
+        store.consume(native.state().secret()).unwrap().discovery(),
+        None
+    );
+}
+
+#[test]
+fn promoting_again_keeps_the_first_discovery_state() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let url = sdk_url(&store, "twice");
+    store
+        .promote_with(SERVER, Some(CLIENT), &url, &with_discovery(DISCOVERY))
+        .unwrap();
+    store
+        .promote_with(SERVER, Some(CLIENT), &url, &with_discovery("{}"))
+        .unwrap();
+    assert_eq!(store.consume("twice").unwrap().discovery(), Some(DISCOVERY));
+}
+
+#[test]
+fn the_longest_discovery_state_is_kept_whole() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    // At the limit in bytes: once one byte a character, once two.
+    let ascii = "a".repeat(MAX_DISCOVERY_LEN);
+    let wide = "é".repeat(MAX_DISCOVERY_LEN / 2);
+    for (state, discovery) in [("ascii", &ascii), ("wide", &wide)] {
+        let url = sdk_url(&store, state);
+        store
+            .promote_with(SERVER, Some(CLIENT), &url, &with_discovery(discovery))
+            .unwrap();
+        let consumed = store.consume(state).unwrap();
+        assert_eq!(consumed.discovery(), Some(discovery.as_str()));
+    }
+}
+
+#[test]
+fn too_long_a_discovery_state_is_refused_and_changes_nothing() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let url = sdk_url(&store, "refused");
+    let too_long = "a".repeat(MAX_DISCOVERY_LEN + 1);
+    for bad in [too_long.as_str(), "nul\0inside"] {
+        let e = store
+            .promote_with(SERVER, Some(CLIENT), &url, &with_discovery(bad))
+            .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::InvalidInput {
+                    field: "discovery",
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(!e.to_string().contains("nul\0inside"), "{e}");
+    }
+    // Nothing was bound: the verifier is still unbound, the state unknown.
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.counts.unbound, stats.counts.pending), (1, 0));
+    assert!(matches!(store.check("refused"), Err(Error::UnknownState)));
+    assert_eq!(fx.discovery_column(), vec![None]);
+    // The same URL with a valid state binds as usual.
+    store
+        .promote_with(SERVER, Some(CLIENT), &url, &with_discovery(DISCOVERY))
+        .unwrap();
+    assert_eq!(
+        store.consume("refused").unwrap().discovery(),
+        Some(DISCOVERY)
+    );
+}
+
+#[test]
+fn flows_ended_without_a_login_wipe_the_discovery_state() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let url = sdk_url(&store, "mismatch");
+    store
+        .promote_with(SERVER, Some(CLIENT), &url, &with_discovery(DISCOVERY))
+        .unwrap();
+    let url = sdk_url(&store, "denied");
+    store
+        .promote_with(SERVER, Some(CLIENT), &url, &with_discovery(DISCOVERY))
+        .unwrap();
+    assert!(matches!(
+        store.consume_for("mismatch", "https://other.example.com"),
+        Err(Error::ServerMismatch { .. })
+    ));
+    store.reject("denied", "access_denied", None).unwrap();
+    assert!(matches!(
+        store.consume("denied"),
+        Err(Error::AuthorizationFailed { .. })
+    ));
+    assert_eq!(fx.discovery_column(), vec![None, None]);
+}
+
+#[test]
+fn a_consumed_flow_prints_the_length_of_its_discovery_state_only() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let url = sdk_url(&store, "printed");
+    let marker = r#"{"marker":"visible-only-by-reading"}"#;
+    let promotion = with_discovery(marker);
+    assert!(!format!("{promotion:?}").contains("visible-only"));
+    store
+        .promote_with(SERVER, Some(CLIENT), &url, &promotion)
+        .unwrap();
+    let consumed = store.consume("printed").unwrap();
+    let printed = format!("{consumed:?}");
+    assert!(!printed.contains("visible-only"), "{printed}");
+    assert!(
+        printed.contains(&format!("[{} bytes]", marker.len())),
+        "{printed}"
+    );
+}
