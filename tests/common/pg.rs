@@ -36,7 +36,20 @@ pub struct Cluster {
     bin: PathBuf,
     port: u16,
     run_as: Option<String>,
-    durable: bool,
+    durability: Durability,
+}
+
+/// How much of a commit the test server keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// No fsync, asynchronous commit: the fastest; a crash of the server may lose the last
+    /// acknowledged commits.
+    Throwaway,
+    /// Synchronous commit without fsync: an acknowledged commit survives a crash of the server
+    /// (its WAL is written to the OS before the commit returns), not one of the machine.
+    CrashSafe,
+    /// The server's defaults (fsync, synchronous commit): for benchmarks.
+    Durable,
 }
 
 static SHARED: OnceLock<Option<Cluster>> = OnceLock::new();
@@ -46,7 +59,9 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 /// `SKIPPED: <test>: <why>`) where PostgreSQL is not installed and not required.
 pub fn cluster(test: &str) -> Option<&'static Cluster> {
     let shared = SHARED.get_or_init(|| match find_binaries() {
-        Ok(bin) => Some(Cluster::start_with(bin, false).expect("start the test PostgreSQL")),
+        Ok(bin) => Some(
+            Cluster::start_with(bin, Durability::Throwaway).expect("start the test PostgreSQL"),
+        ),
         Err(why) => {
             assert!(
                 !required(),
@@ -107,17 +122,24 @@ impl Cluster {
     /// is missing (call [`cluster`] first to skip).
     pub fn start() -> Cluster {
         let bin = find_binaries().expect("PostgreSQL binaries");
-        Cluster::start_with(bin, false).expect("start a test PostgreSQL")
+        Cluster::start_with(bin, Durability::Throwaway).expect("start a test PostgreSQL")
+    }
+
+    /// Like [`Cluster::start`], with synchronous commit (still no fsync): every acknowledged
+    /// commit survives a crash of the server (`stop_server("immediate")`), for fault tests.
+    pub fn start_crash_safe() -> Cluster {
+        let bin = find_binaries().expect("PostgreSQL binaries");
+        Cluster::start_with(bin, Durability::CrashSafe).expect("start a test PostgreSQL")
     }
 
     /// Like [`Cluster::start`], with the server's default durability (`fsync` and
     /// `synchronous_commit` on) instead of the tests' shortcuts: for benchmarks.
     pub fn start_durable() -> Cluster {
         let bin = find_binaries().expect("PostgreSQL binaries");
-        Cluster::start_with(bin, true).expect("start a test PostgreSQL")
+        Cluster::start_with(bin, Durability::Durable).expect("start a test PostgreSQL")
     }
 
-    fn start_with(bin: PathBuf, durable: bool) -> Result<Cluster, String> {
+    fn start_with(bin: PathBuf, durability: Durability) -> Result<Cluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("oauth-state-store-pg")
             .tempdir()
@@ -131,7 +153,7 @@ impl Cluster {
             bin,
             port: 0,
             run_as,
-            durable,
+            durability,
         };
         if let Some(user) = &cluster.run_as {
             let status = Command::new("chown")
@@ -226,7 +248,8 @@ impl Cluster {
     }
 
     /// The settings for a throwaway server: loopback TCP, the socket in the temp dir, enough
-    /// connections for 16 processes with pools of their own, and (unless durable) no fsync.
+    /// connections for 16 processes with pools of their own, and (unless durable) no fsync
+    /// and (unless crash-safe) asynchronous commit.
     fn write_config(&self) -> Result<(), String> {
         let mut conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
@@ -234,8 +257,12 @@ impl Cluster {
             self.port,
             self.dir.display()
         );
-        if !self.durable {
-            conf.push_str("fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n");
+        match self.durability {
+            Durability::Throwaway => {
+                conf.push_str("fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n")
+            }
+            Durability::CrashSafe => conf.push_str("fsync = off\nfull_page_writes = off\n"),
+            Durability::Durable => {}
         }
         std::fs::write(self.data().join("oauth_state_store_test.conf"), conf)
             .map_err(|e| format!("write oauth_state_store_test.conf: {e}"))
