@@ -50,24 +50,95 @@ fn parse(sql: &str) -> Expected {
         .join("\n");
     let mut out = Expected::default();
     for statement in text.split(';') {
-        let words: Vec<&str> = statement.split_whitespace().collect();
-        match words.as_slice() {
-            ["CREATE", "TABLE", name, ..] => {
-                let table = name.trim_end_matches('(').to_owned();
+        let mut w = Words {
+            words: statement.split_whitespace().collect(),
+            at: 0,
+        };
+        const IF_NOT_EXISTS: [&str; 3] = ["IF", "NOT", "EXISTS"];
+        if w.eat("CREATE") {
+            if w.eat("TABLE") {
+                w.eat_all(&IF_NOT_EXISTS);
+                let Some(table) = w.name() else { continue };
                 let columns = table_body(statement)
                     .map(|body| elements(body, &table, &mut out.indexes))
                     .unwrap_or_default();
                 out.tables.push((table, columns));
+            } else {
+                w.eat("UNIQUE");
+                if !w.eat("INDEX") {
+                    continue;
+                }
+                w.eat("CONCURRENTLY");
+                w.eat_all(&IF_NOT_EXISTS);
+                let Some(index) = w.name() else { continue };
+                w.eat("ON");
+                w.eat("ONLY");
+                if let Some(table) = w.name() {
+                    out.indexes.push((index, table));
+                }
             }
-            ["CREATE", "INDEX", name, "ON", table, ..]
-            | ["CREATE", "UNIQUE", "INDEX", name, "ON", table, ..] => {
-                out.indexes
-                    .push(((*name).to_owned(), table.trim_end_matches('(').to_owned()));
+        } else if w.eat_all(&["ALTER", "TABLE"]) {
+            w.eat_all(&["IF", "EXISTS"]);
+            w.eat("ONLY");
+            let Some(table) = w.name() else { continue };
+            if !w.eat("ADD") {
+                continue;
             }
-            _ => {}
+            if w.eat("CONSTRAINT") {
+                let upper = statement.to_ascii_uppercase();
+                if let Some(name) = w.name() {
+                    if upper.contains("UNIQUE") || upper.contains("PRIMARY KEY") {
+                        out.indexes.push((name, table));
+                    }
+                }
+                continue;
+            }
+            w.eat("COLUMN");
+            w.eat_all(&IF_NOT_EXISTS);
+            if let (Some(column), Some(entry)) =
+                (w.name(), out.tables.iter_mut().find(|(t, _)| *t == table))
+            {
+                entry.1.push(column);
+            }
         }
     }
     out
+}
+
+/// A statement's words, read one after another; keywords match whatever their case.
+struct Words<'a> {
+    words: Vec<&'a str>,
+    at: usize,
+}
+
+impl Words<'_> {
+    /// Takes the next word if it is `keyword`.
+    fn eat(&mut self, keyword: &str) -> bool {
+        let found = self
+            .words
+            .get(self.at)
+            .is_some_and(|w| w.eq_ignore_ascii_case(keyword));
+        self.at += usize::from(found);
+        found
+    }
+
+    /// Takes the next words if they are `keywords`, else none of them.
+    fn eat_all(&mut self, keywords: &[&str]) -> bool {
+        let from = self.at;
+        if keywords.iter().all(|k| self.eat(k)) {
+            return true;
+        }
+        self.at = from;
+        false
+    }
+
+    /// Takes the next word as a name (up to any parenthesis that follows it unspaced).
+    fn name(&mut self) -> Option<String> {
+        let word = self.words.get(self.at)?;
+        self.at += 1;
+        let name = word.split('(').next().unwrap_or_default();
+        (!name.is_empty()).then(|| name.to_owned())
+    }
 }
 
 /// The text between a `CREATE TABLE`'s opening parenthesis and the one that closes it.
@@ -109,18 +180,23 @@ fn elements(body: &str, table: &str, indexes: &mut Vec<(String, String)>) -> Vec
     for part in parts {
         let words: Vec<&str> = part.split_whitespace().collect();
         let upper = part.to_ascii_uppercase();
-        let index_of = |what: &str| upper.contains(what);
-        match words.as_slice() {
-            ["CONSTRAINT", name, ..] if index_of("UNIQUE") || index_of("PRIMARY KEY") => {
+        let has = |what: &str| upper.contains(what);
+        // The first word up to any parenthesis (`CHECK(...)`), as a keyword.
+        let first = words
+            .first()
+            .map(|w| w.split('(').next().unwrap_or_default().to_ascii_uppercase());
+        match (first.as_deref(), words.get(1)) {
+            (None, _) => {}
+            (Some("CONSTRAINT"), Some(name)) if has("UNIQUE") || has("PRIMARY KEY") => {
                 indexes.push(((*name).to_owned(), table.to_owned()));
             }
-            ["PRIMARY", "KEY", ..] => indexes.push((format!("{table}_pkey"), table.to_owned())),
-            ["CONSTRAINT" | "CHECK" | "UNIQUE" | "FOREIGN" | "EXCLUDE", ..] | [] => {}
-            [column, ..] => {
-                if index_of("PRIMARY KEY") {
+            (Some("PRIMARY"), _) => indexes.push((format!("{table}_pkey"), table.to_owned())),
+            (Some("CONSTRAINT" | "CHECK" | "UNIQUE" | "FOREIGN" | "EXCLUDE" | ""), _) => {}
+            (Some(_), _) => {
+                if has("PRIMARY KEY") {
                     indexes.push((format!("{table}_pkey"), table.to_owned()));
                 }
-                columns.push((*column).to_owned());
+                columns.push(words[0].to_owned());
             }
         }
     }

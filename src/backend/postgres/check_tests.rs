@@ -79,6 +79,35 @@ fn the_schema_file_declares_the_tables_columns_and_indexes() {
 }
 
 #[test]
+fn the_reader_takes_lower_case_keywords_and_added_columns() {
+    let sql = "create table t (id bigint primary key, a text, -- a comment, with a comma\n\
+               b text check (length(b) < 3), constraint t_a_key unique (a), check(a <> b));\n\
+               ALTER TABLE t ADD COLUMN IF NOT EXISTS c text;\n\
+               alter table t add d int;\n\
+               ALTER TABLE t ADD CONSTRAINT t_d_key UNIQUE (d);\n\
+               create unique index if not exists t_by_b on t (b);\n\
+               CREATE INDEX CONCURRENTLY t_by_c ON ONLY t(c);";
+    let e = parse(sql);
+    assert_eq!(
+        e.tables,
+        [(
+            "t".to_owned(),
+            vec!["id".into(), "a".into(), "b".into(), "c".into(), "d".into()]
+        )]
+    );
+    assert_eq!(
+        e.indexes,
+        [
+            ("t_pkey".to_owned(), "t".to_owned()),
+            ("t_a_key".into(), "t".into()),
+            ("t_d_key".into(), "t".into()),
+            ("t_by_b".into(), "t".into()),
+            ("t_by_c".into(), "t".into()),
+        ]
+    );
+}
+
+#[test]
 fn what_is_looked_for_equals_the_catalog_of_a_migrated_database() {
     let Some(cluster) = pg::cluster("check_expected_equals_catalog") else {
         return;
