@@ -190,6 +190,10 @@ fn database_path(db: Option<PathBuf>) -> CliResult<PathBuf> {
 /// Opens an existing store at the current schema version; a missing file (or directory) is
 /// an error, never created, and an older store is [`Error::MigrationNeeded`]: only `migrate`
 /// changes a schema.
+///
+/// Dropping the store closes its connections on this thread: each command's store is dropped
+/// before `main` returns, whatever the outcome, so the file's own `-wal` and `-shm` go with the
+/// last connection instead of staying behind.
 fn open_existing(path: &Path, options: StoreOptions) -> CliResult<Store> {
     refuse_missing(path)?;
     Ok(options.create_if_missing(false).migrate(false).open(path)?)

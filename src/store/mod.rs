@@ -20,7 +20,9 @@ use crate::options::StoreOptions;
 /// A durable store of pending OAuth flows in one SQLite file.
 ///
 /// Cheap to clone (clones share one connection pool); `Send + Sync`. Every process on the host
-/// that opens the same file sees the same flows.
+/// that opens the same file sees the same flows. Dropping the last clone closes every pooled
+/// connection on the dropping thread, so a program may exit right after: SQLite removes the
+/// file's `-wal` and `-shm` when the last connection to it in any process closes.
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,

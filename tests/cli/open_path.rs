@@ -77,9 +77,8 @@ fn old_store(path: &Path, version: i64) {
 fn refused_opens_and_read_only_commands_create_no_file() {
     let fx = Fixture::new();
     drop(fx.store());
-    // A healthy store: `check` leaves the directory as it found it. (`stats` and `list` open
-    // the store like an application; see the CHANGELOG for their -wal/-shm at exit.)
-    for args in [&["check"][..], &["check", "--json"]] {
+    // A healthy store: the read commands leave the directory and the file as they found them.
+    for args in [&["check"][..], &["check", "--json"], &["stats"], &["list"]] {
         let out = unchanged(&fx.path, args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
     }
@@ -218,5 +217,49 @@ fn permission_denied_is_not_does_not_exist() {
         assert!(!err.contains("does not exist"), "{err}");
         assert!(!err.contains("migrate"), "{err}");
         assert!(fs::read(path).unwrap() == before);
+    }
+}
+
+/// The names and modes in `dir`.
+fn names(dir: &Path) -> BTreeMap<String, u32> {
+    listing(dir)
+        .into_iter()
+        .map(|(n, (mode, ..))| (n, mode))
+        .collect()
+}
+
+#[test]
+fn read_commands_on_a_healthy_store_leave_no_wal_or_shm_behind() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    store
+        .begin(oauth_state_store::BeginRequest::new(
+            "https://a.example.com",
+        ))
+        .unwrap();
+    // Dropping the last handle closes its connections on this thread, at once.
+    drop(store);
+    let dir = fx.dir.path();
+    let before = names(dir);
+    assert_eq!(before.len(), 1, "{before:?}");
+    // Each read command, on success and on an error found after the store was open.
+    let runs: [(&[&str], i32); 5] = [
+        (&["stats"], 0),
+        (&["list"], 0),
+        (&["sweep"], 0),
+        (&["stats", "--json"], 0),
+        (&["list", "--server", "\u{7}"], 2),
+    ];
+    for (args, status) in runs {
+        for round in 0..20 {
+            let out = cli(&fx.path, args);
+            assert_eq!(
+                out.status.code(),
+                Some(status),
+                "{args:?}: {}",
+                stderr(&out)
+            );
+            assert_eq!(names(dir), before, "{args:?}, round {round}");
+        }
     }
 }
