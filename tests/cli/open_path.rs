@@ -263,3 +263,42 @@ fn read_commands_on_a_healthy_store_leave_no_wal_or_shm_behind() {
         }
     }
 }
+
+#[test]
+fn a_file_its_owner_cannot_write_is_refused_before_anything_is_created() {
+    let fx = Fixture::new();
+    // The owner is uid 65534, who must reach its directory through the fixture's.
+    fs::set_permissions(fx.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = fx.dir.path().join("nobody");
+    fs::create_dir(&dir).unwrap();
+    let path = dir.join("flows.db");
+    drop(fx.options().open(&path).unwrap());
+    if as_other_user().is_none() {
+        return;
+    }
+    for p in [&dir, &path] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+    for cmd in ["stats", "list", "sweep", "migrate", "check"] {
+        let before = (listing(&dir), fs::read(&path).unwrap());
+        let out = as_other_user()
+            .unwrap()
+            .arg(env!("CARGO_BIN_EXE_oauth-state-store"))
+            .args([cmd, "--db"])
+            .arg(&path)
+            .env_remove("OAUTH_STATE_DB")
+            .output()
+            .unwrap();
+        let text = stdout(&out) + &stderr(&out);
+        assert_eq!(
+            (listing(&dir), fs::read(&path).unwrap()),
+            before,
+            "{cmd} changed the directory or the file: {text}"
+        );
+        let expected = if cmd == "check" { 1 } else { 3 };
+        assert_eq!(out.status.code(), Some(expected), "{cmd}: {text}");
+        assert!(text.contains("read-only (mode 0400)"), "{cmd}: {text}");
+        assert!(text.contains("run `chmod 600` on it"), "{cmd}: {text}");
+    }
+}
