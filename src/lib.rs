@@ -33,7 +33,10 @@ mod validate;
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub use crate::rmcp::RmcpStateStore;
-pub use admin::{default_database_path, CompactReport, FileInfo, FlowFilter, FlowSummary};
+pub use admin::{
+    check_database, default_database_path, CompactReport, DatabaseCheck, FileInfo, FlowFilter,
+    FlowSummary, RelationKind, RelationSize, ServerInfo,
+};
 pub use backend::sqlite::check::{
     check_file, check_file_with_timeout, CheckReport, Problem, ProblemKind,
 };

@@ -3,6 +3,8 @@
 //! compaction. The `oauth-state-store` command line is built on these; a library user may call
 //! them too. Nothing here prints.
 
+mod server;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +16,8 @@ use crate::error::{EndReason, Result};
 use crate::flow::{ops, rules, Status, StatusCounts, SweepReport};
 use crate::store::Store;
 use crate::validate;
+
+pub use server::{check_database, DatabaseCheck, RelationKind, RelationSize, ServerInfo};
 
 /// Hex digits of the state key shown as a flow's fingerprint.
 const FINGERPRINT_HEX: usize = 12;

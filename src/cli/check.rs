@@ -1,13 +1,16 @@
-//! `check`: integrity, schema version, permissions and journal mode; changes nothing.
+//! `check`: integrity, schema version, permissions and journal mode of a file; connectivity,
+//! schema version and the catalog of a PostgreSQL database. Changes nothing.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use oauth_state_store::{check_file_with_timeout, CheckReport, Problem};
+use oauth_state_store::{
+    check_database, check_file_with_timeout, CheckReport, DatabaseCheck, Problem,
+};
 use serde::Serialize;
 
 use super::output::{emit, emit_json};
-use super::{is_database_url, refuse_missing, CliResult, Context};
+use super::{is_database_url, refuse_missing, shown, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -38,30 +41,31 @@ pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
     })
 }
 
-/// On PostgreSQL: connectivity and the schema version, read without migrating anything.
+/// On PostgreSQL: connectivity, the schema version, and every table, column and index of the
+/// schema in the catalog; one line a problem. Nothing is migrated or created.
 fn run_on_url(path: &Path, ctx: &Context) -> CliResult {
-    let store = ctx.options().read_only(true).open(path)?;
-    let info = store.file_info()?;
-    let ok = info.schema_version == info.supported_schema_version;
+    let url = path.to_str().unwrap_or_default();
+    let check = check_database(url, ctx.busy_timeout)?;
+    let ok = check.is_ok();
     if ctx.json {
-        emit_json(&serde_json::json!({
-            "ok": ok,
-            "engine": "postgresql",
-            "schema_version": info.schema_version,
-            "supported_schema_version": info.supported_schema_version,
-            "store_id": info.store_id,
-        }))?;
+        #[derive(Serialize)]
+        struct UrlReport {
+            ok: bool,
+            #[serde(flatten)]
+            check: DatabaseCheck,
+        }
+        emit_json(&UrlReport { ok, check })?;
     } else if ok {
         emit(&format!(
-            "ok: the PostgreSQL database: connected, schema version {}\n",
-            info.schema_version
+            "ok: {}: connected (PostgreSQL {}), schema version {}, {} tables, columns and \
+             indexes present\n",
+            shown(path),
+            check.server_version,
+            check.schema_version,
+            check.checked.len()
         ))?;
     } else {
-        emit(&format!(
-            "problem (schema): the PostgreSQL database has schema version {} and this program \
-             writes {}; to fix: run `oauth-state-store migrate`\n",
-            info.schema_version, info.supported_schema_version
-        ))?;
+        emit(&check.problems.iter().map(line).collect::<String>())?;
     }
     Ok(if ok {
         ExitCode::SUCCESS

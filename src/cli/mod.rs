@@ -77,7 +77,8 @@ enum Command {
         oauth-state-store sweep --older-than 1h --vacuum\n\n\
         When stderr is a terminal, a long sweep shows its progress there.")]
     Sweep(sweep::Args),
-    /// Show flow counts by status, expiries, file and WAL sizes, schema and SQLite versions.
+    /// Show flow counts by status, expiries, file and WAL sizes, schema and SQLite versions
+    /// (on PostgreSQL: table and index sizes, dead rows, vacuums).
     #[command(after_help = "Example:\n  oauth-state-store stats --json")]
     Stats(stats::Args),
     /// List flows, one a line, without any secret (a state-key fingerprint stands for the state).
@@ -86,7 +87,8 @@ enum Command {
         --status pending"
     )]
     List(list::Args),
-    /// Check integrity, schema version, permissions and journal mode, without changing the file.
+    /// Check integrity, schema version, permissions and journal mode, without changing the file
+    /// (on PostgreSQL: connectivity, schema version, every table, column and index).
     #[command(
         after_help = "Example:\n  oauth-state-store check || echo \"store needs attention\""
     )]

@@ -1,9 +1,10 @@
-//! `stats`: counts by status, expiries, sizes and versions.
+//! `stats`: counts by status, expiries, sizes and versions: a file's sizes and WAL, or, on
+//! PostgreSQL, the server's table and index sizes and dead rows.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use oauth_state_store::{FileInfo, Stats, Status};
+use oauth_state_store::{FileInfo, RelationKind, ServerInfo, Stats, Status};
 use serde::Serialize;
 
 use super::format::{bytes, relative, table};
@@ -24,9 +25,34 @@ struct Report {
     now: i64,
 }
 
+/// The JSON document on a database server: its facts instead of a file's.
+#[derive(Serialize)]
+struct ServerReport {
+    #[serde(flatten)]
+    server: ServerInfo,
+    #[serde(flatten)]
+    stats: Stats,
+    total: u64,
+    now: i64,
+}
+
 pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
     let store = open_existing(path, ctx.options())?;
     let stats = store.stats()?;
+    if let Some(server) = store.server_info()? {
+        let report = ServerReport {
+            total: stats.counts.total(),
+            now: store.now_ms(),
+            server,
+            stats,
+        };
+        if ctx.json {
+            emit_json(&report)?;
+        } else {
+            emit(&server_human(&report))?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let file = store.file_info()?;
     let report = Report {
         total: stats.counts.total(),
@@ -42,8 +68,60 @@ pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn human(r: &Report) -> String {
+fn server_human(r: &ServerReport) -> String {
     let when = |t: Option<i64>| t.map_or_else(|| "-".into(), |t| relative(t, r.now));
+    let s = &r.server;
+    let mut rows = vec![
+        vec!["database".into(), "the PostgreSQL database".into()],
+        vec!["store id".into(), s.store_id.clone()],
+        vec![
+            "schema version".into(),
+            format!(
+                "{} (this program: {})",
+                s.schema_version, s.supported_schema_version
+            ),
+        ],
+        vec!["server".into(), format!("PostgreSQL {}", s.server_version)],
+    ];
+    for rel in &s.relations {
+        let label = match rel.kind {
+            RelationKind::Table => format!("table {}", rel.name),
+            _ => format!("  index {}", rel.name),
+        };
+        rows.push(vec![label, bytes(rel.bytes)]);
+    }
+    rows.push(vec![
+        "row versions".into(),
+        format!(
+            "{} live, {} dead (estimates; VACUUM reclaims dead ones)",
+            s.live_rows, s.dead_rows
+        ),
+    ]);
+    rows.push(vec!["last vacuum".into(), when(s.last_vacuum)]);
+    rows.push(vec!["last autovacuum".into(), when(s.last_autovacuum)]);
+    rows.extend(flow_rows(&r.stats, r.total, r.now));
+    table(&rows)
+}
+
+/// The flows' lines, the same on every engine.
+fn flow_rows(stats: &Stats, total: u64, now: i64) -> Vec<Vec<String>> {
+    let when = |t: Option<i64>| t.map_or_else(|| "-".into(), |t| relative(t, now));
+    let mut rows = vec![vec![
+        "flows".into(),
+        format!("{total} ({} expired)", stats.expired),
+    ]];
+    for status in Status::ALL {
+        rows.push(vec![
+            format!("  {status}"),
+            stats.counts.get(status).to_string(),
+        ]);
+    }
+    rows.push(vec!["oldest expiry".into(), when(stats.oldest_expiry)]);
+    rows.push(vec!["newest expiry".into(), when(stats.newest_expiry)]);
+    rows
+}
+
+fn human(r: &Report) -> String {
     let size = |b: Option<u64>| b.map_or_else(|| "none".into(), bytes);
     let mut rows = vec![
         vec![
@@ -65,18 +143,7 @@ fn human(r: &Report) -> String {
         vec!["journal mode".into(), r.file.journal_mode.clone()],
         vec!["file size".into(), size(r.file.file_bytes)],
         vec!["wal size".into(), size(r.file.wal_bytes)],
-        vec![
-            "flows".into(),
-            format!("{} ({} expired)", r.total, r.stats.expired),
-        ],
     ];
-    for status in Status::ALL {
-        rows.push(vec![
-            format!("  {status}"),
-            r.stats.counts.get(status).to_string(),
-        ]);
-    }
-    rows.push(vec!["oldest expiry".into(), when(r.stats.oldest_expiry)]);
-    rows.push(vec!["newest expiry".into(), when(r.stats.newest_expiry)]);
+    rows.extend(flow_rows(&r.stats, r.total, r.now));
     table(&rows)
 }

@@ -340,6 +340,41 @@ impl Cluster {
         self.url(&name)
     }
 
+    /// What a command that only reads must leave as it was, in a stable order: every
+    /// relation of the database's schema with its kind and columns, every recorded
+    /// migration, and the `meta` rows.
+    pub fn snapshot(&self, url: &str) -> Vec<String> {
+        const RELATIONS: &str = "SELECT c.relname::text || ' ' || c.relkind::text || ' ' \
+             || coalesce((SELECT string_agg(attname::text, ',' ORDER BY attnum) \
+             FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped), '') \
+             FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace ORDER BY 1";
+        const RECORDED: &str = "SELECT 'migration ' || version || ' ' || name \
+             FROM oauth_state_store_migrations ORDER BY version";
+        const META: &str = "SELECT 'meta ' || key || '=' || value FROM meta ORDER BY key";
+        let mut c = postgres::Client::connect(url, postgres::NoTls)
+            .unwrap_or_else(|e| panic!("connect to the test PostgreSQL: {e}"));
+        let mut lines = Vec::new();
+        for (query, table) in [
+            (RELATIONS, None),
+            (RECORDED, Some("oauth_state_store_migrations")),
+            (META, Some("meta")),
+        ] {
+            if let Some(t) = table {
+                let exists: bool = c
+                    .query_one("SELECT to_regclass($1) IS NOT NULL", &[&t])
+                    .unwrap()
+                    .get(0);
+                if !exists {
+                    continue;
+                }
+            }
+            for row in c.query(query, &[]).unwrap() {
+                lines.push(row.get::<_, String>(0));
+            }
+        }
+        lines
+    }
+
     /// Waits until the server accepts connections again (after a restart), up to `limit`.
     pub fn wait_ready(&self, limit: Duration) -> bool {
         let until = Instant::now() + limit;

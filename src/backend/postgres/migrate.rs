@@ -11,6 +11,7 @@ use base64::Engine as _;
 use postgres::Client;
 
 use crate::backend::sqlite::migrate::MigrationReport;
+use crate::error::Error;
 
 /// One migration: the version it brings the database to, its name, its SQL.
 pub(crate) struct Migration {
@@ -50,9 +51,31 @@ pub(crate) enum MigrateError {
     /// The database records this version, newer than [`SCHEMA_VERSION`].
     #[error("the database schema is version {0}, newer than this code's {SCHEMA_VERSION}")]
     TooNew(i64),
+    /// The database is older than [`SCHEMA_VERSION`] (0: no store schema yet) and this open
+    /// may not migrate it; nothing was changed.
+    #[error("the database schema is version {0}, older than this code's {SCHEMA_VERSION}")]
+    Needed(i64),
     /// The driver's error (connection, permission, ...).
     #[error("PostgreSQL refused the migration")]
     Postgres(#[from] postgres::Error),
+}
+
+impl MigrateError {
+    /// The crate's error: [`Error::DatabaseTooNew`], [`Error::MigrationNeeded`], or the
+    /// driver's error classified.
+    pub(crate) fn into_error(self, busy_timeout: std::time::Duration) -> Error {
+        match self {
+            MigrateError::TooNew(found) => Error::DatabaseTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            },
+            MigrateError::Needed(found) => Error::MigrationNeeded {
+                found,
+                expected: SCHEMA_VERSION,
+            },
+            MigrateError::Postgres(e) => super::error::classify(e, busy_timeout),
+        }
+    }
 }
 
 /// Reads the database's schema version without taking the lock: 0 before any migration.
@@ -65,6 +88,28 @@ pub(crate) fn schema_version(client: &mut Client) -> Result<i64, postgres::Error
         return Ok(0);
     }
     Ok(client.query_one(SELECT_VERSION, &[])?.get(0))
+}
+
+/// Checks, changing nothing, that the database is at [`SCHEMA_VERSION`] with a `store_id`: for
+/// an open that may not migrate ([`StoreOptions::migrate`](crate::StoreOptions::migrate)
+/// `(false)`, or read-only).
+///
+/// # Errors
+///
+/// [`MigrateError::TooNew`], [`MigrateError::Needed`] (also for a current version without a
+/// `store_id`, which migrating repairs), else the driver's error.
+pub(crate) fn require_current(client: &mut Client) -> Result<MigrationReport, MigrateError> {
+    let version = schema_version(client)?;
+    if version > SCHEMA_VERSION {
+        return Err(MigrateError::TooNew(version));
+    }
+    if version < SCHEMA_VERSION || client.query_opt(SELECT_STORE_ID, &[])?.is_none() {
+        return Err(MigrateError::Needed(version));
+    }
+    Ok(MigrationReport {
+        from: version,
+        to: version,
+    })
 }
 
 /// Brings the schema up to [`SCHEMA_VERSION`] and makes sure the database has a `store_id`, in

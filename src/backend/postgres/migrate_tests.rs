@@ -144,6 +144,41 @@ fn a_newer_database_is_refused_and_left_unchanged() {
 }
 
 #[test]
+fn an_open_that_may_not_migrate_refuses_an_empty_or_older_database_unchanged() {
+    let Some((mut c, _)) = fresh("require_current") else {
+        return;
+    };
+    assert!(matches!(
+        require_current(&mut c),
+        Err(MigrateError::Needed(0))
+    ));
+    assert!(
+        catalog(&mut c).is_empty(),
+        "require_current created something"
+    );
+    let tracking: bool = c.query_one(TRACKING_EXISTS, &[]).unwrap().get(0);
+    assert!(!tracking, "require_current made the tracking table");
+    migrate(&mut c).unwrap();
+    let current = require_current(&mut c).unwrap();
+    assert_eq!((current.from, current.to), (SCHEMA_VERSION, SCHEMA_VERSION));
+    // A current version without its store id needs the migrator (which makes one).
+    c.batch_execute("DELETE FROM meta").unwrap();
+    assert!(matches!(
+        require_current(&mut c),
+        Err(MigrateError::Needed(SCHEMA_VERSION))
+    ));
+    migrate(&mut c).unwrap();
+    c.execute(RECORD, &[&(SCHEMA_VERSION + 1), &"from_the_future"])
+        .unwrap();
+    assert!(matches!(
+        require_current(&mut c),
+        Err(MigrateError::TooNew(v)) if v == SCHEMA_VERSION + 1
+    ));
+    let e = MigrateError::Needed(0).into_error(Duration::from_secs(1));
+    assert!(e.to_string().contains("oauth-state-store migrate"), "{e}");
+}
+
+#[test]
 fn a_failed_migration_leaves_nothing_behind() {
     let Some((mut c, _)) = fresh("failed_rolls_back") else {
         return;

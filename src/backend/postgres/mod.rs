@@ -12,6 +12,8 @@
 //! transaction is the database server's clock, read in the same round trip as `BEGIN`, unless
 //! the options injected a clock: hosts' clocks differ, the server's is one for all of them.
 
+pub(crate) mod admin;
+pub(crate) mod check;
 pub(crate) mod connect;
 pub(crate) mod error;
 pub(crate) mod flows;
@@ -39,7 +41,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result, StorageError};
 use crate::options::StoreOptions;
 use error::{classify, commit_failed};
-use migrate::{MigrateError, SCHEMA_VERSION};
+use migrate::SCHEMA_VERSION;
 
 type Manager = PostgresConnectionManager<MakeTlsConnector>;
 
@@ -99,12 +101,14 @@ impl Drop for Open<'_> {
     }
 }
 
-/// Opens the engine on the database `url` names and migrates it (unless read-only).
+/// Opens the engine on the database `url` names and migrates it (unless read-only or told not
+/// to migrate: then an older database is [`Error::MigrationNeeded`] and is left unchanged).
 ///
 /// # Errors
 ///
 /// [`Error::InvalidInput`] for a bad URL (the URL is never repeated), [`Error::Unavailable`]
-/// when the server cannot be reached in time, [`Error::DatabaseTooNew`], or the server's
+/// when the server cannot be reached in time, [`Error::DatabaseTooNew`],
+/// [`Error::MigrationNeeded`], or the server's
 /// refusal.
 pub(crate) fn open(url: &str, opts: &StoreOptions) -> Result<Postgres> {
     off_runtime(|| open_here(url, opts))
@@ -130,18 +134,12 @@ fn open_here(url: &str, opts: &StoreOptions) -> Result<Postgres> {
         .map_err(unavailable)?;
     let mut conn = pool.get().map_err(unavailable)?;
     let busy_timeout = opts.busy_timeout;
-    let migration = if opts.read_only {
-        let v = migrate::schema_version(&mut conn).map_err(|e| classify(e, busy_timeout))?;
-        if v > SCHEMA_VERSION {
-            return Err(too_new(v));
-        }
-        MigrationReport { from: v, to: v }
+    let migration = if opts.read_only || !opts.migrate {
+        migrate::require_current(&mut conn)
     } else {
-        migrate::migrate(&mut conn).map_err(|e| match e {
-            MigrateError::TooNew(v) => too_new(v),
-            MigrateError::Postgres(e) => classify(e, busy_timeout),
-        })?
-    };
+        migrate::migrate(&mut conn)
+    }
+    .map_err(|e| e.into_error(busy_timeout))?;
     let store_id = migrate::store_id(&mut conn).map_err(|e| classify(e, busy_timeout))?;
     drop(conn);
     Ok(Postgres {
@@ -156,13 +154,6 @@ fn open_here(url: &str, opts: &StoreOptions) -> Result<Postgres> {
 fn unavailable(e: r2d2::Error) -> Error {
     Error::Unavailable {
         source: StorageError::new(e),
-    }
-}
-
-fn too_new(found: i64) -> Error {
-    Error::DatabaseTooNew {
-        found,
-        supported: SCHEMA_VERSION,
     }
 }
 

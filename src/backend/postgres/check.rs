@@ -1,0 +1,262 @@
+//! [`check`]: is the store's PostgreSQL database reachable, at this code's schema version, and
+//! does its catalog hold every table, column and index that `schema_postgres.sql` declares?
+//! One connection whose transactions are read-only; nothing is created, migrated or repaired.
+//!
+//! What to look for is read from `schema_postgres.sql` itself (a test keeps that file equal to
+//! what the migrations produce, and another keeps [`expected`] equal to a migrated catalog),
+//! so a new migration needs no second list here.
+
+use std::time::Duration;
+
+use postgres::Client;
+
+use super::error::classify;
+use super::migrate::{self, SCHEMA_VERSION};
+use super::{connect, off_runtime};
+use crate::admin::DatabaseCheck;
+use crate::backend::sqlite::check::{Problem, ProblemKind};
+use crate::error::{Error, Result, StorageError};
+
+/// The schema the migrations produce, the source of what is looked for.
+const SCHEMA: &str = include_str!("../../../schema_postgres.sql");
+
+const SERVER_VERSION: &str = "SELECT current_setting('server_version')";
+const TABLE_EXISTS: &str = "SELECT to_regclass($1) IS NOT NULL";
+const COLUMNS: &str = "SELECT attname::text FROM pg_attribute \
+     WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped";
+/// The index of that name, on which table, and whether the server may use it.
+const INDEX: &str = "SELECT i.indrelid::regclass::text, i.indisvalid FROM pg_index i \
+     WHERE i.indexrelid = to_regclass($1)";
+const STORE_ID: &str = "SELECT count(*) FROM meta WHERE key = 'store_id'";
+
+/// What `schema_postgres.sql` declares: each table with its columns, each index with its
+/// table (constraint indexes included: `<table>_pkey` and the named UNIQUE constraints).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Expected {
+    pub(crate) tables: Vec<(String, Vec<String>)>,
+    pub(crate) indexes: Vec<(String, String)>,
+}
+
+/// Reads [`Expected`] from the SQL of `schema_postgres.sql`.
+pub(crate) fn expected() -> Expected {
+    parse(SCHEMA)
+}
+
+fn parse(sql: &str) -> Expected {
+    let text: String = sql
+        .lines()
+        .map(|l| l.split_once("--").map_or(l, |(code, _)| code))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut out = Expected::default();
+    for statement in text.split(';') {
+        let words: Vec<&str> = statement.split_whitespace().collect();
+        match words.as_slice() {
+            ["CREATE", "TABLE", name, ..] => {
+                let table = name.trim_end_matches('(').to_owned();
+                let columns = table_body(statement)
+                    .map(|body| elements(body, &table, &mut out.indexes))
+                    .unwrap_or_default();
+                out.tables.push((table, columns));
+            }
+            ["CREATE", "INDEX", name, "ON", table, ..]
+            | ["CREATE", "UNIQUE", "INDEX", name, "ON", table, ..] => {
+                out.indexes
+                    .push(((*name).to_owned(), table.trim_end_matches('(').to_owned()));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The text between a `CREATE TABLE`'s opening parenthesis and the one that closes it.
+fn table_body(statement: &str) -> Option<&str> {
+    let open = statement.find('(')?;
+    let mut depth = 0usize;
+    for (i, c) in statement[open..].char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&statement[open + 1..open + i]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The column names of a table body; the indexes its constraints make go to `indexes`.
+fn elements(body: &str, table: &str, indexes: &mut Vec<(String, String)>) -> Vec<String> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, c) in body.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                parts.push(&body[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&body[start..]);
+    let mut columns = Vec::new();
+    for part in parts {
+        let words: Vec<&str> = part.split_whitespace().collect();
+        let upper = part.to_ascii_uppercase();
+        let index_of = |what: &str| upper.contains(what);
+        match words.as_slice() {
+            ["CONSTRAINT", name, ..] if index_of("UNIQUE") || index_of("PRIMARY KEY") => {
+                indexes.push(((*name).to_owned(), table.to_owned()));
+            }
+            ["PRIMARY", "KEY", ..] => indexes.push((format!("{table}_pkey"), table.to_owned())),
+            ["CONSTRAINT" | "CHECK" | "UNIQUE" | "FOREIGN" | "EXCLUDE", ..] | [] => {}
+            [column, ..] => {
+                if index_of("PRIMARY KEY") {
+                    indexes.push((format!("{table}_pkey"), table.to_owned()));
+                }
+                columns.push((*column).to_owned());
+            }
+        }
+    }
+    columns
+}
+
+/// Checks the database at `url`, changing nothing.
+pub(crate) fn check(url: &str, busy_timeout: Duration) -> Result<DatabaseCheck> {
+    off_runtime(|| check_here(url, busy_timeout))
+}
+
+fn check_here(url: &str, busy_timeout: Duration) -> Result<DatabaseCheck> {
+    let mut config =
+        connect::config(url).map_err(|e| Error::invalid("database URL", e.reason()))?;
+    let settings = format!(
+        "{} -c default_transaction_read_only=on -c lock_timeout={}",
+        config.get_options().unwrap_or_default(),
+        busy_timeout.as_millis().max(1),
+    );
+    config.options(settings.trim_start());
+    let tls = connect::tls().map_err(|e| Error::Storage(StorageError::new(e)))?;
+    let mut client = config.connect(tls).map_err(|e| classify(e, busy_timeout))?;
+    inspect(&mut client).map_err(|e| classify(e, busy_timeout))
+}
+
+fn problem(message: String, fix: &str) -> Problem {
+    Problem {
+        kind: ProblemKind::Schema,
+        message,
+        fix: fix.to_owned(),
+        details: Vec::new(),
+    }
+}
+
+/// The checks themselves, on one connection.
+fn inspect(c: &mut Client) -> std::result::Result<DatabaseCheck, postgres::Error> {
+    let server_version: String = c.query_one(SERVER_VERSION, &[])?.get(0);
+    let schema_version = migrate::schema_version(c)?;
+    let mut report = DatabaseCheck {
+        engine: "postgresql",
+        problems: Vec::new(),
+        server_version,
+        schema_version,
+        supported_schema_version: SCHEMA_VERSION,
+        checked: Vec::new(),
+    };
+    if schema_version == 0 {
+        report.problems.push(problem(
+            format!(
+                "the PostgreSQL database has no store schema (schema version 0; this program \
+                 writes {SCHEMA_VERSION})"
+            ),
+            "run `oauth-state-store migrate`",
+        ));
+        return Ok(report);
+    }
+    if schema_version < SCHEMA_VERSION {
+        report.problems.push(problem(
+            format!(
+                "the PostgreSQL database has schema version {schema_version}, older than the \
+                 {SCHEMA_VERSION} this program writes"
+            ),
+            "run `oauth-state-store migrate`",
+        ));
+        return Ok(report);
+    }
+    if schema_version > SCHEMA_VERSION {
+        report.problems.push(problem(
+            format!(
+                "the PostgreSQL database has schema version {schema_version}, newer than the \
+                 {SCHEMA_VERSION} this program knows"
+            ),
+            "upgrade oauth-state-store (databases are never downgraded)",
+        ));
+        return Ok(report);
+    }
+    const RESTORE: &str =
+        "restore it from schema_postgres.sql, or restore the database from a backup";
+    let want = expected();
+    for (table, columns) in &want.tables {
+        report.checked.push(format!("table {table}"));
+        if !c.query_one(TABLE_EXISTS, &[table])?.get::<_, bool>(0) {
+            report
+                .problems
+                .push(problem(format!("table {table} is missing"), RESTORE));
+            continue;
+        }
+        let present: Vec<String> = c
+            .query(COLUMNS, &[table])?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for column in columns {
+            report.checked.push(format!("column {table}.{column}"));
+            if !present.contains(column) {
+                report.problems.push(problem(
+                    format!("column {table}.{column} is missing"),
+                    RESTORE,
+                ));
+            }
+        }
+    }
+    for (index, table) in &want.indexes {
+        report.checked.push(format!("index {index}"));
+        match c.query_opt(INDEX, &[index])? {
+            None => report.problems.push(problem(
+                format!("index {index} on {table} is missing"),
+                RESTORE,
+            )),
+            Some(row) => {
+                let (on, valid): (String, bool) = (row.get(0), row.get(1));
+                if on != *table {
+                    report.problems.push(problem(
+                        format!("index {index} is on {on}, not on {table}"),
+                        RESTORE,
+                    ));
+                } else if !valid {
+                    report.problems.push(problem(
+                        format!("index {index} on {table} is invalid (a failed build)"),
+                        "rebuild it: REINDEX INDEX, as the database's owner",
+                    ));
+                }
+            }
+        }
+    }
+    let has_meta = want.tables.iter().any(|(t, _)| t == "meta")
+        && c.query_one(TABLE_EXISTS, &[&"meta"])?.get::<_, bool>(0);
+    if has_meta && c.query_one(STORE_ID, &[])?.get::<_, i64>(0) != 1 {
+        report.problems.push(problem(
+            "the store has no store_id in meta".to_owned(),
+            "run `oauth-state-store migrate` (it makes one)",
+        ));
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+#[path = "check_tests.rs"]
+mod tests;
