@@ -132,6 +132,12 @@ fn command() -> clap::Command {
 /// Parses the process's arguments. A usage error exits with status 2 (after printing one JSON
 /// object on stdout too when `--json` is among the arguments); `--help` and `--version` exit 0.
 pub fn parse() -> Cli {
+    // An empty OAUTH_STATE_DB means "not set", as for the library's default path (clap would
+    // report it as a missing `--db` value). Single-threaded here: nothing else reads the
+    // environment yet.
+    if std::env::var_os("OAUTH_STATE_DB").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("OAUTH_STATE_DB");
+    }
     let args: Vec<OsString> = std::env::args_os().collect();
     let parsed = command()
         .try_get_matches_from(&args)

@@ -195,3 +195,17 @@ fn help_names_the_variable_the_resolved_default_and_the_exit_statuses() {
         stdout(&env)
     );
 }
+
+#[test]
+fn an_empty_database_variable_means_the_default_path() {
+    let home = tempfile::tempdir().unwrap();
+    let home_dir = home.path().to_str().unwrap();
+    let out = cli_raw(&["stats"], &[("OAUTH_STATE_DB", ""), ("HOME", home_dir)]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains(".local/state/oauth-state-store/flows.db"),
+        "{err}"
+    );
+}
