@@ -103,7 +103,7 @@ enum Command {
         pbpaste | oauth-state-store deliver -\n\n\
         Exit status 0 only when the callback was recorded (a code, or the server's refusal); \
         1 when it was refused (already used, unknown state, expired, wrong authorization \
-        server).")]
+        server); 2 for a malformed URL.")]
     Deliver(deliver::Args),
     /// Print a shell completion script (bash, elvish, fish, powershell, zsh) on stdout.
     #[command(after_help = "Example:\n  \
