@@ -11,6 +11,11 @@
 // The library only: the binary (src/cli) and the tests keep `pub` in private modules.
 #![warn(unreachable_pub)]
 
+// First: rustdoc lists `Store`'s impl blocks module by module, in the order the modules are
+// declared, and the `Store` page starts with `open` (src/store/open.rs), then the flow
+// operations, then administration.
+mod store;
+
 mod admin;
 mod backend;
 mod callback;
@@ -23,7 +28,6 @@ mod options;
 mod pkce;
 #[cfg(feature = "rmcp")]
 mod rmcp;
-mod store;
 mod validate;
 
 #[cfg(feature = "rmcp")]

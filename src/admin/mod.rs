@@ -152,6 +152,21 @@ impl Store {
     /// The flows that `filter` selects, soonest expiry first, without any secret: a
     /// fingerprint of the state key stands for the state.
     ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, FlowFilter, Status};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// store.begin(BeginRequest::new("srv").client_id("my-app"))?;
+    /// store.begin(BeginRequest::new("another-server"))?;
+    /// let listed = store.list_flows(&FlowFilter::new().server_id("srv"))?;
+    /// assert_eq!(listed.len(), 1);
+    /// assert_eq!(listed[0].status, Status::Pending);
+    /// assert_eq!(listed[0].client_id.as_deref(), Some("my-app"));
+    /// assert_eq!(listed[0].fingerprint.as_ref().map(String::len), Some(12));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] (`server_id`), storage errors.
     pub fn list_flows(&self, filter: &FlowFilter) -> Result<Vec<FlowSummary>> {
@@ -179,6 +194,26 @@ impl Store {
     /// row, plus, with `finished_older_than`, the tombstones and failed rows that
     /// [`Store::sweep_finished`] would remove.
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oauth_state_store::BeginRequest;
+    /// # use oauth_state_store::{ManualClock, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// let store = Store::options()
+    ///     .clock(clock.clone())
+    ///     .open(dir.path().join("flows.db"))?;
+    /// store.begin(BeginRequest::new("srv").ttl(Duration::from_secs(60)))?;
+    /// let flow = store.begin(BeginRequest::new("srv"))?;
+    /// store.consume(flow.state().secret())?;
+    /// clock.advance(Duration::from_secs(61));
+    /// assert_eq!(store.sweep_preview(None)?.pending, 1);
+    /// let with_finished = store.sweep_preview(Some(Duration::from_secs(60)))?;
+    /// assert_eq!((with_finished.pending, with_finished.consumed), (1, 1));
+    /// assert_eq!(store.stats()?.counts.total(), 2); // nothing was removed
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] (`older_than` not positive), storage errors.
     pub fn sweep_preview(&self, finished_older_than: Option<Duration>) -> Result<StatusCounts> {
@@ -197,6 +232,23 @@ impl Store {
     /// owner gets [`Error::UnknownState`] instead of [`Error::AuthorizationFailed`], and a
     /// replayed callback of a removed tombstone looks unknown rather than replayed.
     ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oauth_state_store::BeginRequest;
+    /// # use oauth_state_store::{ManualClock, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// let store = Store::options()
+    ///     .clock(clock.clone())
+    ///     .open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(BeginRequest::new("srv"))?;
+    /// store.consume(flow.state().secret())?;
+    /// clock.advance(Duration::from_secs(120));
+    /// let report = store.sweep_finished(Duration::from_secs(60))?;
+    /// assert_eq!(report.removed.consumed, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] (`older_than` not positive), storage errors; batches already
     /// committed stay removed.
@@ -207,6 +259,19 @@ impl Store {
 
     /// Sizes, versions and journal mode of the store's file.
     ///
+    /// ```
+    /// use oauth_state_store::SCHEMA_VERSION;
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let info = store.file_info()?;
+    /// assert_eq!(info.journal_mode, "wal");
+    /// assert_eq!(info.schema_version, SCHEMA_VERSION);
+    /// assert_eq!(info.store_id, store.store_id());
+    /// assert!(info.file_bytes.unwrap() > 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// Storage errors, [`Error::Io`] if a size cannot be read.
     pub fn file_info(&self) -> Result<FileInfo> {
@@ -216,6 +281,16 @@ impl Store {
     /// Reclaims space: `VACUUM`, then `PRAGMA wal_checkpoint(TRUNCATE)`. Safe while other
     /// processes use the file; if one of them keeps it busy past the busy timeout, the step it
     /// blocked is reported as not done (see [`CompactReport`]) instead of failing.
+    ///
+    /// ```
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let report = store.compact()?;
+    /// assert!(report.is_complete());
+    /// assert_eq!(report.wal_bytes_after, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// Storage errors other than busy, [`Error::Io`] if a size cannot be read.

@@ -124,6 +124,14 @@ impl Store {
     /// the store's tables and indexes, live and dead rows, the last vacuums. `None` for a
     /// store in an SQLite file (see [`Store::file_info`]).
     ///
+    /// ```
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("flows.db"))?;
+    /// assert!(store.server_info()?.is_none()); // a file: its facts are in `file_info`
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Unavailable`] (the server cannot be reached), other storage errors.
     pub fn server_info(&self) -> Result<Option<ServerInfo>> {

@@ -24,11 +24,21 @@ impl Store {
     /// No error names the code or the state.
     ///
     /// ```
-    /// use oauth_state_store::{Error, Store};
-    /// let store = Store::open_in_memory()?;
+    /// use oauth_state_store::{BeginRequest, Error, Status};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(
+    ///     BeginRequest::new("srv").redirect_uri("http://127.0.0.1:33418/callback"),
+    /// )?;
+    /// let pasted = format!(
+    ///     "http://127.0.0.1:33418/callback?code=abc&state={}",
+    ///     flow.state().secret()
+    /// );
+    /// assert_eq!(store.deliver(&pasted)?.status, Status::Completed);
     /// let err = store.deliver("http://127.0.0.1:33418/callback?code=abc").unwrap_err();
     /// assert!(matches!(err, Error::InvalidInput { field: "state", .. }));
-    /// # Ok::<(), Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
@@ -58,6 +68,18 @@ impl Store {
 
     /// The same as [`deliver`](Self::deliver), for a callback whose parameters are already
     /// decoded (`(name, value)` pairs) and which arrived at `redirect_uri` (without query).
+    ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, Status};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let at = "https://app.example.com/oauth/callback";
+    /// let flow = store.begin(BeginRequest::new("srv").redirect_uri(at))?;
+    /// let pairs = [("state", flow.state().secret()), ("code", "abc")];
+    /// assert_eq!(store.deliver_pairs(at, pairs)?.status, Status::Completed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// Those of [`deliver`](Self::deliver); [`Error::InvalidInput`] (`redirect_uri`) when it

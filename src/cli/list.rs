@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use oauth_state_store::{FlowFilter, FlowSummary, Status};
+use oauth_state_store::{EndReason, FlowFilter, FlowSummary, Status};
 use serde::Serialize;
 
 use super::format::{parse_limit, parse_status, relative, span, table};
@@ -88,7 +88,7 @@ fn human(r: &Report) -> String {
             f.server_id.clone(),
             f.client_id.clone().unwrap_or_else(|| "-".into()),
             match f.ended {
-                Some(reason) => format!("{} (ended: {reason})", f.status),
+                Some(reason) => format!("{} ({})", f.status, ended(reason)),
                 None => f.status.to_string(),
             },
             span(age),
@@ -100,4 +100,14 @@ fn human(r: &Report) -> String {
         ]);
     }
     table(&rows)
+}
+
+/// Why a tombstone's flow ended without a login, short enough for the status column (`--json`
+/// has the reason's name, `ended`).
+fn ended(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::AuthorizationFailed => "refused",
+        EndReason::ServerMismatch => "server mismatch",
+        _ => "ended",
+    }
 }

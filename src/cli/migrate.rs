@@ -10,7 +10,7 @@ use oauth_state_store::{check_file_with_timeout, Error, ProblemKind};
 use serde::Serialize;
 
 use super::output::{emit, emit_json, Failure};
-use super::{is_database_url, shown, CliResult, Context};
+use super::{is_database_url, refuse_read_only, shown, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -33,6 +33,7 @@ pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
         // A server database: no file to check for damage, no directory to create.
     } else if path.exists() {
         refuse_damaged(path, ctx)?;
+        refuse_read_only(path)?;
     } else {
         create_dir(path)?;
     }

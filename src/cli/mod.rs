@@ -3,6 +3,7 @@
 //! `output`, human formatting and argument parsers in `format`.
 
 use std::ffi::OsString;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -33,7 +34,8 @@ Exit status:
   0  success
   1  a problem found (check) or an operation refused (an insecure, damaged or too new file)
   2  a usage error (a bad argument)
-  3  the command could not run (a missing file, an I/O error, a lock held past the busy timeout)
+  3  the command could not run (a missing or read-only file, an I/O error, a lock held past the
+     busy timeout)
 
 With --json, the result is one JSON document on stdout; an error is one JSON object on stdout
 ({\"ok\": false, \"error\", \"message\", \"exit_status\"}) as well as its line on stderr.";
@@ -101,7 +103,7 @@ enum Command {
         pbpaste | oauth-state-store deliver -\n\n\
         Exit status 0 only when the callback was recorded (a code, or the server's refusal); \
         1 when it was refused (already used, unknown state, expired, wrong authorization \
-        server).")]
+        server); 2 for a malformed URL.")]
     Deliver(deliver::Args),
     /// Print a shell completion script (bash, elvish, fish, powershell, zsh) on stdout.
     #[command(after_help = "Example:\n  \
@@ -130,6 +132,12 @@ fn command() -> clap::Command {
 /// Parses the process's arguments. A usage error exits with status 2 (after printing one JSON
 /// object on stdout too when `--json` is among the arguments); `--help` and `--version` exit 0.
 pub fn parse() -> Cli {
+    // An empty OAUTH_STATE_DB means "not set", as for the library's default path (clap would
+    // report it as a missing `--db` value). Single-threaded here: nothing else reads the
+    // environment yet.
+    if std::env::var_os("OAUTH_STATE_DB").is_some_and(|v| v.is_empty()) {
+        std::env::remove_var("OAUTH_STATE_DB");
+    }
     let args: Vec<OsString> = std::env::args_os().collect();
     let parsed = command()
         .try_get_matches_from(&args)
@@ -192,9 +200,43 @@ fn database_path(db: Option<PathBuf>) -> CliResult<PathBuf> {
 /// Opens an existing store at the current schema version; a missing file (or directory) is
 /// an error, never created, and an older store is [`Error::MigrationNeeded`]: only `migrate`
 /// changes a schema.
+///
+/// Dropping the store closes its connections on this thread: each command's store is dropped
+/// before `main` returns, whatever the outcome, so the file's own `-wal` and `-shm` go with the
+/// last connection instead of staying behind.
 fn open_existing(path: &Path, options: StoreOptions) -> CliResult<Store> {
     refuse_missing(path)?;
+    refuse_read_only(path)?;
     Ok(options.create_if_missing(false).migrate(false).open(path)?)
+}
+
+/// A file that its owner may not write (mode 0400, say), opened by that owner: SQLite would
+/// fall back to a read-only connection and leave a `-wal` and a `-shm` with the file's mode
+/// next to it, which applications could not write even after a `chmod 600` on the file. So it
+/// is refused before anything opens it. (Root writes whatever the mode says; another user's
+/// file, and one that others may read, are refused by the library's own checks, unchanged.)
+fn refuse_read_only(path: &Path) -> CliResult<()> {
+    if is_database_url(path) {
+        return Ok(());
+    }
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let me = rustix::process::geteuid();
+    let mode = meta.mode() & 0o7777;
+    if !meta.is_file() || me.is_root() || meta.uid() != me.as_raw() || mode & 0o277 != 0 {
+        return Ok(());
+    }
+    Err(output::Failure::could_not_run(
+        "read_only",
+        format!(
+            "refusing to open {}: the file is read-only (mode {mode:04o}), so applications \
+             cannot record or consume a login in it, and opening it would leave -wal and -shm \
+             files that they could not write either; nothing was changed: run `chmod 600` on it",
+            path.display()
+        ),
+    )
+    .into())
 }
 
 /// Whether `--db` names a PostgreSQL database (`postgres://` / `postgresql://`), not a file.
@@ -214,16 +256,14 @@ fn shown(path: &Path) -> String {
     }
 }
 
-/// A missing file, or a missing directory, is [`Error::DatabaseMissing`]; one this user may
-/// not look at is [`Error::PermissionDenied`] (naming its owner), never "does not exist".
+/// A missing file, or a missing directory, is [`Error::DatabaseMissing`], wherever it would
+/// be (also in a directory the store would refuse, such as `/tmp`); one this user may not look
+/// at is [`Error::PermissionDenied`] (naming its owner), never "does not exist".
 fn refuse_missing(path: &Path) -> Result<(), Error> {
     if is_database_url(path) {
         return Ok(());
     }
-    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
-        return Ok(());
-    };
-    match std::fs::metadata(dir) {
+    match std::fs::symlink_metadata(path) {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::DatabaseMissing {
             path: path.to_path_buf(),

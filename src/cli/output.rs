@@ -38,6 +38,15 @@ impl Failure {
         }
     }
 
+    /// A command that could not run (exit status 3).
+    pub fn could_not_run(kind: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            status: COULD_NOT_RUN,
+            message: message.into(),
+        }
+    }
+
     /// A usage error (exit status 2).
     pub fn usage(message: impl Into<String>) -> Self {
         Failure {

@@ -31,6 +31,23 @@ impl Store {
     /// Begins a flow: one transaction stores a `pending` row with a fresh state and S256 PKCE
     /// pair (or the ones the request carries).
     ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, Status};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(
+    ///     BeginRequest::new("https://mcp.example.com")
+    ///         .client_id("my-app")
+    ///         .redirect_uri("http://127.0.0.1:33418/callback"),
+    /// )?;
+    /// assert_eq!(flow.info().status, Status::Pending);
+    /// assert_eq!(flow.state().secret().len(), 43);
+    /// let url = flow.authorization_url("https://auth.example.com/authorize")?;
+    /// assert!(url.as_str().contains("&code_challenge_method=S256"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] for a bad field (nothing stored), [`Error::DuplicateState`] or
     /// [`Error::DuplicateChallenge`] for a caller-supplied state or verifier already in use,
@@ -93,6 +110,19 @@ impl Store {
     /// state is known. Returns the S256 challenge. Bind it with [`Store::promote`]; if it never
     /// is, it expires after the store's TTL and [`Store::sweep`] removes it.
     ///
+    /// ```
+    /// use oauth_state_store::CodeVerifier;
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let verifier = CodeVerifier::generate();
+    /// let challenge =
+    ///     store.save_code_verifier("https://mcp.example.com", Some("my-app"), verifier.secret())?;
+    /// assert_eq!(challenge, verifier.challenge());
+    /// assert_eq!(store.stats()?.counts.unbound, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] (`server_id`, `client_id`, `code_verifier`),
     /// [`Error::DuplicateChallenge`] if this verifier was already saved, storage errors.
@@ -131,6 +161,27 @@ impl Store {
     /// the same URL twice is a no-op. [`Store::promote_with`] also records an issuer or a
     /// discovery state.
     ///
+    /// ```
+    /// use oauth_state_store::{CodeVerifier, State, Status};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let verifier = CodeVerifier::generate();
+    /// let challenge = store.save_code_verifier("srv", Some("my-app"), verifier.secret())?;
+    /// // The SDK builds the authorization URL around the challenge and a state of its own.
+    /// let state = State::generate();
+    /// let url = format!(
+    ///     "https://auth.example.com/authorize?response_type=code&client_id=my-app\
+    ///      &state={}&code_challenge={}&code_challenge_method=S256",
+    ///     state.secret(),
+    ///     challenge.as_str()
+    /// );
+    /// assert_eq!(store.promote("srv", Some("my-app"), &url)?.status, Status::Pending);
+    /// let consumed = store.consume(state.secret())?;
+    /// assert_eq!(consumed.verifier.secret(), verifier.secret());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::MissingParameter`] (the unbound row stays and later expires),
     /// [`Error::InvalidInput`] (bad URL, repeated parameter, `code_challenge_method` other
@@ -149,6 +200,25 @@ impl Store {
 
     /// [`Store::promote`], also recording the authorization server's `issuer` (RFC 9207) on
     /// the flow: `promote_with` with [`Promotion::issuer`].
+    ///
+    /// ```
+    /// use oauth_state_store::{CodeVerifier, State};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let verifier = CodeVerifier::generate();
+    /// let challenge = store.save_code_verifier("srv", Some("my-app"), verifier.secret())?;
+    /// let state = State::generate();
+    /// let url = format!(
+    ///     "https://auth.example.com/authorize?client_id=my-app&state={}&code_challenge={}",
+    ///     state.secret(),
+    ///     challenge.as_str()
+    /// );
+    /// let issuer = "https://auth.example.com";
+    /// let info = store.promote_with_issuer("srv", Some("my-app"), &url, issuer)?;
+    /// assert_eq!(info.issuer.as_deref(), Some("https://auth.example.com"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// Those of [`Store::promote_with`].
@@ -249,6 +319,19 @@ impl Store {
     /// Validates a state without consuming it: would [`Store::consume`] succeed now? An expired
     /// flow is removed and reported expired.
     ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, Error, Status};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(BeginRequest::new("srv"))?;
+    /// assert_eq!(store.check(flow.state().secret())?.status, Status::Pending);
+    /// assert!(matches!(store.check("a-forged-state"), Err(Error::UnknownState)));
+    /// // Checking consumes nothing.
+    /// store.consume(flow.state().secret())?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
     /// [`Error::AlreadyConsumed`] (consumed for a login), [`Error::FlowEnded`] (ended without
@@ -268,6 +351,21 @@ impl Store {
     /// verifier, code and discovery state from the row, leaves a tombstone, and returns them.
     /// Exactly one caller across all processes gets `Ok` for a state.
     ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, Error};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(BeginRequest::new("srv"))?;
+    /// let consumed = store.consume(flow.state().secret())?;
+    /// assert_eq!(consumed.info.server_id, "srv");
+    /// let _for_the_token_request = consumed.verifier.secret();
+    /// // A replayed callback is told apart from a forged one.
+    /// assert!(matches!(store.consume(flow.state().secret()), Err(Error::AlreadyConsumed)));
+    /// assert!(matches!(store.consume("a-forged-state"), Err(Error::UnknownState)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] (`state`), [`Error::UnknownState`], [`Error::Expired`],
     /// [`Error::AlreadyConsumed`] (a replay, distinct from unknown), [`Error::FlowEnded`] (the
@@ -282,6 +380,21 @@ impl Store {
     /// [`Store::consume`], but only for a flow begun for `server_id`. For another server's
     /// flow the flow is ended (verifier wiped, nothing returned): a callback for the wrong
     /// server means the response cannot be trusted (mix-up).
+    ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, Error};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(BeginRequest::new("https://a.example.com"))?;
+    /// let state = flow.state().secret();
+    /// let wrong = store.consume_for(state, "https://b.example.com");
+    /// assert!(matches!(wrong, Err(Error::ServerMismatch { .. })));
+    /// // The flow is ended: not even its own server gets the verifier now.
+    /// let late = store.consume_for(state, "https://a.example.com");
+    /// assert!(matches!(late, Err(Error::FlowEnded { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// Those of [`Store::consume`], plus [`Error::ServerMismatch`] and
@@ -301,6 +414,19 @@ impl Store {
     /// Records the `code` a callback delivered on a pending flow (`completed`), for the process
     /// that began it to [`consume`](Store::consume). The callback listener's half of a flow.
     ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, Status};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(BeginRequest::new("srv"))?;
+    /// let info = store.complete(flow.state().secret(), "code-from-the-server")?;
+    /// assert_eq!(info.status, Status::Completed);
+    /// let consumed = store.consume(flow.state().secret())?;
+    /// assert_eq!(consumed.code.unwrap().secret(), "code-from-the-server");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] (`state`, `code`), [`Error::UnknownState`], [`Error::Expired`],
     /// [`Error::AlreadyCompleted`], [`Error::AlreadyConsumed`], storage errors. A forged or
@@ -312,6 +438,19 @@ impl Store {
     /// Ends a pending flow as `failed` with the error a callback delivered
     /// (`?error=access_denied&error_description=...`). The state is validated first: a forged
     /// or unknown state changes nothing. The verifier is wiped.
+    ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, Error, Status};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(BeginRequest::new("srv"))?;
+    /// let info = store.reject(flow.state().secret(), "access_denied", Some("The user said no"))?;
+    /// assert_eq!(info.status, Status::Failed);
+    /// let consumed = store.consume(flow.state().secret());
+    /// assert!(matches!(consumed, Err(Error::AuthorizationFailed { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (`state`, `error`, `error_description`), and those of

@@ -32,6 +32,25 @@ impl Store {
     /// The SDK call without state context (`codeVerifier()`): the verifier of the one live
     /// flow bound to a state for this server and client. It is not consumed.
     ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, CodeVerifier, Error};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let verifier = CodeVerifier::generate();
+    /// let request = BeginRequest::new("srv")
+    ///     .client_id("my-app")
+    ///     .verifier(CodeVerifier::new(verifier.secret())?);
+    /// store.begin(request)?;
+    /// let pending = store.pending_verifier("srv", Some("my-app"))?;
+    /// assert_eq!(pending.secret(), verifier.secret());
+    /// // A second attempt makes the choice a guess: refused, not guessed.
+    /// store.begin(BeginRequest::new("srv").client_id("my-app"))?;
+    /// let two = store.pending_verifier("srv", Some("my-app"));
+    /// assert!(matches!(two, Err(Error::AmbiguousPendingVerifier { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::NoPendingVerifier`], [`Error::AmbiguousPendingVerifier`] (with the count) when
     /// overlapping attempts make the choice a guess, [`Error::InvalidInput`], storage errors.
@@ -48,6 +67,20 @@ impl Store {
     /// Deletes exactly the flows of `server_id` (and of `client_id`, when given; `None` means
     /// every client of that server) that `scope` names, by exact column match. Returns how many
     /// rows were deleted. Other servers' and clients' rows are never touched.
+    ///
+    /// ```
+    /// use oauth_state_store::{BeginRequest, CodeVerifier, InvalidateScope};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// store.save_code_verifier("srv", None, CodeVerifier::generate().secret())?;
+    /// store.begin(BeginRequest::new("srv"))?;
+    /// store.begin(BeginRequest::new("another-server"))?;
+    /// assert_eq!(store.invalidate("srv", None, InvalidateScope::Unbound)?, 1);
+    /// assert_eq!(store.invalidate("srv", None, InvalidateScope::All)?, 1);
+    /// assert_eq!(store.stats()?.counts.total(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidInput`] (`server_id`, `client_id`), storage errors.
@@ -76,9 +109,11 @@ impl Store {
     /// scrub. Every [`sweep`](Store::sweep) ends with one.
     ///
     /// ```
+    /// use oauth_state_store::BeginRequest;
+    /// # use oauth_state_store::Store;
     /// # let dir = tempfile::tempdir()?;
-    /// let store = oauth_state_store::Store::open(dir.path().join("flows.db"))?;
-    /// let flow = store.begin(oauth_state_store::BeginRequest::new("srv"))?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(BeginRequest::new("srv"))?;
     /// store.consume(flow.state().secret())?;
     /// store.scrub()?; // the verifier is now in neither the file nor its -wal
     /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -95,6 +130,24 @@ impl Store {
     /// pending, completed, failed, tombstones), in short write transactions of
     /// [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size) rows so that live traffic
     /// is never blocked for long. Safe while other processes use the file.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oauth_state_store::BeginRequest;
+    /// # use oauth_state_store::{ManualClock, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// let store = Store::options()
+    ///     .clock(clock.clone())
+    ///     .open(dir.path().join("flows.db"))?;
+    /// store.begin(BeginRequest::new("srv").ttl(Duration::from_secs(60)))?;
+    /// store.begin(BeginRequest::new("srv").ttl(Duration::from_secs(600)))?;
+    /// clock.advance(Duration::from_secs(61));
+    /// let report = store.sweep()?;
+    /// assert_eq!((report.removed.pending, report.batches), (1, 1));
+    /// assert_eq!(store.stats()?.counts.pending, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// Storage errors; rows deleted by batches already committed stay deleted.
@@ -163,6 +216,26 @@ impl Store {
     }
 
     /// Row counts by status, how many have expired, and the oldest and newest expiry.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oauth_state_store::BeginRequest;
+    /// # use oauth_state_store::{ManualClock, Store};
+    /// # let dir = tempfile::tempdir()?;
+    /// let clock = ManualClock::new(1_700_000_000_000);
+    /// let store = Store::options()
+    ///     .clock(clock.clone())
+    ///     .open(dir.path().join("flows.db"))?;
+    /// let flow = store.begin(BeginRequest::new("srv").ttl(Duration::from_secs(60)))?;
+    /// store.consume(flow.state().secret())?;
+    /// store.begin(BeginRequest::new("srv"))?;
+    /// clock.advance(Duration::from_secs(61));
+    /// let stats = store.stats()?;
+    /// assert_eq!((stats.counts.pending, stats.counts.consumed), (1, 1));
+    /// assert_eq!(stats.expired, 1);
+    /// assert_eq!(stats.oldest_expiry, Some(1_700_000_060_000));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     /// Storage errors.

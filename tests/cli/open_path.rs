@@ -77,9 +77,8 @@ fn old_store(path: &Path, version: i64) {
 fn refused_opens_and_read_only_commands_create_no_file() {
     let fx = Fixture::new();
     drop(fx.store());
-    // A healthy store: `check` leaves the directory as it found it. (`stats` and `list` open
-    // the store like an application; see the CHANGELOG for their -wal/-shm at exit.)
-    for args in [&["check"][..], &["check", "--json"]] {
+    // A healthy store: the read commands leave the directory and the file as they found them.
+    for args in [&["check"][..], &["check", "--json"], &["stats"], &["list"]] {
         let out = unchanged(&fx.path, args);
         assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
     }
@@ -218,5 +217,88 @@ fn permission_denied_is_not_does_not_exist() {
         assert!(!err.contains("does not exist"), "{err}");
         assert!(!err.contains("migrate"), "{err}");
         assert!(fs::read(path).unwrap() == before);
+    }
+}
+
+/// The names and modes in `dir`.
+fn names(dir: &Path) -> BTreeMap<String, u32> {
+    listing(dir)
+        .into_iter()
+        .map(|(n, (mode, ..))| (n, mode))
+        .collect()
+}
+
+#[test]
+fn read_commands_on_a_healthy_store_leave_no_wal_or_shm_behind() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    store
+        .begin(oauth_state_store::BeginRequest::new(
+            "https://a.example.com",
+        ))
+        .unwrap();
+    // Dropping the last handle closes its connections on this thread, at once.
+    drop(store);
+    let dir = fx.dir.path();
+    let before = names(dir);
+    assert_eq!(before.len(), 1, "{before:?}");
+    // Each read command, on success and on an error found after the store was open.
+    let runs: [(&[&str], i32); 5] = [
+        (&["stats"], 0),
+        (&["list"], 0),
+        (&["sweep"], 0),
+        (&["stats", "--json"], 0),
+        (&["list", "--server", "\u{7}"], 2),
+    ];
+    for (args, status) in runs {
+        for round in 0..20 {
+            let out = cli(&fx.path, args);
+            assert_eq!(
+                out.status.code(),
+                Some(status),
+                "{args:?}: {}",
+                stderr(&out)
+            );
+            assert_eq!(names(dir), before, "{args:?}, round {round}");
+        }
+    }
+}
+
+#[test]
+fn a_file_its_owner_cannot_write_is_refused_before_anything_is_created() {
+    let fx = Fixture::new();
+    // The owner is uid 65534, who must reach its directory through the fixture's.
+    fs::set_permissions(fx.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = fx.dir.path().join("nobody");
+    fs::create_dir(&dir).unwrap();
+    let path = dir.join("flows.db");
+    drop(fx.options().open(&path).unwrap());
+    if as_other_user().is_none() {
+        return;
+    }
+    for p in [&dir, &path] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+    for cmd in ["stats", "list", "sweep", "migrate", "check"] {
+        let before = (listing(&dir), fs::read(&path).unwrap());
+        let out = as_other_user()
+            .unwrap()
+            .arg(env!("CARGO_BIN_EXE_oauth-state-store"))
+            .args([cmd, "--db"])
+            .arg(&path)
+            .env_remove("OAUTH_STATE_DB")
+            .output()
+            .unwrap();
+        let text = stdout(&out) + &stderr(&out);
+        assert_eq!(
+            (listing(&dir), fs::read(&path).unwrap()),
+            before,
+            "{cmd} changed the directory or the file: {text}"
+        );
+        let expected = if cmd == "check" { 1 } else { 3 };
+        assert_eq!(out.status.code(), Some(expected), "{cmd}: {text}");
+        assert!(text.contains("read-only (mode 0400)"), "{cmd}: {text}");
+        assert!(text.contains("run `chmod 600` on it"), "{cmd}: {text}");
     }
 }

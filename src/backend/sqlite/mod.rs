@@ -8,6 +8,7 @@
 //! - [`error`]: SQLite's errors as the crate's.
 //! - [`migrate`], [`permissions`], [`check`]: migrations, file security, `check_file`.
 //! - [`denied`]: an access error told apart from a missing file.
+//! - [`pool`]: the connection pool, closed on the thread that drops the engine.
 
 pub(crate) mod admin;
 pub(crate) mod check;
@@ -19,14 +20,13 @@ mod open;
 pub(crate) mod permissions;
 #[cfg(test)]
 mod plans;
+mod pool;
 pub(crate) mod wal;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use r2d2::{Pool, PooledConnection};
-use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, TransactionBehavior};
 
 use crate::backend::sqlite::migrate::MigrationReport;
@@ -39,7 +39,7 @@ pub(crate) use wal::Session;
 
 /// The SQLite engine of a [`Store`](crate::Store).
 pub(crate) struct Sqlite {
-    pool: Pool<SqliteConnectionManager>,
+    pool: pool::ConnPool,
     clock: Arc<dyn Clock>,
     busy_timeout: Duration,
     path: Option<PathBuf>,
@@ -61,7 +61,7 @@ impl Sqlite {
         self.migration
     }
 
-    pub(crate) fn conn(&self) -> Result<PooledConnection<SqliteConnectionManager>> {
+    pub(crate) fn conn(&self) -> Result<pool::Conn> {
         self.pool
             .get()
             .map_err(|e| Error::Pool(StorageError::new(e)))

@@ -9,6 +9,7 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
+use super::pool::ConnPool;
 use super::{error::classify, migrate, permissions, Sqlite};
 use crate::backend::sqlite::migrate::{FileKind, MigrationReport, SCHEMA_VERSION};
 use crate::error::{Error, Result};
@@ -163,14 +164,14 @@ fn build(
     };
     let store_id = migrate::store_id(&conn).map_err(sql)?;
     drop(conn);
-    let pool = Pool::builder()
+    let builder = Pool::builder()
         .max_size(opts.pool_size)
         .min_idle(Some(0))
         .idle_timeout(path.as_ref().map(|_| Duration::from_secs(600)))
         .max_lifetime(None)
         .test_on_check_out(false)
-        .connection_timeout(bt.max(Duration::from_secs(1)))
-        .build_unchecked(manager);
+        .connection_timeout(bt.max(Duration::from_secs(1)));
+    let pool = ConnPool::new(builder, manager);
     Ok(Sqlite {
         pool,
         clock: opts.clock.clone(),

@@ -10,10 +10,9 @@
 //! lock; if another connection holds an old snapshot, the frames go at the next such write.
 //! Without the option, a plain write: the frames go at the next checkpoint and WAL restart.
 
-use r2d2::PooledConnection;
-use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, TransactionBehavior};
 
+use super::pool::Conn;
 use super::Sqlite;
 use crate::backend::{FlowTx, Outcome};
 use crate::error::Result;
@@ -112,7 +111,7 @@ impl Sqlite {
 /// See [`Sqlite::session`].
 pub(crate) struct Session<'e> {
     engine: &'e Sqlite,
-    conn: PooledConnection<SqliteConnectionManager>,
+    conn: Conn,
     autocheckpoint: i64,
 }
 
