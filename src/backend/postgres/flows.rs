@@ -168,7 +168,8 @@ pub(crate) const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challen
 
 pub(crate) const BIND: &str = "UPDATE flows SET state_key = $2, status = 'pending', \
      redirect_uri = coalesce($3, redirect_uri), resource = coalesce($4, resource), \
-     scope = coalesce($5, scope) WHERE id = $1 AND status = 'unbound'";
+     scope = coalesce($5, scope), issuer = coalesce($6, issuer) \
+     WHERE id = $1 AND status = 'unbound'";
 
 pub(crate) const COMPLETE: &str =
     "UPDATE flows SET status = 'completed', auth_code = $2 WHERE id = $1 AND status = 'pending'";
@@ -273,6 +274,7 @@ impl FlowTx for Rows<'_> {
                 &b.redirect_uri,
                 &b.resource,
                 &b.scope,
+                &b.issuer,
             ],
             unique_violation,
         )
@@ -443,3 +445,7 @@ impl FlowTx for Rows<'_> {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "flows_tests.rs"]
+mod tests;
