@@ -1,32 +1,41 @@
-//! Per-flow cost on PostgreSQL against its raw-driver floor, side by side with the SQLite floor
-//! in one run (BENCHMARKS.md, "PostgreSQL").
+//! PostgreSQL against its raw-driver floor, side by side with SQLite in one run
+//! (BENCHMARKS.md, "PostgreSQL"): the per-flow cost, P real OS processes' aggregate throughput
+//! and consume latency, and a sweep of many expired rows against one raw `DELETE`.
 //!
 //! ```text
-//! cargo bench --bench pg_flows --features postgres -- [--quick] [--durable] [--rounds N] [--block N]
+//! cargo bench --bench pg_flows --features postgres -- [--quick] [--durable] [--only ratio|procs|sweep]
+//!     [--rounds N] [--block N] [--procs N] [--secs S] [--sweep-rows N]
 //! ```
 //!
 //! The server is a throwaway cluster started by the bench (tests/common/pg.rs: 127.0.0.1, a
 //! free port, removed at the end), with the tests' `fsync=off` unless `--durable`; or the one
-//! `OSS_BENCH_PG_URL` names (a database the bench may create one database in). Variants run
-//! in interleaved blocks of `--block` flows, `--rounds` times; each row reports the median
-//! round. `--quick` (CI) runs tiny sizes so that this file cannot rot.
+//! `OSS_BENCH_PG_URL` names (a database on a server where the bench may create databases).
+//! Per-flow variants run in interleaved blocks of `--block` flows, `--rounds` times; each row
+//! reports the median round. `--quick` (CI) runs tiny sizes so that this file cannot rot.
 #![allow(missing_docs)] // a bench binary, not an API
 
 mod common;
 #[path = "../tests/common/pg.rs"]
 mod pg_cluster;
 mod pg_floor;
+mod pg_procs;
+mod pg_sweep;
 
 use std::time::Instant;
 
 use common::{store_native_flow, store_sdk_flow, temp_db, Floor};
 use oauth_state_store::{Durability, Store};
 use pg_floor::PgFloor;
+use pg_procs::Target;
 
 struct Args {
     rounds: usize,
     block: usize,
     durable: bool,
+    only: Option<String>,
+    procs: usize,
+    secs: f64,
+    sweep_rows: usize,
 }
 
 fn args() -> Args {
@@ -34,19 +43,91 @@ fn args() -> Args {
         rounds: 20,
         block: 200,
         durable: false,
+        only: None,
+        procs: 16,
+        secs: 3.0,
+        sweep_rows: 1_000_000,
     };
     let mut it = std::env::args().skip(1);
+    let number = |it: &mut dyn Iterator<Item = String>, what: &str| -> String {
+        it.next().unwrap_or_else(|| panic!("{what} needs a value"))
+    };
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--quick" => (a.rounds, a.block) = (2, 10),
+            "--quick" => {
+                (a.rounds, a.block, a.procs, a.secs, a.sweep_rows) = (2, 10, 2, 0.3, 2000);
+            }
             "--durable" => a.durable = true,
-            "--rounds" => a.rounds = it.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
-            "--block" => a.block = it.next().and_then(|v| v.parse().ok()).expect("--block N"),
+            "--only" => a.only = Some(number(&mut it, "--only")),
+            "--rounds" => a.rounds = number(&mut it, "--rounds").parse().expect("--rounds N"),
+            "--block" => a.block = number(&mut it, "--block").parse().expect("--block N"),
+            "--procs" => a.procs = number(&mut it, "--procs").parse().expect("--procs N"),
+            "--secs" => a.secs = number(&mut it, "--secs").parse().expect("--secs S"),
+            "--sweep-rows" => {
+                a.sweep_rows = number(&mut it, "--sweep-rows")
+                    .parse()
+                    .expect("--sweep-rows N");
+            }
             "--bench" => {} // added by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
     }
     a
+}
+
+/// Where the bench's databases live: a throwaway cluster, or `OSS_BENCH_PG_URL`'s server.
+struct Server {
+    /// A URL of a database on the server from which the others are created.
+    admin: String,
+    _cluster: Option<pg_cluster::Cluster>,
+}
+
+impl Server {
+    fn start(durable: bool) -> Server {
+        match std::env::var("OSS_BENCH_PG_URL") {
+            Ok(admin) => Server {
+                admin,
+                _cluster: None,
+            },
+            Err(_) => {
+                let cluster = if durable {
+                    pg_cluster::Cluster::start_durable()
+                } else {
+                    pg_cluster::Cluster::start()
+                };
+                Server {
+                    admin: cluster.url("postgres"),
+                    _cluster: Some(cluster),
+                }
+            }
+        }
+    }
+
+    /// The URL of database `name` on this server.
+    fn url(&self, name: &str) -> String {
+        let (server, rest) = self
+            .admin
+            .rsplit_once('/')
+            .expect("OSS_BENCH_PG_URL must end in /DATABASE");
+        match rest.split_once('?') {
+            Some((_, query)) => format!("{server}/{name}?{query}"),
+            None => format!("{server}/{name}"),
+        }
+    }
+
+    /// Creates a fresh database (a copy of `template` when given) and returns its name and URL.
+    fn create(&self, suffix: &str, template: Option<&str>) -> (String, String) {
+        let name = format!("oss_bench_{}_{suffix}", std::process::id());
+        let mut c = postgres::Client::connect(&self.admin, postgres::NoTls).expect("connect");
+        // The names are made here of [a-z0-9_], so quoting them is enough.
+        let sql = match template {
+            Some(t) => format!("CREATE DATABASE \"{name}\" TEMPLATE \"{t}\""),
+            None => format!("CREATE DATABASE \"{name}\""),
+        };
+        c.batch_execute(&sql).expect("create a bench database");
+        let url = self.url(&name);
+        (name, url)
+    }
 }
 
 /// A variant: its name and one flow.
@@ -79,32 +160,54 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    let raw: Vec<String> = std::env::args().collect();
+    if let Some(i) = raw.iter().position(|a| a == "--child") {
+        return pg_procs::child(&raw[i + 1..]);
+    }
     let a = args();
-    let (_cluster, url, store_url) = match std::env::var("OSS_BENCH_PG_URL") {
-        Ok(admin) => {
-            let mut c = postgres::Client::connect(&admin, postgres::NoTls).expect("connect");
-            let mut database = |suffix: &str| {
-                let name = format!("oss_bench_{}_{suffix}", std::process::id());
-                c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-                match admin.rsplit_once('/') {
-                    Some((server, _)) => format!("{server}/{name}"),
-                    None => panic!("OSS_BENCH_PG_URL must end in /DATABASE"),
-                }
-            };
-            let (floor, store) = (database("floor"), database("store"));
-            (None, floor, store)
-        }
-        Err(_) => {
-            let cluster = if a.durable {
-                pg_cluster::Cluster::start_durable()
-            } else {
-                pg_cluster::Cluster::start()
-            };
-            let url = cluster.fresh_database("bench_floor");
-            let store_url = cluster.fresh_database("bench_store");
-            (Some(cluster), url, store_url)
-        }
-    };
+    let server = Server::start(a.durable);
+    let wants = |section: &str| a.only.as_deref().is_none_or(|o| o == section);
+    if wants("ratio") {
+        ratio(&server, &a);
+    }
+    if wants("procs") {
+        processes(&server, &a);
+    }
+    if wants("sweep") {
+        pg_sweep::sweep(&server, a.sweep_rows);
+    }
+}
+
+fn processes(server: &Server, a: &Args) {
+    let (_, floor_url) = server.create("procs_floor", None);
+    PgFloor::create_schema(&floor_url);
+    let (_, store_url) = server.create("procs_store", None);
+    drop(Store::open(&store_url).expect("migrate"));
+    let (_dir, path) = temp_db();
+    drop(Store::open(&path).expect("create the SQLite store"));
+    let targets = [
+        Target {
+            name: "PostgreSQL floor",
+            role: "floor",
+            target: floor_url,
+        },
+        Target {
+            name: "PostgreSQL store",
+            role: "store",
+            target: store_url,
+        },
+        Target {
+            name: "SQLite store",
+            role: "store",
+            target: path.to_str().unwrap().to_owned(),
+        },
+    ];
+    pg_procs::processes(&targets, &[1, a.procs], a.secs);
+}
+
+fn ratio(server: &Server, a: &Args) {
+    let (_, url) = server.create("floor", None);
+    let (_, store_url) = server.create("store", None);
     let store = Store::open(&store_url).expect("open the store on PostgreSQL");
     PgFloor::create_schema(&url);
     let mut pg_native = PgFloor::open(&url);

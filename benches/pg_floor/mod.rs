@@ -1,61 +1,57 @@
 //! The PostgreSQL floor: the raw `postgres` crate doing what the store's PostgreSQL engine
 //! does for a flow, on one connection with prepared statements, and nothing else.
 //!
-//! Same statements, same transactions (begin: insert. consume: the row read `FOR UPDATE`, a
-//! guarded update whose affected-row count is checked. SDK: insert; read by challenge + bind;
-//! consume), the same random generation and SHA-256 + base64 work, and the times from the
-//! database server's clock in the statements themselves; but none of the library's validation,
-//! URL parsing, rules, pool or error mapping.
+//! The same statements sent the same way: each transaction opens with the engine's one
+//! simple-query round trip (`BEGIN ISOLATION LEVEL READ COMMITTED` and the server's clock),
+//! then the engine's statement texts, prepared once on the connection, one round trip each,
+//! then `COMMIT` (begin: insert. consume: the row read `FOR UPDATE`, a guarded update whose
+//! affected-row count is checked. SDK: insert; read by challenge + bind; consume); the same
+//! random generation and SHA-256 + base64 work. None of the library's validation, URL
+//! parsing, rules, pool or error mapping.
 #![allow(dead_code)]
 
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, NoTls, SimpleQueryMessage, Statement};
 
 use crate::common::{challenge_of, random_token, state_key, CLIENT, REDIRECT, SERVER, TTL_MS};
 
 /// The schema the floor writes into: the one the migrations produce.
 pub const SCHEMA: &str = include_str!("../../schema_postgres.sql");
 
-/// The server's clock in Unix ms, unless a clock is injected (`$n` not NULL).
-macro_rules! now_ms {
-    ($n:literal) => {
-        concat!(
-            "coalesce($",
-            $n,
-            "::bigint, floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint)"
-        )
+/// The engine's transaction opening: the isolation level and the server's clock, one round trip.
+const BEGIN_AT_SERVER_TIME: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; \
+     SELECT floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint";
+const COMMIT: &str = "COMMIT";
+
+/// The engine's column list of a row lookup.
+macro_rules! flow_columns {
+    () => {
+        "id, status, expires_at, created_at, server_id, client_id, redirect_uri, issuer, \
+         resource, scope, code_verifier, auth_code, error, error_description, state_key, \
+         code_challenge, require_issuer, client_created_at"
     };
 }
 
-const INSERT: &str = concat!(
-    "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, client_id, \
-     redirect_uri, issuer, resource, scope, status, created_at, expires_at, require_issuer, \
-     client_created_at) \
-     SELECT $1::bytea, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, \
-     $9::text, $10::text, clock.ms, clock.ms + $12::bigint, $13::boolean, $14::bigint \
-     FROM (SELECT ",
-    now_ms!("11"),
-    " AS ms) AS clock"
-);
+const INSERT: &str = "INSERT INTO flows (state_key, code_challenge, \
+     code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
+     created_at, expires_at, require_issuer, client_created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
 const SELECT_BY_STATE: &str = concat!(
-    "SELECT id, status, expires_at, server_id, client_id, redirect_uri, issuer, resource, \
-     scope, created_at, code_verifier, auth_code, error, error_description, state_key, \
-     require_issuer, client_created_at, ",
-    now_ms!("2"),
+    "SELECT ",
+    flow_columns!(),
     " FROM flows WHERE state_key = $1 FOR UPDATE"
 );
 const SELECT_BY_CHALLENGE: &str = concat!(
-    "SELECT id, status, expires_at, server_id, client_id, redirect_uri, issuer, resource, \
-     scope, created_at, code_verifier, auth_code, error, error_description, state_key, \
-     require_issuer, client_created_at, ",
-    now_ms!("2"),
+    "SELECT ",
+    flow_columns!(),
     " FROM flows WHERE code_challenge = $1 FOR UPDATE"
 );
 const BIND: &str = "UPDATE flows SET state_key = $2, status = 'pending', \
      redirect_uri = coalesce($3, redirect_uri), resource = coalesce($4, resource), \
-     scope = coalesce($5, scope) WHERE id = $1 AND status = 'unbound'";
+     scope = coalesce($5, scope), issuer = coalesce($6, issuer) \
+     WHERE id = $1 AND status = 'unbound'";
 const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
      auth_code = NULL, consumed_at = $2, error = coalesce($3, error) \
-     WHERE id = $1 AND status IN ('pending', 'completed')";
+     WHERE id = $1 AND status = $4";
 
 /// What a lookup hands back to the caller's checks.
 struct RawRow {
@@ -63,7 +59,6 @@ struct RawRow {
     status: String,
     expires_at: i64,
     verifier: Option<String>,
-    now: i64,
 }
 
 /// One connection with the floor's statements prepared.
@@ -101,20 +96,36 @@ impl PgFloor {
         c.batch_execute(SCHEMA).expect("schema_postgres.sql");
     }
 
+    /// Opens a transaction as the engine does; returns the server's time.
+    fn begin_tx(&mut self) -> i64 {
+        let messages = self.client.simple_query(BEGIN_AT_SERVER_TIME).unwrap();
+        messages
+            .iter()
+            .find_map(|m| match m {
+                SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+                _ => None,
+            })
+            .expect("the server's time")
+    }
+
+    fn commit(&mut self) {
+        self.client.batch_execute(COMMIT).unwrap();
+    }
+
     fn row(r: &postgres::Row) -> RawRow {
         RawRow {
             id: r.get(0),
             status: r.get(1),
             expires_at: r.get(2),
             verifier: r.get(10),
-            now: r.get(17),
         }
     }
 
     fn insert(&mut self, key: Option<&[u8]>, challenge: &str, verifier: &str, status: &str) {
         let redirect = key.map(|_| REDIRECT);
-        let mut tx = self.client.transaction().unwrap();
-        let n = tx
+        let now = self.begin_tx();
+        let n = self
+            .client
             .execute(
                 &self.insert,
                 &[
@@ -128,15 +139,15 @@ impl PgFloor {
                     &None::<&str>,
                     &None::<&str>,
                     &status,
-                    &None::<i64>,
-                    &TTL_MS,
+                    &now,
+                    &(now + TTL_MS),
                     &false,
                     &None::<i64>,
                 ],
             )
             .unwrap();
         assert_eq!(n, 1);
-        tx.commit().unwrap();
+        self.commit();
     }
 
     /// `begin`: fresh state and verifier, one insert transaction; returns the state.
@@ -158,38 +169,49 @@ impl PgFloor {
     /// `promote`: the row read by challenge `FOR UPDATE`, the state bound, one transaction.
     pub fn promote(&mut self, state: &str, challenge: &str) {
         let key = state_key(state);
-        let mut tx = self.client.transaction().unwrap();
-        let row = tx
-            .query_opt(&self.by_challenge, &[&challenge, &None::<i64>])
+        let now = self.begin_tx();
+        let row = self
+            .client
+            .query_opt(&self.by_challenge, &[&challenge])
             .unwrap()
             .map(|r| Self::row(&r))
             .unwrap();
-        assert!(row.status == "unbound" && row.expires_at > row.now);
-        let n = tx
+        assert!(row.status == "unbound" && row.expires_at > now);
+        let n = self
+            .client
             .execute(
                 &self.bind,
-                &[&row.id, &&key[..], &REDIRECT, &None::<&str>, &None::<&str>],
+                &[
+                    &row.id,
+                    &&key[..],
+                    &REDIRECT,
+                    &None::<&str>,
+                    &None::<&str>,
+                    &None::<&str>,
+                ],
             )
             .unwrap();
         assert_eq!(n, 1);
-        tx.commit().unwrap();
+        self.commit();
     }
 
     /// `consume`: the row read by state key `FOR UPDATE`, wiped and tombstoned, one transaction.
     pub fn consume(&mut self, state: &str) -> String {
         let key = state_key(state);
-        let mut tx = self.client.transaction().unwrap();
-        let row = tx
-            .query_opt(&self.by_state, &[&&key[..], &None::<i64>])
+        let now = self.begin_tx();
+        let row = self
+            .client
+            .query_opt(&self.by_state, &[&&key[..]])
             .unwrap()
             .map(|r| Self::row(&r))
             .unwrap();
-        assert!(row.status == "pending" && row.expires_at > row.now);
-        let n = tx
-            .execute(&self.consume, &[&row.id, &row.now, &None::<&str>])
+        assert!(row.status == "pending" && row.expires_at > now);
+        let n = self
+            .client
+            .execute(&self.consume, &[&row.id, &now, &None::<&str>, &row.status])
             .unwrap();
         assert_eq!(n, 1);
-        tx.commit().unwrap();
+        self.commit();
         row.verifier.unwrap()
     }
 

@@ -1,16 +1,19 @@
-//! Connecting: which strings are PostgreSQL URLs, the settings the store adds to them, and the
-//! TLS connector.
+//! Connecting: which strings are PostgreSQL URLs, the settings the store adds to them, the
+//! TLS connector, and the pool's connections with their prepared statements ([`Conn`]).
 //!
 //! TLS follows the URL's `sslmode`: `disable` never uses it, `prefer` (the default) uses it when
 //! the server offers it, `require` refuses a server without it. When TLS is used, the
 //! connector (native-tls, the system's OpenSSL on Linux) verifies the server's certificate
 //! against the system's roots and its host name, which is stricter than libpq's `require`.
 
+use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
 use std::time::Duration;
 
-use postgres::Config;
+use postgres::{Client, Config, Statement};
 use postgres_native_tls::MakeTlsConnector;
+use r2d2::ManageConnection;
+use r2d2_postgres::PostgresConnectionManager;
 
 /// How long opening a connection may take when the URL does not say (`connect_timeout`).
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -74,6 +77,101 @@ pub(crate) fn config(url: &str) -> Result<Config, UrlError> {
 /// The TLS library's error if it cannot load its settings or the system's roots.
 pub(crate) fn tls() -> Result<MakeTlsConnector, native_tls::Error> {
     Ok(MakeTlsConnector::new(native_tls::TlsConnector::new()?))
+}
+
+/// One pooled connection: the driver's client and the statements prepared on it.
+///
+/// A statement is prepared (one Parse/Describe round trip) the first time this connection runs
+/// it, then each run is one round trip: the driver's `query(&str)` would prepare, run and
+/// close it every time. The cache lives and dies with the connection, so a connection the pool
+/// replaces (lost, broken) starts with none. Keys are the engine's `const` statements
+/// (`&'static str`), a fixed set, so the cache needs no bound.
+pub(crate) struct Conn {
+    client: Client,
+    /// A short list (one entry a statement the engine has): searched in order.
+    statements: Vec<(&'static str, Statement)>,
+}
+
+impl Conn {
+    fn new(client: Client) -> Conn {
+        Conn {
+            client,
+            statements: Vec::new(),
+        }
+    }
+
+    /// `sql` prepared on this connection: prepared on first use, the same statement after.
+    ///
+    /// # Errors
+    ///
+    /// The driver's error when the server refuses the statement or the connection is lost;
+    /// nothing is cached then.
+    pub(crate) fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some((_, statement)) = self.statements.iter().find(|(s, _)| *s == sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.statements.push((sql, statement.clone()));
+        Ok(statement)
+    }
+
+    /// How many statements this connection has prepared (for the tests).
+    #[cfg(test)]
+    pub(crate) fn prepared_count(&self) -> usize {
+        self.statements.len()
+    }
+}
+
+impl Deref for Conn {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+/// The pool's connection manager: `r2d2_postgres`'s, with each connection a [`Conn`].
+pub(crate) struct Manager {
+    inner: PostgresConnectionManager<MakeTlsConnector>,
+}
+
+impl std::fmt::Debug for Manager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The settings may hold a password: none of them is printed.
+        f.debug_struct("Manager").finish_non_exhaustive()
+    }
+}
+
+impl Manager {
+    /// Connections to `config` through `tls`.
+    pub(crate) fn new(config: Config, tls: MakeTlsConnector) -> Manager {
+        Manager {
+            inner: PostgresConnectionManager::new(config, tls),
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        self.inner.connect().map(Conn::new)
+    }
+
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        self.inner.is_valid(&mut conn.client)
+    }
+
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        self.inner.has_broken(&mut conn.client)
+    }
 }
 
 /// Opens one connection with `config` and the TLS connector (the engine's pool connects
@@ -195,5 +293,93 @@ mod tests {
         for t in texts {
             assert!(!t.contains(secret), "an error shows the password: {t}");
         }
+    }
+
+    /// The statements a connection has prepared, as the server lists them for its session
+    /// (asked by a simple query, which prepares nothing).
+    fn server_statements(conn: &mut Conn) -> Vec<String> {
+        simple_column(
+            conn,
+            "SELECT statement FROM pg_prepared_statements ORDER BY 1",
+        )
+    }
+
+    fn simple_column(conn: &mut Conn, sql: &str) -> Vec<String> {
+        conn.simple_query(sql)
+            .unwrap()
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn backend_pid(conn: &mut Conn) -> i32 {
+        simple_column(conn, "SELECT pg_backend_pid()")[0]
+            .parse()
+            .unwrap()
+    }
+
+    #[test]
+    fn statements_are_prepared_once_a_connection_and_again_on_a_replacement() {
+        use crate::backend::postgres::flows::SELECT_BY_STATE_FOR_UPDATE;
+        use crate::backend::Outcome;
+        use crate::error::Error;
+        use crate::options::StoreOptions;
+
+        let Some(pg) = crate::backend::postgres::test_cluster::cluster("prepared_statements")
+        else {
+            return;
+        };
+        let url = pg.fresh_database("prepared_statements");
+        let engine = super::super::open(&url, &StoreOptions::default().pool_size(1)).unwrap();
+        let look = || {
+            engine.write(|tx| {
+                assert!(tx.by_state(&[9; 32])?.is_none());
+                Ok(Outcome::Done(()))
+            })
+        };
+        for _ in 0..3 {
+            look().unwrap();
+        }
+        let mut conn = engine.conn().unwrap();
+        assert_eq!(conn.prepared_count(), 1);
+        // One statement, kept: three runs neither prepared it three times nor closed it.
+        assert_eq!(
+            server_statements(&mut conn),
+            [SELECT_BY_STATE_FOR_UPDATE.to_owned()]
+        );
+        let pid = backend_pid(&mut conn);
+        drop(conn);
+
+        // The connection is lost: a typed error, then the pool replaces it, and the
+        // replacement prepares its own statement.
+        let mut admin = pg.client("postgres");
+        let killed: bool = admin
+            .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+            .unwrap()
+            .get(0);
+        assert!(killed);
+        let gone = std::time::Instant::now() + Duration::from_secs(10);
+        while admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1",
+                &[&pid],
+            )
+            .unwrap()
+            .get::<_, i64>(0)
+            > 0
+        {
+            assert!(std::time::Instant::now() < gone, "the backend did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let lost = look().unwrap_err();
+        assert!(matches!(lost, Error::Unavailable { .. }), "{lost:?}");
+        look().unwrap();
+        let mut conn = engine.conn().unwrap();
+        assert_ne!(backend_pid(&mut conn), pid);
+        assert_eq!(conn.prepared_count(), 1);
+        assert_eq!(server_statements(&mut conn).len(), 1);
     }
 }

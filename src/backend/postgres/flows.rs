@@ -4,12 +4,16 @@
 //! In a write transaction the row lookups read `FOR UPDATE`, so two consumes of one state
 //! queue on the row and the second reads it consumed; the sweep's batches take
 //! `FOR UPDATE SKIP LOCKED`, so they never wait on a row a live operation holds.
+//!
+//! Each statement runs prepared: on first use a connection prepares it, and keeps it (see
+//! [`Conn`]), so a statement costs one round trip.
 
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, Row};
+use postgres::Row;
 
+use super::connect::Conn;
 use super::error::{classify, unique_violation};
 use crate::backend::{
     Binding, CallbackResult, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats, StoredVerifier,
@@ -68,7 +72,7 @@ fn count(n: i64) -> u64 {
 
 /// The rows of one PostgreSQL transaction.
 pub(crate) struct Rows<'c> {
-    client: &'c mut Client,
+    conn: &'c mut Conn,
     now: i64,
     busy_timeout: Duration,
     /// A write transaction: row lookups lock the row (`FOR UPDATE`).
@@ -76,36 +80,46 @@ pub(crate) struct Rows<'c> {
 }
 
 impl<'c> Rows<'c> {
-    pub(crate) fn new(
-        client: &'c mut Client,
-        now: i64,
-        busy_timeout: Duration,
-        write: bool,
-    ) -> Self {
+    pub(crate) fn new(conn: &'c mut Conn, now: i64, busy_timeout: Duration, write: bool) -> Self {
         Rows {
-            client,
+            conn,
             now,
             busy_timeout,
             write,
         }
     }
 
-    fn query(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
-        self.client
-            .query(sql, params)
-            .map_err(|e| classify(e, self.busy_timeout))
+    fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let run = |conn: &mut Conn| {
+            let statement = conn.prepared(sql)?;
+            conn.query(&statement, params)
+        };
+        run(self.conn).map_err(|e| classify(e, self.busy_timeout))
     }
 
-    fn execute(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
-        self.client
-            .execute(sql, params)
-            .map_err(|e| classify(e, self.busy_timeout))
+    fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        self.execute_mapped(sql, params, classify)
+    }
+
+    /// Runs `sql` and maps a failure with `map` (a prepare's failure as well: a unique
+    /// violation can only come from running it).
+    fn execute_mapped(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+        map: fn(postgres::Error, Duration) -> Error,
+    ) -> Result<u64> {
+        let run = |conn: &mut Conn| {
+            let statement = conn.prepared(sql)?;
+            conn.execute(&statement, params)
+        };
+        run(self.conn).map_err(|e| map(e, self.busy_timeout))
     }
 
     fn find(
         &mut self,
-        locking: &str,
-        plain: &str,
+        locking: &'static str,
+        plain: &'static str,
         key: &(dyn ToSql + Sync),
     ) -> Result<Option<FlowRow>> {
         let sql = if self.write { locking } else { plain };
@@ -115,7 +129,11 @@ impl<'c> Rows<'c> {
         }
     }
 
-    fn statuses(&mut self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Status>> {
+    fn statuses(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Status>> {
         self.query(sql, params)?
             .iter()
             .map(|r| status_of(r.get(0)))
@@ -226,45 +244,43 @@ impl FlowTx for Rows<'_> {
     }
 
     fn insert(&mut self, f: &NewFlow<'_>, created_at: i64, expires_at: i64) -> Result<()> {
-        self.client
-            .execute(
-                INSERT_FLOW,
-                &[
-                    &f.state_key.map(|k| &k[..]),
-                    &f.code_challenge,
-                    &f.verifier,
-                    &f.server_id,
-                    &f.client_id,
-                    &f.redirect_uri,
-                    &f.issuer,
-                    &f.resource,
-                    &f.scope,
-                    &f.status.as_str(),
-                    &created_at,
-                    &expires_at,
-                    &f.require_issuer,
-                    &f.client_created_at,
-                ],
-            )
-            .map_err(|e| unique_violation(e, self.busy_timeout))?;
+        self.execute_mapped(
+            INSERT_FLOW,
+            &[
+                &f.state_key.map(|k| &k[..]),
+                &f.code_challenge,
+                &f.verifier,
+                &f.server_id,
+                &f.client_id,
+                &f.redirect_uri,
+                &f.issuer,
+                &f.resource,
+                &f.scope,
+                &f.status.as_str(),
+                &created_at,
+                &expires_at,
+                &f.require_issuer,
+                &f.client_created_at,
+            ],
+            unique_violation,
+        )?;
         Ok(())
     }
 
     fn bind(&mut self, id: i64, b: &Binding<'_>) -> Result<u64> {
-        self.client
-            .execute(
-                BIND,
-                &[
-                    &id,
-                    &&b.state_key[..],
-                    &b.redirect_uri,
-                    &b.resource,
-                    &b.scope,
-                    &b.issuer,
-                    &b.discovery,
-                ],
-            )
-            .map_err(|e| unique_violation(e, self.busy_timeout))
+        self.execute_mapped(
+            BIND,
+            &[
+                &id,
+                &&b.state_key[..],
+                &b.redirect_uri,
+                &b.resource,
+                &b.scope,
+                &b.issuer,
+                &b.discovery,
+            ],
+            unique_violation,
+        )
     }
 
     fn set_callback(&mut self, id: i64, result: &CallbackResult<'_>) -> Result<u64> {
@@ -432,3 +448,7 @@ impl FlowTx for Rows<'_> {
             .collect()
     }
 }
+
+#[cfg(test)]
+#[path = "flows_tests.rs"]
+mod tests;

@@ -29,10 +29,8 @@ pub(crate) mod test_cluster;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::postgres::{Client, SimpleQueryMessage};
-use postgres_native_tls::MakeTlsConnector;
+use ::postgres::SimpleQueryMessage;
 use r2d2::{Pool, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
 
 use crate::admin::{CompactReport, FileInfo};
 use crate::backend::sqlite::migrate::MigrationReport;
@@ -40,10 +38,9 @@ use crate::backend::{FlowTx, Outcome};
 use crate::clock::Clock;
 use crate::error::{Error, Result, StorageError};
 use crate::options::StoreOptions;
+use connect::{Conn, Manager};
 use error::{classify, commit_failed};
 use migrate::SCHEMA_VERSION;
-
-type Manager = PostgresConnectionManager<MakeTlsConnector>;
 
 /// How long a transaction may sit idle before the server ends it (a paused or hung client
 /// must not hold a flow's row lock for ever).
@@ -89,7 +86,7 @@ pub(crate) struct Postgres {
 /// An open transaction on a pooled connection: rolled back when dropped uncommitted (an
 /// error or a panic in the body), so no connection goes back to the pool inside one.
 struct Open<'c> {
-    client: &'c mut Client,
+    client: &'c mut Conn,
     committed: bool,
 }
 
@@ -130,7 +127,7 @@ fn open_here(url: &str, opts: &StoreOptions) -> Result<Postgres> {
         .min_idle(Some(0))
         .connection_timeout(opts.busy_timeout.max(Duration::from_millis(100)))
         .test_on_check_out(false)
-        .build(PostgresConnectionManager::new(config, tls))
+        .build(Manager::new(config, tls))
         .map_err(unavailable)?;
     let mut conn = pool.get().map_err(unavailable)?;
     let busy_timeout = opts.busy_timeout;
@@ -176,7 +173,7 @@ impl Postgres {
     }
 
     /// Opens a transaction and reads its time: the injected clock, or the server's.
-    fn begin<'c>(&self, client: &'c mut Client, write: bool) -> Result<(Open<'c>, i64)> {
+    fn begin<'c>(&self, client: &'c mut Conn, write: bool) -> Result<(Open<'c>, i64)> {
         let lost = |e| classify(e, self.busy_timeout);
         let now = match &self.clock {
             Some(clock) => {
@@ -219,7 +216,7 @@ impl Postgres {
     /// One READ COMMITTED write transaction on `client`: commits unless `body` fails.
     pub(crate) fn write_on<T>(
         &self,
-        client: &mut Client,
+        client: &mut Conn,
         body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>>,
     ) -> Result<Outcome<T>> {
         let (mut open, now) = self.begin(client, true)?;
@@ -275,7 +272,7 @@ impl Postgres {
         })
     }
 
-    fn table_bytes(&self, client: &mut Client) -> Result<u64> {
+    fn table_bytes(&self, client: &mut Conn) -> Result<u64> {
         let n: i64 = client
             .query_one(TABLE_BYTES, &[])
             .map_err(|e| classify(e, self.busy_timeout))?
