@@ -108,6 +108,26 @@ export interface ConsumedFlow {
   code?: string;
   info: FlowInfo;
   consumedAt: number;
+  /** The discovery state recorded at promote (`PromoteOptions.discovery`); no longer in the file. */
+  discovery?: string;
+  /**
+   * From `LoopbackCallback.wait` only: the issuer the listener checked the callback's `iss`
+   * against (the flow was promoted with `requireIssuer`), for the SDK's RFC 9207 check.
+   */
+  iss?: string;
+}
+
+/** What `promote` records on the flow besides the authorization URL's fields. */
+export interface PromoteOptions {
+  /** The authorization server's issuer (RFC 9207): a callback from another one is refused. */
+  issuer?: string;
+  /**
+   * The callback must carry `iss` equal to `issuer` (the server advertises
+   * `authorization_response_iss_parameter_supported`); needs `issuer`.
+   */
+  requireIssuer?: boolean;
+  /** The SDK's discovery state as text (at most 64 KiB); `consume` hands it back once. */
+  discovery?: string;
 }
 
 export interface StatusCounts {
@@ -140,8 +160,16 @@ export declare class Store {
   begin(options: BeginOptions): Promise<Flow>;
   /** The SDK path: returns the S256 challenge. */
   saveCodeVerifier(serverId: string, clientId: string | null | undefined, verifier: string): Promise<string>;
-  /** With `issuer`, the flow records the authorization server's issuer (RFC 9207). */
-  promote(serverId: string, clientId: string | null | undefined, authorizationUrl: string | URL, issuer?: string | null): Promise<FlowInfo>;
+  /**
+   * Binds the saved verifier to the URL's state, recording `options` on the flow (a string is
+   * the issuer alone).
+   */
+  promote(
+    serverId: string,
+    clientId: string | null | undefined,
+    authorizationUrl: string | URL,
+    options?: PromoteOptions | string | null,
+  ): Promise<FlowInfo>;
   check(state: string): Promise<FlowInfo>;
   consume(state: string): Promise<ConsumedFlow>;
   consumeFor(state: string, serverId: string): Promise<ConsumedFlow>;
@@ -177,7 +205,10 @@ export declare class LoopbackCallback {
   /** What to print next to "open this URL" when the browser cannot reach this machine. */
   readonly pasteHint: string;
   readonly holdsPort: boolean;
-  /** Resolves with the consumed flow once its callback landed on any process's listener. */
+  /**
+   * Resolves with the consumed flow once its callback landed on any process's listener; its
+   * `iss` is the checked issuer when the flow requires one.
+   */
   wait(state: string, options?: WaitOptions): Promise<ConsumedFlow>;
 }
 

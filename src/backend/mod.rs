@@ -122,6 +122,8 @@ pub(crate) struct Binding<'a> {
     pub scope: Option<&'a str>,
     /// The authorization server's issuer (RFC 9207), when the caller knows it at promote.
     pub issuer: Option<&'a str>,
+    /// The callback must carry `iss` equal to the issuer (an unbound row never requires it).
+    pub require_issuer: bool,
     /// An SDK's discovery state, when the caller gives it at promote.
     pub discovery: Option<&'a str>,
 }
@@ -194,6 +196,7 @@ impl fmt::Debug for Binding<'_> {
             .field("resource", &self.resource)
             .field("scope", &self.scope)
             .field("issuer", &self.issuer)
+            .field("require_issuer", &self.require_issuer)
             .field("discovery", &self.discovery.map(Length))
             .finish()
     }
@@ -597,6 +600,7 @@ mod tests {
             resource: None,
             scope: None,
             issuer: None,
+            require_issuer: false,
             discovery: Some("DISCOVERY-TEXT"),
         };
         let printed = format!(

@@ -143,6 +143,7 @@ pub(crate) fn promote(
     keep(binding.resource, &mut row.resource);
     keep(binding.scope, &mut row.scope);
     keep(binding.issuer, &mut row.issuer);
+    row.require_issuer = binding.require_issuer;
     Ok(Outcome::Done(row.info()))
 }
 

@@ -1,6 +1,6 @@
 //! What the SDK path records on a flow when it binds it, besides what the authorization URL
-//! says: [`Promotion`] (the issuer, the discovery state), and the discovery state as a
-//! consumed flow hands it back.
+//! says: [`Promotion`] (the issuer, whether the callback must carry it, the discovery state),
+//! and the discovery state as a consumed flow hands it back.
 
 use std::fmt;
 
@@ -25,6 +25,7 @@ pub const MAX_DISCOVERY_LEN: usize = 64 * 1024;
 #[derive(Clone, Default)]
 pub struct Promotion {
     pub(crate) issuer: Option<String>,
+    pub(crate) require_issuer: bool,
     pub(crate) discovery: Option<String>,
 }
 
@@ -43,6 +44,18 @@ impl Promotion {
         self
     }
 
+    /// Records that the callback must carry `iss` equal to the issuer (RFC 9207), as
+    /// [`BeginRequest::require_issuer`](crate::BeginRequest::require_issuer) does on the
+    /// native path: for an authorization server whose metadata advertises
+    /// `authorization_response_iss_parameter_supported`. A listener (or
+    /// [`Store::deliver`](crate::Store::deliver)) then refuses a callback without `iss`, and
+    /// the listener's `wait_for_code` hands the checked issuer on. Needs
+    /// [`Promotion::issuer`].
+    pub fn require_issuer(mut self, require: bool) -> Self {
+        self.require_issuer = require;
+        self
+    }
+
     /// The SDK's discovery state of this flow (the MCP TypeScript SDK's `saveDiscoveryState`:
     /// the authorization server's metadata, serialized), opaque to the store: kept on the
     /// flow, handed back once by the consume that takes it
@@ -55,8 +68,17 @@ impl Promotion {
 
     /// Checks every field; nothing has been stored yet.
     pub(crate) fn validate(&self) -> Result<()> {
-        if let Some(i) = &self.issuer {
-            validate::url("issuer", i, true)?;
+        match &self.issuer {
+            Some(i) => {
+                validate::url("issuer", i, true)?;
+            }
+            None if self.require_issuer => {
+                return Err(Error::invalid(
+                    "issuer",
+                    "is missing: a flow that requires the callback's iss needs the issuer",
+                ));
+            }
+            None => {}
         }
         if let Some(d) = &self.discovery {
             discovery(d)?;
@@ -81,6 +103,7 @@ impl fmt::Debug for Promotion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Promotion")
             .field("issuer", &self.issuer)
+            .field("require_issuer", &self.require_issuer)
             .field("discovery", &self.discovery.as_deref().map(Length))
             .finish()
     }
@@ -134,6 +157,18 @@ mod tests {
                 ..
             })
         ));
+        assert!(matches!(
+            Promotion::new().require_issuer(true).validate(),
+            Err(Error::InvalidInput {
+                field: "issuer",
+                ..
+            })
+        ));
+        assert!(Promotion::new()
+            .issuer("https://as.example.com")
+            .require_issuer(true)
+            .validate()
+            .is_ok());
     }
 
     #[test]

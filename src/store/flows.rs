@@ -237,7 +237,8 @@ impl Store {
     /// - the authorization server's issuer ([`Promotion::issuer`]), as
     ///   [`BeginRequest::issuer`](crate::BeginRequest::issuer) does on the native path: a
     ///   callback whose `iss` names another issuer is then refused ([`Error::ServerMismatch`]
-    ///   with field `iss`), and [`FlowInfo::issuer`] hands it to the callback leg;
+    ///   with field `iss`), and [`FlowInfo::issuer`] hands it to the callback leg; with
+    ///   [`Promotion::require_issuer`], a callback without `iss` is refused too;
     /// - the SDK's discovery state ([`Promotion::discovery`]), handed back by the consume that
     ///   takes the flow ([`ConsumedFlow::discovery`]) and wiped in its tombstone.
     ///
@@ -245,7 +246,7 @@ impl Store {
     ///
     /// # Errors
     /// Those of [`Store::promote`], plus [`Error::InvalidInput`] (`issuer`: not an `https`
-    /// URL, or `http` on loopback; `discovery`: longer than
+    /// URL, or `http` on loopback, or missing with `require_issuer`; `discovery`: longer than
     /// [`MAX_DISCOVERY_LEN`](crate::MAX_DISCOVERY_LEN) bytes or with a NUL character). An
     /// invalid promotion is refused before any row is read: the saved verifier stays unbound.
     pub fn promote_with(
@@ -309,6 +310,7 @@ impl Store {
             resource: resource.as_deref(),
             scope: scope.as_deref(),
             issuer: promotion.issuer.as_deref(),
+            require_issuer: promotion.require_issuer,
             discovery: promotion.discovery.as_deref(),
         };
         self.engine().write(Wipe::Nothing, |tx| {

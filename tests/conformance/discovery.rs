@@ -203,3 +203,63 @@ fn a_consumed_flow_prints_the_length_of_its_discovery_state_only() {
         "{printed}"
     );
 }
+
+#[test]
+fn a_flow_promoted_to_require_the_issuer_refuses_a_callback_without_iss() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let redirect = "http://127.0.0.1:33418/callback";
+    let url = format!(
+        "{}&redirect_uri={}",
+        sdk_url(&store, "needs-iss"),
+        "http%3A%2F%2F127.0.0.1%3A33418%2Fcallback"
+    );
+    let promotion = with_discovery(DISCOVERY).require_issuer(true);
+    store
+        .promote_with(SERVER, Some(CLIENT), &url, &promotion)
+        .unwrap();
+    for refused in [
+        format!("{redirect}?state=needs-iss&code=c1"),
+        format!("{redirect}?state=needs-iss&code=c1&iss=https%3A%2F%2Fother.example.com"),
+    ] {
+        assert!(
+            matches!(
+                store.deliver(&refused),
+                Err(Error::ServerMismatch { field: "iss" })
+            ),
+            "{refused}"
+        );
+    }
+    assert_eq!(store.check("needs-iss").unwrap().status, Status::Pending);
+    let info = store
+        .deliver(&format!(
+            "{redirect}?state=needs-iss&code=c1&iss=https%3A%2F%2Fas.example.com"
+        ))
+        .unwrap();
+    assert_eq!(info.status, Status::Completed);
+    let consumed = store.consume("needs-iss").unwrap();
+    assert_eq!(consumed.code.as_ref().map(|c| c.secret()), Some("c1"));
+    assert_eq!(consumed.discovery(), Some(DISCOVERY));
+
+    // Requiring `iss` without an issuer to compare it with is refused, binding nothing.
+    let url = sdk_url(&store, "no-issuer");
+    let e = store
+        .promote_with(
+            SERVER,
+            Some(CLIENT),
+            &url,
+            &Promotion::new().require_issuer(true),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::InvalidInput {
+                field: "issuer",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(matches!(store.check("no-issuer"), Err(Error::UnknownState)));
+}

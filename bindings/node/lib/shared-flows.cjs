@@ -4,7 +4,6 @@
 // is one store call; the rules (binding, exactly-once, 0/1/many verifiers) are the core's.
 const { Store, generateState } = require('./store.cjs');
 const { LoopbackCallback } = require('./callback.cjs');
-const discovery = require('./discovery.cjs');
 const { StoreError, ErrorCode } = require('./errors.cjs');
 
 /** `provider` with `half` laid over it: own methods of `half` win, the rest is the provider's. */
@@ -19,6 +18,19 @@ function overlay(provider, half) {
       return Object.hasOwn(half, prop) || Reflect.has(target, prop);
     },
   });
+}
+
+/**
+ * The discovery state a flow kept (the JSON this wrapper wrote at promote). Text that is not
+ * JSON was written by another client of the file: the SDK then discovers afresh.
+ */
+function parseDiscovery(text) {
+  if (typeof text !== 'string') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
 }
 
 function withSharedFlows(provider, { store, serverId, clientId } = {}) {
@@ -38,14 +50,17 @@ function withSharedFlows(provider, { store, serverId, clientId } = {}) {
         await store.saveCodeVerifier(serverId, client, verifier);
       },
       redirectToAuthorization: async (url) => {
-        // The issuer discovery found (RFC 8414) goes on the flow: a callback from another
-        // issuer is then refused by whichever listener receives it.
-        const issuer = leg.discovery?.authorizationServerMetadata?.issuer;
-        const info = await store.promote(serverId, client, String(url), issuer);
-        if (leg.discovery !== undefined) {
-          const state = new URL(String(url)).searchParams.get('state');
-          await discovery.put(store.path, state, serverId, info.expiresAt, leg.discovery);
-        }
+        // What discovery found goes on the flow, in the same transaction that binds it: the
+        // issuer (RFC 8414), so a callback from another issuer is refused by whichever
+        // listener receives it, and required in the callback when the server promises `iss`
+        // (RFC 9207); and the discovery state itself, for the callback leg in any process.
+        const metadata = leg.discovery?.authorizationServerMetadata;
+        const issuer = typeof metadata?.issuer === 'string' ? metadata.issuer : undefined;
+        await store.promote(serverId, client, String(url), {
+          issuer,
+          requireIssuer: issuer !== undefined && metadata?.authorization_response_iss_parameter_supported === true,
+          discovery: leg.discovery === undefined ? undefined : JSON.stringify(leg.discovery),
+        });
         return provider.redirectToAuthorization(url);
       },
       codeVerifier: async () => {
@@ -69,7 +84,7 @@ function withSharedFlows(provider, { store, serverId, clientId } = {}) {
     return half;
   }
 
-  function callbackView(flow, discoveryState, authorizationCode, iss) {
+  function callbackView(flow, authorizationCode, iss) {
     if (flow.info.serverId !== serverId) {
       throw new StoreError(
         ErrorCode.SERVER_MISMATCH,
@@ -77,7 +92,7 @@ function withSharedFlows(provider, { store, serverId, clientId } = {}) {
         { field: 'server_id' },
       );
     }
-    const half = flowHalf({ discovery: discoveryState, verifier: flow.verifier });
+    const half = flowHalf({ discovery: parseDiscovery(flow.discovery), verifier: flow.verifier });
     half.authorizationCode = authorizationCode;
     half.iss = iss;
     return overlay(provider, half);
@@ -87,21 +102,23 @@ function withSharedFlows(provider, { store, serverId, clientId } = {}) {
   /**
    * A callback arrived (`state`, `code`, `iss` from the redirect): consumes its flow once, in
    * any process, and returns the provider to finish `auth()` with. Its `codeVerifier()` serves
-   * that flow's verifier on every call; its `discoveryState()` is the begin leg's.
+   * that flow's verifier on every call; its `discoveryState()` is the begin leg's, kept on the
+   * flow.
    */
   outer.forCallback = async ({ state, code, iss } = {}) => {
     const flow = await store.consumeFor(state, serverId);
-    const kept = await discovery.take(store.path, state, serverId);
-    return callbackView(flow, kept, code ?? flow.code ?? undefined, iss);
+    return callbackView(flow, code ?? flow.code ?? undefined, iss);
   };
-  /** Waits on a loopback callback (any process's listener) for `state`, then as forCallback. */
+  /**
+   * Waits on a loopback callback (any process's listener) for `state`, then as forCallback,
+   * with the `iss` the listener checked the callback's against.
+   */
   outer.waitForCallback = async (callback, state, options) => {
     if (!(callback instanceof LoopbackCallback)) {
       throw new TypeError('waitForCallback: callback must come from attach()');
     }
     const flow = await callback.wait(state, options);
-    const kept = await discovery.take(store.path, state, serverId);
-    return callbackView(flow, kept, flow.code ?? undefined, undefined);
+    return callbackView(flow, flow.code ?? undefined, flow.iss ?? undefined);
   };
   return overlay(provider, outer);
 }

@@ -44,9 +44,19 @@ class Store {
     return call(() => this.#native.saveCodeVerifier(serverId, clientId ?? null, verifier));
   }
 
-  promote(serverId, clientId, authorizationUrl, issuer) {
+  /**
+   * Binds the saved verifier to the URL's state. `options` is `{ issuer, requireIssuer,
+   * discovery }` (each optional), or the issuer alone as a string.
+   */
+  promote(serverId, clientId, authorizationUrl, options) {
+    const { issuer, requireIssuer, discovery } =
+      typeof options === 'string' ? { issuer: options } : (options ?? {});
     return call(() =>
-      this.#native.promote(serverId, clientId ?? null, String(authorizationUrl), issuer ?? null),
+      this.#native.promote(serverId, clientId ?? null, String(authorizationUrl), {
+        issuer: issuer ?? undefined,
+        requireIssuer: requireIssuer ?? undefined,
+        discovery: discovery ?? undefined,
+      }),
     );
   }
 

@@ -23,6 +23,8 @@ const SLICE: Duration = Duration::from_millis(500);
 #[napi]
 pub struct LoopbackCallback {
     inner: Arc<core::LoopbackCallback>,
+    /// The store the callback was attached to: `wait` consumes the flow on it.
+    store: core::Store,
 }
 
 /// A flag that stops a pending `wait` (the package sets it from an `AbortSignal`).
@@ -69,7 +71,10 @@ impl LoopbackCallback {
         let store = store.inner.clone();
         Ok(short(move || {
             core::LoopbackCallback::attach(&store, options)
-                .map(|c| LoopbackCallback { inner: Arc::new(c) })
+                .map(|c| LoopbackCallback {
+                    inner: Arc::new(c),
+                    store,
+                })
                 .map_err(|e| to_js(&e))
         }))
     }
@@ -100,7 +105,9 @@ impl LoopbackCallback {
     }
 
     /// Waits (off the JavaScript thread) for the callback of the flow `state` names, in any
-    /// process's listener, then consumes it. `cancel` stops it between two half-second slices.
+    /// process's listener, then consumes it; the flow's `iss` is the issuer the listener
+    /// checked the callback's `iss` against, when the flow requires one. `cancel` stops it
+    /// between two half-second slices.
     #[napi(ts_return_type = "Promise<WaitOutcome>")]
     pub fn wait<'env>(
         &self,
@@ -110,32 +117,43 @@ impl LoopbackCallback {
         cancel: &WaitCancel,
     ) -> napi::Result<PromiseRaw<'env, WaitOutcome>> {
         let callback = Arc::clone(&self.inner);
+        let store = self.store.clone();
         let flag = Arc::clone(&cancel.flag);
         let timeout = Duration::from_millis(u64::from(timeout_ms));
         long(env, move || {
-            wait_sliced(&callback, &state, timeout, &flag)
-                .map(|flow| WaitOutcome {
-                    flow: flow.map(ConsumedFlow::from),
-                })
-                .map_err(|e| to_js(&e))
+            let flow = match wait_sliced(&callback, &state, timeout, &flag) {
+                Ok(Some(recorded)) => {
+                    // The code is recorded and the flow still whole: one consume, exactly
+                    // once across processes, takes it with its verifier and discovery state.
+                    store.consume(&state).map(|consumed| {
+                        let mut flow = ConsumedFlow::from(consumed);
+                        flow.iss = recorded.issuer;
+                        Some(flow)
+                    })
+                }
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            flow.map(|flow| WaitOutcome { flow }).map_err(|e| to_js(&e))
         })
     }
 }
 
-/// The core wait in slices, so that a cancel is seen. `Ok(None)`: cancelled first.
+/// The core's wait for the recorded code in slices, so that a cancel is seen. `Ok(None)`:
+/// cancelled first.
 fn wait_sliced(
     callback: &core::LoopbackCallback,
     state: &str,
     timeout: Duration,
     cancel: &AtomicBool,
-) -> core::Result<Option<core::ConsumedFlow>> {
+) -> core::Result<Option<core::RecordedCode>> {
     let deadline = Instant::now() + timeout;
     loop {
         if cancel.load(Ordering::SeqCst) {
             return Ok(None);
         }
         let left = deadline.saturating_duration_since(Instant::now());
-        match callback.wait(state, left.min(SLICE)) {
+        match callback.wait_for_code(state, left.min(SLICE)) {
             Err(core::Error::CallbackTimeout { .. }) if Instant::now() < deadline => continue,
             Err(core::Error::CallbackTimeout { .. }) => {
                 return Err(core::Error::CallbackTimeout { waited: timeout })

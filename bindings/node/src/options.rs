@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use napi_derive::napi;
-use oauth_state_store::{Durability, FileChecks, ListenerOptions, Store, StoreOptions};
+use oauth_state_store::{Durability, FileChecks, ListenerOptions, Promotion, Store, StoreOptions};
 
 /// `Store.open(path, options)`. Every field is optional; the defaults are the core's.
 #[napi(object)]
@@ -83,6 +83,37 @@ impl AttachOptions {
             o = o.idle_stop(Some(Duration::from_secs(u64::from(s))));
         }
         Ok(o)
+    }
+}
+
+/// `store.promote(serverId, clientId, url, options)`: what the flow records besides the URL's
+/// fields (the core's `Promotion`). Every field is optional.
+#[napi(object)]
+#[derive(Default)]
+pub struct PromoteOptions {
+    /// The authorization server's issuer (RFC 9207): a callback from another is refused.
+    pub issuer: Option<String>,
+    /// The callback must carry `iss` equal to `issuer` (the server advertises
+    /// `authorization_response_iss_parameter_supported`); `wait` then hands it on.
+    pub require_issuer: Option<bool>,
+    /// The SDK's discovery state, as text (at most 64 KiB): `consume` hands it back.
+    pub discovery: Option<String>,
+}
+
+impl PromoteOptions {
+    /// The core's promotion for these fields (checked by the core's promote).
+    pub(crate) fn into_core(self) -> Promotion {
+        let mut p = Promotion::new();
+        if let Some(i) = self.issuer {
+            p = p.issuer(i);
+        }
+        if let Some(r) = self.require_issuer {
+            p = p.require_issuer(r);
+        }
+        if let Some(d) = self.discovery {
+            p = p.discovery(d);
+        }
+        p
     }
 }
 

@@ -7,7 +7,7 @@ use oauth_state_store as core;
 use oauth_state_store::InvalidateScope;
 
 use crate::error::to_js;
-use crate::options::{invalid, OpenOptions};
+use crate::options::{invalid, OpenOptions, PromoteOptions};
 use crate::run::{short, Job};
 use crate::values::{BeginOptions, ConsumedFlow, Flow, FlowInfo, Stats, SweepReport};
 
@@ -74,25 +74,26 @@ impl Store {
     }
 
     /// Binds a saved verifier to the `state` of the authorization URL built from it, and
-    /// records the authorization server's `issuer` on the flow when one is given.
+    /// records what `options` carries on the flow: the authorization server's `issuer`
+    /// (required in the callback with `requireIssuer`) and the SDK's `discovery` state.
     #[napi(ts_return_type = "Promise<FlowInfo>")]
     pub fn promote(
         &self,
         server_id: String,
         client_id: Option<String>,
         authorization_url: String,
-        issuer: Option<String>,
+        options: Option<PromoteOptions>,
     ) -> AsyncTask<Job<FlowInfo>> {
+        let promotion = options.unwrap_or_default().into_core();
         run(
             &self.inner,
-            move |s| match issuer {
-                Some(iss) => s.promote_with_issuer(
+            move |s| {
+                s.promote_with(
                     &server_id,
                     client_id.as_deref(),
                     &authorization_url,
-                    &iss,
-                ),
-                None => s.promote(&server_id, client_id.as_deref(), &authorization_url),
+                    &promotion,
+                )
             },
             |i| FlowInfo::from(&i),
         )

@@ -119,6 +119,11 @@ pub struct ConsumedFlow {
     pub info: FlowInfo,
     /// Unix milliseconds.
     pub consumed_at: i64,
+    /// The SDK's discovery state recorded at promote; no longer in the file.
+    pub discovery: Option<String>,
+    /// From `wait` only: the issuer the listener checked the callback's `iss` against (the
+    /// flow was promoted with `requireIssuer`), for the SDK's RFC 9207 check.
+    pub iss: Option<String>,
 }
 
 impl From<core::ConsumedFlow> for ConsumedFlow {
@@ -128,6 +133,8 @@ impl From<core::ConsumedFlow> for ConsumedFlow {
             code: c.code.as_ref().map(|k| k.secret().to_owned()),
             info: (&c.info).into(),
             consumed_at: c.consumed_at,
+            discovery: c.discovery().map(str::to_owned),
+            iss: None,
         }
     }
 }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startAuthServer, CLIENT_ID } from './support/authserver.mjs';
-import { login } from './support/browser.mjs';
+import { get, login } from './support/browser.mjs';
 import { startClient } from './support/processes.mjs';
 
 const REDIRECT = 'http://127.0.0.1:38123/callback';
@@ -14,6 +14,12 @@ const REDIRECT = 'http://127.0.0.1:38123/callback';
 function tempDb() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-'));
   return path.join(dir, 'flows.db');
+}
+
+/** The discovery state travels on the flow row: nothing but the store's own files beside it. */
+function assertOnlyTheStore(db) {
+  const beside = fs.readdirSync(path.dirname(db)).filter((n) => !/^flows\.db(-wal|-shm)?$/.test(n));
+  assert.deepEqual(beside, [], 'no sidecar file or directory next to the store');
 }
 
 for (const sdk of ['v1', 'v2']) {
@@ -51,6 +57,7 @@ for (const sdk of ['v1', 'v2']) {
         const replay = await a.send({ cmd: 'finish', state: params.state, code: params.code, iss: params.iss });
         assert.equal(replay.error, 'ALREADY_CONSUMED', JSON.stringify(replay));
         assert.ok(!replay.message.includes(params.state) && !replay.message.includes(params.code));
+        assertOnlyTheStore(db);
       } finally {
         await Promise.all([a.stop(), b.stop()]);
       }
@@ -92,6 +99,7 @@ for (const sdk of ['v1', 'v2']) {
         assert.equal(doneTwo.result, 'AUTHORIZED', JSON.stringify(doneTwo));
         const doneOne = await b.send({ cmd: 'finish', ...pick(one.params) });
         assert.equal(doneOne.result, 'AUTHORIZED', JSON.stringify(doneOne));
+        assertOnlyTheStore(db);
       } finally {
         await Promise.all([a.stop(), b.stop()]);
       }
@@ -113,16 +121,42 @@ for (const sdk of ['v1', 'v2']) {
         const { answer } = await login(begun.authorizationUrl, held.redirectUri, { deliver: true });
         assert.equal(answer.status, 200, answer.body);
         const done = await waiting;
-        if (sdk === 'v2') {
-          // B's wait completed (it consumed the flow and handed auth() the code), but v2's
-          // callback leg demands the response's `iss` (RFC 9207): the listener compares a
-          // present `iss` with the flow's issuer but does not pass it on, so the wrapper cannot
-          // vouch for one. This assertion flips to AUTHORIZED once the core hands it on.
-          assert.equal(done.error, 'IssuerMismatchError', JSON.stringify(done));
-          return;
-        }
+        // The listener checked the callback's `iss` against the flow's issuer and `wait`
+        // handed it on: v2's RFC 9207 check on the callback leg passes.
         assert.equal(done.result, 'AUTHORIZED', JSON.stringify(done));
         assert.ok(done.tokenLength > 0);
+        assertOnlyTheStore(db);
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+
+    test('on the listener, a callback with a wrong or no iss is refused; the right one finishes', async () => {
+      const db = tempDb();
+      const a = startClient(config(db));
+      const b = startClient(config(db));
+      try {
+        const held = await a.send({ cmd: 'attach', port: 0 });
+        await b.send({ cmd: 'attach', port: held.port });
+        const begun = await b.send({ cmd: 'begin' });
+        assert.equal(begun.result, 'REDIRECT', JSON.stringify(begun));
+        const state = new URL(begun.authorizationUrl).searchParams.get('state');
+        const waiting = b.send({ cmd: 'waitFinish', state, timeoutMs: 20_000 });
+        const { callbackUrl, params } = await login(begun.authorizationUrl, held.redirectUri);
+        assert.equal(params.iss, as.issuer, 'the server sends iss (RFC 9207)');
+        const forged = new URL(callbackUrl);
+        forged.searchParams.set('iss', 'http://127.0.0.1:1/another-issuer');
+        const wrong = await get(forged);
+        assert.notEqual(wrong.status, 200, wrong.body);
+        const missing = new URL(callbackUrl);
+        missing.searchParams.delete('iss');
+        const without = await get(missing);
+        assert.notEqual(without.status, 200, without.body);
+        // Neither changed the flow: the real callback still completes B's wait.
+        const right = await get(new URL(callbackUrl));
+        assert.equal(right.status, 200, right.body);
+        const done = await waiting;
+        assert.equal(done.result, 'AUTHORIZED', JSON.stringify(done));
       } finally {
         await Promise.all([a.stop(), b.stop()]);
       }

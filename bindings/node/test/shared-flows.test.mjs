@@ -1,5 +1,5 @@
-// withSharedFlows without an SDK: what each provider method does to the store, the discovery
-// state's file, and what is passed on to the user's provider.
+// withSharedFlows without an SDK: what each provider method does to the store (the discovery
+// state kept on the flow row), and what is passed on to the user's provider.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -41,31 +41,49 @@ async function beginLeg(provider, discovery) {
   return { state, verifier };
 }
 
-test('the begin leg promotes the flow and keeps its discovery state in a 0600 file', async () => {
+test('the begin leg promotes the flow with its discovery state; the callback leg gets it back', async () => {
   const { store, provider, calls } = await setup();
-  const discovery = { authorizationServerUrl: 'https://auth.example.com', authorizationServerMetadata: { issuer: 'https://auth.example.com' } };
+  const discovery = {
+    authorizationServerUrl: 'https://auth.example.com',
+    authorizationServerMetadata: { issuer: 'https://auth.example.com', authorization_endpoint: 'https://auth.example.com/authorize' },
+  };
   const { state, verifier } = await beginLeg(provider, discovery);
   assert.equal(calls[0][0], 'redirect', 'the user redirect runs after the promote');
   const info = await store.check(state);
   assert.equal(info.status, 'pending');
   assert.equal(info.issuer, 'https://auth.example.com', 'the discovered issuer is on the flow');
   assert.equal(await provider.codeVerifier(), verifier, 'one flow in progress: its verifier');
-  const dir = `${store.path}.discovery`;
-  const [name] = fs.readdirSync(dir);
-  assert.equal(name, `${crypto.createHash('sha256').update(state).digest('hex')}.json`);
-  assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
-  assert.equal(fs.statSync(path.join(dir, name)).mode & 0o777, 0o600);
-  assert.ok(!fs.readFileSync(path.join(dir, name), 'utf8').includes(state));
+  // The discovery state is on the flow row, nowhere else next to the store file.
+  assert.deepEqual(fs.readdirSync(path.dirname(store.path)).filter((n) => !n.startsWith('flows.db')), []);
+  assert.ok(!fs.existsSync(`${store.path}.discovery`), 'no sidecar directory');
 
-  const callback = await provider.forCallback({ state, code: 'the-code', iss: 'https://auth.example.com' });
+  // Another process's wrapper on the same file (no memory of the begin leg) finishes it.
+  const other = withSharedFlows({ redirectToAuthorization() {} }, { store: await Store.open(store.path), serverId: SERVER, clientId: CLIENT });
+  const callback = await other.forCallback({ state, code: 'the-code', iss: 'https://auth.example.com' });
   assert.equal(await callback.codeVerifier(), verifier);
   assert.equal(await callback.codeVerifier(), verifier, 'served again for a retry');
   assert.deepEqual(await callback.discoveryState(), discovery);
   assert.equal(callback.authorizationCode, 'the-code');
   assert.equal(callback.iss, 'https://auth.example.com');
-  assert.deepEqual(fs.readdirSync(dir), [], 'the file goes with the flow');
   await assert.rejects(provider.forCallback({ state, code: 'the-code' }), { code: ErrorCode.ALREADY_CONSUMED });
   await assert.rejects(provider.codeVerifier(), { code: ErrorCode.NO_PENDING_VERIFIER });
+});
+
+test('a server that promises iss gets a flow that requires it; too large a discovery state binds nothing', async () => {
+  const { store, provider } = await setup();
+  const metadata = { issuer: 'https://auth.example.com', authorization_response_iss_parameter_supported: true };
+  const { state } = await beginLeg(provider, { authorizationServerMetadata: metadata });
+  // The listener then refuses a callback without `iss` (test/sdk.test.mjs, on a real
+  // listener); the consume hands back the discovery state, parsed as the SDK saved it.
+  const flow = await store.consume(state);
+  assert.deepEqual(JSON.parse(flow.discovery), { authorizationServerMetadata: metadata });
+  assert.equal(flow.info.issuer, 'https://auth.example.com');
+
+  const huge = { authorizationServerMetadata: { issuer: 'https://auth.example.com', padding: 'x'.repeat(70_000) } };
+  await assert.rejects(beginLeg(provider, huge), (err) => err.code === ErrorCode.INVALID_INPUT && err.field === 'discovery');
+  const stats = await store.stats();
+  assert.equal(stats.counts.unbound, 1, 'the verifier stays unbound');
+  assert.equal(stats.counts.pending, 0);
 });
 
 test('a callback for another server\'s flow is refused and that flow ended', async () => {

@@ -152,7 +152,8 @@ pub(crate) const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challen
 pub(crate) const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
      redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
      scope = coalesce(?5, scope), issuer = coalesce(?6, issuer), \
-     discovery = coalesce(?7, discovery) WHERE id = ?1 AND status = 'unbound'";
+     discovery = coalesce(?7, discovery), require_issuer = ?8 \
+     WHERE id = ?1 AND status = 'unbound'";
 
 pub(crate) const COMPLETE: &str =
     "UPDATE flows SET status = 'completed', auth_code = ?2 WHERE id = ?1 AND status = 'pending'";
@@ -262,7 +263,8 @@ impl FlowTx for Rows<'_> {
                     b.resource,
                     b.scope,
                     b.issuer,
-                    b.discovery
+                    b.discovery,
+                    b.require_issuer
                 ])
             })
             .map_err(|e| unique_violation(e, self.busy_timeout))?;

@@ -2,7 +2,8 @@
 // redirect back to the client (or following it too, when asked). Bounded: at most 20 hops.
 import http from 'node:http';
 
-function get(url, cookies) {
+/** One GET (no redirect followed): `{ status, headers, body }`. */
+export function get(url, cookies = new Map()) {
   return new Promise((resolve, reject) => {
     const jar = [...cookies].map(([k, v]) => `${k}=${v}`).join('; ');
     const req = http.get(url, { headers: jar ? { cookie: jar } : {} }, (res) => {

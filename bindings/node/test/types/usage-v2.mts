@@ -12,3 +12,12 @@ await auth(cb, { serverUrl: 'https://mcp.example.com', authorizationCode: cb.aut
 const l = await attach(store, { port: 0 });
 const flow = await l.wait('s', { timeoutMs: 10, signal: AbortSignal.timeout(5) });
 try { await store.consume(flow.verifier); } catch (e) { if (e instanceof StoreError && e.code === ErrorCode.ALREADY_CONSUMED) console.log(r); }
+await store.promote('https://mcp.example.com', 'c', new URL('https://as.example.com/a'), {
+  issuer: 'https://as.example.com',
+  requireIssuer: true,
+  discovery: JSON.stringify({ authorizationServerUrl: 'https://as.example.com' }),
+});
+await store.promote('https://mcp.example.com', 'c', 'https://as.example.com/a', 'https://as.example.com');
+const kept: string | undefined = (await store.consume('s')).discovery;
+const checked: string | undefined = flow.iss;
+console.log(kept, checked);
