@@ -6,7 +6,8 @@
 //! ```
 //!
 //! `--quick` runs tiny sizes (CI runs it so that this file cannot rot); the default sweeps 10k
-//! and 100k expired rows; `--full` adds 1M (`--sweep-rows N,N` and `--sweep-batch N` choose).
+//! and 100k expired rows; `--full` adds 1M (`--sweep-rows N,N` and `--sweep-batch N` choose;
+//! `--procs N,N` the process counts of `contention` and `shared`).
 //! Sections: `ratio`, `contention`, `shared`, `sweep`, `open`, `memory`. Children are this
 //! binary run again with `--child ROLE`; secrets travel to them on stdin and are never printed.
 //! Everything lives in temp dirs that are removed at the end.
@@ -553,9 +554,15 @@ fn shared(sizes: &Sizes) {
 
 // ---- 4. sweep at scale ------------------------------------------------------------------------
 
-const POPULATE: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, \
-     client_id, status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-const RAW_DELETE: &str = "DELETE FROM flows WHERE expires_at <= ?1";
+/// Rows straight into schema 5: the id is the expiry's millisecond times 2^20 plus the next
+/// free number in it, as the store writes it.
+const POPULATE: &str = "INSERT INTO flows (id, state_key, code_challenge, code_verifier, \
+     server_id, client_id, status, created_at, expires_at) \
+     VALUES ((SELECT coalesce(max(id) + 1, ?8 * 1048576) FROM flows \
+              WHERE id BETWEEN ?8 * 1048576 AND ?8 * 1048576 + 1048575), \
+     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/// The best single DELETE on schema 5: the rows up to the cut, found by their ids' range.
+const RAW_DELETE: &str = "DELETE FROM flows WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1";
 
 /// A store file with `expired` expired rows (unbound, pending and consumed alike) and
 /// `live` pending ones, interleaved, written straight into the schema.
@@ -845,6 +852,14 @@ fn main() {
                         .map(str::to_owned)
                         .collect(),
                 )
+            }
+            "--procs" => {
+                sizes.procs = it
+                    .next()
+                    .expect("--procs N,N")
+                    .split(',')
+                    .map(|n| n.parse().unwrap())
+                    .collect()
             }
             "--sweep-batch" => {
                 sizes.sweep_batch = it.next().expect("--sweep-batch N").parse().unwrap()

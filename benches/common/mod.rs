@@ -15,6 +15,8 @@ use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+pub mod minimal;
+
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 pub const SERVER: &str = "https://mcp.example.com";
 pub const CLIENT: &str = "bench-client";
@@ -77,10 +79,13 @@ pub fn store_sdk_flow(store: &Store) -> ConsumedFlow {
 
 // ---- the floor: raw rusqlite --------------------------------------------------------------
 
-const INSERT: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, \
+/// The store's insert (schema 5: the id follows the expiry).
+const INSERT: &str = "INSERT INTO flows (id, state_key, code_challenge, code_verifier, \
      server_id, client_id, redirect_uri, issuer, resource, scope, status, created_at, expires_at, \
      require_issuer, client_created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+     VALUES ((SELECT coalesce(max(id) + 1, ?12 * 1048576) FROM flows \
+              WHERE id BETWEEN ?12 * 1048576 AND ?12 * 1048576 + 1048575), \
+     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 const SELECT_BY_STATE: &str = "SELECT id, status, expires_at, server_id, client_id, redirect_uri, \
      issuer, resource, scope, created_at, code_verifier, auth_code, error, error_description, \
      state_key FROM flows WHERE state_key = ?1";
@@ -108,31 +113,16 @@ pub struct Floor {
 
 impl Floor {
     pub fn open(path: &Path, durability: Durability) -> Floor {
-        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW
-            | OpenFlags::SQLITE_OPEN_EXRESCODE;
-        let conn = Connection::open_with_flags(path, flags).unwrap();
-        conn.busy_timeout(Duration::from_secs(5)).unwrap();
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
-            .unwrap();
-        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
-            .unwrap();
-        conn.set_prepared_statement_cache_capacity(32);
-        conn.pragma_update(None, "secure_delete", "ON").unwrap();
-        conn.pragma_update(None, "cell_size_check", "ON").unwrap();
-        let sync = match durability {
-            Durability::Full => "FULL",
-            _ => "NORMAL",
-        };
-        conn.pragma_update(None, "synchronous", sync).unwrap();
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-            .unwrap();
-        assert_eq!(mode, "wal");
+        let conn = bench_connection(path, durability);
         conn.execute_batch(SCHEMA).unwrap();
         Floor { conn }
+    }
+
+    /// On a store file that already exists (a copy of a filled one).
+    pub fn open_existing(path: &Path, durability: Durability) -> Floor {
+        Floor {
+            conn: bench_connection(path, durability),
+        }
     }
 
     fn find(tx: &Connection, sql: &str, key: &dyn rusqlite::ToSql) -> Option<RawRow> {
@@ -254,6 +244,57 @@ impl Floor {
         self.promote(&state, &challenge);
         drop(url);
         self.consume(&state)
+    }
+}
+
+/// One connection with the store's pragmas (WAL, `secure_delete`, the durability's
+/// `synchronous`), as both floors use it.
+pub fn bench_connection(path: &Path, durability: Durability) -> Connection {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_NOFOLLOW
+        | OpenFlags::SQLITE_OPEN_EXRESCODE;
+    let conn = Connection::open_with_flags(path, flags).unwrap();
+    conn.busy_timeout(Duration::from_secs(5)).unwrap();
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+        .unwrap();
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)
+        .unwrap();
+    conn.set_prepared_statement_cache_capacity(32);
+    conn.pragma_update(None, "secure_delete", "ON").unwrap();
+    conn.pragma_update(None, "cell_size_check", "ON").unwrap();
+    let sync = match durability {
+        Durability::Full => "FULL",
+        _ => "NORMAL",
+    };
+    conn.pragma_update(None, "synchronous", sync).unwrap();
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    conn
+}
+
+/// Fills the store file at `path` with `rows` live flows through the store itself (so the
+/// rows are what the current layout writes): a third unbound verifiers, a third pending, a
+/// third consumed tombstones.
+pub fn fill_store(path: &Path, rows: usize) {
+    let store = Store::open(path).unwrap();
+    for i in 0..rows {
+        match i % 3 {
+            0 => drop(
+                store
+                    .save_code_verifier(SERVER, Some(CLIENT), &random_token())
+                    .unwrap(),
+            ),
+            1 => drop(
+                store
+                    .begin(BeginRequest::new(SERVER).client_id(CLIENT))
+                    .unwrap(),
+            ),
+            _ => drop(store_native_flow(&store)),
+        }
     }
 }
 
