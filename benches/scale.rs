@@ -22,11 +22,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{
-    challenge_of, random_token, store_native_flow, store_sdk_flow, temp_db, Floor, MemStore,
-};
+use common::{populate, store_native_flow, store_sdk_flow, temp_db, Floor, MemStore, RAW_DELETE};
 use oauth_state_store::{BeginRequest, Clock, Durability, Error, Store, StoreOptions, SystemClock};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
 use common::{CLIENT, SERVER};
 const DB_ENV: &str = "OSS_BENCH_DB";
@@ -553,64 +551,6 @@ fn shared(sizes: &Sizes) {
 }
 
 // ---- 4. sweep at scale ------------------------------------------------------------------------
-
-/// Rows straight into schema 5: the id is the expiry's millisecond times 2^20 plus the next
-/// free number in it, as the store writes it.
-const POPULATE: &str = "INSERT INTO flows (id, state_key, code_challenge, code_verifier, \
-     server_id, client_id, status, created_at, expires_at) \
-     VALUES ((SELECT coalesce(max(id) + 1, ?8 * 1048576) FROM flows \
-              WHERE id BETWEEN ?8 * 1048576 AND ?8 * 1048576 + 1048575), \
-     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-/// The best single DELETE on schema 5: the rows up to the cut, found by their ids' range.
-const RAW_DELETE: &str = "DELETE FROM flows WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1";
-
-/// A store file with `expired` expired rows (unbound, pending and consumed alike) and
-/// `live` pending ones, interleaved, written straight into the schema.
-fn populate(path: &Path, expired: usize, live: usize) {
-    drop(Store::open(path).unwrap());
-    let mut conn = Connection::open(path).unwrap();
-    conn.pragma_update(None, "synchronous", "OFF").unwrap();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut insert = tx.prepare(POPULATE).unwrap();
-        let now = now_ms();
-        let every = (expired + live) / live.max(1);
-        let (mut e, mut l) = (0, 0);
-        let mut i = 0usize;
-        while e < expired || l < live {
-            i += 1;
-            let is_live = l < live && (i.is_multiple_of(every) || e == expired);
-            let verifier = random_token();
-            let challenge = challenge_of(&verifier);
-            let key: [u8; 32] = rand::random();
-            let (status, expires) = if is_live {
-                l += 1;
-                ("pending", now + 3_600_000)
-            } else {
-                e += 1;
-                let s = ["unbound", "pending", "consumed"][i % 3];
-                (s, now - 3_600_000 + (i % 100_000) as i64)
-            };
-            let key = (status != "unbound").then_some(&key[..]);
-            let verifier = (status != "consumed").then_some(verifier);
-            insert
-                .execute(params![
-                    key,
-                    challenge,
-                    verifier,
-                    SERVER,
-                    CLIENT,
-                    status,
-                    expires - 600_000,
-                    expires
-                ])
-                .unwrap();
-        }
-    }
-    tx.commit().unwrap();
-    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
-        .unwrap();
-}
 
 /// A clock that notes when each write transaction starts (the store asks the time right
 /// after `BEGIN IMMEDIATE` succeeds), to time each sweep batch from outside the library.

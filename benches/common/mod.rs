@@ -79,13 +79,10 @@ pub fn store_sdk_flow(store: &Store) -> ConsumedFlow {
 
 // ---- the floor: raw rusqlite --------------------------------------------------------------
 
-/// The store's insert (schema 5: the id follows the expiry).
-const INSERT: &str = "INSERT INTO flows (id, state_key, code_challenge, code_verifier, \
+const INSERT: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, \
      server_id, client_id, redirect_uri, issuer, resource, scope, status, created_at, expires_at, \
      require_issuer, client_created_at) \
-     VALUES ((SELECT coalesce(max(id) + 1, ?12 * 1048576) FROM flows \
-              WHERE id BETWEEN ?12 * 1048576 AND ?12 * 1048576 + 1048575), \
-     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 const SELECT_BY_STATE: &str = "SELECT id, status, expires_at, server_id, client_id, redirect_uri, \
      issuer, resource, scope, created_at, code_verifier, auth_code, error, error_description, \
      state_key FROM flows WHERE state_key = ?1";
@@ -296,6 +293,61 @@ pub fn fill_store(path: &Path, rows: usize) {
             _ => drop(store_native_flow(&store)),
         }
     }
+}
+
+// ---- expired rows written straight into the schema, for the sweep benches ---------------
+
+const POPULATE: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, \
+     client_id, status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+/// The one raw statement a sweep is compared against.
+pub const RAW_DELETE: &str = "DELETE FROM flows WHERE expires_at <= ?1";
+
+/// A store file with `expired` expired rows (unbound, pending and consumed alike) and
+/// `live` pending ones, interleaved, written straight into the schema.
+pub fn populate(path: &Path, expired: usize, live: usize) {
+    drop(Store::open(path).unwrap());
+    let mut conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let tx = conn.transaction().unwrap();
+    {
+        let mut insert = tx.prepare(POPULATE).unwrap();
+        let now = now_ms();
+        let every = (expired + live) / live.max(1);
+        let (mut e, mut l) = (0, 0);
+        let mut i = 0usize;
+        while e < expired || l < live {
+            i += 1;
+            let is_live = l < live && (i.is_multiple_of(every) || e == expired);
+            let verifier = random_token();
+            let challenge = challenge_of(&verifier);
+            let key: [u8; 32] = rand::random();
+            let (status, expires) = if is_live {
+                l += 1;
+                ("pending", now + 3_600_000)
+            } else {
+                e += 1;
+                let s = ["unbound", "pending", "consumed"][i % 3];
+                (s, now - 3_600_000 + (i % 100_000) as i64)
+            };
+            let key = (status != "unbound").then_some(&key[..]);
+            let verifier = (status != "consumed").then_some(verifier);
+            insert
+                .execute(params![
+                    key,
+                    challenge,
+                    verifier,
+                    SERVER,
+                    CLIENT,
+                    status,
+                    expires - 600_000,
+                    expires
+                ])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
+        .unwrap();
 }
 
 // ---- the in-memory reference --------------------------------------------------------------

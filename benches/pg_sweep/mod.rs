@@ -9,13 +9,12 @@
 //! file is copied.
 #![allow(dead_code)]
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use oauth_state_store::{Store, StoreOptions, SweepReport};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 
-use crate::common::{challenge_of, now_ms, random_token, temp_db, CLIENT, SERVER};
+use crate::common::{now_ms, populate, temp_db, CLIENT, RAW_DELETE, SERVER};
 use crate::pg_procs::{summary, Report, Worker};
 use crate::Server;
 
@@ -42,10 +41,6 @@ const PG_POPULATE: &str = "INSERT INTO flows (state_key, code_challenge, code_ve
            FROM generate_series(1::bigint, $1) AS i) AS g";
 const PG_RAW_DELETE: &str = "DELETE FROM flows WHERE expires_at <= \
      floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint";
-
-const LITE_POPULATE: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, \
-     server_id, client_id, status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-const LITE_RAW_DELETE: &str = "DELETE FROM flows WHERE expires_at <= ?1";
 
 /// One engine's measurement.
 struct Measured {
@@ -122,54 +117,9 @@ fn postgres(server: &Server, n: usize) -> Measured {
     }
 }
 
-/// A store file with `expired` expired rows and `live` pending ones, interleaved.
-fn lite_populate(path: &Path, expired: usize, live: usize) {
-    drop(Store::open(path).unwrap());
-    let mut conn = Connection::open(path).unwrap();
-    conn.pragma_update(None, "synchronous", "OFF").unwrap();
-    let tx = conn.transaction().unwrap();
-    {
-        let mut insert = tx.prepare(LITE_POPULATE).unwrap();
-        let now = now_ms();
-        let (mut e, mut l, mut i) = (0, 0, 0i64);
-        while e < expired || l < live {
-            i += 1;
-            let is_live = l < live && (i % LIVE_EVERY == 0 || e == expired);
-            let verifier = random_token();
-            let challenge = challenge_of(&verifier);
-            let key: [u8; 32] = rand::random();
-            let (status, expires) = if is_live {
-                l += 1;
-                ("pending", now + 3_600_000)
-            } else {
-                e += 1;
-                let s = ["unbound", "pending", "consumed"][(i % 3) as usize];
-                (s, now - 3_600_000 + i % 100_000)
-            };
-            let key = (status != "unbound").then_some(&key[..]);
-            let verifier = (status != "consumed").then_some(verifier);
-            insert
-                .execute(params![
-                    key,
-                    challenge,
-                    verifier,
-                    SERVER,
-                    CLIENT,
-                    status,
-                    expires - 600_000,
-                    expires
-                ])
-                .unwrap();
-        }
-    }
-    tx.commit().unwrap();
-    conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")
-        .unwrap();
-}
-
 fn sqlite(n: usize) -> Measured {
     let (dir, path) = temp_db();
-    lite_populate(&path, n, n / 10);
+    populate(&path, n, n / 10);
     let raw_path = dir.path().join("raw.db");
     std::fs::copy(&path, &raw_path).unwrap();
     let target = path.to_str().unwrap();
@@ -186,7 +136,7 @@ fn sqlite(n: usize) -> Measured {
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .unwrap();
-    let deleted = tx.execute(LITE_RAW_DELETE, [now_ms()]).unwrap();
+    let deleted = tx.execute(RAW_DELETE, [now_ms()]).unwrap();
     tx.commit().unwrap();
     let raw = t.elapsed();
     let probe_raw = stop_probe(probe);
