@@ -83,17 +83,24 @@ const INSERT: &str = "INSERT INTO flows (state_key, code_challenge, code_verifie
      server_id, client_id, redirect_uri, issuer, resource, scope, status, created_at, expires_at, \
      require_issuer, client_created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
-const SELECT_BY_STATE: &str = "SELECT id, status, expires_at, server_id, client_id, redirect_uri, \
-     issuer, resource, scope, created_at, code_verifier, auth_code, error, error_description, \
-     state_key FROM flows WHERE state_key = ?1";
-const SELECT_BY_CHALLENGE: &str = "SELECT id, status, expires_at, server_id, client_id, \
-     redirect_uri, issuer, resource, scope, created_at, code_verifier, auth_code, error, \
-     error_description, state_key FROM flows WHERE code_challenge = ?1";
+// The store's own statements (src/backend/sqlite/flows.rs), as it runs them.
+const SELECT_BY_STATE: &str = "SELECT id, status, expires_at, created_at, server_id, client_id, \
+     redirect_uri, issuer, resource, scope, code_verifier, auth_code, error, error_description, \
+     state_key, code_challenge, require_issuer, client_created_at, discovery \
+     FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)";
+const SELECT_BY_CHALLENGE: &str = "SELECT id, status, expires_at, created_at, server_id, \
+     client_id, redirect_uri, issuer, resource, scope, code_verifier, auth_code, error, \
+     error_description, state_key, code_challenge, require_issuer, client_created_at, discovery \
+     FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)";
 const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
      redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
-     scope = coalesce(?5, scope) WHERE id = ?1 AND status = 'unbound'";
+     scope = coalesce(?5, scope), issuer = coalesce(?6, issuer), \
+     discovery = coalesce(?7, discovery), require_issuer = ?8 \
+     WHERE id = ?1 AND status = 'unbound'";
 const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
-     auth_code = NULL, consumed_at = ?2, error = coalesce(?3, error) WHERE id = ?1";
+     auth_code = NULL, discovery = NULL, consumed_at = ?2, \
+     error = coalesce(?3, error) \
+     WHERE id = ?1 AND status = ?4";
 
 /// The fields the store reads back in a lookup.
 pub struct RawRow {
@@ -200,7 +207,10 @@ impl Floor {
                 &key[..],
                 REDIRECT,
                 None::<&str>,
-                None::<&str>
+                None::<&str>,
+                None::<&str>,
+                None::<&str>,
+                false
             ])
             .unwrap();
         assert_eq!(n, 1);
@@ -219,7 +229,7 @@ impl Floor {
         assert!(row.status == "pending" && row.expires_at > now);
         tx.prepare_cached(CONSUME)
             .unwrap()
-            .execute(params![row.id, now, None::<&str>])
+            .execute(params![row.id, now, None::<&str>, "pending"])
             .unwrap();
         tx.commit().unwrap();
         row.verifier.unwrap()
