@@ -60,12 +60,17 @@ fn challenge_of(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
 }
 
-#[test]
-fn a_commit_lost_on_the_way_back_is_unknown_and_its_retry_is_already_consumed() {
-    let Some(cluster) = pg::cluster("commit_lost_after_commit") else {
-        return;
-    };
-    let direct = cluster.fresh_database("commit_after");
+/// A cluster, a proxy in front of it, the store opened through the proxy, and a direct
+/// connection for looking at rows. `None` where the test cluster cannot start (it printed why).
+struct ThroughProxy {
+    proxy: Proxy,
+    store: Store,
+    admin: postgres::Client,
+}
+
+fn through_proxy(test: &str, database: &str) -> Option<ThroughProxy> {
+    let cluster = pg::cluster(test)?;
+    let direct = cluster.fresh_database(database);
     let proxy = Proxy::start(cluster.port());
     let url = proxy.url(&direct, cluster.port());
     assert_ne!(url, direct, "the store must go through the proxy");
@@ -73,70 +78,70 @@ fn a_commit_lost_on_the_way_back_is_unknown_and_its_retry_is_already_consumed() 
         .busy_timeout(Duration::from_secs(2))
         .open(&url)
         .expect("open through the proxy");
-    let mut admin = postgres::Client::connect(&direct, postgres::NoTls).unwrap();
+    let admin = postgres::Client::connect(&direct, postgres::NoTls).unwrap();
+    Some(ThroughProxy {
+        proxy,
+        store,
+        admin,
+    })
+}
 
-    let flow = store.begin(BeginRequest::new(SERVER)).unwrap();
-    assert_eq!(proxy.fired(), 0);
-    proxy.arm(Fault::DropAfterCommit);
-    let lost = store.consume(flow.state().secret());
+/// Consumes `flow` with `fault` armed, and checks that the fault fired at its COMMIT and the
+/// consume reported `CommitOutcomeUnknown`.
+fn consume_losing_the_commit(t: &ThroughProxy, flow: &Flow, fault: Fault) {
+    let fired = t.proxy.fired();
+    t.proxy.arm(fault);
+    let lost = t.store.consume(flow.state().secret());
     assert_eq!(
-        proxy.fired(),
-        1,
+        t.proxy.fired(),
+        fired + 1,
         "the fault did not fire at the consume's COMMIT"
     );
     assert!(
         matches!(lost, Err(Error::CommitOutcomeUnknown { .. })),
         "expected CommitOutcomeUnknown, got {lost:?}"
     );
+}
+
+#[test]
+fn a_commit_lost_on_the_way_back_is_unknown_and_its_retry_is_already_consumed() {
+    let Some(mut t) = through_proxy("commit_lost_after_commit", "commit_after") else {
+        return;
+    };
+    let flow = t.store.begin(BeginRequest::new(SERVER)).unwrap();
+    assert_eq!(t.proxy.fired(), 0);
+    consume_losing_the_commit(&t, &flow, Fault::DropAfterCommit);
     // The server did commit: a tombstone without its verifier.
     assert_eq!(
-        row(&mut admin, &flow),
+        row(&mut t.admin, &flow),
         (Status::Consumed.as_str().to_owned(), false, true)
     );
     // Retrying (on a new connection through the same proxy) never succeeds a second time.
     for attempt in 0..3 {
-        let retry = store.consume(flow.state().secret());
+        let retry = t.store.consume(flow.state().secret());
         assert!(
             matches!(retry, Err(Error::AlreadyConsumed)),
             "retry {attempt}: {retry:?}"
         );
     }
-    assert_eq!(proxy.fired(), 1);
+    assert_eq!(t.proxy.fired(), 1);
 }
 
 #[test]
 fn a_commit_that_never_reached_the_server_leaves_the_row_and_its_retry_consumes_once() {
-    let Some(cluster) = pg::cluster("commit_lost_before_commit") else {
+    let Some(mut t) = through_proxy("commit_lost_before_commit", "commit_before") else {
         return;
     };
-    let direct = cluster.fresh_database("commit_before");
-    let proxy = Proxy::start(cluster.port());
-    let url = proxy.url(&direct, cluster.port());
-    let store: Store = StoreOptions::default()
-        .busy_timeout(Duration::from_secs(2))
-        .open(&url)
-        .expect("open through the proxy");
-    let mut admin = postgres::Client::connect(&direct, postgres::NoTls).unwrap();
-
-    let flow = store.begin(BeginRequest::new(SERVER)).unwrap();
-    proxy.arm(Fault::DropBeforeCommit);
-    let lost = store.consume(flow.state().secret());
-    assert_eq!(
-        proxy.fired(),
-        1,
-        "the fault did not fire at the consume's COMMIT"
-    );
-    assert!(
-        matches!(lost, Err(Error::CommitOutcomeUnknown { .. })),
-        "expected CommitOutcomeUnknown, got {lost:?}"
-    );
-    wait_no_open_transaction(&mut admin);
+    let flow = t.store.begin(BeginRequest::new(SERVER)).unwrap();
+    consume_losing_the_commit(&t, &flow, Fault::DropBeforeCommit);
+    wait_no_open_transaction(&mut t.admin);
     // Rolled back: pending, verifier in place, never consumed.
     assert_eq!(
-        row(&mut admin, &flow),
+        row(&mut t.admin, &flow),
         (Status::Pending.as_str().to_owned(), true, false)
     );
-    let consumed = store
+    let consumed = t
+        .store
         .consume(flow.state().secret())
         .expect("the retry consumes the flow");
     assert_eq!(
@@ -144,10 +149,10 @@ fn a_commit_that_never_reached_the_server_leaves_the_row_and_its_retry_consumes_
         flow.code_challenge().as_str(),
         "the flow's own verifier"
     );
-    let again = store.consume(flow.state().secret());
+    let again = t.store.consume(flow.state().secret());
     assert!(matches!(again, Err(Error::AlreadyConsumed)), "{again:?}");
     assert_eq!(
-        row(&mut admin, &flow),
+        row(&mut t.admin, &flow),
         (Status::Consumed.as_str().to_owned(), false, true)
     );
 }
