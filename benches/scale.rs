@@ -15,13 +15,14 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::child::{Report, Worker};
 use common::{populate, store_native_flow, store_sdk_flow, temp_db, Floor, MemStore, RAW_DELETE};
 use oauth_state_store::{BeginRequest, Clock, Durability, Error, Store, StoreOptions, SystemClock};
 use rusqlite::{Connection, TransactionBehavior};
@@ -130,98 +131,11 @@ fn pending_states(path: &Path, n: usize) -> Vec<String> {
 
 // ---- children ---------------------------------------------------------------------------------
 
-/// A child process: this binary with `--child ROLE ARGS`, the database in `OSS_BENCH_DB`.
-struct Worker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Worker {
-    fn spawn(db: &Path, role: &str, args: &[String]) -> Worker {
-        let mut child = Command::new(std::env::current_exe().expect("current exe"))
-            .arg("--child")
-            .arg(role)
-            .args(args)
-            .env(DB_ENV, db)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child");
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        Worker {
-            child,
-            stdin,
-            stdout,
-        }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        stdin.write_all(line.as_bytes()).expect("write child");
-        stdin.write_all(b"\n").expect("write child");
-        stdin.flush().expect("flush child");
-    }
-
-    /// Sends the payload lines and `END`, then waits for `READY`.
-    fn load(&mut self, payload: &[String]) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        let mut buf = String::with_capacity(payload.len() * 45 + 4);
-        for line in payload {
-            buf.push_str(line);
-            buf.push('\n');
-        }
-        buf.push_str("END\n");
-        stdin.write_all(buf.as_bytes()).expect("write child");
-        stdin.flush().expect("flush child");
-        assert_eq!(self.line(), "READY");
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read child");
-        line.trim_end().to_owned()
-    }
-
-    /// Reads the child's report to its end and waits for it.
-    fn finish(mut self) -> Report {
-        drop(self.stdin.take());
-        let mut report = Report::default();
-        loop {
-            let line = self.line();
-            if line.is_empty() {
-                break;
-            }
-            let (key, rest) = line.split_once(' ').unwrap_or((&line, ""));
-            let nums = rest.split_whitespace().map(|n| n.parse::<u64>().unwrap());
-            match key {
-                "LAT" => report.lat_us.extend(nums),
-                "LAT2" => report.lat2_us.extend(nums),
-                _ => report.values.push((key.to_owned(), nums.collect())),
-            }
-        }
-        let status = self.child.wait().expect("wait child");
-        assert!(status.success(), "child failed: {status}");
-        report
-    }
-}
-
-#[derive(Default)]
-struct Report {
-    lat_us: Vec<u64>,
-    lat2_us: Vec<u64>,
-    values: Vec<(String, Vec<u64>)>,
-}
-
-impl Report {
-    fn get(&self, key: &str) -> u64 {
-        self.values
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or(0, |(_, v)| v[0])
-    }
+/// Starts a child: this binary with `--child ROLE ARGS`, the database in `OSS_BENCH_DB`.
+fn spawn(db: &Path, role: &str, args: &[String]) -> Worker {
+    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    cmd.arg("--child").arg(role).args(args).env(DB_ENV, db);
+    Worker::start(cmd)
 }
 
 /// Reads payload lines up to `END`, says `READY`, and waits for `GO`.
@@ -488,7 +402,7 @@ fn contention(sizes: &Sizes) {
         drop(Store::open(&path).unwrap());
         let secs = sizes.flow_secs.to_string();
         let mut workers: Vec<_> = (0..p)
-            .map(|_| Worker::spawn(&path, "flows", std::slice::from_ref(&secs)))
+            .map(|_| spawn(&path, "flows", std::slice::from_ref(&secs)))
             .collect();
         for w in &mut workers {
             w.load(&[]);
@@ -522,9 +436,7 @@ fn shared(sizes: &Sizes) {
     for &p in &sizes.procs {
         let (_dir, path) = temp_db();
         let states = pending_states(&path, m);
-        let mut workers: Vec<_> = (0..p)
-            .map(|_| Worker::spawn(&path, "shared", &[]))
-            .collect();
+        let mut workers: Vec<_> = (0..p).map(|_| spawn(&path, "shared", &[])).collect();
         for w in &mut workers {
             w.load(&states);
         }
@@ -565,7 +477,7 @@ impl Clock for BatchClock {
 }
 
 fn start_probe(path: &Path) -> Worker {
-    let mut w = Worker::spawn(path, "probe", &[]);
+    let mut w = spawn(path, "probe", &[]);
     w.load(&[]);
     w.send("GO");
     // Let it reach its steady state before the delete begins.
@@ -688,11 +600,11 @@ fn open_cost(sizes: &Sizes) {
     let (mut wall, mut child_inproc, mut noop) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
         let t = Instant::now();
-        Worker::spawn(&path, "noop", &[]).finish();
+        spawn(&path, "noop", &[]).finish();
         noop.push(t.elapsed().as_micros() as u64);
         let state = states.pop().unwrap();
         let t = Instant::now();
-        let mut w = Worker::spawn(&path, "open-consume", &[]);
+        let mut w = spawn(&path, "open-consume", &[]);
         w.send(&state);
         let r = w.finish();
         wall.push(t.elapsed().as_micros() as u64);
@@ -741,11 +653,8 @@ fn memory(sizes: &Sizes) {
     let (n, k) = (sizes.memory_flows, sizes.memory_consumes);
     let (_dir, path) = temp_db();
     drop(Store::open(&path).unwrap());
-    let mut w = Worker::spawn(&path, "memory", &[n.to_string(), k.to_string()]);
-    let r = {
-        drop(w.stdin.take());
-        w.finish()
-    };
+    let w = spawn(&path, "memory", &[n.to_string(), k.to_string()]);
+    let r = w.finish();
     println!(
         "\n### Memory: one process begins {n} flows (keeping their states) and consumes {k}\n"
     );

@@ -15,6 +15,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
+pub mod child;
 pub mod minimal;
 
 pub const SCHEMA: &str = include_str!("../../schema.sql");

@@ -7,97 +7,26 @@
 //! `FLOWS n`, `ERRORS n`, `ELAPSED_US n`, `LAT us...` (consume latencies).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::io::Write;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oauth_state_store::{BeginRequest, Store};
 
+use crate::common::child::Worker;
 use crate::common::{CLIENT, REDIRECT, SERVER};
 use crate::pg_floor::PgFloor;
 
-/// A child process: this binary with `--child ROLE TARGET ARGS`.
-pub struct Worker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl Worker {
-    /// Starts a child in `role` on `target` and waits until it has opened its store.
-    pub fn spawn(role: &str, target: &str, args: &[String]) -> Worker {
-        let mut child = Command::new(std::env::current_exe().expect("current exe"))
-            .args(["--child", role, target])
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn child");
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut w = Worker {
-            child,
-            stdin,
-            stdout,
-        };
-        assert_eq!(w.line(), "READY", "the child did not start");
-        w
-    }
-
-    /// Sends one line.
-    pub fn send(&mut self, line: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin open");
-        writeln!(stdin, "{line}").expect("write child");
-        stdin.flush().expect("flush child");
-    }
-
-    fn line(&mut self) -> String {
-        let mut line = String::new();
-        self.stdout.read_line(&mut line).expect("read child");
-        line.trim_end().to_owned()
-    }
-
-    /// Reads the child's report to its end and waits for it.
-    pub fn finish(mut self) -> Report {
-        drop(self.stdin.take());
-        let mut report = Report::default();
-        loop {
-            let line = self.line();
-            if line.is_empty() {
-                break;
-            }
-            let (key, rest) = line.split_once(' ').unwrap_or((&line, ""));
-            let nums = rest.split_whitespace().map(|n| n.parse::<u64>().unwrap());
-            match key {
-                "LAT" => report.lat_us.extend(nums),
-                _ => report.values.push((key.to_owned(), nums.collect())),
-            }
-        }
-        let status = self.child.wait().expect("wait child");
-        assert!(status.success(), "child failed: {status}");
-        report
-    }
-}
-
-/// What a child reported.
-#[derive(Default)]
-pub struct Report {
-    /// Consume latencies, µs.
-    pub lat_us: Vec<u64>,
-    values: Vec<(String, Vec<u64>)>,
-}
-
-impl Report {
-    /// The value the child printed under `key` (0 when absent).
-    pub fn get(&self, key: &str) -> u64 {
-        self.values
-            .iter()
-            .find(|(k, _)| k == key)
-            .map_or(0, |(_, v)| v[0])
-    }
+/// Starts a child in `role` on `target` (this binary with `--child ROLE TARGET ARGS`) and
+/// waits until it has opened its store.
+pub fn spawn(role: &str, target: &str, args: &[String]) -> Worker {
+    let mut cmd = Command::new(std::env::current_exe().expect("current exe"));
+    cmd.args(["--child", role, target]).args(args);
+    let mut w = Worker::start(cmd);
+    assert_eq!(w.line(), "READY", "the child did not start");
+    w
 }
 
 /// p50, p99 and max of latencies in µs, as ms.
@@ -239,9 +168,7 @@ pub fn processes(targets: &[Target], counts: &[usize], secs: f64) {
         let mut single = None;
         for &p in counts {
             let arg = [secs.to_string()];
-            let mut workers: Vec<_> = (0..p)
-                .map(|_| Worker::spawn(t.role, &t.target, &arg))
-                .collect();
+            let mut workers: Vec<_> = (0..p).map(|_| spawn(t.role, &t.target, &arg)).collect();
             for w in &mut workers {
                 w.send("GO");
             }

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use oauth_state_store::{Store, StoreOptions, SweepReport};
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::common::child::{Report, Worker};
 use crate::common::{now_ms, populate, temp_db, CLIENT, RAW_DELETE, SERVER};
-use crate::pg_procs::{summary, Report, Worker};
+use crate::pg_procs::{spawn, summary};
 use crate::Server;
 
 /// One live row every `LIVE_EVERY` rows: N/10 live among N expired.
@@ -56,7 +57,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn start_probe(target: &str) -> Worker {
-    let mut w = Worker::spawn("probe", target, &[]);
+    let mut w = spawn("probe", target, &[]);
     w.send("GO");
     // Let it reach its steady state before the delete begins.
     std::thread::sleep(Duration::from_millis(200));
