@@ -74,18 +74,7 @@ fn child_exits_after_wait() {
     };
     let store = open_shared(&db);
     let cb = LoopbackCallback::attach(&store, defaults()).unwrap();
-    let flow = store
-        .begin(
-            BeginRequest::new("https://mcp.example.com")
-                .client_id("cli")
-                .redirect_uri(cb.redirect_uri()),
-        )
-        .unwrap();
-    let url = flow
-        .authorization_url("https://auth.example.com/authorize")
-        .unwrap();
-    println!("AUTH_URL {url}");
-    std::io::stdout().flush().unwrap();
+    let flow = listener_children::begin_printing_url(&store, &cb);
     let done = cb.wait(flow.state().secret(), Duration::from_secs(60));
     std::process::exit(if done.is_ok() { 0 } else { 3 });
 }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ChildStdout;
 use std::time::Duration;
 
-use oauth_state_store::{BeginRequest, ListenerOptions, LoopbackCallback, Store, StoreOptions};
+use oauth_state_store::{
+    BeginRequest, Flow, ListenerOptions, LoopbackCallback, Store, StoreOptions,
+};
 
 /// The store file a child opens.
 pub const ENV_DB: &str = "LISTENER_CHILD_DB";
@@ -55,18 +57,9 @@ pub fn hold(options: ListenerOptions) {
     let _ = std::io::stdin().read_line(&mut rest);
 }
 
-/// Waiter role: attaches with `options`, begins a flow on the port, prints `HOLDS`, the
-/// `AUTH_URL` for the "browser", waits up to `timeout` for the callback and consumes it, then
-/// checks the code against the one the parent sends on stdin (`CODE_MATCH`), the verifier
-/// against the flow's challenge (`VERIFIER_MATCH`), and prints `HOLDS_AFTER`.
-pub fn begin_and_wait(options: ListenerOptions, timeout: Duration) {
-    let Some((db, port)) = child_env() else {
-        eprintln!("child_waiter runs only as a child of the multi-process listener tests");
-        return;
-    };
-    let store = open_shared(&db);
-    let cb = LoopbackCallback::attach(&store, options.port(port)).unwrap();
-    println!("HOLDS {}", cb.holds_port());
+/// Begins a flow whose redirect URI is `cb`'s and prints its authorization URL
+/// (`AUTH_URL ...`) for the parent's "browser".
+pub fn begin_printing_url(store: &Store, cb: &LoopbackCallback) -> Flow {
     let flow = store
         .begin(
             BeginRequest::new("https://mcp.example.com")
@@ -79,6 +72,22 @@ pub fn begin_and_wait(options: ListenerOptions, timeout: Duration) {
         .unwrap();
     println!("AUTH_URL {url}");
     std::io::stdout().flush().unwrap();
+    flow
+}
+
+/// Waiter role: attaches with `options`, begins a flow on the port, prints `HOLDS`, the
+/// `AUTH_URL` for the "browser", waits up to `timeout` for the callback and consumes it, then
+/// checks the code against the one the parent sends on stdin (`CODE_MATCH`), the verifier
+/// against the flow's challenge (`VERIFIER_MATCH`), and prints `HOLDS_AFTER`.
+pub fn begin_and_wait(options: ListenerOptions, timeout: Duration) {
+    let Some((db, port)) = child_env() else {
+        eprintln!("child_waiter runs only as a child of the multi-process listener tests");
+        return;
+    };
+    let store = open_shared(&db);
+    let cb = LoopbackCallback::attach(&store, options.port(port)).unwrap();
+    println!("HOLDS {}", cb.holds_port());
+    let flow = begin_printing_url(&store, &cb);
     let done = cb.wait(flow.state().secret(), timeout).unwrap();
     let mut expected = String::new();
     std::io::stdin().read_line(&mut expected).unwrap();
