@@ -43,7 +43,11 @@ CREATE TABLE flows (
 
 CREATE INDEX flows_by_expiry ON flows (expires_at);
 
-CREATE INDEX flows_by_server ON flows (server_id, client_id, status);
+-- flows_by_server (migration 0005 dropped `status` from it): a server's rows, whatever their
+-- status, so that a status change writes no entry here.
+CREATE INDEX flows_by_server ON flows (server_id, client_id);
 
--- flows_by_end (migration 0003): finished rows by the time they ended, for sweep --older-than.
-CREATE INDEX flows_by_end ON flows (status, coalesce(consumed_at, created_at));
+-- flows_by_end (migrations 0003, 0006): the rows that ended (tombstones and failed flows) by the
+-- time they ended, for sweep --older-than; other rows have no entry.
+CREATE INDEX flows_by_end ON flows (coalesce(consumed_at, created_at))
+    WHERE status IN ('consumed', 'failed');

@@ -189,16 +189,24 @@ pub(crate) const DELETE_OF_SERVER: &str = "DELETE FROM flows WHERE server_id = ?
 pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING status";
 
-/// Searches `flows_by_end` (migration 0003), whose second column is the same expression.
+/// Searches `flows_by_end` (migration 0005), whose column is the same expression. That index
+/// holds the ended rows only; the literal `status IN` (the index's own condition, which a
+/// parameter cannot show the planner) lets the statement use it, and `?1`, `?2` still name the
+/// statuses the operation asked for ([`ENDED_STATUSES`] must cover them).
 pub(crate) const DELETE_ENDED_BATCH: &str = "DELETE FROM flows WHERE id IN (SELECT id FROM flows \
-     WHERE status IN (?1, ?2) AND coalesce(consumed_at, created_at) <= ?3 LIMIT ?4) \
-     RETURNING status";
+     WHERE status IN ('consumed', 'failed') AND status IN (?1, ?2) \
+     AND coalesce(consumed_at, created_at) <= ?3 LIMIT ?4) RETURNING status";
+
+/// The statuses `flows_by_end` covers (its `WHERE`, in `schema.sql`): a statement that searches
+/// it can find no row of another status.
+pub(crate) const ENDED_STATUSES: [Status; 2] = [Status::Consumed, Status::Failed];
 
 /// Each half searches its own index; a row in both counts once. `?2` NULL: expired rows only.
+/// The second half names `flows_by_end`'s statuses like [`DELETE_ENDED_BATCH`].
 pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE expires_at <= ?1 \
-      UNION SELECT id FROM flows WHERE status IN (?3, ?4) \
-      AND coalesce(consumed_at, created_at) <= ?2) GROUP BY status";
+      UNION SELECT id FROM flows WHERE status IN ('consumed', 'failed') \
+      AND status IN (?3, ?4) AND coalesce(consumed_at, created_at) <= ?2) GROUP BY status";
 
 /// Reads every row: statistics are about the whole table.
 pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
@@ -383,6 +391,7 @@ impl FlowTx for Rows<'_> {
         ended_by: i64,
         limit: u32,
     ) -> Result<Vec<Status>> {
+        debug_assert!(statuses.iter().all(|s| ENDED_STATUSES.contains(s)));
         let [a, b] = status_slots::<2>(statuses);
         self.batch(DELETE_ENDED_BATCH, params![a, b, ended_by, limit])
     }
@@ -393,6 +402,7 @@ impl FlowTx for Rows<'_> {
         ended: Option<(&[Status], i64)>,
     ) -> Result<Vec<(Status, u64)>> {
         let (statuses, cut) = ended.map_or((&[][..], None), |(s, c)| (s, Some(c)));
+        debug_assert!(statuses.iter().all(|s| ENDED_STATUSES.contains(s)));
         let [a, b] = status_slots::<2>(statuses);
         self.run(|tx| {
             tx.prepare_cached(COUNT_REMOVABLE)?

@@ -3,6 +3,8 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use std::time::{Duration, Instant};
+
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
@@ -35,10 +37,20 @@ const MIGRATIONS: &[Migration] = &[
         name: "discovery",
         sql: include_str!("../../../migrations/0004_discovery.sql"),
     },
+    Migration {
+        version: 5,
+        name: "server_index",
+        sql: include_str!("../../../migrations/0005_server_index.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "ended_index",
+        sql: include_str!("../../../migrations/0006_ended_index.sql"),
+    },
 ];
 
 /// The schema version this code writes and understands.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// The one store-id query.
 pub(crate) const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
@@ -60,29 +72,50 @@ pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(SELECT_USER_VERSION, [], |r| r.get(0))
 }
 
+/// A migration that held the write lock longer than this is followed by [`STEP_GAP`].
+const LONG_STEP: Duration = Duration::from_millis(20);
+/// The pause after a long migration, before the next one takes the lock.
+const STEP_GAP: Duration = Duration::from_millis(100);
+
 /// Brings the schema up to [`SCHEMA_VERSION`] and makes sure the file has a `store_id`.
 ///
-/// Safe to run from many processes at once: the version is read again inside the write
-/// transaction, so exactly one of them applies each migration.
+/// Each migration runs in its own `BEGIN IMMEDIATE` transaction, with the `user_version` it
+/// brings: other processes' writes get the lock between two migrations instead of waiting for
+/// all of them (BENCHMARKS.md, "Migration"), and a migration interrupted by a crash leaves the
+/// file at the version before it. Safe to run from many processes at once: the version is read
+/// again inside each write transaction, so exactly one of them applies each migration.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let from = user_version(&tx)?;
-    if from > SCHEMA_VERSION {
-        return Err(MigrateError::TooNew(from));
-    }
-    for m in MIGRATIONS.iter().filter(|m| m.version > from) {
+    let mut from = None;
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version = user_version(&tx)?;
+        if version > SCHEMA_VERSION {
+            return Err(MigrateError::TooNew(version));
+        }
+        from.get_or_insert(version);
+        let Some(m) = MIGRATIONS.iter().find(|m| m.version > version) else {
+            let store_id: Option<String> =
+                tx.query_row(SELECT_STORE_ID, [], |r| r.get(0)).optional()?;
+            if store_id.is_none() {
+                let id: [u8; 16] = rand::random();
+                tx.execute(INSERT_STORE_ID, [URL_SAFE_NO_PAD.encode(id)])?;
+            }
+            tx.commit()?;
+            break;
+        };
         debug_assert!(!m.name.is_empty());
+        let began = Instant::now();
         tx.execute_batch(m.sql)?;
         tx.pragma_update(None, "user_version", m.version)?;
+        tx.commit()?;
+        if began.elapsed() > LONG_STEP {
+            // Writers that waited through this step get the lock before the next one, even
+            // an older program's, whose SQLite handler sleeps up to 100 ms between tries.
+            std::thread::sleep(STEP_GAP);
+        }
     }
-    let store_id: Option<String> = tx.query_row(SELECT_STORE_ID, [], |r| r.get(0)).optional()?;
-    if store_id.is_none() {
-        let id: [u8; 16] = rand::random();
-        tx.execute(INSERT_STORE_ID, [URL_SAFE_NO_PAD.encode(id)])?;
-    }
-    tx.commit()?;
     Ok(MigrationReport {
-        from,
+        from: from.unwrap_or(SCHEMA_VERSION),
         to: SCHEMA_VERSION,
     })
 }

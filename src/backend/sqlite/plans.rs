@@ -222,3 +222,36 @@ fn no_sql_outside_the_engine() {
         }
     }
 }
+
+#[test]
+fn the_ended_index_covers_the_statuses_its_statements_ask_for() {
+    let schema = include_str!("../../../schema.sql");
+    let index = schema
+        .split(';')
+        .find_map(|s| s.split_once("CREATE INDEX flows_by_end"))
+        .expect("flows_by_end in schema.sql")
+        .1;
+    let quoted: Vec<String> = f::ENDED_STATUSES
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    let condition = format!("WHERE status IN ({})", quoted.join(", "));
+    assert!(index.contains(&condition), "{index}");
+    for sql in [f::DELETE_ENDED_BATCH, f::COUNT_REMOVABLE] {
+        assert!(sql.contains(&condition[6..]), "{sql}");
+    }
+    for status in crate::flow::rules::FINISHED {
+        assert!(f::ENDED_STATUSES.contains(&status), "{status:?}");
+    }
+}
+
+#[test]
+fn a_status_change_writes_no_entry_in_the_per_server_index() {
+    let schema = include_str!("../../../schema.sql");
+    let index = schema
+        .split(';')
+        .find_map(|s| s.split_once("CREATE INDEX flows_by_server"))
+        .expect("flows_by_server in schema.sql")
+        .1;
+    assert!(!index.contains("status"), "{index}");
+}
