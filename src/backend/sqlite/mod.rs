@@ -9,8 +9,10 @@
 //! - [`migrate`], [`permissions`], [`check`]: migrations, file security, `check_file`.
 //! - [`denied`]: an access error told apart from a missing file.
 //! - [`pool`]: the connection pool, closed on the thread that drops the engine.
+//! - [`busy`]: the busy handler: short sleeps up to the busy timeout.
 
 pub(crate) mod admin;
+mod busy;
 pub(crate) mod check;
 pub(crate) mod denied;
 pub(crate) mod error;
@@ -62,6 +64,8 @@ impl Sqlite {
     }
 
     pub(crate) fn conn(&self) -> Result<pool::Conn> {
+        // This thread runs the connection's statements: its busy handler keeps to this timeout.
+        busy::set_timeout(self.busy_timeout);
         self.pool
             .get()
             .map_err(|e| Error::Pool(StorageError::new(e)))

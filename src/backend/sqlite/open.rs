@@ -10,7 +10,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::pool::ConnPool;
-use super::{error::classify, migrate, permissions, Sqlite};
+use super::{busy, error::classify, migrate, permissions, Sqlite};
 use crate::backend::sqlite::migrate::{FileKind, MigrationReport, SCHEMA_VERSION};
 use crate::error::{Error, Result};
 use crate::options::{Durability, StoreOptions};
@@ -23,7 +23,10 @@ fn init_connection(
     max_size: Option<u64>,
     immediate_wal_scrub: bool,
 ) -> rusqlite::Result<()> {
-    conn.busy_timeout(busy_timeout)?;
+    // The handler below replaces the one `busy_timeout` installs; the timeout it keeps to is
+    // the same.
+    busy::set_timeout(busy_timeout);
+    conn.busy_handler(Some(busy::handler))?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     conn.set_prepared_statement_cache_capacity(32);
@@ -119,6 +122,7 @@ fn build(
     );
     let manager = manager.with_init(move |c| init_connection(c, bt, durability, max_size, scrub));
     let sql = |e| classify(e, bt);
+    busy::set_timeout(bt);
     // Set the file up on a connection of our own, so that its failures keep SQLite's
     // typed error (r2d2 would flatten them into a message).
     let mut conn = manager.connect().map_err(sql)?;
