@@ -7,7 +7,8 @@
 //!
 //! `--quick` runs tiny sizes (CI runs it so that this file cannot rot); the default sweeps 10k
 //! and 100k expired rows; `--full` adds 1M (`--sweep-rows N,N` and `--sweep-batch N` choose;
-//! `--procs N,N` the process counts of `contention` and `shared`).
+//! `--procs N,N` the process counts of `contention` and `shared`; `--lock-wait aging` opens
+//! every store of the run with `LockWait::Aging`).
 //! Sections: `ratio`, `contention`, `shared`, `sweep`, `open`, `memory`. Children are this
 //! binary run again with `--child ROLE`; secrets travel to them on stdin and are never printed.
 //! Everything lives in temp dirs that are removed at the end.
@@ -24,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use common::child::{Report, Worker};
 use common::{populate, store_native_flow, store_sdk_flow, temp_db, Floor, MemStore, RAW_DELETE};
-use oauth_state_store::{BeginRequest, Clock, Durability, Error, Store, StoreOptions, SystemClock};
+use oauth_state_store::{
+    BeginRequest, Clock, Durability, Error, LockWait, Store, StoreOptions, SystemClock,
+};
 use rusqlite::{Connection, TransactionBehavior};
 
 use common::{CLIENT, SERVER};
@@ -169,8 +172,22 @@ fn print_lat(key: &str, us: &[u64]) {
     println!("{line}");
 }
 
+/// `--lock-wait aging`: the stores of this run (the children inherit it) wait with
+/// `LockWait::Aging`.
+const LOCK_WAIT_ENV: &str = "OSS_BENCH_LOCK_WAIT";
+
+/// The options of the stores that run flows: the default, or `--lock-wait`'s.
+fn options() -> StoreOptions {
+    match std::env::var(LOCK_WAIT_ENV).as_deref() {
+        Ok("aging") => StoreOptions::default().lock_wait(LockWait::Aging),
+        _ => StoreOptions::default(),
+    }
+}
+
 fn open_child_store() -> Store {
-    Store::open(std::env::var(DB_ENV).expect(DB_ENV)).expect("open store")
+    options()
+        .open(std::env::var(DB_ENV).expect(DB_ENV))
+        .expect("open store")
 }
 
 /// Full flows (begin + consume) for `secs`; reports consume latencies and errors.
@@ -502,7 +519,7 @@ fn sweep(sizes: &Sizes) {
 
         // The library's sweep, timed batch by batch.
         let clock = BatchClock::default();
-        let store = StoreOptions::default()
+        let store = options()
             .clock(clock.clone())
             .sweep_batch_size(sizes.sweep_batch)
             .open(&path)
@@ -710,6 +727,11 @@ fn main() {
                     .map(|n| n.parse().unwrap())
                     .collect()
             }
+            "--lock-wait" => match it.next().map(String::as_str) {
+                Some("aging") => std::env::set_var(LOCK_WAIT_ENV, "aging"),
+                Some("backoff") => std::env::remove_var(LOCK_WAIT_ENV),
+                other => panic!("--lock-wait aging|backoff, not {other:?}"),
+            },
             "--sweep-batch" => {
                 sizes.sweep_batch = it.next().expect("--sweep-batch N").parse().unwrap()
             }

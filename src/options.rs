@@ -23,12 +23,39 @@ pub enum Durability {
     Full,
 }
 
+/// How a connection waits for a lock another process holds (SQLite only; up to
+/// [`busy_timeout`](StoreOptions::busy_timeout) either way).
+///
+/// Measured with real processes on 2 cores (BENCHMARKS.md, "Waiting for the lock"):
+///
+/// | | worst consume wait, 16 processes | consume p99, 8 processes | 1M-row sweep beside a flow loop |
+/// |---|---:|---:|---:|
+/// | [`Backoff`](Self::Backoff) | 1–2 s | 3.5 ms | 3.1x one `DELETE` |
+/// | [`Aging`](Self::Aging) | 30–50 ms | 12 ms | 4.9x one `DELETE` |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum LockWait {
+    /// SQLite's own schedule (`sqlite3_busy_timeout`): sleeps of 1, 2, 5, 10, 15, 20, 25, 25,
+    /// 25, 50, 50 and then 100 ms between tries. Waiters keep out of the holder's way, so most
+    /// waits are short and throughput is highest; an unlucky waiter can sleep through many free
+    /// locks while newer ones take them.
+    #[default]
+    Backoff,
+    /// Back off 1, 2, 4 ms for the first 10 ms of a wait, then try every 100–200 µs
+    /// (jittered): an old waiter takes the next free lock before newer ones, which are still
+    /// backing off. The worst wait falls by a factor of 20–50 under heavy contention; the
+    /// polling costs CPU the holders would use, so the typical wait and a concurrent sweep get
+    /// slower.
+    Aging,
+}
+
 /// Options for opening a [`Store`]. `Default` is what [`Store::open`] uses:
 ///
 /// | option | default |
 /// |---|---|
 /// | [`ttl`](Self::ttl) | 10 minutes |
 /// | [`busy_timeout`](Self::busy_timeout) | 5 seconds |
+/// | [`lock_wait`](Self::lock_wait) | [`LockWait::Backoff`] |
 /// | [`pool_size`](Self::pool_size) | 4 connections (1 in memory) |
 /// | [`durability`](Self::durability) | [`Durability::Normal`] |
 /// | [`clock`](Self::clock) | [`SystemClock`] |
@@ -53,6 +80,7 @@ pub enum Durability {
 pub struct StoreOptions {
     pub(crate) ttl: Duration,
     pub(crate) busy_timeout: Duration,
+    pub(crate) lock_wait: LockWait,
     pub(crate) pool_size: u32,
     pub(crate) durability: Durability,
     pub(crate) clock: Arc<dyn Clock>,
@@ -74,6 +102,7 @@ impl Default for StoreOptions {
         StoreOptions {
             ttl: Duration::from_secs(10 * 60),
             busy_timeout: Duration::from_secs(5),
+            lock_wait: LockWait::Backoff,
             pool_size: 4,
             durability: Durability::Normal,
             clock: Arc::new(SystemClock),
@@ -102,11 +131,15 @@ impl StoreOptions {
     /// How long an operation waits for another connection's lock before failing with
     /// [`Error::Busy`](crate::Error::Busy): zero (do not wait) up to 2^31 - 1 milliseconds
     /// (about 24 days). Checked when the store opens ([`Error::InvalidInput`](crate::Error::InvalidInput),
-    /// `busy_timeout`). On SQLite, a wait first backs off (1, 2, 4 ms) and, after 10 ms,
-    /// tries again every 100–200 µs, so that a long waiter takes the next free lock instead
-    /// of sleeping through it (SQLite's own handler sleeps up to 100 ms between tries).
+    /// `busy_timeout`). How the wait is spent: [`lock_wait`](Self::lock_wait).
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
+        self
+    }
+    /// How a connection waits for another process's lock (SQLite; PostgreSQL waits in the
+    /// server): [`LockWait`] compares the two ways.
+    pub fn lock_wait(mut self, wait: LockWait) -> Self {
+        self.lock_wait = wait;
         self
     }
     /// The most connections this `Store` (and its clones) keep open (at least 1).

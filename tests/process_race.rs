@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use common::{count, forward_lines, spawn_child, Fixture};
-use oauth_state_store::{BeginRequest, Error, Store, StoreOptions, SCHEMA_VERSION};
+use oauth_state_store::{BeginRequest, Error, LockWait, Store, StoreOptions, SCHEMA_VERSION};
 
 const RACERS: usize = 16;
 
@@ -310,12 +310,25 @@ fn is_busy<T: std::fmt::Debug>(what: &str, r: oauth_state_store::Result<T>) {
 
 /// Case 5: another process holds the write lock for 2 s. With a 100 ms busy timeout every
 /// write fails with the typed `Busy` (never "unknown state") and changes nothing; with the
-/// default 5 s timeout the same consume waits and succeeds.
+/// default 5 s timeout the same consume waits and succeeds. Both ways of waiting.
 #[test]
 fn a_write_lock_held_by_another_process_is_busy_then_waited_for() {
+    busy_then_waited_for(LockWait::Backoff);
+}
+
+#[test]
+fn a_write_lock_held_by_another_process_is_busy_then_waited_for_when_waits_age() {
+    busy_then_waited_for(LockWait::Aging);
+}
+
+fn busy_then_waited_for(wait: LockWait) {
     let fx = Fixture::new();
-    let patient = Store::open(&fx.path).unwrap();
+    let patient = StoreOptions::default()
+        .lock_wait(wait)
+        .open(&fx.path)
+        .unwrap();
     let impatient = StoreOptions::default()
+        .lock_wait(wait)
         .busy_timeout(Duration::from_millis(100))
         .open(&fx.path)
         .unwrap();
@@ -345,6 +358,7 @@ fn a_write_lock_held_by_another_process_is_busy_then_waited_for() {
     // Reads do not need the write lock in WAL mode, and neither does opening the file.
     impatient.check(flow.state().secret()).unwrap();
     let late = StoreOptions::default()
+        .lock_wait(wait)
         .busy_timeout(Duration::from_millis(100))
         .open(&fx.path)
         .unwrap();

@@ -13,20 +13,25 @@ use super::pool::ConnPool;
 use super::{busy, error::classify, migrate, permissions, Sqlite};
 use crate::backend::sqlite::migrate::{FileKind, MigrationReport, SCHEMA_VERSION};
 use crate::error::{Error, Result};
-use crate::options::{Durability, StoreOptions};
+use crate::options::{Durability, LockWait, StoreOptions};
 
 /// Per-connection settings, applied by the pool to every new connection.
 fn init_connection(
     conn: &mut Connection,
     busy_timeout: Duration,
+    lock_wait: LockWait,
     durability: Durability,
     max_size: Option<u64>,
     immediate_wal_scrub: bool,
 ) -> rusqlite::Result<()> {
-    // The handler below replaces the one `busy_timeout` installs; the timeout it keeps to is
-    // the same.
-    busy::set_timeout(busy_timeout);
-    conn.busy_handler(Some(busy::handler))?;
+    match lock_wait {
+        LockWait::Aging => {
+            // Replaces the handler `busy_timeout` would install; it keeps to the same timeout.
+            busy::set_timeout(busy_timeout);
+            conn.busy_handler(Some(busy::handler))?;
+        }
+        _ => conn.busy_timeout(busy_timeout)?,
+    }
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     conn.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     conn.set_prepared_statement_cache_capacity(32);
@@ -120,7 +125,9 @@ fn build(
         opts.max_database_size,
         opts.immediate_wal_scrub,
     );
-    let manager = manager.with_init(move |c| init_connection(c, bt, durability, max_size, scrub));
+    let wait = opts.lock_wait;
+    let manager =
+        manager.with_init(move |c| init_connection(c, bt, wait, durability, max_size, scrub));
     let sql = |e| classify(e, bt);
     busy::set_timeout(bt);
     // Set the file up on a connection of our own, so that its failures keep SQLite's
