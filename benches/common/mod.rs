@@ -118,8 +118,14 @@ pub struct Floor {
 
 impl Floor {
     pub fn open(path: &Path, durability: Durability) -> Floor {
+        Floor::open_with_schema(path, durability, SCHEMA)
+    }
+
+    /// On a new file of another schema (`benches/layouts.rs`: the store's statements over
+    /// other index sets).
+    pub fn open_with_schema(path: &Path, durability: Durability, schema: &str) -> Floor {
         let conn = bench_connection(path, durability);
-        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(schema).unwrap();
         Floor { conn }
     }
 
