@@ -189,7 +189,7 @@ pub(crate) const DELETE_OF_SERVER: &str = "DELETE FROM flows WHERE server_id = ?
 pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING status";
 
-/// Searches `flows_by_end` (migration 0005), whose column is the same expression. That index
+/// Searches `flows_by_end` (migration 0006), whose column is the same expression. That index
 /// holds the ended rows only; the literal `status IN` (the index's own condition, which a
 /// parameter cannot show the planner) lets the statement use it, and `?1`, `?2` still name the
 /// statuses the operation asked for ([`ENDED_STATUSES`] must cover them).

@@ -1,10 +1,10 @@
 //! Schema migrations: `migrations/NNNN_name.sql`, applied in order, tracked by
 //! `PRAGMA user_version`, each run inside one `BEGIN IMMEDIATE` transaction.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};

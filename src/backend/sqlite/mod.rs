@@ -9,7 +9,7 @@
 //! - [`migrate`], [`permissions`], [`check`]: migrations, file security, `check_file`.
 //! - [`denied`]: an access error told apart from a missing file.
 //! - [`pool`]: the connection pool, closed on the thread that drops the engine.
-//! - [`busy`]: the busy handler: short sleeps up to the busy timeout.
+//! - [`busy`]: the busy handler of [`LockWait::Aging`](crate::LockWait::Aging).
 
 pub(crate) mod admin;
 mod busy;
@@ -35,6 +35,7 @@ use crate::backend::sqlite::migrate::MigrationReport;
 use crate::backend::{FlowTx, Outcome, Wipe};
 use crate::clock::Clock;
 use crate::error::{Error, Result, StorageError};
+use crate::options::LockWait;
 
 pub(crate) use open::{open_file, open_in_memory};
 pub(crate) use wal::Session;
@@ -48,6 +49,8 @@ pub(crate) struct Sqlite {
     store_id: String,
     migration: MigrationReport,
     immediate_wal_scrub: bool,
+    /// `Aging`: the thread that takes a connection tells its busy handler the timeout.
+    lock_wait: LockWait,
 }
 
 impl Sqlite {
@@ -64,8 +67,10 @@ impl Sqlite {
     }
 
     pub(crate) fn conn(&self) -> Result<pool::Conn> {
-        // This thread runs the connection's statements: its busy handler keeps to this timeout.
-        busy::set_timeout(self.busy_timeout);
+        if self.lock_wait == LockWait::Aging {
+            // This thread runs the connection's statements: its handler keeps to this timeout.
+            busy::set_timeout(self.busy_timeout);
+        }
         self.pool
             .get()
             .map_err(|e| Error::Pool(StorageError::new(e)))

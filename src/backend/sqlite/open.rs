@@ -129,7 +129,10 @@ fn build(
     let manager =
         manager.with_init(move |c| init_connection(c, bt, wait, durability, max_size, scrub));
     let sql = |e| classify(e, bt);
-    busy::set_timeout(bt);
+    if wait == LockWait::Aging {
+        // The migrations below run on this thread.
+        busy::set_timeout(bt);
+    }
     // Set the file up on a connection of our own, so that its failures keep SQLite's
     // typed error (r2d2 would flatten them into a message).
     let mut conn = manager.connect().map_err(sql)?;
@@ -191,5 +194,6 @@ fn build(
         store_id,
         migration,
         immediate_wal_scrub: opts.immediate_wal_scrub,
+        lock_wait: wait,
     })
 }
