@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use common::minimal::Minimal;
-use common::{fill_store, store_native_flow, store_sdk_flow, temp_db, Floor};
+use common::{fill_store, median, store_native_flow, store_sdk_flow, temp_db, Floor};
 use oauth_state_store::{Durability, StoreOptions};
 
 struct Sizes {
@@ -38,11 +38,6 @@ struct Sizes {
 fn thread_cpu_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// One way of running flows: its name, its path (native or SDK), a function that runs one.

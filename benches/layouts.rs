@@ -15,7 +15,7 @@ mod common;
 use std::time::Instant;
 
 use common::minimal::Minimal;
-use common::{temp_db, Floor, SCHEMA};
+use common::{median, temp_db, Floor, SCHEMA};
 use oauth_state_store::Durability;
 
 /// The table part of `schema.sql` (everything before its first index).
@@ -85,11 +85,6 @@ fn variants() -> Vec<(&'static str, String, bool)> {
             false,
         ),
     ]
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

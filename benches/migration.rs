@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::child::Worker;
-use common::{challenge_of, now_ms, random_token, state_key, temp_db};
+use common::{challenge_of, now_ms, random_token, state_key, summary, temp_db};
 use oauth_state_store::{Durability, Store};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
@@ -190,14 +190,6 @@ fn probe(path: &Path) {
     println!("LAT {}", lat.join(" "));
 }
 
-fn percentile(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
@@ -251,8 +243,7 @@ fn main() {
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
 
-    let mut lat = r.lat_us.clone();
-    lat.sort_unstable();
+    let (p50, p99, slowest) = summary(r.lat_us.clone());
     let slowest_at = Duration::from_micros(r.get("SLOWEST_AT_US"));
     let slowest_in_migration = slowest_at
         .checked_sub(Duration::from_millis(300))
@@ -272,9 +263,9 @@ fn main() {
         migrated.as_secs_f64(),
         r.get("FLOWS"),
         r.get("ERRORS"),
-        percentile(&lat, 0.5),
-        percentile(&lat, 0.99),
-        percentile(&lat, 1.0),
+        p50,
+        p99,
+        slowest,
         if slowest_in_migration { "yes" } else { "no" },
         stats.counts.pending,
         live.len() + rows * 3 / 10,

@@ -23,7 +23,7 @@ mod pg_sweep;
 
 use std::time::Instant;
 
-use common::{store_native_flow, store_sdk_flow, temp_db, Floor};
+use common::{median, store_native_flow, store_sdk_flow, temp_db, Floor};
 use oauth_state_store::{Durability, Store};
 use pg_floor::PgFloor;
 use pg_procs::Target;
@@ -152,11 +152,6 @@ fn interleaved(variants: &mut [Variant<'_>], rounds: usize, block: usize) -> Vec
         }
     }
     per_round
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

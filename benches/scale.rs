@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::child::{Report, Worker};
-use common::{populate, store_native_flow, store_sdk_flow, temp_db, Floor, MemStore, RAW_DELETE};
+use common::{
+    populate, store_native_flow, store_sdk_flow, summary, temp_db, Floor, MemStore, RAW_DELETE,
+};
 use oauth_state_store::{
     BeginRequest, Clock, Durability, Error, LockWait, Store, StoreOptions, SystemClock,
 };
@@ -86,16 +88,6 @@ impl Sizes {
 
 fn now_ms() -> i64 {
     SystemClock.now_ms()
-}
-
-/// Latencies in microseconds: p50, p99, max.
-fn summary(mut us: Vec<u64>) -> (f64, f64, f64) {
-    if us.is_empty() {
-        return (f64::NAN, f64::NAN, f64::NAN);
-    }
-    us.sort_unstable();
-    let at = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
-    (at(0.50), at(0.99), *us.last().unwrap() as f64 / 1000.0)
 }
 
 /// Runs `f`, pushing how long it took (µs) onto `lat`.

@@ -37,6 +37,22 @@ pub fn state_key(state: &str) -> [u8; 32] {
     Sha256::digest(state.as_bytes()).into()
 }
 
+/// The median of per-round values (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Latencies in microseconds: p50, p99, max, in milliseconds (NaN when there are none).
+pub fn summary(mut us: Vec<u64>) -> (f64, f64, f64) {
+    if us.is_empty() {
+        return (f64::NAN, f64::NAN, f64::NAN);
+    }
+    us.sort_unstable();
+    let at = |p: f64| us[((us.len() - 1) as f64 * p).round() as usize] as f64 / 1000.0;
+    (at(0.50), at(0.99), *us.last().unwrap() as f64 / 1000.0)
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
