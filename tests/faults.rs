@@ -53,7 +53,7 @@ fn checkpoint(path: &Path) {
 #[test]
 fn a_full_database_is_storage_full_keeps_its_rows_and_recovers_when_space_is_freed() {
     let fx = Fixture::new();
-    let limit = 64 * 1024;
+    let limit = 128 * 1024; // the empty schema alone takes about 15 of its 32 pages
     let store = fx
         .options()
         .max_database_size(limit)
@@ -473,9 +473,10 @@ fn an_index_entry_pointing_at_another_row_is_corrupt_not_a_wrong_verifier() {
     // The UNIQUE index on state_key maps each key to its row id; swap the two row ids in the
     // index page, so that state 0 leads to flow 1's row and state 1 to flow 0's.
     let raw = rusqlite::Connection::open(&fx.path).unwrap();
-    // Row ids 0 and 1 take no bytes in a record (serial types 8 and 9); 3 and 4 take one.
+    // Flows 2 and 3 (0-based, begun one after the other with the same TTL) are the third and
+    // fourth rows in id order. Their ids (expiry * 2^20 + n) are 8-byte integers in a record.
     let keys: Vec<(i64, Vec<u8>)> = raw
-        .prepare("SELECT id, state_key FROM flows WHERE id IN (3, 4) ORDER BY id")
+        .prepare("SELECT id, state_key FROM flow_rows ORDER BY id LIMIT 2 OFFSET 2")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -483,7 +484,7 @@ fn an_index_entry_pointing_at_another_row_is_corrupt_not_a_wrong_verifier() {
         .unwrap();
     let index_root: i64 = raw
         .query_row(
-            "SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_autoindex_flows_1'",
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_autoindex_flow_rows_1'",
             [],
             |r| r.get(0),
         )
@@ -501,20 +502,20 @@ fn an_index_entry_pointing_at_another_row_is_corrupt_not_a_wrong_verifier() {
             .windows(key.len())
             .position(|w| w == &key[..])
             .expect("key in the index page");
-        // The record's last field is the rowid, a 1-byte integer right after the key here.
+        // The record's last field is the rowid, 8 big-endian bytes right after the key.
         let rowid_at = at + key.len();
+        let stored = &mut index_page[rowid_at..rowid_at + 8];
         assert_eq!(
-            i64::from(index_page[rowid_at]),
+            i64::from_be_bytes(stored.try_into().unwrap()),
             *id,
             "unexpected index layout"
         );
-        index_page[rowid_at] = other as u8;
+        stored.copy_from_slice(&other.to_be_bytes());
         swapped += 1;
     }
     assert_eq!(swapped, 2);
     fs::write(&fx.path, &bytes).unwrap();
     let store = fx.store();
-    // Flows 2 and 3 (0-based) are the rows with ids 3 and 4.
     for i in [2, 3] {
         match consume_known(&store, i) {
             Err(e) => {

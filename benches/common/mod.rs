@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use oauth_state_store::{BeginRequest, ConsumedFlow, Durability, Store};
 use rusqlite::config::DbConfig;
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use sha2::{Digest, Sha256};
 
 pub mod child;
@@ -96,28 +96,42 @@ pub fn store_sdk_flow(store: &Store) -> ConsumedFlow {
 
 // ---- the floor: raw rusqlite --------------------------------------------------------------
 
-const INSERT: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, \
-     server_id, client_id, redirect_uri, issuer, resource, scope, status, created_at, expires_at, \
-     require_issuer, client_created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
 // The store's own statements (src/backend/sqlite/flows.rs), as it runs them.
-const SELECT_BY_STATE: &str = "SELECT id, status, expires_at, created_at, server_id, client_id, \
-     redirect_uri, issuer, resource, scope, code_verifier, auth_code, error, error_description, \
-     state_key, code_challenge, require_issuer, client_created_at, discovery \
-     FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)";
-const SELECT_BY_CHALLENGE: &str = "SELECT id, status, expires_at, created_at, server_id, \
-     client_id, redirect_uri, issuer, resource, scope, code_verifier, auth_code, error, \
-     error_description, state_key, code_challenge, require_issuer, client_created_at, discovery \
-     FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)";
-const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
+const INSERT: &str = "INSERT INTO flow_rows (id, state_key, code_challenge, \
+     code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
+     created_at, expires_at, require_issuer, client_created_at, generated_verifier) \
+     VALUES (coalesce((SELECT max(id) + 1 FROM flow_rows \
+     WHERE id BETWEEN ?12 * 1048576 AND ?12 * 1048576 + 1048575), ?12 * 1048576), \
+     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+const COLUMNS: &str = "status, expires_at, created_at, server_id, client_id, redirect_uri, \
+     issuer, resource, scope, code_verifier, auth_code, error, error_description, state_key, \
+     code_challenge, require_issuer, client_created_at, discovery";
+const BIND: &str = "UPDATE flow_rows SET state_key = ?2, status = 'pending', \
      redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
      scope = coalesce(?5, scope), issuer = coalesce(?6, issuer), \
      discovery = coalesce(?7, discovery), require_issuer = ?8 \
      WHERE id = ?1 AND status = 'unbound'";
-const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
-     auth_code = NULL, discovery = NULL, consumed_at = ?2, \
-     error = coalesce(?3, error) \
+const CONSUME: &str = "UPDATE flow_rows SET status = 'consumed', code_verifier = NULL, \
+     auth_code = NULL, discovery = NULL, consumed_at = ?2, error = coalesce(?3, error) \
      WHERE id = ?1 AND status = ?4";
+
+/// The lookup by state key, over both tables, as the store runs it.
+fn select_by_state() -> String {
+    format!(
+        "SELECT id, {COLUMNS} FROM flow_rows WHERE id = \
+         (SELECT id FROM flow_rows WHERE state_key = ?1) UNION ALL SELECT -id, {COLUMNS} \
+         FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)"
+    )
+}
+
+/// The lookup by challenge, over both tables, as the store runs it.
+fn select_by_challenge() -> String {
+    format!(
+        "SELECT id, {COLUMNS} FROM flow_rows WHERE id = (SELECT id FROM flow_rows \
+         WHERE code_challenge = ?1 AND generated_verifier = 0) UNION ALL SELECT -id, {COLUMNS} \
+         FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)"
+    )
+}
 
 /// The fields the store reads back in a lookup.
 pub struct RawRow {
@@ -130,6 +144,8 @@ pub struct RawRow {
 /// One connection, the store's pragmas, no checks beyond what the SQL itself needs.
 pub struct Floor {
     conn: Connection,
+    by_state: String,
+    by_challenge: String,
 }
 
 impl Floor {
@@ -142,20 +158,28 @@ impl Floor {
     pub fn open_with_schema(path: &Path, durability: Durability, schema: &str) -> Floor {
         let conn = bench_connection(path, durability);
         conn.execute_batch(schema).unwrap();
-        Floor { conn }
+        Floor::new(conn)
+    }
+
+    fn new(conn: Connection) -> Floor {
+        Floor {
+            conn,
+            by_state: select_by_state(),
+            by_challenge: select_by_challenge(),
+        }
     }
 
     /// On a store file that already exists (a copy of a filled one).
     pub fn open_existing(path: &Path, durability: Durability) -> Floor {
-        Floor {
-            conn: bench_connection(path, durability),
-        }
+        Floor::new(bench_connection(path, durability))
     }
 
+    /// Steps past the first row as the store does, which reads both tables (a key in both
+    /// is damage).
     fn find(tx: &Connection, sql: &str, key: &dyn rusqlite::ToSql) -> Option<RawRow> {
-        tx.prepare_cached(sql)
-            .unwrap()
-            .query_row([key], |r| {
+        let mut stmt = tx.prepare_cached(sql).unwrap();
+        let mut rows: Vec<RawRow> = stmt
+            .query_map([key], |r| {
                 Ok(RawRow {
                     id: r.get(0)?,
                     status: r.get(1)?,
@@ -163,11 +187,23 @@ impl Floor {
                     verifier: r.get(10)?,
                 })
             })
-            .optional()
             .unwrap()
+            .take(2)
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(rows.len() < 2, "a key in both tables");
+        rows.pop()
     }
 
-    fn insert(&mut self, key: Option<&[u8]>, challenge: &str, verifier: &str, status: &str) {
+    /// `generated`: the verifier is the store's own (`begin`), not the caller's (`save`).
+    fn insert(
+        &mut self,
+        key: Option<&[u8]>,
+        challenge: &str,
+        verifier: &str,
+        status: &str,
+        generated: bool,
+    ) {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -190,7 +226,8 @@ impl Floor {
                 now,
                 now + TTL_MS,
                 false,
-                None::<i64>
+                None::<i64>,
+                generated
             ])
             .unwrap();
         tx.commit().unwrap();
@@ -201,14 +238,20 @@ impl Floor {
         let state = random_token();
         let verifier = random_token();
         let challenge = challenge_of(&verifier);
-        self.insert(Some(&state_key(&state)), &challenge, &verifier, "pending");
+        self.insert(
+            Some(&state_key(&state)),
+            &challenge,
+            &verifier,
+            "pending",
+            true,
+        );
         state
     }
 
     /// `save_code_verifier`: one insert transaction of an unbound row.
     pub fn save(&mut self, verifier: &str) -> String {
         let challenge = challenge_of(verifier);
-        self.insert(None, &challenge, verifier, "unbound");
+        self.insert(None, &challenge, verifier, "unbound", false);
         challenge
     }
 
@@ -220,7 +263,7 @@ impl Floor {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
         let now = now_ms();
-        let row = Self::find(&tx, SELECT_BY_CHALLENGE, &challenge).unwrap();
+        let row = Self::find(&tx, &self.by_challenge, &challenge).unwrap();
         assert!(row.status == "unbound" && row.expires_at > now);
         let n = tx
             .prepare_cached(BIND)
@@ -248,7 +291,7 @@ impl Floor {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
         let now = now_ms();
-        let row = Self::find(&tx, SELECT_BY_STATE, &&key[..]).unwrap();
+        let row = Self::find(&tx, &self.by_state, &&key[..]).unwrap();
         assert!(row.status == "pending" && row.expires_at > now);
         tx.prepare_cached(CONSUME)
             .unwrap()
@@ -330,10 +373,16 @@ pub fn fill_store(path: &Path, rows: usize) {
 
 // ---- expired rows written straight into the schema, for the sweep benches ---------------
 
-const POPULATE: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, \
-     client_id, status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-/// The one raw statement a sweep is compared against.
-pub const RAW_DELETE: &str = "DELETE FROM flows WHERE expires_at <= ?1";
+/// The id as the store numbers it: the next free one of the expiry's millisecond.
+const POPULATE: &str = "INSERT INTO flow_rows (id, state_key, code_challenge, code_verifier, \
+     server_id, client_id, status, created_at, expires_at, generated_verifier) \
+     VALUES (coalesce((SELECT max(id) + 1 FROM flow_rows \
+     WHERE id BETWEEN ?8 * 1048576 AND ?8 * 1048576 + 1048575), ?8 * 1048576), \
+     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1 IS NOT NULL)";
+/// The one raw statement a sweep is compared against: the expired rows are the front of the
+/// table (ids below `(?1 + 1) * 2^20`), found by rowid as the store's sweep finds them.
+pub const RAW_DELETE: &str =
+    "DELETE FROM flow_rows WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1";
 
 /// A store file with `expired` expired rows (unbound, pending and consumed alike) and
 /// `live` pending ones, interleaved, written straight into the schema.

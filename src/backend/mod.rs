@@ -111,6 +111,10 @@ pub(crate) struct NewFlow<'a> {
     pub status: Status,
     pub require_issuer: bool,
     pub client_created_at: Option<i64>,
+    /// The store generated the verifier (32 random bytes): its challenge cannot repeat and is
+    /// never looked up, so an engine may leave it out of its challenge index (SQLite's
+    /// `flow_rows.generated_verifier`). `false` for an unbound row and a caller's verifier.
+    pub generated_verifier: bool,
 }
 
 /// What `bind` writes on an unbound row: its state key, and the URL's fields where given
@@ -589,6 +593,7 @@ mod tests {
             status: Status::Pending,
             require_issuer: false,
             client_created_at: None,
+            generated_verifier: true,
         };
         let stored = StoredVerifier {
             verifier: "VERIFIER-SECRET".into(),

@@ -69,6 +69,7 @@ impl Store {
             ..
         } = request;
         let state = state.unwrap_or_else(State::generate);
+        let generated_verifier = verifier.is_none();
         let verifier = verifier.unwrap_or_else(CodeVerifier::generate);
         let challenge = verifier.challenge();
         let key = state.key();
@@ -85,6 +86,7 @@ impl Store {
             status: Status::Pending,
             require_issuer,
             client_created_at,
+            generated_verifier,
         };
         let (created_at, expires_at) = self
             .engine()
@@ -149,6 +151,7 @@ impl Store {
             status: Status::Unbound,
             require_issuer: false,
             client_created_at: None,
+            generated_verifier: false,
         };
         self.engine()
             .write(Wipe::Nothing, |tx| ops::insert(tx, &new, ttl))?;

@@ -115,27 +115,42 @@ pub fn forward_lines(
     })
 }
 
-/// Every row of `flows`, each column `quote()`d, in id order: compare two dumps to prove that
-/// nothing changed. Read through a read-only connection of its own.
+/// Every row of both flows tables (`flow_rows`, then the old `flows`), each column
+/// `quote()`d, in id order: compare two dumps to prove that nothing changed. Read through a
+/// read-only connection of its own.
 pub fn dump_flows(path: &std::path::Path) -> Vec<String> {
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("open for dump");
-    let mut stmt = conn
-        .prepare("SELECT * FROM flows ORDER BY id")
-        .expect("prepare dump");
-    let n = stmt.column_count();
-    let rows = stmt
-        .query_map([], |r| {
-            let mut line = String::new();
-            for i in 0..n {
-                let v: rusqlite::types::Value = r.get(i)?;
-                line.push_str(&format!("{v:?}|"));
-            }
-            Ok(line)
-        })
-        .expect("query dump");
-    rows.collect::<rusqlite::Result<Vec<_>>>().expect("dump")
+    let mut lines = Vec::new();
+    for table in ["flow_rows", "flows"] {
+        let exists: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
+                [table],
+                |r| r.get(0),
+            )
+            .expect("read the schema");
+        if !exists {
+            continue;
+        }
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY id"))
+            .expect("prepare dump");
+        let n = stmt.column_count();
+        let rows = stmt
+            .query_map([], |r| {
+                let mut line = format!("{table}|");
+                for i in 0..n {
+                    let v: rusqlite::types::Value = r.get(i)?;
+                    line.push_str(&format!("{v:?}|"));
+                }
+                Ok(line)
+            })
+            .expect("query dump");
+        lines.extend(rows.collect::<rusqlite::Result<Vec<_>>>().expect("dump"));
+    }
+    lines
 }
 
 /// Fails if `e`'s `Display`, `Debug` or any `source()` text contains one of `secrets`.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
-use rusqlite::{params, OptionalExtension, Row, ToSql, Transaction};
+use rusqlite::{params, Row, ToSql, Transaction};
 
 use crate::backend::{
     Binding, CallbackResult, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats, StoredVerifier,
@@ -26,10 +26,11 @@ impl FromSql for Status {
     }
 }
 
-/// The columns [`flow_row`] reads, in order: the one column list of every row lookup.
+/// The columns [`flow_row`] reads after the id, in order: the one column list of every row
+/// lookup.
 macro_rules! flow_columns {
     () => {
-        "id, status, expires_at, created_at, server_id, client_id, redirect_uri, issuer, \
+        "status, expires_at, created_at, server_id, client_id, redirect_uri, issuer, \
          resource, scope, code_verifier, auth_code, error, error_description, state_key, \
          code_challenge, require_issuer, client_created_at, discovery"
     };
@@ -93,12 +94,58 @@ impl<'t> Rows<'t> {
         f(self.tx).map_err(|e| super::error::classify(e, self.busy_timeout))
     }
 
+    /// The row a key finds in either table. A key in both is damage: each table keeps it
+    /// unique, and the triggers of migration 0007 keep it out of the other.
     fn find(&self, sql: &str, key: &dyn ToSql) -> Result<Option<FlowRow>> {
-        self.run(|tx| {
+        let mut rows: Vec<FlowRow> = self.run(|tx| {
             tx.prepare_cached(sql)?
-                .query_row([key], flow_row)
-                .optional()
-        })
+                .query_map([key], flow_row)?
+                .take(2)
+                .collect()
+        })?;
+        if rows.len() > 1 {
+            return Err(Error::corrupt("a flow's key is in both flows tables"));
+        }
+        Ok(rows.pop())
+    }
+
+    /// Runs `new` on a `flow_rows` id or `old` on a `flows` one (negated, see
+    /// [`SELECT_BY_STATE`]), with the real id as `?1` before `rest`.
+    fn execute_by_id(&self, id: i64, sql: [&str; 2], rest: &[&dyn ToSql]) -> Result<u64> {
+        self.execute_by_id_raw(id, sql, rest)
+            .map_err(|e| super::error::classify(e, self.busy_timeout))
+    }
+
+    /// [`Rows::execute_by_id`] with SQLite's error, for a caller that reads it first.
+    fn execute_by_id_raw(
+        &self,
+        id: i64,
+        [new, old]: [&str; 2],
+        rest: &[&dyn ToSql],
+    ) -> rusqlite::Result<u64> {
+        let (sql, id) = if id < 0 { (old, -id) } else { (new, id) };
+        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(rest.len() + 1);
+        params.push(&id);
+        params.extend_from_slice(rest);
+        Ok(self.tx.prepare_cached(sql)?.execute(&params[..])? as u64)
+    }
+
+    /// A batch from the old table first, then from `flow_rows` up to the same limit.
+    fn batch_both(
+        &self,
+        [new, old]: [&str; 2],
+        params: &[&dyn ToSql],
+        limit: u32,
+    ) -> Result<Vec<Status>> {
+        let mut params = params.to_vec();
+        params.push(&limit);
+        let mut done = self.batch(old, &params)?;
+        let left = limit.saturating_sub(u32::try_from(done.len()).unwrap_or(u32::MAX));
+        if left > 0 {
+            *params.last_mut().expect("the limit") = &left;
+            done.extend(self.batch(new, &params)?);
+        }
+        Ok(done)
     }
 
     fn batch(&self, sql: &str, params: &[&dyn ToSql]) -> Result<Vec<Status>> {
@@ -118,108 +165,209 @@ impl<'t> Rows<'t> {
 fn unique_violation(e: rusqlite::Error, busy_timeout: Duration) -> Error {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
         let msg = e.to_string();
-        if msg.contains("flows.state_key") {
+        // `flow_rows.…` from the table's own index, `flows.…` from the old table or from a
+        // trigger of migration 0007.
+        if msg.contains("flows.state_key") || msg.contains("flow_rows.state_key") {
             return Error::DuplicateState;
         }
-        if msg.contains("flows.code_challenge") {
+        if msg.contains("flows.code_challenge") || msg.contains("flow_rows.code_challenge") {
             return Error::DuplicateChallenge;
         }
     }
     super::error::classify(e, busy_timeout)
 }
 
-/// The statement finds the id through the index and reads the row by id: read straight
+// The two tables (migration 0007, `schema.sql`): `flow_rows` holds every flow this code
+// writes; `flows` holds the rows written before schema 7 (or by an older program that still has
+// the file open) until they are swept. Each lookup reads both. A row of `flows` is handed to
+// the operations with its id negated (its ids are positive, `flow_rows`' are at least 2^20), so
+// that the guarded update of [`Rows`] goes back to the table the row came from.
+
+/// A `flow_rows` id is `expires_at * ID_STEP + n`: its rowid order is its expiry order.
+pub(crate) const ID_STEP: i64 = 1 << 20;
+
+/// The latest expiry a `flow_rows` id can hold: 2^43 - 1 ms, in the year 2248 (the table's
+/// CHECK says the same).
+pub(crate) const MAX_EXPIRY: i64 = i64::MAX / ID_STEP;
+
+/// Finds the id through the index and reads the row by id, in each table: read straight
 /// through the index, `state_key` would come from the index itself and could not contradict
 /// it (see the damage checks in `flow::ops`).
 pub(crate) const SELECT_BY_STATE: &str = concat!(
-    "SELECT ",
+    "SELECT id, ",
+    flow_columns!(),
+    " FROM flow_rows WHERE id = (SELECT id FROM flow_rows WHERE state_key = ?1) \
+     UNION ALL SELECT -id, ",
     flow_columns!(),
     " FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)"
 );
 
-/// Found like [`SELECT_BY_STATE`], for the same reason.
+/// Found like [`SELECT_BY_STATE`]. A generated verifier's row has no entry in
+/// `flow_rows_by_challenge` and is not found by its challenge.
 pub(crate) const SELECT_BY_CHALLENGE: &str = concat!(
-    "SELECT ",
+    "SELECT id, ",
+    flow_columns!(),
+    " FROM flow_rows WHERE id = (SELECT id FROM flow_rows \
+     WHERE code_challenge = ?1 AND generated_verifier = 0) \
+     UNION ALL SELECT -id, ",
     flow_columns!(),
     " FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)"
 );
 
-pub(crate) const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challenge, \
+/// The id is the next free one of the expiry's millisecond (`?12` is `expires_at`).
+pub(crate) const INSERT_FLOW: &str = "INSERT INTO flow_rows (id, state_key, code_challenge, \
      code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
-     created_at, expires_at, require_issuer, client_created_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)";
+     created_at, expires_at, require_issuer, client_created_at, generated_verifier) \
+     VALUES (coalesce((SELECT max(id) + 1 FROM flow_rows \
+     WHERE id BETWEEN ?12 * 1048576 AND ?12 * 1048576 + 1048575), ?12 * 1048576), \
+     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
-pub(crate) const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
-     redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
-     scope = coalesce(?5, scope), issuer = coalesce(?6, issuer), \
-     discovery = coalesce(?7, discovery), require_issuer = ?8 \
-     WHERE id = ?1 AND status = 'unbound'";
+/// The statements that change one row by its id, for either table.
+macro_rules! by_id {
+    (bind, $t:literal) => {
+        concat!(
+            "UPDATE ",
+            $t,
+            " SET state_key = ?2, status = 'pending', \
+             redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
+             scope = coalesce(?5, scope), issuer = coalesce(?6, issuer), \
+             discovery = coalesce(?7, discovery), require_issuer = ?8 \
+             WHERE id = ?1 AND status = 'unbound'"
+        )
+    };
+    (complete, $t:literal) => {
+        concat!(
+            "UPDATE ",
+            $t,
+            " SET status = 'completed', auth_code = ?2 WHERE id = ?1 AND status = 'pending'"
+        )
+    };
+    (fail, $t:literal) => {
+        concat!(
+            "UPDATE ",
+            $t,
+            " SET status = 'failed', code_verifier = NULL, error = ?2, \
+             error_description = ?3 WHERE id = ?1 AND status = 'pending'"
+        )
+    };
+    (consume, $t:literal) => {
+        concat!(
+            "UPDATE ",
+            $t,
+            " SET status = 'consumed', code_verifier = NULL, auth_code = NULL, \
+             discovery = NULL, consumed_at = ?2, error = coalesce(?3, error) \
+             WHERE id = ?1 AND status = ?4"
+        )
+    };
+    (delete, $t:literal) => {
+        concat!("DELETE FROM ", $t, " WHERE id = ?1 AND status = ?2")
+    };
+    (of_server, $t:literal) => {
+        concat!(
+            "DELETE FROM ",
+            $t,
+            " WHERE server_id = ?1 AND (?2 IS NULL OR client_id = ?2) \
+             AND status IN (?3, ?4, ?5, ?6, ?7)"
+        )
+    };
+    (ended, $t:literal) => {
+        concat!(
+            "DELETE FROM ",
+            $t,
+            " WHERE id IN (SELECT id FROM ",
+            $t,
+            " WHERE status IN ('consumed', 'failed') AND status IN (?1, ?2) \
+             AND coalesce(consumed_at, created_at) <= ?3 LIMIT ?4) RETURNING status"
+        )
+    };
+}
 
-pub(crate) const COMPLETE: &str =
-    "UPDATE flows SET status = 'completed', auth_code = ?2 WHERE id = ?1 AND status = 'pending'";
-
-pub(crate) const FAIL: &str =
-    "UPDATE flows SET status = 'failed', code_verifier = NULL, error = ?2, \
-     error_description = ?3 WHERE id = ?1 AND status = 'pending'";
-
-pub(crate) const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
-     auth_code = NULL, discovery = NULL, consumed_at = ?2, \
-     error = coalesce(?3, error) \
-     WHERE id = ?1 AND status = ?4";
-
-pub(crate) const DELETE_BY_ID: &str = "DELETE FROM flows WHERE id = ?1 AND status = ?2";
+pub(crate) const BIND: &str = by_id!(bind, "flow_rows");
+pub(crate) const BIND_OLD: &str = by_id!(bind, "flows");
+pub(crate) const COMPLETE: &str = by_id!(complete, "flow_rows");
+pub(crate) const COMPLETE_OLD: &str = by_id!(complete, "flows");
+pub(crate) const FAIL: &str = by_id!(fail, "flow_rows");
+pub(crate) const FAIL_OLD: &str = by_id!(fail, "flows");
+pub(crate) const CONSUME: &str = by_id!(consume, "flow_rows");
+pub(crate) const CONSUME_OLD: &str = by_id!(consume, "flows");
+pub(crate) const DELETE_BY_ID: &str = by_id!(delete, "flow_rows");
+pub(crate) const DELETE_BY_ID_OLD: &str = by_id!(delete, "flows");
 
 /// `?4`, `?5`: the statuses; `?3`, `?6`: the bounds of "live".
-pub(crate) const SELECT_LIVE_VERIFIERS: &str = "SELECT code_verifier, code_challenge FROM flows \
+pub(crate) const SELECT_LIVE_VERIFIERS: &str = "SELECT code_verifier, code_challenge \
+     FROM flow_rows WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
+     AND expires_at > ?3 AND created_at <= ?6 \
+     UNION ALL SELECT code_verifier, code_challenge FROM flows \
      WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
      AND expires_at > ?3 AND created_at <= ?6 LIMIT ?7";
 
-pub(crate) const COUNT_LIVE: &str = "SELECT count(*) FROM flows \
+pub(crate) const COUNT_LIVE: &str = "SELECT (SELECT count(*) FROM flow_rows \
      WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
-     AND expires_at > ?3 AND created_at <= ?6";
+     AND expires_at > ?3 AND created_at <= ?6) + (SELECT count(*) FROM flows \
+     WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
+     AND expires_at > ?3 AND created_at <= ?6)";
 
-pub(crate) const ANY_LIVE_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flows \
+/// `flow_rows`' live rows are the ids from `(?2 + 1) * 2^20` on (its rowid order).
+pub(crate) const ANY_LIVE_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flow_rows \
+     WHERE id >= (?2 + 1) * 1048576 AND status = ?1 AND expires_at > ?2 AND created_at <= ?3 \
+     AND redirect_uri IN (?4, ?5)) OR EXISTS (SELECT 1 FROM flows \
      WHERE status = ?1 AND expires_at > ?2 AND created_at <= ?3 AND redirect_uri IN (?4, ?5))";
 
 /// `?2` NULL means every client of the server; `?3..?7` are the statuses to delete (NULL
 /// fills unused slots).
-pub(crate) const DELETE_OF_SERVER: &str = "DELETE FROM flows WHERE server_id = ?1 \
-     AND (?2 IS NULL OR client_id = ?2) AND status IN (?3, ?4, ?5, ?6, ?7)";
+pub(crate) const DELETE_OF_SERVER: &str = by_id!(of_server, "flow_rows");
+pub(crate) const DELETE_OF_SERVER_OLD: &str = by_id!(of_server, "flows");
 
-pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flows WHERE id IN \
+/// Deletes from the front of `flow_rows`: every id below `(?1 + 1) * 2^20` has expired by
+/// `?1`. (`expires_at <= ?1` says it again, for a row that a foreign writer numbered wrong.)
+pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flow_rows WHERE id IN \
+     (SELECT id FROM flow_rows WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1 \
+     ORDER BY id LIMIT ?2) RETURNING status";
+
+pub(crate) const DELETE_EXPIRED_BATCH_OLD: &str = "DELETE FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2) RETURNING status";
 
-/// Searches `flows_by_end` (migration 0006), whose column is the same expression. That index
-/// holds the ended rows only; the literal `status IN` (the index's own condition, which a
-/// parameter cannot show the planner) lets the statement use it, and `?1`, `?2` still name the
-/// statuses the operation asked for ([`ENDED_STATUSES`] must cover them).
-pub(crate) const DELETE_ENDED_BATCH: &str = "DELETE FROM flows WHERE id IN (SELECT id FROM flows \
-     WHERE status IN ('consumed', 'failed') AND status IN (?1, ?2) \
-     AND coalesce(consumed_at, created_at) <= ?3 LIMIT ?4) RETURNING status";
+/// Searches `flow_rows_by_end` (`flows_by_end` in the old table), whose column is the same
+/// expression. That index holds the ended rows only; the literal `status IN` (the index's own
+/// condition, which a parameter cannot show the planner) lets the statement use it, and `?1`,
+/// `?2` still name the statuses the operation asked for ([`ENDED_STATUSES`] must cover them).
+pub(crate) const DELETE_ENDED_BATCH: &str = by_id!(ended, "flow_rows");
+pub(crate) const DELETE_ENDED_BATCH_OLD: &str = by_id!(ended, "flows");
 
-/// The statuses `flows_by_end` covers (its `WHERE`, in `schema.sql`): a statement that searches
-/// it can find no row of another status.
+/// The statuses the ended indexes cover (their `WHERE`, in `schema.sql`): a statement that
+/// searches them can find no row of another status.
 pub(crate) const ENDED_STATUSES: [Status; 2] = [Status::Consumed, Status::Failed];
 
-/// Each half searches its own index; a row in both counts once. `?2` NULL: expired rows only.
-/// The second half names `flows_by_end`'s statuses like [`DELETE_ENDED_BATCH`].
-pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM flows WHERE id IN \
+/// Each half of each table searches its own index; a row in both halves counts once. `?2`
+/// NULL: expired rows only. The ended halves name the index's statuses like
+/// [`DELETE_ENDED_BATCH`].
+pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM (\
+     SELECT status FROM flow_rows WHERE id IN \
+     (SELECT id FROM flow_rows WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1 \
+      UNION SELECT id FROM flow_rows WHERE status IN ('consumed', 'failed') \
+      AND status IN (?3, ?4) AND coalesce(consumed_at, created_at) <= ?2) \
+     UNION ALL SELECT status FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE expires_at <= ?1 \
       UNION SELECT id FROM flows WHERE status IN ('consumed', 'failed') \
-      AND status IN (?3, ?4) AND coalesce(consumed_at, created_at) <= ?2) GROUP BY status";
+      AND status IN (?3, ?4) AND coalesce(consumed_at, created_at) <= ?2)) GROUP BY status";
 
-/// Reads every row: statistics are about the whole table.
+/// Reads every row of both tables: statistics are about the whole store.
 pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
-     sum(expires_at <= ?1) FROM flows GROUP BY status";
+     sum(expires_at <= ?1) FROM (SELECT status, expires_at FROM flow_rows \
+     UNION ALL SELECT status, expires_at FROM flows) GROUP BY status";
 
-/// Walks `flows_by_expiry` in order, up to the limit: a listing of the whole table.
+/// Both tables in expiry order, up to the limit: a listing of the whole store.
 pub(crate) const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at, error FROM flows WHERE (?1 IS NULL OR status = ?1) \
-     ORDER BY expires_at, id LIMIT ?2";
+     created_at, expires_at, error, id FROM flow_rows WHERE (?1 IS NULL OR status = ?1) \
+     UNION ALL SELECT state_key, server_id, client_id, status, created_at, expires_at, error, \
+     -id FROM flows WHERE (?1 IS NULL OR status = ?1) ORDER BY 6, 8 LIMIT ?2";
 
 pub(crate) const LIST_FLOWS_OF_SERVER: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at, error FROM flows \
-     WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) ORDER BY expires_at, id LIMIT ?2";
+     created_at, expires_at, error, id FROM flow_rows \
+     WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
+     UNION ALL SELECT state_key, server_id, client_id, status, created_at, expires_at, error, \
+     -id FROM flows WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
+     ORDER BY 6, 8 LIMIT ?2";
 
 impl FlowTx for Rows<'_> {
     fn now(&self) -> i64 {
@@ -235,6 +383,13 @@ impl FlowTx for Rows<'_> {
     }
 
     fn insert(&mut self, f: &NewFlow<'_>, created_at: i64, expires_at: i64) -> Result<()> {
+        if !(1..=MAX_EXPIRY).contains(&expires_at) {
+            return Err(Error::invalid(
+                "ttl",
+                "puts the expiry outside what the SQLite file can store \
+                 (1 ms to 2^43 ms after 1970, in the year 2248)",
+            ));
+        }
         self.tx
             .prepare_cached(INSERT_FLOW)
             .and_then(|mut stmt| {
@@ -252,7 +407,8 @@ impl FlowTx for Rows<'_> {
                     created_at,
                     expires_at,
                     f.require_issuer,
-                    f.client_created_at
+                    f.client_created_at,
+                    f.generated_verifier
                 ])
             })
             .map_err(|e| unique_violation(e, self.busy_timeout))?;
@@ -260,40 +416,39 @@ impl FlowTx for Rows<'_> {
     }
 
     fn bind(&mut self, id: i64, b: &Binding<'_>) -> Result<u64> {
-        let n = self
-            .tx
-            .prepare_cached(BIND)
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    id,
-                    &b.state_key[..],
-                    b.redirect_uri,
-                    b.resource,
-                    b.scope,
-                    b.issuer,
-                    b.discovery,
-                    b.require_issuer
-                ])
-            })
-            .map_err(|e| unique_violation(e, self.busy_timeout))?;
-        Ok(n as u64)
+        self.execute_by_id_raw(
+            id,
+            [BIND, BIND_OLD],
+            params![
+                &b.state_key[..],
+                b.redirect_uri,
+                b.resource,
+                b.scope,
+                b.issuer,
+                b.discovery,
+                b.require_issuer
+            ],
+        )
+        .map_err(|e| unique_violation(e, self.busy_timeout))
     }
 
     fn set_callback(&mut self, id: i64, result: &CallbackResult<'_>) -> Result<u64> {
         match *result {
-            CallbackResult::Code(code) => self.execute(COMPLETE, params![id, code]),
+            CallbackResult::Code(code) => {
+                self.execute_by_id(id, [COMPLETE, COMPLETE_OLD], params![code])
+            }
             CallbackResult::Error { error, description } => {
-                self.execute(FAIL, params![id, error, description])
+                self.execute_by_id(id, [FAIL, FAIL_OLD], params![error, description])
             }
         }
     }
 
     fn mark_consumed(&mut self, id: i64, was: Status, ended: Option<&str>) -> Result<u64> {
-        self.execute(CONSUME, params![id, self.now, ended, was])
+        self.execute_by_id(id, [CONSUME, CONSUME_OLD], params![self.now, ended, was])
     }
 
     fn delete(&mut self, id: i64, was: Status) -> Result<u64> {
-        self.execute(DELETE_BY_ID, params![id, was])
+        self.execute_by_id(id, [DELETE_BY_ID, DELETE_BY_ID_OLD], params![was])
     }
 
     fn live_verifiers(
@@ -375,14 +530,16 @@ impl FlowTx for Rows<'_> {
         statuses: &[Status],
     ) -> Result<u64> {
         let [a, b, c, d, e] = status_slots::<5>(statuses);
-        self.execute(
-            DELETE_OF_SERVER,
-            params![server_id, client_id, a, b, c, d, e],
-        )
+        let params = params![server_id, client_id, a, b, c, d, e];
+        Ok(self.execute(DELETE_OF_SERVER_OLD, params)? + self.execute(DELETE_OF_SERVER, params)?)
     }
 
     fn delete_expired_batch(&mut self, expired_by: i64, limit: u32) -> Result<Vec<Status>> {
-        self.batch(DELETE_EXPIRED_BATCH, params![expired_by, limit])
+        self.batch_both(
+            [DELETE_EXPIRED_BATCH, DELETE_EXPIRED_BATCH_OLD],
+            params![expired_by],
+            limit,
+        )
     }
 
     fn delete_ended_batch(
@@ -393,7 +550,11 @@ impl FlowTx for Rows<'_> {
     ) -> Result<Vec<Status>> {
         debug_assert!(statuses.iter().all(|s| ENDED_STATUSES.contains(s)));
         let [a, b] = status_slots::<2>(statuses);
-        self.batch(DELETE_ENDED_BATCH, params![a, b, ended_by, limit])
+        self.batch_both(
+            [DELETE_ENDED_BATCH, DELETE_ENDED_BATCH_OLD],
+            params![a, b, ended_by],
+            limit,
+        )
     }
 
     fn count_removable(

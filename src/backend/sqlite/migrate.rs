@@ -47,10 +47,15 @@ const MIGRATIONS: &[Migration] = &[
         name: "ended_index",
         sql: include_str!("../../../migrations/0006_ended_index.sql"),
     },
+    Migration {
+        version: 7,
+        name: "flow_rows",
+        sql: include_str!("../../../migrations/0007_flow_rows.sql"),
+    },
 ];
 
 /// The schema version this code writes and understands.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// The one store-id query.
 pub(crate) const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";

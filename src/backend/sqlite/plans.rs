@@ -31,56 +31,93 @@ const STATEMENTS: &[(&str, &str, Plan)] = &[
     (
         "SELECT_BY_STATE",
         f::SELECT_BY_STATE,
-        Search(&["sqlite_autoindex_flows_1", "INTEGER PRIMARY KEY"]),
+        Search(&[
+            "sqlite_autoindex_flow_rows_1",
+            "sqlite_autoindex_flows_1",
+            "INTEGER PRIMARY KEY",
+        ]),
     ),
     (
         "SELECT_BY_CHALLENGE",
         f::SELECT_BY_CHALLENGE,
-        Search(&["sqlite_autoindex_flows_2", "INTEGER PRIMARY KEY"]),
+        Search(&[
+            "flow_rows_by_challenge",
+            "sqlite_autoindex_flows_2",
+            "INTEGER PRIMARY KEY",
+        ]),
     ),
     ("INSERT_FLOW", f::INSERT_FLOW, NotAQuery),
     ("BIND", f::BIND, Search(BY_ID)),
+    ("BIND_OLD", f::BIND_OLD, Search(BY_ID)),
     ("COMPLETE", f::COMPLETE, Search(BY_ID)),
+    ("COMPLETE_OLD", f::COMPLETE_OLD, Search(BY_ID)),
     ("FAIL", f::FAIL, Search(BY_ID)),
+    ("FAIL_OLD", f::FAIL_OLD, Search(BY_ID)),
     ("CONSUME", f::CONSUME, Search(BY_ID)),
+    ("CONSUME_OLD", f::CONSUME_OLD, Search(BY_ID)),
     ("DELETE_BY_ID", f::DELETE_BY_ID, Search(BY_ID)),
+    ("DELETE_BY_ID_OLD", f::DELETE_BY_ID_OLD, Search(BY_ID)),
     (
         "SELECT_LIVE_VERIFIERS",
         f::SELECT_LIVE_VERIFIERS,
-        Search(&["flows_by_server"]),
+        Search(&["flow_rows_by_server", "flows_by_server"]),
     ),
-    ("COUNT_LIVE", f::COUNT_LIVE, Search(&["flows_by_server"])),
+    (
+        "COUNT_LIVE",
+        f::COUNT_LIVE,
+        Search(&["flow_rows_by_server", "flows_by_server"]),
+    ),
     (
         "ANY_LIVE_FOR_REDIRECT",
         f::ANY_LIVE_FOR_REDIRECT,
-        Search(&["USING INDEX"]),
+        Search(&["flow_rows USING INTEGER PRIMARY KEY", "flows USING INDEX"]),
     ),
     (
         "DELETE_OF_SERVER",
         f::DELETE_OF_SERVER,
+        Search(&["flow_rows_by_server"]),
+    ),
+    (
+        "DELETE_OF_SERVER_OLD",
+        f::DELETE_OF_SERVER_OLD,
         Search(&["flows_by_server"]),
     ),
     (
         "DELETE_EXPIRED_BATCH",
         f::DELETE_EXPIRED_BATCH,
+        Search(&["flow_rows USING INTEGER PRIMARY KEY (rowid<?)"]),
+    ),
+    (
+        "DELETE_EXPIRED_BATCH_OLD",
+        f::DELETE_EXPIRED_BATCH_OLD,
         Search(&["flows_by_expiry", "INTEGER PRIMARY KEY"]),
     ),
     (
         "DELETE_ENDED_BATCH",
         f::DELETE_ENDED_BATCH,
+        Search(&["flow_rows_by_end", "INTEGER PRIMARY KEY"]),
+    ),
+    (
+        "DELETE_ENDED_BATCH_OLD",
+        f::DELETE_ENDED_BATCH_OLD,
         Search(&["flows_by_end", "INTEGER PRIMARY KEY"]),
     ),
     (
         "COUNT_REMOVABLE",
         f::COUNT_REMOVABLE,
-        Search(&["flows_by_expiry", "flows_by_end"]),
+        Search(&[
+            "flow_rows USING INTEGER PRIMARY KEY (rowid<?)",
+            "flow_rows_by_end",
+            "flows_by_expiry",
+            "flows_by_end",
+        ]),
     ),
     ("STATS", f::STATS, WholeTable),
     ("LIST_FLOWS", f::LIST_FLOWS, WholeTable),
     (
         "LIST_FLOWS_OF_SERVER",
         f::LIST_FLOWS_OF_SERVER,
-        Search(&["flows_by_server"]),
+        Search(&["flow_rows_by_server", "flows_by_server"]),
     ),
     (
         "SELECT_STORE_ID",
@@ -138,7 +175,8 @@ fn every_per_row_and_per_batch_statement_searches_an_index() {
         for index in *indexes {
             assert!(p.contains(index), "{name} does not use {index}: {p}");
         }
-        assert!(!p.contains("SCAN flows"), "{name} scans the table: {p}");
+        // `SCAN flow` is either table, `flows` or `flow_rows`.
+        assert!(!p.contains("SCAN flow"), "{name} scans a table: {p}");
     }
 }
 
@@ -236,15 +274,21 @@ fn index_sql(name: &str) -> String {
 }
 
 #[test]
-fn the_ended_index_covers_the_statuses_its_statements_ask_for() {
-    let index = index_sql("flows_by_end");
+fn the_ended_indexes_cover_the_statuses_their_statements_ask_for() {
     let quoted: Vec<String> = f::ENDED_STATUSES
         .iter()
         .map(|s| format!("'{}'", s.as_str()))
         .collect();
     let condition = format!("WHERE status IN ({})", quoted.join(", "));
-    assert!(index.contains(&condition), "{index}");
-    for sql in [f::DELETE_ENDED_BATCH, f::COUNT_REMOVABLE] {
+    for name in ["flow_rows_by_end", "flows_by_end"] {
+        let index = index_sql(name);
+        assert!(index.contains(&condition), "{index}");
+    }
+    for sql in [
+        f::DELETE_ENDED_BATCH,
+        f::DELETE_ENDED_BATCH_OLD,
+        f::COUNT_REMOVABLE,
+    ] {
         assert!(sql.contains(&condition[6..]), "{sql}");
     }
     for status in crate::flow::rules::FINISHED {
@@ -254,7 +298,42 @@ fn the_ended_index_covers_the_statuses_its_statements_ask_for() {
 
 #[test]
 fn a_status_change_writes_no_entry_in_the_per_server_index() {
-    let index = index_sql("flows_by_server");
-    assert!(index.contains("server_id, client_id"), "{index}");
-    assert!(!index.contains("status"), "{index}");
+    for name in ["flow_rows_by_server", "flows_by_server"] {
+        let index = index_sql(name);
+        assert!(index.contains("server_id, client_id"), "{index}");
+        assert!(!index.contains("status"), "{index}");
+    }
+}
+
+#[test]
+fn the_id_statements_and_the_table_agree_on_the_id_step_and_the_latest_expiry() {
+    let step = f::ID_STEP.to_string();
+    for sql in [
+        f::INSERT_FLOW,
+        f::ANY_LIVE_FOR_REDIRECT,
+        f::DELETE_EXPIRED_BATCH,
+        f::COUNT_REMOVABLE,
+    ] {
+        assert!(sql.contains(&format!("* {step}")), "{sql}");
+    }
+    assert!(f::INSERT_FLOW.contains(&format!("+ {}", f::ID_STEP - 1)));
+    let mut conn = Connection::open_in_memory().unwrap();
+    m::migrate(&mut conn).unwrap();
+    let table: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'flow_rows'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(table.contains(&format!("expires_at * {step}")), "{table}");
+    assert!(
+        table.contains(&format!("BETWEEN 1 AND {}", f::MAX_EXPIRY)),
+        "{table}"
+    );
+    // The largest id the insert can make fits an INTEGER PRIMARY KEY.
+    let last = f::MAX_EXPIRY
+        .checked_mul(f::ID_STEP)
+        .and_then(|id| id.checked_add(f::ID_STEP - 1));
+    assert_eq!(last, Some(i64::MAX));
 }

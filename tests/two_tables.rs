@@ -1,0 +1,346 @@
+//! Schema 7 keeps the rows of an older file in the old `flows` table and writes new flows to
+//! `flow_rows` (migration 0007, README "The file format"). These tests build a schema-6 file
+//! with rows in it, as a schema-6 program left it, open it with this code, and check that every
+//! operation finds, changes and removes the old rows as it does new ones, and that a state key
+//! or a caller's challenge stays unique across the two tables, in both directions.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::Fixture;
+use oauth_state_store::{BeginRequest, Clock, CodeVerifier, Error, FlowFilter, State};
+use rusqlite::{params, Connection};
+use sha2::{Digest, Sha256};
+
+const OLD_SCHEMA: [&str; 6] = [
+    include_str!("../migrations/0001_initial.sql"),
+    include_str!("../migrations/0002_sdk_fields.sql"),
+    include_str!("../migrations/0003_finished_index.sql"),
+    include_str!("../migrations/0004_discovery.sql"),
+    include_str!("../migrations/0005_server_index.sql"),
+    include_str!("../migrations/0006_ended_index.sql"),
+];
+const SERVER: &str = "https://mcp.example.com";
+const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+const TTL_MS: i64 = 600_000;
+
+fn secret(what: &str, i: usize) -> String {
+    format!("{what}-{i:04}-abcdefghijklmnopqrstuvwxyz-0123456789")
+}
+
+fn state_key(state: &str) -> Vec<u8> {
+    Sha256::digest(state.as_bytes()).to_vec()
+}
+
+fn challenge(verifier: &str) -> String {
+    CodeVerifier::new(verifier)
+        .unwrap()
+        .challenge()
+        .as_str()
+        .to_owned()
+}
+
+/// What a schema-6 program writes for a flow: `state` `None` for an unbound verifier.
+fn old_insert(c: &Connection, state: Option<&str>, verifier: &str, now: i64, ttl: i64) {
+    let status = if state.is_some() {
+        "pending"
+    } else {
+        "unbound"
+    };
+    c.execute(
+        "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, redirect_uri, \
+         status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            state.map(state_key),
+            challenge(verifier),
+            verifier,
+            SERVER,
+            state.map(|_| REDIRECT),
+            status,
+            now,
+            now + ttl
+        ],
+    )
+    .unwrap();
+}
+
+/// A schema-6 file holding pending flows 0 and 1, unbound verifier 2 and the expired pending
+/// flow 3, as a schema-6 program left it.
+fn old_file(fx: &Fixture) {
+    let c = Connection::open(&fx.path).unwrap();
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    for sql in OLD_SCHEMA {
+        c.execute_batch(sql).unwrap();
+    }
+    c.pragma_update(None, "user_version", 6).unwrap();
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES ('store_id', 'old-store')",
+        [],
+    )
+    .unwrap();
+    let now = fx.clock.now_ms();
+    old_insert(
+        &c,
+        Some(&secret("state", 0)),
+        &secret("verifier", 0),
+        now,
+        TTL_MS,
+    );
+    old_insert(
+        &c,
+        Some(&secret("state", 1)),
+        &secret("verifier", 1),
+        now,
+        TTL_MS,
+    );
+    old_insert(&c, None, &secret("verifier", 2), now, TTL_MS);
+    old_insert(
+        &c,
+        Some(&secret("state", 3)),
+        &secret("verifier", 3),
+        now - 2 * TTL_MS,
+        TTL_MS,
+    );
+    drop(c);
+    std::fs::set_permissions(&fx.path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+fn count(c: &Connection, table: &str) -> i64 {
+    c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .unwrap()
+}
+
+fn authorization_url(state: &str, challenge: &str) -> String {
+    format!(
+        "https://auth.example.com/authorize?response_type=code&client_id=app&state={state}\
+         &code_challenge={challenge}&code_challenge_method=S256&redirect_uri={}",
+        url_encode(REDIRECT)
+    )
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn the_old_tables_rows_are_consumed_promoted_listed_and_swept_like_new_ones() {
+    let fx = Fixture::new();
+    old_file(&fx);
+    let store = fx.store();
+    let report = store.migration();
+    assert_eq!((report.from, report.to), (6, 7));
+    let raw = Connection::open(&fx.path).unwrap();
+    assert_eq!((count(&raw, "flows"), count(&raw, "flow_rows")), (4, 0));
+
+    // A new flow beside them, in the new table.
+    let new = store.begin(BeginRequest::new(SERVER)).unwrap();
+    assert_eq!((count(&raw, "flows"), count(&raw, "flow_rows")), (4, 1));
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.counts.pending, stats.counts.unbound), (4, 1));
+    assert_eq!(stats.expired, 1);
+    assert_eq!(store.list_flows(&FlowFilter::new()).unwrap().len(), 5);
+
+    // An old pending flow: consumed once, with its own verifier; then a tombstone.
+    let consumed = store.consume(&secret("state", 0)).unwrap();
+    assert_eq!(consumed.verifier.secret(), secret("verifier", 0));
+    let again = store.consume(&secret("state", 0)).unwrap_err();
+    assert!(matches!(again, Error::AlreadyConsumed), "{again:?}");
+
+    // The old unbound verifier: promoted by its challenge, then consumed.
+    let url = authorization_url(&secret("state", 2), &challenge(&secret("verifier", 2)));
+    store.promote(SERVER, None, &url).unwrap();
+    let promoted = store.consume(&secret("state", 2)).unwrap();
+    assert_eq!(promoted.verifier.secret(), secret("verifier", 2));
+
+    // The old flow 1 is the one live bound flow of the server besides the new one.
+    let e = store.pending_verifier(SERVER, None).unwrap_err();
+    assert!(
+        matches!(e, Error::AmbiguousPendingVerifier { count: 2 }),
+        "{e:?}"
+    );
+    store.consume(new.state().secret()).unwrap();
+    let pending = store.pending_verifier(SERVER, None).unwrap();
+    assert_eq!(pending.secret(), secret("verifier", 1));
+
+    // The expired old flow is refused, then swept; once the clock passes every expiry, all
+    // rows of both tables go.
+    let expired = store.consume(&secret("state", 3)).unwrap_err();
+    assert!(matches!(expired, Error::Expired), "{expired:?}");
+    fx.clock.advance(Duration::from_millis(TTL_MS as u64 + 1));
+    let report = store.sweep().unwrap();
+    assert_eq!(report.removed.total(), 4, "{report:?}");
+    assert_eq!((count(&raw, "flows"), count(&raw, "flow_rows")), (0, 0));
+}
+
+#[test]
+fn a_state_key_or_a_callers_challenge_is_unique_across_both_tables() {
+    let fx = Fixture::new();
+    old_file(&fx);
+    let store = fx.store();
+
+    // New code, against the old table's rows.
+    let e = store
+        .begin(BeginRequest::new(SERVER).state(State::new(secret("state", 1)).unwrap()))
+        .unwrap_err();
+    assert!(matches!(e, Error::DuplicateState), "{e:?}");
+    let e = store
+        .begin(
+            BeginRequest::new(SERVER).verifier(CodeVerifier::new(secret("verifier", 1)).unwrap()),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::DuplicateChallenge), "{e:?}");
+    let e = store
+        .save_code_verifier(SERVER, None, &secret("verifier", 2))
+        .unwrap_err();
+    assert!(matches!(e, Error::DuplicateChallenge), "{e:?}");
+
+    // A schema-6 program that still has the file open, against the new table's rows: the
+    // triggers give it the message its own UNIQUE constraint would.
+    store
+        .begin(
+            BeginRequest::new(SERVER)
+                .state(State::new(secret("state", 10)).unwrap())
+                .verifier(CodeVerifier::new(secret("verifier", 10)).unwrap()),
+        )
+        .unwrap();
+    store
+        .save_code_verifier(SERVER, None, &secret("verifier", 11))
+        .unwrap();
+    let raw = Connection::open(&fx.path).unwrap();
+    let now = fx.clock.now_ms();
+    for (state, verifier, message) in [
+        (Some("state"), "verifier-fresh", "flows.state_key"),
+        (None, "verifier-10", "flows.code_challenge"),
+        (None, "verifier-11", "flows.code_challenge"),
+    ] {
+        let state = state.map(|s| secret(s, 10));
+        let verifier = match verifier {
+            "verifier-10" => secret("verifier", 10),
+            "verifier-11" => secret("verifier", 11),
+            _ => secret("verifier", 99),
+        };
+        let err = raw
+            .execute(
+                "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, \
+                 status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    state.as_deref().map(state_key),
+                    challenge(&verifier),
+                    verifier,
+                    SERVER,
+                    if state.is_some() {
+                        "pending"
+                    } else {
+                        "unbound"
+                    },
+                    now,
+                    now + TTL_MS
+                ],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains(message), "{err}");
+    }
+    // A schema-6 bind of one of its unbound rows to a state that the new table holds.
+    let err = raw
+        .execute(
+            "UPDATE flows SET state_key = ?1, status = 'pending' WHERE status = 'unbound'",
+            [state_key(&secret("state", 10))],
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("flows.state_key"), "{err}");
+    // New code binding a new row to a state the old table holds.
+    let url = authorization_url(&secret("state", 0), &challenge(&secret("verifier", 11)));
+    let e = store.promote(SERVER, None, &url).unwrap_err();
+    assert!(matches!(e, Error::DuplicateState), "{e:?}");
+}
+
+#[test]
+fn new_rows_are_numbered_in_expiry_order_and_only_outside_verifiers_are_indexed_by_challenge() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let long = store
+        .begin(BeginRequest::new(SERVER).ttl(Duration::from_secs(1200)))
+        .unwrap();
+    let short = store
+        .begin(BeginRequest::new(SERVER).ttl(Duration::from_secs(600)))
+        .unwrap();
+    let twin = store
+        .begin(
+            BeginRequest::new(SERVER)
+                .ttl(Duration::from_secs(600))
+                .verifier(CodeVerifier::new(secret("verifier", 5)).unwrap()),
+        )
+        .unwrap();
+    store
+        .save_code_verifier(SERVER, None, &secret("verifier", 6))
+        .unwrap();
+    let raw = Connection::open(&fx.path).unwrap();
+    let row = |challenge: &str| -> (i64, i64, i64) {
+        raw.query_row(
+            "SELECT id, expires_at, generated_verifier FROM flow_rows WHERE code_challenge = ?1",
+            [challenge],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap()
+    };
+    let (long_id, long_exp, long_gen) = row(long.code_challenge().as_str());
+    let (short_id, short_exp, short_gen) = row(short.code_challenge().as_str());
+    let (twin_id, twin_exp, twin_gen) = row(twin.code_challenge().as_str());
+    let (_, _, saved_gen) = row(&challenge(&secret("verifier", 6)));
+    // The clock did not move: the two 10-minute flows share an expiry millisecond and take
+    // its first two ids; the 20-minute flow, begun first, sorts after both.
+    assert_eq!(short_exp, twin_exp);
+    assert_eq!(short_id, short_exp << 20);
+    assert_eq!(twin_id, short_id + 1);
+    assert_eq!(long_id, long_exp << 20);
+    assert!(short_id < long_id);
+    // Only the store's own verifiers are left out of the challenge index.
+    assert_eq!((long_gen, short_gen, twin_gen, saved_gen), (1, 1, 0, 0));
+    let indexed: i64 = raw
+        .query_row(
+            "SELECT count(*) FROM flow_rows INDEXED BY flow_rows_by_challenge \
+             WHERE generated_verifier = 0 AND code_challenge > ''",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexed, 2);
+    // Reusing the caller's verifier is a duplicate, as before.
+    let e = store
+        .begin(
+            BeginRequest::new(SERVER).verifier(CodeVerifier::new(secret("verifier", 5)).unwrap()),
+        )
+        .unwrap_err();
+    assert!(matches!(e, Error::DuplicateChallenge), "{e:?}");
+    // A generated verifier's row is not found by its challenge: it never was unbound.
+    let url = authorization_url(&secret("state", 7), long.code_challenge().as_str());
+    let e = store.promote(SERVER, None, &url).unwrap_err();
+    assert!(matches!(e, Error::UnknownChallenge), "{e:?}");
+}
+
+#[test]
+fn an_expiry_past_what_an_id_can_hold_is_invalid_input_and_writes_nothing() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    fx.clock.set((1 << 43) - 1000);
+    let e = store.begin(BeginRequest::new(SERVER)).unwrap_err();
+    assert!(
+        matches!(e, Error::InvalidInput { field: "ttl", .. }),
+        "{e:?}"
+    );
+    assert_eq!(store.stats().unwrap().counts.total(), 0);
+    // The latest expiry an id can hold still fits.
+    store
+        .begin(BeginRequest::new(SERVER).ttl(Duration::from_millis(999)))
+        .unwrap();
+    assert_eq!(store.stats().unwrap().counts.total(), 1);
+}
