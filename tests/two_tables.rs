@@ -344,3 +344,29 @@ fn an_expiry_past_what_an_id_can_hold_is_invalid_input_and_writes_nothing() {
         .unwrap();
     assert_eq!(store.stats().unwrap().counts.total(), 1);
 }
+
+#[test]
+fn a_state_key_in_both_tables_is_damage_not_a_choice_between_two_verifiers() {
+    let fx = Fixture::new();
+    old_file(&fx);
+    let store = fx.store();
+    let state = secret("state", 20);
+    store
+        .begin(BeginRequest::new(SERVER).state(State::new(state.clone()).unwrap()))
+        .unwrap();
+    // Damage the triggers cannot stop: the same key written into the old table past them.
+    let raw = Connection::open(&fx.path).unwrap();
+    raw.execute_batch("DROP TRIGGER flows_unique_insert")
+        .unwrap();
+    old_insert(
+        &raw,
+        Some(&state),
+        &secret("verifier", 20),
+        fx.clock.now_ms(),
+        TTL_MS,
+    );
+    drop(raw);
+    let e = store.consume(&state).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+    common::assert_error_clean(&e, &[&state, &secret("verifier", 20)]);
+}
