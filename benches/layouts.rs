@@ -43,8 +43,16 @@ fn variants() -> Vec<(&'static str, String)> {
     );
     let both =
         format!("{every_challenge}CREATE INDEX flow_rows_by_expiry ON flow_rows (expires_at);");
+    let triggers = now
+        .find("CREATE TRIGGER")
+        .expect("the triggers in schema.sql");
+    let no_triggers = now[..triggers].to_owned();
     vec![
         ("schema 7 (now)", now.clone()),
+        (
+            "now without the triggers (uniqueness across the two tables unchecked)",
+            no_triggers,
+        ),
         ("now + an expiry index (schema 6 had one)", expiry),
         (
             "now, every challenge in the UNIQUE index (as schema 6)",

@@ -1,4 +1,4 @@
-//! The migration of a large schema-2 (or `--from 3`, `4`) file to the current schema, while another process keeps
+//! The migration of a large schema-2 (or `--from 3` to `6`) file to the current schema, while another process keeps
 //! running flows on it (issue 17: "a migration that runs online").
 //!
 //! The file holds `--rows` rows: a tenth live pending flows with known states, the rest expired
@@ -11,7 +11,7 @@
 //! ```text
 //! cargo bench --bench migration                    # 1,000,000 rows
 //! cargo bench --bench migration -- --rows 100000
-//! cargo bench --bench migration -- --from 4       # a file of the previous release
+//! cargo bench --bench migration -- --from 6       # a file of the previous release
 //! cargo bench --bench migration -- --quick         # CI: 20,000 rows
 //! ```
 #![allow(missing_docs)] // a bench binary, not an API
@@ -31,11 +31,13 @@ use oauth_state_store::{Durability, Store};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 /// The migrations of the older schemas a file can start at.
-const OLD_MIGRATIONS: [&str; 4] = [
+const OLD_MIGRATIONS: [&str; 6] = [
     include_str!("../migrations/0001_initial.sql"),
     include_str!("../migrations/0002_sdk_fields.sql"),
     include_str!("../migrations/0003_finished_index.sql"),
     include_str!("../migrations/0004_discovery.sql"),
+    include_str!("../migrations/0005_server_index.sql"),
+    include_str!("../migrations/0006_ended_index.sql"),
 ];
 
 /// The statements of a schema-2 program: its insert, its lookup, its consume.
@@ -51,7 +53,7 @@ fn server(i: usize) -> String {
     format!("https://mcp{}.example.com", i % 50)
 }
 
-/// A store file at schema `from` (2 to 4) with `rows` rows; returns the live flows' states and
+/// A store file at schema `from` (2 to 6) with `rows` rows; returns the live flows' states and
 /// verifiers.
 fn old_file(path: &Path, from: usize, rows: usize) -> Vec<(String, String)> {
     let mut conn = common::bench_connection(path, Durability::Normal);
@@ -204,8 +206,8 @@ fn main() {
             "--quick" => rows = 20_000,
             "--rows" => rows = it.next().and_then(|n| n.parse().ok()).expect("--rows N"),
             "--from" => {
-                from = it.next().and_then(|n| n.parse().ok()).expect("--from 2..4");
-                assert!((2..=4).contains(&from), "--from 2..4");
+                from = it.next().and_then(|n| n.parse().ok()).expect("--from 2..6");
+                assert!((2..=6).contains(&from), "--from 2..6");
             }
             _ => {} // `--bench`, passed by cargo
         }
