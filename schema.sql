@@ -100,15 +100,19 @@ CREATE INDEX flows_by_end ON flows (coalesce(consumed_at, created_at))
     WHERE status IN ('consumed', 'failed');
 
 -- A state key, or a challenge that must be unique, already in the other table is a duplicate,
--- reported with the message SQLite gives for the table's own UNIQUE constraint.
+-- reported with the message SQLite gives for the table's own UNIQUE constraint. The challenge
+-- is checked first, in both tables, so that a flow whose state and challenge both collide is a
+-- duplicate challenge wherever the other row is, as in the one table of schema 6.
 CREATE TRIGGER flow_rows_unique_insert BEFORE INSERT ON flow_rows
 BEGIN
+    SELECT RAISE(ABORT, 'UNIQUE constraint failed: flows.code_challenge')
+        WHERE NEW.generated_verifier = 0
+          AND (EXISTS (SELECT 1 FROM flows WHERE code_challenge = NEW.code_challenge)
+               OR EXISTS (SELECT 1 FROM flow_rows
+                          WHERE code_challenge = NEW.code_challenge AND generated_verifier = 0));
     SELECT RAISE(ABORT, 'UNIQUE constraint failed: flows.state_key')
         WHERE NEW.state_key IS NOT NULL
           AND EXISTS (SELECT 1 FROM flows WHERE state_key = NEW.state_key);
-    SELECT RAISE(ABORT, 'UNIQUE constraint failed: flows.code_challenge')
-        WHERE NEW.generated_verifier = 0
-          AND EXISTS (SELECT 1 FROM flows WHERE code_challenge = NEW.code_challenge);
 END;
 
 CREATE TRIGGER flow_rows_unique_bind BEFORE UPDATE OF state_key ON flow_rows
@@ -120,12 +124,12 @@ END;
 
 CREATE TRIGGER flows_unique_insert BEFORE INSERT ON flows
 BEGIN
-    SELECT RAISE(ABORT, 'UNIQUE constraint failed: flows.state_key')
-        WHERE NEW.state_key IS NOT NULL
-          AND EXISTS (SELECT 1 FROM flow_rows WHERE state_key = NEW.state_key);
     SELECT RAISE(ABORT, 'UNIQUE constraint failed: flows.code_challenge')
         WHERE EXISTS (SELECT 1 FROM flow_rows
                       WHERE code_challenge = NEW.code_challenge AND generated_verifier = 0);
+    SELECT RAISE(ABORT, 'UNIQUE constraint failed: flows.state_key')
+        WHERE NEW.state_key IS NOT NULL
+          AND EXISTS (SELECT 1 FROM flow_rows WHERE state_key = NEW.state_key);
 END;
 
 CREATE TRIGGER flows_unique_bind BEFORE UPDATE OF state_key ON flows

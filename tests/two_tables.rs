@@ -370,3 +370,61 @@ fn a_state_key_in_both_tables_is_damage_not_a_choice_between_two_verifiers() {
     assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
     common::assert_error_clean(&e, &[&state, &secret("verifier", 20)]);
 }
+
+#[test]
+fn a_flow_whose_state_and_challenge_both_collide_is_a_duplicate_challenge_in_either_table() {
+    let fx = Fixture::new();
+    old_file(&fx);
+    let store = fx.store();
+    store
+        .save_code_verifier(SERVER, None, &secret("verifier", 11))
+        .unwrap();
+    // The state of old flow 1, with the challenge of old flow 1 or of the new unbound row.
+    for verifier in [secret("verifier", 1), secret("verifier", 11)] {
+        let e = store
+            .begin(
+                BeginRequest::new(SERVER)
+                    .state(State::new(secret("state", 1)).unwrap())
+                    .verifier(CodeVerifier::new(verifier).unwrap()),
+            )
+            .unwrap_err();
+        assert!(matches!(e, Error::DuplicateChallenge), "{e:?}");
+    }
+}
+
+#[test]
+fn an_old_row_with_an_id_below_one_is_corrupt_and_never_sends_an_update_to_the_new_table() {
+    let fx = Fixture::new();
+    old_file(&fx);
+    let store = fx.store();
+    let new = store.begin(BeginRequest::new(SERVER)).unwrap();
+    let raw = Connection::open(&fx.path).unwrap();
+    let new_id: i64 = raw
+        .query_row("SELECT id FROM flow_rows", [], |r| r.get(0))
+        .unwrap();
+    // Written past this crate: ids that, negated, would name the new row, or nothing.
+    let now = fx.clock.now_ms();
+    for (i, id) in [(30, -new_id), (31, 0)] {
+        let (state, verifier) = (secret("state", i), secret("verifier", i));
+        raw.execute(
+            "INSERT INTO flows (id, state_key, code_challenge, code_verifier, server_id, \
+             status, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+            params![
+                id,
+                state_key(&state),
+                challenge(&verifier),
+                verifier,
+                SERVER,
+                now,
+                now + TTL_MS
+            ],
+        )
+        .unwrap();
+        let e = store.consume(&state).unwrap_err();
+        assert!(matches!(e, Error::Corrupt { .. }), "{e:?}");
+        common::assert_error_clean(&e, &[&state, &verifier]);
+    }
+    // The new flow was not touched.
+    let consumed = store.consume(new.state().secret()).unwrap();
+    assert_eq!(consumed.verifier.secret().len(), 43);
+}

@@ -118,8 +118,8 @@ const CONSUME: &str = "UPDATE flow_rows SET status = 'consumed', code_verifier =
 /// The lookup by state key, over both tables, as the store runs it.
 fn select_by_state() -> String {
     format!(
-        "SELECT id, {COLUMNS} FROM flow_rows WHERE id = \
-         (SELECT id FROM flow_rows WHERE state_key = ?1) UNION ALL SELECT -id, {COLUMNS} \
+        "SELECT id, {COLUMNS}, 0 FROM flow_rows WHERE id = \
+         (SELECT id FROM flow_rows WHERE state_key = ?1) UNION ALL SELECT id, {COLUMNS}, 1 \
          FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)"
     )
 }
@@ -127,8 +127,8 @@ fn select_by_state() -> String {
 /// The lookup by challenge, over both tables, as the store runs it.
 fn select_by_challenge() -> String {
     format!(
-        "SELECT id, {COLUMNS} FROM flow_rows WHERE id = (SELECT id FROM flow_rows \
-         WHERE code_challenge = ?1 AND generated_verifier = 0) UNION ALL SELECT -id, {COLUMNS} \
+        "SELECT id, {COLUMNS}, 0 FROM flow_rows WHERE id = (SELECT id FROM flow_rows \
+         WHERE code_challenge = ?1 AND generated_verifier = 0) UNION ALL SELECT id, {COLUMNS}, 1 \
          FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)"
     )
 }

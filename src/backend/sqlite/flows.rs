@@ -97,16 +97,27 @@ impl<'t> Rows<'t> {
     /// The row a key finds in either table. A key in both is damage: each table keeps it
     /// unique, and the triggers of migration 0007 keep it out of the other.
     fn find(&self, sql: &str, key: &dyn ToSql) -> Result<Option<FlowRow>> {
-        let mut rows: Vec<FlowRow> = self.run(|tx| {
+        let mut rows: Vec<(FlowRow, bool)> = self.run(|tx| {
             tx.prepare_cached(sql)?
-                .query_map([key], flow_row)?
+                .query_map([key], |r| Ok((flow_row(r)?, r.get::<_, bool>(19)?)))?
                 .take(2)
                 .collect()
         })?;
         if rows.len() > 1 {
             return Err(Error::corrupt("a flow's key is in both flows tables"));
         }
-        Ok(rows.pop())
+        let Some((mut row, old)) = rows.pop() else {
+            return Ok(None);
+        };
+        if old {
+            // The old table's ids are SQLite's own (1 and up); a row numbered otherwise was
+            // written past this crate and cannot be told apart from a `flow_rows` id.
+            if row.id <= 0 {
+                return Err(Error::corrupt("an old flows row has an id below 1"));
+            }
+            row.id = -row.id;
+        }
+        Ok(Some(row))
     }
 
     /// Runs `new` on a `flow_rows` id or `old` on a `flows` one (negated, see
@@ -179,8 +190,9 @@ fn unique_violation(e: rusqlite::Error, busy_timeout: Duration) -> Error {
 
 // The two tables (migration 0007, `schema.sql`): `flow_rows` holds every flow this code
 // writes; `flows` holds the rows written before schema 7 (or by an older program that still has
-// the file open) until they are swept. Each lookup reads both. A row of `flows` is handed to
-// the operations with its id negated (its ids are positive, `flow_rows`' are at least 2^20), so
+// the file open) until they are swept. Each lookup reads both, and says in its last column
+// which table the row came from. A row of `flows` is handed to the operations with its id
+// negated (its ids must be positive; `flow_rows`' are at least 2^20 by the table's CHECK), so
 // that the guarded update of [`Rows`] goes back to the table the row came from.
 
 /// A `flow_rows` id is `expires_at * ID_STEP + n`: its rowid order is its expiry order.
@@ -196,10 +208,10 @@ pub(crate) const MAX_EXPIRY: i64 = i64::MAX / ID_STEP;
 pub(crate) const SELECT_BY_STATE: &str = concat!(
     "SELECT id, ",
     flow_columns!(),
-    " FROM flow_rows WHERE id = (SELECT id FROM flow_rows WHERE state_key = ?1) \
-     UNION ALL SELECT -id, ",
+    ", 0 FROM flow_rows WHERE id = (SELECT id FROM flow_rows WHERE state_key = ?1) \
+     UNION ALL SELECT id, ",
     flow_columns!(),
-    " FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)"
+    ", 1 FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)"
 );
 
 /// Found like [`SELECT_BY_STATE`]. A generated verifier's row has no entry in
@@ -207,11 +219,11 @@ pub(crate) const SELECT_BY_STATE: &str = concat!(
 pub(crate) const SELECT_BY_CHALLENGE: &str = concat!(
     "SELECT id, ",
     flow_columns!(),
-    " FROM flow_rows WHERE id = (SELECT id FROM flow_rows \
+    ", 0 FROM flow_rows WHERE id = (SELECT id FROM flow_rows \
      WHERE code_challenge = ?1 AND generated_verifier = 0) \
-     UNION ALL SELECT -id, ",
+     UNION ALL SELECT id, ",
     flow_columns!(),
-    " FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)"
+    ", 1 FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)"
 );
 
 /// The id is the next free one of the expiry's millisecond (`?12` is `expires_at`).
@@ -357,17 +369,18 @@ pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(ex
      UNION ALL SELECT status, expires_at FROM flows) GROUP BY status";
 
 /// Both tables in expiry order, up to the limit: a listing of the whole store.
+/// Ordered by expiry, then the old table's rows first, then by id.
 pub(crate) const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at, error, id FROM flow_rows WHERE (?1 IS NULL OR status = ?1) \
+     created_at, expires_at, error, 1 AS t, id FROM flow_rows WHERE (?1 IS NULL OR status = ?1) \
      UNION ALL SELECT state_key, server_id, client_id, status, created_at, expires_at, error, \
-     -id FROM flows WHERE (?1 IS NULL OR status = ?1) ORDER BY 6, 8 LIMIT ?2";
+     0, id FROM flows WHERE (?1 IS NULL OR status = ?1) ORDER BY 6, 8, 9 LIMIT ?2";
 
 pub(crate) const LIST_FLOWS_OF_SERVER: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at, error, id FROM flow_rows \
+     created_at, expires_at, error, 1 AS t, id FROM flow_rows \
      WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
      UNION ALL SELECT state_key, server_id, client_id, status, created_at, expires_at, error, \
-     -id FROM flows WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
-     ORDER BY 6, 8 LIMIT ?2";
+     0, id FROM flows WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
+     ORDER BY 6, 8, 9 LIMIT ?2";
 
 impl FlowTx for Rows<'_> {
     fn now(&self) -> i64 {
