@@ -21,6 +21,8 @@ use oauth_state_store::Durability;
 const BY_END: &str =
     "CREATE INDEX flow_rows_by_end ON flow_rows (coalesce(consumed_at, created_at))
     WHERE status IN ('consumed', 'failed');";
+/// Schema 6's expiry index, on the new table.
+const BY_EXPIRY: &str = "CREATE INDEX flow_rows_by_expiry ON flow_rows (expires_at);";
 const BY_SERVER: &str = "CREATE INDEX flow_rows_by_server ON flow_rows (server_id, client_id);";
 const CHALLENGE_PARTIAL: &str = "ON flow_rows (code_challenge)
     WHERE generated_verifier = 0;";
@@ -35,14 +37,13 @@ fn without(schema: &str, what: &str) -> String {
 fn variants() -> Vec<(&'static str, String)> {
     let now = SCHEMA.to_owned();
     // Schema 6's two costly choices, put back on the new table one at a time.
-    let expiry = format!("{now}CREATE INDEX flow_rows_by_expiry ON flow_rows (expires_at);");
+    let expiry = format!("{now}{BY_EXPIRY}");
     let every_challenge = now.replacen(CHALLENGE_PARTIAL, "ON flow_rows (code_challenge);", 1);
     assert_ne!(
         every_challenge, now,
         "flow_rows_by_challenge changed in schema.sql"
     );
-    let both =
-        format!("{every_challenge}CREATE INDEX flow_rows_by_expiry ON flow_rows (expires_at);");
+    let both = format!("{every_challenge}{BY_EXPIRY}");
     let triggers = now
         .find("CREATE TRIGGER")
         .expect("the triggers in schema.sql");

@@ -113,22 +113,19 @@ fn count(c: &Connection, table: &str) -> i64 {
 }
 
 fn authorization_url(state: &str, challenge: &str) -> String {
-    format!(
-        "https://auth.example.com/authorize?response_type=code&client_id=app&state={state}\
-         &code_challenge={challenge}&code_challenge_method=S256&redirect_uri={}",
-        url_encode(REDIRECT)
+    url::Url::parse_with_params(
+        "https://auth.example.com/authorize",
+        [
+            ("response_type", "code"),
+            ("client_id", "app"),
+            ("state", state),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+            ("redirect_uri", REDIRECT),
+        ],
     )
-}
-
-fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    .unwrap()
+    .to_string()
 }
 
 #[test]

@@ -97,16 +97,16 @@ impl<'t> Rows<'t> {
     /// The row a key finds in either table. A key in both is damage: each table keeps it
     /// unique, and the triggers of migration 0007 keep it out of the other.
     fn find(&self, sql: &str, key: &dyn ToSql) -> Result<Option<FlowRow>> {
-        let mut rows: Vec<(FlowRow, bool)> = self.run(|tx| {
-            tx.prepare_cached(sql)?
-                .query_map([key], |r| Ok((flow_row(r)?, r.get::<_, bool>(19)?)))?
-                .take(2)
-                .collect()
+        let (found, in_both) = self.run(|tx| {
+            let mut stmt = tx.prepare_cached(sql)?;
+            let mut rows = stmt.query_map([key], |r| Ok((flow_row(r)?, r.get::<_, bool>(19)?)))?;
+            let first = rows.next().transpose()?;
+            Ok((first, rows.next().transpose()?.is_some()))
         })?;
-        if rows.len() > 1 {
+        if in_both {
             return Err(Error::corrupt("a flow's key is in both flows tables"));
         }
-        let Some((mut row, old)) = rows.pop() else {
+        let Some((mut row, old)) = found else {
             return Ok(None);
         };
         if old {
@@ -120,25 +120,14 @@ impl<'t> Rows<'t> {
         Ok(Some(row))
     }
 
-    /// Runs `new` on a `flow_rows` id or `old` on a `flows` one (negated, see
-    /// [`SELECT_BY_STATE`]), with the real id as `?1` before `rest`.
-    fn execute_by_id(&self, id: i64, sql: [&str; 2], rest: &[&dyn ToSql]) -> Result<u64> {
-        self.execute_by_id_raw(id, sql, rest)
-            .map_err(|e| super::error::classify(e, self.busy_timeout))
-    }
-
-    /// [`Rows::execute_by_id`] with SQLite's error, for a caller that reads it first.
-    fn execute_by_id_raw(
-        &self,
-        id: i64,
-        [new, old]: [&str; 2],
-        rest: &[&dyn ToSql],
-    ) -> rusqlite::Result<u64> {
-        let (sql, id) = if id < 0 { (old, -id) } else { (new, id) };
-        let mut params: Vec<&dyn ToSql> = Vec::with_capacity(rest.len() + 1);
-        params.push(&id);
-        params.extend_from_slice(rest);
-        Ok(self.tx.prepare_cached(sql)?.execute(&params[..])? as u64)
+    /// The statement of the table an id names, and the table's own id: `new` for a
+    /// `flow_rows` id, `old` for a `flows` one (negated, see [`SELECT_BY_STATE`]).
+    fn of_table(id: i64, [new, old]: [&str; 2]) -> (&str, i64) {
+        if id < 0 {
+            (old, -id)
+        } else {
+            (new, id)
+        }
     }
 
     /// A batch from the old table first, then from `flow_rows` up to the same limit.
@@ -234,8 +223,9 @@ pub(crate) const INSERT_FLOW: &str = "INSERT INTO flow_rows (id, state_key, code
      WHERE id BETWEEN ?12 * 1048576 AND ?12 * 1048576 + 1048575), ?12 * 1048576), \
      ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
-/// The statements that change one row by its id, for either table.
-macro_rules! by_id {
+/// The text of a statement, or of one table's half of it, for either table: the same SQL
+/// over `flow_rows` and over the old `flows`.
+macro_rules! per_table {
     (bind, $t:literal) => {
         concat!(
             "UPDATE ",
@@ -282,6 +272,24 @@ macro_rules! by_id {
              AND status IN (?3, ?4, ?5, ?6, ?7)"
         )
     };
+    (live, $t:literal) => {
+        concat!(
+            " FROM ",
+            $t,
+            " WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
+             AND expires_at > ?3 AND created_at <= ?6"
+        )
+    };
+    (listed, $t:literal, $table_no:literal, $where:literal) => {
+        concat!(
+            "SELECT state_key, server_id, client_id, status, created_at, expires_at, error, ",
+            $table_no,
+            ", id FROM ",
+            $t,
+            " WHERE ",
+            $where
+        )
+    };
     (ended, $t:literal) => {
         concat!(
             "DELETE FROM ",
@@ -294,30 +302,33 @@ macro_rules! by_id {
     };
 }
 
-pub(crate) const BIND: &str = by_id!(bind, "flow_rows");
-pub(crate) const BIND_OLD: &str = by_id!(bind, "flows");
-pub(crate) const COMPLETE: &str = by_id!(complete, "flow_rows");
-pub(crate) const COMPLETE_OLD: &str = by_id!(complete, "flows");
-pub(crate) const FAIL: &str = by_id!(fail, "flow_rows");
-pub(crate) const FAIL_OLD: &str = by_id!(fail, "flows");
-pub(crate) const CONSUME: &str = by_id!(consume, "flow_rows");
-pub(crate) const CONSUME_OLD: &str = by_id!(consume, "flows");
-pub(crate) const DELETE_BY_ID: &str = by_id!(delete, "flow_rows");
-pub(crate) const DELETE_BY_ID_OLD: &str = by_id!(delete, "flows");
+pub(crate) const BIND: &str = per_table!(bind, "flow_rows");
+pub(crate) const BIND_OLD: &str = per_table!(bind, "flows");
+pub(crate) const COMPLETE: &str = per_table!(complete, "flow_rows");
+pub(crate) const COMPLETE_OLD: &str = per_table!(complete, "flows");
+pub(crate) const FAIL: &str = per_table!(fail, "flow_rows");
+pub(crate) const FAIL_OLD: &str = per_table!(fail, "flows");
+pub(crate) const CONSUME: &str = per_table!(consume, "flow_rows");
+pub(crate) const CONSUME_OLD: &str = per_table!(consume, "flows");
+pub(crate) const DELETE_BY_ID: &str = per_table!(delete, "flow_rows");
+pub(crate) const DELETE_BY_ID_OLD: &str = per_table!(delete, "flows");
 
 /// `?4`, `?5`: the statuses; `?3`, `?6`: the bounds of "live".
-pub(crate) const SELECT_LIVE_VERIFIERS: &str = "SELECT code_verifier, code_challenge \
-     FROM flow_rows WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
-     AND expires_at > ?3 AND created_at <= ?6 \
-     UNION ALL SELECT code_verifier, code_challenge FROM flows \
-     WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
-     AND expires_at > ?3 AND created_at <= ?6 LIMIT ?7";
+pub(crate) const SELECT_LIVE_VERIFIERS: &str = concat!(
+    "SELECT code_verifier, code_challenge",
+    per_table!(live, "flow_rows"),
+    " UNION ALL SELECT code_verifier, code_challenge",
+    per_table!(live, "flows"),
+    " LIMIT ?7"
+);
 
-pub(crate) const COUNT_LIVE: &str = "SELECT (SELECT count(*) FROM flow_rows \
-     WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
-     AND expires_at > ?3 AND created_at <= ?6) + (SELECT count(*) FROM flows \
-     WHERE server_id = ?1 AND client_id IS ?2 AND status IN (?4, ?5) \
-     AND expires_at > ?3 AND created_at <= ?6)";
+pub(crate) const COUNT_LIVE: &str = concat!(
+    "SELECT (SELECT count(*)",
+    per_table!(live, "flow_rows"),
+    ") + (SELECT count(*)",
+    per_table!(live, "flows"),
+    ")"
+);
 
 /// `flow_rows`' live rows are the ids from `(?2 + 1) * 2^20` on (its rowid order).
 pub(crate) const ANY_LIVE_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flow_rows \
@@ -327,8 +338,8 @@ pub(crate) const ANY_LIVE_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flo
 
 /// `?2` NULL means every client of the server; `?3..?7` are the statuses to delete (NULL
 /// fills unused slots).
-pub(crate) const DELETE_OF_SERVER: &str = by_id!(of_server, "flow_rows");
-pub(crate) const DELETE_OF_SERVER_OLD: &str = by_id!(of_server, "flows");
+pub(crate) const DELETE_OF_SERVER: &str = per_table!(of_server, "flow_rows");
+pub(crate) const DELETE_OF_SERVER_OLD: &str = per_table!(of_server, "flows");
 
 /// Deletes from the front of `flow_rows`: every id below `(?1 + 1) * 2^20` has expired by
 /// `?1`. (`expires_at <= ?1` says it again, for a row that a foreign writer numbered wrong.)
@@ -343,8 +354,8 @@ pub(crate) const DELETE_EXPIRED_BATCH_OLD: &str = "DELETE FROM flows WHERE id IN
 /// expression. That index holds the ended rows only; the literal `status IN` (the index's own
 /// condition, which a parameter cannot show the planner) lets the statement use it, and `?1`,
 /// `?2` still name the statuses the operation asked for ([`ENDED_STATUSES`] must cover them).
-pub(crate) const DELETE_ENDED_BATCH: &str = by_id!(ended, "flow_rows");
-pub(crate) const DELETE_ENDED_BATCH_OLD: &str = by_id!(ended, "flows");
+pub(crate) const DELETE_ENDED_BATCH: &str = per_table!(ended, "flow_rows");
+pub(crate) const DELETE_ENDED_BATCH_OLD: &str = per_table!(ended, "flows");
 
 /// The statuses the ended indexes cover (their `WHERE`, in `schema.sql`): a statement that
 /// searches them can find no row of another status.
@@ -369,18 +380,30 @@ pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(ex
      UNION ALL SELECT status, expires_at FROM flows) GROUP BY status";
 
 /// Both tables in expiry order, up to the limit: a listing of the whole store.
-/// Ordered by expiry, then the old table's rows first, then by id.
-pub(crate) const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at, error, 1 AS t, id FROM flow_rows WHERE (?1 IS NULL OR status = ?1) \
-     UNION ALL SELECT state_key, server_id, client_id, status, created_at, expires_at, error, \
-     0, id FROM flows WHERE (?1 IS NULL OR status = ?1) ORDER BY 6, 8, 9 LIMIT ?2";
+/// Ordered by expiry, then the old table's rows first (0), then by id.
+pub(crate) const LIST_FLOWS: &str = concat!(
+    per_table!(listed, "flow_rows", "1", "(?1 IS NULL OR status = ?1)"),
+    " UNION ALL ",
+    per_table!(listed, "flows", "0", "(?1 IS NULL OR status = ?1)"),
+    " ORDER BY 6, 8, 9 LIMIT ?2"
+);
 
-pub(crate) const LIST_FLOWS_OF_SERVER: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at, error, 1 AS t, id FROM flow_rows \
-     WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
-     UNION ALL SELECT state_key, server_id, client_id, status, created_at, expires_at, error, \
-     0, id FROM flows WHERE server_id = ?3 AND (?1 IS NULL OR status = ?1) \
-     ORDER BY 6, 8, 9 LIMIT ?2";
+pub(crate) const LIST_FLOWS_OF_SERVER: &str = concat!(
+    per_table!(
+        listed,
+        "flow_rows",
+        "1",
+        "server_id = ?3 AND (?1 IS NULL OR status = ?1)"
+    ),
+    " UNION ALL ",
+    per_table!(
+        listed,
+        "flows",
+        "0",
+        "server_id = ?3 AND (?1 IS NULL OR status = ?1)"
+    ),
+    " ORDER BY 6, 8, 9 LIMIT ?2"
+);
 
 impl FlowTx for Rows<'_> {
     fn now(&self) -> i64 {
@@ -429,39 +452,47 @@ impl FlowTx for Rows<'_> {
     }
 
     fn bind(&mut self, id: i64, b: &Binding<'_>) -> Result<u64> {
-        self.execute_by_id_raw(
-            id,
-            [BIND, BIND_OLD],
-            params![
-                &b.state_key[..],
-                b.redirect_uri,
-                b.resource,
-                b.scope,
-                b.issuer,
-                b.discovery,
-                b.require_issuer
-            ],
-        )
-        .map_err(|e| unique_violation(e, self.busy_timeout))
+        let (sql, id) = Self::of_table(id, [BIND, BIND_OLD]);
+        let n = self
+            .tx
+            .prepare_cached(sql)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    id,
+                    &b.state_key[..],
+                    b.redirect_uri,
+                    b.resource,
+                    b.scope,
+                    b.issuer,
+                    b.discovery,
+                    b.require_issuer
+                ])
+            })
+            .map_err(|e| unique_violation(e, self.busy_timeout))?;
+        Ok(n as u64)
     }
 
     fn set_callback(&mut self, id: i64, result: &CallbackResult<'_>) -> Result<u64> {
         match *result {
             CallbackResult::Code(code) => {
-                self.execute_by_id(id, [COMPLETE, COMPLETE_OLD], params![code])
+                let (sql, id) = Self::of_table(id, [COMPLETE, COMPLETE_OLD]);
+                self.execute(sql, params![id, code])
             }
             CallbackResult::Error { error, description } => {
-                self.execute_by_id(id, [FAIL, FAIL_OLD], params![error, description])
+                let (sql, id) = Self::of_table(id, [FAIL, FAIL_OLD]);
+                self.execute(sql, params![id, error, description])
             }
         }
     }
 
     fn mark_consumed(&mut self, id: i64, was: Status, ended: Option<&str>) -> Result<u64> {
-        self.execute_by_id(id, [CONSUME, CONSUME_OLD], params![self.now, ended, was])
+        let (sql, id) = Self::of_table(id, [CONSUME, CONSUME_OLD]);
+        self.execute(sql, params![id, self.now, ended, was])
     }
 
     fn delete(&mut self, id: i64, was: Status) -> Result<u64> {
-        self.execute_by_id(id, [DELETE_BY_ID, DELETE_BY_ID_OLD], params![was])
+        let (sql, id) = Self::of_table(id, [DELETE_BY_ID, DELETE_BY_ID_OLD]);
+        self.execute(sql, params![id, was])
     }
 
     fn live_verifiers(
