@@ -26,19 +26,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::child::Worker;
-use common::{challenge_of, now_ms, random_token, state_key, summary, temp_db};
+use common::{challenge_of, now_ms, random_token, state_key, summary, temp_db, MIGRATIONS};
 use oauth_state_store::{Durability, Store};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
-
-/// The migrations of the older schemas a file can start at.
-const OLD_MIGRATIONS: [&str; 6] = [
-    include_str!("../migrations/0001_initial.sql"),
-    include_str!("../migrations/0002_sdk_fields.sql"),
-    include_str!("../migrations/0003_finished_index.sql"),
-    include_str!("../migrations/0004_discovery.sql"),
-    include_str!("../migrations/0005_server_index.sql"),
-    include_str!("../migrations/0006_ended_index.sql"),
-];
 
 /// The statements of a schema-2 program: its insert, its lookup, its consume.
 const OLD_INSERT: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, \
@@ -58,7 +48,7 @@ fn server(i: usize) -> String {
 fn old_file(path: &Path, from: usize, rows: usize) -> Vec<(String, String)> {
     let mut conn = common::bench_connection(path, Durability::Normal);
     conn.pragma_update(None, "synchronous", "OFF").unwrap();
-    for sql in &OLD_MIGRATIONS[..from] {
+    for sql in &MIGRATIONS[..from] {
         conn.execute_batch(sql).unwrap();
     }
     conn.pragma_update(None, "user_version", from as i64)

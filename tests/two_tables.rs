@@ -425,3 +425,126 @@ fn an_old_row_with_an_id_below_one_is_corrupt_and_never_sends_an_update_to_the_n
     let consumed = store.consume(new.state().secret()).unwrap();
     assert_eq!(consumed.verifier.secret().len(), 43);
 }
+
+/// The schema objects of a file, as `(type, name, sql)` (SQLite's own excluded).
+fn schema(c: &Connection) -> Vec<(String, String, Option<String>)> {
+    c.prepare(
+        "SELECT type, name, sql FROM sqlite_schema WHERE name NOT LIKE 'sqlite_%' \
+         ORDER BY type, name",
+    )
+    .unwrap()
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn a_new_file_has_one_table() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    store.begin(BeginRequest::new(SERVER)).unwrap();
+    let raw = Connection::open(&fx.path).unwrap();
+    let tables: Vec<String> = schema(&raw)
+        .into_iter()
+        .filter(|(kind, _, _)| kind != "index")
+        .map(|(kind, name, _)| format!("{kind} {name}"))
+        .collect();
+    assert_eq!(tables, ["table flow_rows", "table meta"]);
+    assert_eq!(count(&raw, "flow_rows"), 1);
+    // Nothing to retire.
+    assert!(!store.compact().unwrap().old_table_removed);
+}
+
+#[test]
+fn compact_drops_the_emptied_old_table_and_every_store_on_the_file_goes_on_with_one_table() {
+    let fx = Fixture::new();
+    old_file(&fx);
+    let first = fx.store();
+    // Another store on the file, open before the drop, whose connections have run the
+    // two-table statements of every kind.
+    let other = fx.store();
+    let before = other.begin(BeginRequest::new(SERVER)).unwrap();
+    other.stats().unwrap();
+    other.list_flows(&FlowFilter::new()).unwrap();
+    other
+        .list_flows(&FlowFilter::new().server_id(SERVER))
+        .unwrap();
+    other.sweep_preview(Some(Duration::from_millis(1))).unwrap();
+    let e = other.pending_verifier(SERVER, None).unwrap_err();
+    assert!(matches!(e, Error::AmbiguousPendingVerifier { .. }), "{e:?}");
+    let url = authorization_url(&secret("state", 2), &challenge(&secret("verifier", 2)));
+    other.promote(SERVER, None, &url).unwrap();
+
+    // Rows are left in the old table: it stays.
+    let report = first.compact().unwrap();
+    assert!(!report.old_table_removed, "{report:?}");
+    let raw = Connection::open(&fx.path).unwrap();
+    assert!(count(&raw, "flows") > 0);
+
+    // Once they have expired and been swept, it goes, with the triggers that looked into it:
+    // the file has the schema of a new one.
+    fx.clock.advance(Duration::from_millis(TTL_MS as u64 + 1));
+    first.sweep().unwrap();
+    let report = first.compact().unwrap();
+    assert!(report.old_table_removed, "{report:?}");
+    let fresh = Fixture::new();
+    fresh.store();
+    assert_eq!(
+        schema(&raw),
+        schema(&Connection::open(&fresh.path).unwrap())
+    );
+
+    // The other store finds the table gone and goes on, in every statement that read it.
+    let e = other.consume(before.state().secret()).unwrap_err();
+    assert!(matches!(e, Error::UnknownState), "{e:?}");
+    let flow = other.begin(BeginRequest::new(SERVER)).unwrap();
+    assert_eq!(
+        other.pending_verifier(SERVER, None).unwrap().secret().len(),
+        43
+    );
+    assert_eq!(other.stats().unwrap().counts.pending, 1);
+    assert_eq!(other.list_flows(&FlowFilter::new()).unwrap().len(), 1);
+    assert_eq!(
+        other
+            .list_flows(&FlowFilter::new().server_id(SERVER))
+            .unwrap()
+            .len(),
+        1
+    );
+    let unbound = secret("verifier", 40);
+    other.save_code_verifier(SERVER, None, &unbound).unwrap();
+    let url = authorization_url(&secret("state", 40), &challenge(&unbound));
+    other.promote(SERVER, None, &url).unwrap();
+    assert_eq!(
+        other
+            .consume(&secret("state", 40))
+            .unwrap()
+            .verifier
+            .secret(),
+        unbound
+    );
+    assert_eq!(
+        other
+            .consume(flow.state().secret())
+            .unwrap()
+            .verifier
+            .secret()
+            .len(),
+        43
+    );
+    fx.clock.advance(Duration::from_millis(2));
+    let ms = Duration::from_millis(1);
+    assert_eq!(other.sweep_preview(Some(ms)).unwrap().total(), 2);
+    assert_eq!(other.sweep_finished(ms).unwrap().removed.total(), 2);
+    assert_eq!(other.sweep().unwrap().removed.total(), 0);
+    assert!(!other.compact().unwrap().old_table_removed);
+
+    // A schema-6 program that still had the file open now fails, as the README says.
+    let e = raw.execute("SELECT count(*) FROM flows", []).unwrap_err();
+    assert!(e.to_string().contains("no such table"), "{e}");
+    drop(raw);
+    // A store opened now sees one table from the start.
+    let late = fx.store();
+    assert_eq!(late.stats().unwrap().counts.total(), 0);
+}

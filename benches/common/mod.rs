@@ -19,6 +19,17 @@ pub mod child;
 pub mod minimal;
 
 pub const SCHEMA: &str = include_str!("../../schema.sql");
+/// The migrations, in order: the first six make the schemas of older files, all seven what a
+/// file of version 1 becomes (`schema.sql` beside the old table, until `compact` drops it).
+pub const MIGRATIONS: [&str; 7] = [
+    include_str!("../../migrations/0001_initial.sql"),
+    include_str!("../../migrations/0002_sdk_fields.sql"),
+    include_str!("../../migrations/0003_finished_index.sql"),
+    include_str!("../../migrations/0004_discovery.sql"),
+    include_str!("../../migrations/0005_server_index.sql"),
+    include_str!("../../migrations/0006_ended_index.sql"),
+    include_str!("../../migrations/0007_flow_rows.sql"),
+];
 pub const SERVER: &str = "https://mcp.example.com";
 pub const CLIENT: &str = "bench-client";
 pub const REDIRECT: &str = "http://127.0.0.1:33418/callback";
@@ -115,20 +126,33 @@ const CONSUME: &str = "UPDATE flow_rows SET status = 'consumed', code_verifier =
      auth_code = NULL, discovery = NULL, consumed_at = ?2, error = coalesce(?3, error) \
      WHERE id = ?1 AND status = ?4";
 
-/// The lookup by state key, over both tables, as the store runs it.
-fn select_by_state() -> String {
-    format!(
+/// The lookup by state key, as the store runs it: over `flow_rows`, and over the old table too
+/// on a file that still has it (migrated from version 6 or older).
+fn select_by_state(old_table: bool) -> String {
+    let one = format!(
         "SELECT id, {COLUMNS}, 0 FROM flow_rows WHERE id = \
-         (SELECT id FROM flow_rows WHERE state_key = ?1) UNION ALL SELECT id, {COLUMNS}, 1 \
+         (SELECT id FROM flow_rows WHERE state_key = ?1)"
+    );
+    if !old_table {
+        return one;
+    }
+    format!(
+        "{one} UNION ALL SELECT id, {COLUMNS}, 1 \
          FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)"
     )
 }
 
-/// The lookup by challenge, over both tables, as the store runs it.
-fn select_by_challenge() -> String {
-    format!(
+/// The lookup by challenge, as the store runs it (see [`select_by_state`]).
+fn select_by_challenge(old_table: bool) -> String {
+    let one = format!(
         "SELECT id, {COLUMNS}, 0 FROM flow_rows WHERE id = (SELECT id FROM flow_rows \
-         WHERE code_challenge = ?1 AND generated_verifier = 0) UNION ALL SELECT id, {COLUMNS}, 1 \
+         WHERE code_challenge = ?1 AND generated_verifier = 0)"
+    );
+    if !old_table {
+        return one;
+    }
+    format!(
+        "{one} UNION ALL SELECT id, {COLUMNS}, 1 \
          FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)"
     )
 }
@@ -162,10 +186,18 @@ impl Floor {
     }
 
     fn new(conn: Connection) -> Floor {
+        let old_table: bool = conn
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM sqlite_schema \
+                 WHERE type = 'table' AND name = 'flows')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         Floor {
             conn,
-            by_state: select_by_state(),
-            by_challenge: select_by_challenge(),
+            by_state: select_by_state(old_table),
+            by_challenge: select_by_challenge(old_table),
         }
     }
 
@@ -174,8 +206,8 @@ impl Floor {
         Floor::new(bench_connection(path, durability))
     }
 
-    /// Steps past the first row as the store does, which reads both tables (a key in both
-    /// is damage).
+    /// Steps past the first row as the store does (on a file with the old table, a key in
+    /// both tables is damage).
     fn find(tx: &Connection, sql: &str, key: &dyn rusqlite::ToSql) -> Option<RawRow> {
         let mut stmt = tx.prepare_cached(sql).unwrap();
         let mut rows: Vec<RawRow> = stmt

@@ -139,6 +139,11 @@ pub struct CompactReport {
     pub wal_bytes_before: u64,
     /// `-wal` size after, in bytes (0 when there is none).
     pub wal_bytes_after: u64,
+    /// An SQLite file migrated from version 6 or older had its old table `flows` still, and
+    /// it was empty: it is gone, with the triggers that looked into it, and the file's schema
+    /// is now `schema.sql` alone. Its flows are then read from one table (faster). `false`
+    /// otherwise, and always on PostgreSQL.
+    pub old_table_removed: bool,
 }
 
 impl CompactReport {
@@ -281,6 +286,12 @@ impl Store {
     /// Reclaims space: `VACUUM`, then `PRAGMA wal_checkpoint(TRUNCATE)`. Safe while other
     /// processes use the file; if one of them keeps it busy past the busy timeout, the step it
     /// blocked is reported as not done (see [`CompactReport`]) instead of failing.
+    ///
+    /// On an SQLite file migrated from version 6 or older, it first drops the old table once
+    /// no row is left in it ([`CompactReport::old_table_removed`]). Other stores of this
+    /// version that share the file go on reading one table; a program of version 6 or older
+    /// that still has the file open fails from then on, so upgrade every program that shares
+    /// the file before you compact it (README, "The file format").
     ///
     /// ```
     /// # use oauth_state_store::Store;

@@ -49,15 +49,12 @@ mod fixture {
             options.open_in_memory().expect("open store")
         }
 
-        /// The `discovery` column of every row, in row order (the old table's rows first),
-        /// read past the store.
+        /// The `discovery` column of every row, in row order, read past the store (a new
+        /// file has the one table `flow_rows`).
         pub fn discovery_column(&self) -> Vec<Option<String>> {
             let c = rusqlite::Connection::open(&self.inner.path).expect("open file");
             let mut stmt = c
-                .prepare(
-                    "SELECT discovery FROM (SELECT 0 AS t, id, discovery FROM flows \
-                     UNION ALL SELECT 1, id, discovery FROM flow_rows) ORDER BY t, id",
-                )
+                .prepare("SELECT discovery FROM flow_rows ORDER BY id")
                 .expect("prepare");
             stmt.query_map([], |r| r.get(0))
                 .expect("query")

@@ -7,9 +7,10 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use super::error::is_busy;
-use super::migrate::{SELECT_STORE_ID, SELECT_USER_VERSION};
+use super::migrate::{retire_old_table, SELECT_STORE_ID, SELECT_USER_VERSION};
 use super::Sqlite;
 use crate::admin::{CompactReport, FileInfo};
 use crate::backend::sqlite::migrate::SCHEMA_VERSION;
@@ -72,6 +73,15 @@ impl Sqlite {
 
     pub(crate) fn compact(&self) -> Result<CompactReport> {
         let (file_bytes_before, wal_bytes_before) = self.sizes()?;
+        // First, so that VACUUM gives its pages back.
+        let old_table_removed = self.old_table.load(Ordering::Relaxed)
+            && self.with_connection(|conn| match retire_old_table(conn) {
+                Err(e) if is_busy(&e) => Ok(false),
+                other => other,
+            })?;
+        if old_table_removed {
+            self.old_table.store(false, Ordering::Relaxed);
+        }
         let (vacuumed, wal_truncated) = self.with_connection(|conn| {
             let vacuumed = match conn.execute_batch(VACUUM) {
                 Ok(()) => true,
@@ -93,6 +103,7 @@ impl Sqlite {
             file_bytes_after,
             wal_bytes_before,
             wal_bytes_after,
+            old_table_removed,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The SQLite statements of the row interface, each beside the method that runs it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
@@ -79,14 +80,22 @@ pub(crate) struct Rows<'t> {
     tx: &'t Transaction<'t>,
     now: i64,
     busy_timeout: Duration,
+    /// The engine's: whether the file still has the old table (see [`Layout`]).
+    old_table: &'t AtomicBool,
 }
 
 impl<'t> Rows<'t> {
-    pub(crate) fn new(tx: &'t Transaction<'t>, now: i64, busy_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        tx: &'t Transaction<'t>,
+        now: i64,
+        busy_timeout: Duration,
+        old_table: &'t AtomicBool,
+    ) -> Self {
         Rows {
             tx,
             now,
             busy_timeout,
+            old_table,
         }
     }
 
@@ -94,11 +103,36 @@ impl<'t> Rows<'t> {
         f(self.tx).map_err(|e| super::error::classify(e, self.busy_timeout))
     }
 
+    /// Runs `f` with the statements of the file's layout.
+    ///
+    /// Once another store's [`compact`](crate::Store::compact) has dropped the old table, a
+    /// statement of [`TWO_TABLES`] no longer prepares. This engine then keeps to
+    /// [`ONE_TABLE`] from then on, and runs `f` again in the same transaction: a statement
+    /// that failed to prepare did nothing, the old table cannot come back, and the layout
+    /// cannot change while a transaction is open.
+    fn over<T>(
+        &self,
+        f: impl Fn(&Transaction<'_>, &'static Layout) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let layout = if self.old_table.load(Ordering::Relaxed) {
+            &TWO_TABLES
+        } else {
+            &ONE_TABLE
+        };
+        match f(self.tx, layout) {
+            Err(e) if layout.old_table && old_table_gone(&e) => {
+                self.old_table.store(false, Ordering::Relaxed);
+                self.run(|tx| f(tx, &ONE_TABLE))
+            }
+            other => other.map_err(|e| super::error::classify(e, self.busy_timeout)),
+        }
+    }
+
     /// The row a key finds in either table. A key in both is damage: each table keeps it
     /// unique, and the triggers of migration 0007 keep it out of the other.
-    fn find(&self, sql: &str, key: &dyn ToSql) -> Result<Option<FlowRow>> {
-        let (found, in_both) = self.run(|tx| {
-            let mut stmt = tx.prepare_cached(sql)?;
+    fn find(&self, sql: fn(&Layout) -> &'static str, key: &dyn ToSql) -> Result<Option<FlowRow>> {
+        let (found, in_both) = self.over(|tx, layout| {
+            let mut stmt = tx.prepare_cached(sql(layout))?;
             let mut rows = stmt.query_map([key], |r| Ok((flow_row(r)?, r.get::<_, bool>(19)?)))?;
             let first = rows.next().transpose()?;
             Ok((first, rows.next().transpose()?.is_some()))
@@ -130,35 +164,50 @@ impl<'t> Rows<'t> {
         }
     }
 
-    /// A batch from the old table first, then from `flow_rows` up to the same limit.
+    /// A batch from the old table first (while the file has it), then from `flow_rows` up to
+    /// the same limit.
     fn batch_both(
         &self,
         [new, old]: [&str; 2],
         params: &[&dyn ToSql],
         limit: u32,
     ) -> Result<Vec<Status>> {
-        let mut params = params.to_vec();
-        params.push(&limit);
-        let mut done = self.batch(old, &params)?;
-        let left = limit.saturating_sub(u32::try_from(done.len()).unwrap_or(u32::MAX));
-        if left > 0 {
-            *params.last_mut().expect("the limit") = &left;
-            done.extend(self.batch(new, &params)?);
-        }
-        Ok(done)
-    }
-
-    fn batch(&self, sql: &str, params: &[&dyn ToSql]) -> Result<Vec<Status>> {
-        self.run(|tx| {
-            tx.prepare_cached(sql)?
-                .query_map(params, |r| r.get::<_, Status>(0))?
-                .collect()
+        self.over(|tx, layout| {
+            let mut params = params.to_vec();
+            params.push(&limit);
+            let mut done = Vec::new();
+            if layout.old_table {
+                done = batch(tx, old, &params)?;
+            }
+            let left = limit.saturating_sub(u32::try_from(done.len()).unwrap_or(u32::MAX));
+            if left > 0 {
+                *params.last_mut().expect("the limit") = &left;
+                done.extend(batch(tx, new, &params)?);
+            }
+            Ok(done)
         })
     }
 
     fn execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<u64> {
         self.run(|tx| Ok(tx.prepare_cached(sql)?.execute(params)? as u64))
     }
+}
+
+fn batch(tx: &Transaction<'_>, sql: &str, params: &[&dyn ToSql]) -> rusqlite::Result<Vec<Status>> {
+    tx.prepare_cached(sql)?
+        .query_map(params, |r| r.get::<_, Status>(0))?
+        .collect()
+}
+
+/// Whether `e` says the old table is gone: SQLite's message when a statement names a table the
+/// file no longer has.
+fn old_table_gone(e: &rusqlite::Error) -> bool {
+    let msg = match e {
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg,
+        rusqlite::Error::SqlInputError { msg, .. } => msg,
+        _ => return false,
+    };
+    msg == "no such table: flows" || msg == "no such table: main.flows"
 }
 
 /// Maps a UNIQUE violation to the duplicate it means; anything else is classified as usual.
@@ -177,12 +226,14 @@ fn unique_violation(e: rusqlite::Error, busy_timeout: Duration) -> Error {
     super::error::classify(e, busy_timeout)
 }
 
-// The two tables (migration 0007, `schema.sql`): `flow_rows` holds every flow this code
-// writes; `flows` holds the rows written before schema 7 (or by an older program that still has
-// the file open) until they are swept. Each lookup reads both, and says in its last column
-// which table the row came from. A row of `flows` is handed to the operations with its id
-// negated (its ids must be positive; `flow_rows`' are at least 2^20 by the table's CHECK), so
-// that the guarded update of [`Rows`] goes back to the table the row came from.
+// The layouts of the file (`schema.sql`). `flow_rows` holds every flow this code writes; a
+// new file has no other table. A file migrated from version 6 or older also has the old
+// `flows`, with the rows written before version 7 (or by an older program that still has the
+// file open), until `compact` drops it once empty. While it is there, each lookup reads both
+// tables ([`TWO_TABLES`]) and says in its last column which table the row came from. A row of
+// `flows` is handed to the operations with its id negated (its ids must be positive;
+// `flow_rows`' are at least 2^20 by the table's CHECK), so that the guarded update of [`Rows`]
+// goes back to the table the row came from.
 
 /// A `flow_rows` id is `expires_at * ID_STEP + n`: its rowid order is its expiry order.
 pub(crate) const ID_STEP: i64 = 1 << 20;
@@ -191,41 +242,27 @@ pub(crate) const ID_STEP: i64 = 1 << 20;
 /// CHECK says the same).
 pub(crate) const MAX_EXPIRY: i64 = i64::MAX / ID_STEP;
 
-/// Finds the id through the index and reads the row by id, in each table: read straight
-/// through the index, `state_key` would come from the index itself and could not contradict
-/// it (see the damage checks in `flow::ops`).
-pub(crate) const SELECT_BY_STATE: &str = concat!(
-    "SELECT id, ",
-    flow_columns!(),
-    ", 0 FROM flow_rows WHERE id = (SELECT id FROM flow_rows WHERE state_key = ?1) \
-     UNION ALL SELECT id, ",
-    flow_columns!(),
-    ", 1 FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)"
-);
-
-/// Found like [`SELECT_BY_STATE`]. A generated verifier's row has no entry in
-/// `flow_rows_by_challenge` and is not found by its challenge.
-pub(crate) const SELECT_BY_CHALLENGE: &str = concat!(
-    "SELECT id, ",
-    flow_columns!(),
-    ", 0 FROM flow_rows WHERE id = (SELECT id FROM flow_rows \
-     WHERE code_challenge = ?1 AND generated_verifier = 0) \
-     UNION ALL SELECT id, ",
-    flow_columns!(),
-    ", 1 FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)"
-);
-
-/// The id is the next free one of the expiry's millisecond (`?12` is `expires_at`).
-pub(crate) const INSERT_FLOW: &str = "INSERT INTO flow_rows (id, state_key, code_challenge, \
-     code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
-     created_at, expires_at, require_issuer, client_created_at, generated_verifier) \
-     VALUES (coalesce((SELECT max(id) + 1 FROM flow_rows \
-     WHERE id BETWEEN ?12 * 1048576 AND ?12 * 1048576 + 1048575), ?12 * 1048576), \
-     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
-
 /// The text of a statement, or of one table's half of it, for either table: the same SQL
 /// over `flow_rows` and over the old `flows`.
 macro_rules! per_table {
+    // Finds the id through the index and reads the row by id: read straight through the
+    // index, `state_key` would come from the index itself and could not contradict it (see
+    // the damage checks in `flow::ops`). The last column is the table's number.
+    (lookup, $t:literal, $table_no:literal, $where:literal) => {
+        concat!(
+            "SELECT id, ",
+            flow_columns!(),
+            ", ",
+            $table_no,
+            " FROM ",
+            $t,
+            " WHERE id = (SELECT id FROM ",
+            $t,
+            " WHERE ",
+            $where,
+            ")"
+        )
+    };
     (bind, $t:literal) => {
         concat!(
             "UPDATE ",
@@ -300,7 +337,60 @@ macro_rules! per_table {
              AND coalesce(consumed_at, created_at) <= ?3 LIMIT ?4) RETURNING status"
         )
     };
+    // `flow_rows`' expired rows are the ids below `(?1 + 1) * 2^20` (its rowid order); the
+    // ended ones are found in its ended index, whose statuses the literal `status IN` names.
+    (removable, $t:literal) => {
+        concat!(
+            "SELECT status FROM ",
+            $t,
+            " WHERE id IN (SELECT id FROM ",
+            $t,
+            " WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1 \
+             UNION SELECT id FROM ",
+            $t,
+            " WHERE status IN ('consumed', 'failed') \
+             AND status IN (?3, ?4) AND coalesce(consumed_at, created_at) <= ?2)"
+        )
+    };
 }
+
+/// By state key, in `flow_rows`.
+pub(crate) const SELECT_BY_STATE: &str = per_table!(lookup, "flow_rows", "0", "state_key = ?1");
+
+/// By state key, in both tables.
+pub(crate) const SELECT_BY_STATE_BOTH: &str = concat!(
+    per_table!(lookup, "flow_rows", "0", "state_key = ?1"),
+    " UNION ALL ",
+    per_table!(lookup, "flows", "1", "state_key = ?1")
+);
+
+/// A generated verifier's row has no entry in `flow_rows_by_challenge` and is not found by
+/// its challenge.
+pub(crate) const SELECT_BY_CHALLENGE: &str = per_table!(
+    lookup,
+    "flow_rows",
+    "0",
+    "code_challenge = ?1 AND generated_verifier = 0"
+);
+
+pub(crate) const SELECT_BY_CHALLENGE_BOTH: &str = concat!(
+    per_table!(
+        lookup,
+        "flow_rows",
+        "0",
+        "code_challenge = ?1 AND generated_verifier = 0"
+    ),
+    " UNION ALL ",
+    per_table!(lookup, "flows", "1", "code_challenge = ?1")
+);
+
+/// The id is the next free one of the expiry's millisecond (`?12` is `expires_at`).
+pub(crate) const INSERT_FLOW: &str = "INSERT INTO flow_rows (id, state_key, code_challenge, \
+     code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
+     created_at, expires_at, require_issuer, client_created_at, generated_verifier) \
+     VALUES (coalesce((SELECT max(id) + 1 FROM flow_rows \
+     WHERE id BETWEEN ?12 * 1048576 AND ?12 * 1048576 + 1048575), ?12 * 1048576), \
+     ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 pub(crate) const BIND: &str = per_table!(bind, "flow_rows");
 pub(crate) const BIND_OLD: &str = per_table!(bind, "flows");
@@ -317,12 +407,20 @@ pub(crate) const DELETE_BY_ID_OLD: &str = per_table!(delete, "flows");
 pub(crate) const SELECT_LIVE_VERIFIERS: &str = concat!(
     "SELECT code_verifier, code_challenge",
     per_table!(live, "flow_rows"),
+    " LIMIT ?7"
+);
+
+pub(crate) const SELECT_LIVE_VERIFIERS_BOTH: &str = concat!(
+    "SELECT code_verifier, code_challenge",
+    per_table!(live, "flow_rows"),
     " UNION ALL SELECT code_verifier, code_challenge",
     per_table!(live, "flows"),
     " LIMIT ?7"
 );
 
-pub(crate) const COUNT_LIVE: &str = concat!(
+pub(crate) const COUNT_LIVE: &str = concat!("SELECT count(*)", per_table!(live, "flow_rows"));
+
+pub(crate) const COUNT_LIVE_BOTH: &str = concat!(
     "SELECT (SELECT count(*)",
     per_table!(live, "flow_rows"),
     ") + (SELECT count(*)",
@@ -332,6 +430,10 @@ pub(crate) const COUNT_LIVE: &str = concat!(
 
 /// `flow_rows`' live rows are the ids from `(?2 + 1) * 2^20` on (its rowid order).
 pub(crate) const ANY_LIVE_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flow_rows \
+     WHERE id >= (?2 + 1) * 1048576 AND status = ?1 AND expires_at > ?2 AND created_at <= ?3 \
+     AND redirect_uri IN (?4, ?5))";
+
+pub(crate) const ANY_LIVE_FOR_REDIRECT_BOTH: &str = "SELECT EXISTS (SELECT 1 FROM flow_rows \
      WHERE id >= (?2 + 1) * 1048576 AND status = ?1 AND expires_at > ?2 AND created_at <= ?3 \
      AND redirect_uri IN (?4, ?5)) OR EXISTS (SELECT 1 FROM flows \
      WHERE status = ?1 AND expires_at > ?2 AND created_at <= ?3 AND redirect_uri IN (?4, ?5))";
@@ -361,27 +463,40 @@ pub(crate) const DELETE_ENDED_BATCH_OLD: &str = per_table!(ended, "flows");
 /// searches them can find no row of another status.
 pub(crate) const ENDED_STATUSES: [Status; 2] = [Status::Consumed, Status::Failed];
 
-/// Each half of each table searches its own index; a row in both halves counts once. `?2`
-/// NULL: expired rows only. The ended halves name the index's statuses like
-/// [`DELETE_ENDED_BATCH`].
-pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM (\
-     SELECT status FROM flow_rows WHERE id IN \
-     (SELECT id FROM flow_rows WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1 \
-      UNION SELECT id FROM flow_rows WHERE status IN ('consumed', 'failed') \
-      AND status IN (?3, ?4) AND coalesce(consumed_at, created_at) <= ?2) \
-     UNION ALL SELECT status FROM flows WHERE id IN \
+/// Each half searches its own index; a row in both halves counts once. `?2` NULL: expired
+/// rows only. The ended half names the index's statuses like [`DELETE_ENDED_BATCH`].
+pub(crate) const COUNT_REMOVABLE: &str = concat!(
+    "SELECT status, count(*) FROM (",
+    per_table!(removable, "flow_rows"),
+    ") GROUP BY status"
+);
+
+/// The old table has an expiry index, not `flow_rows`' id order.
+pub(crate) const COUNT_REMOVABLE_BOTH: &str = concat!(
+    "SELECT status, count(*) FROM (",
+    per_table!(removable, "flow_rows"),
+    " UNION ALL SELECT status FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE expires_at <= ?1 \
       UNION SELECT id FROM flows WHERE status IN ('consumed', 'failed') \
-      AND status IN (?3, ?4) AND coalesce(consumed_at, created_at) <= ?2)) GROUP BY status";
+      AND status IN (?3, ?4) AND coalesce(consumed_at, created_at) <= ?2)) GROUP BY status"
+);
 
-/// Reads every row of both tables: statistics are about the whole store.
+/// Reads every row: statistics are about the whole store.
 pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
-     sum(expires_at <= ?1) FROM (SELECT status, expires_at FROM flow_rows \
+     sum(expires_at <= ?1) FROM flow_rows GROUP BY status";
+
+pub(crate) const STATS_BOTH: &str = "SELECT status, count(*), min(expires_at), \
+     max(expires_at), sum(expires_at <= ?1) FROM (SELECT status, expires_at FROM flow_rows \
      UNION ALL SELECT status, expires_at FROM flows) GROUP BY status";
 
-/// Both tables in expiry order, up to the limit: a listing of the whole store.
-/// Ordered by expiry, then the old table's rows first (0), then by id.
+/// The store in expiry order, up to the limit: `flow_rows`' id order is its expiry order.
 pub(crate) const LIST_FLOWS: &str = concat!(
+    per_table!(listed, "flow_rows", "1", "(?1 IS NULL OR status = ?1)"),
+    " ORDER BY 9 LIMIT ?2"
+);
+
+/// Both tables, ordered by expiry, then the old table's rows first (0), then by id.
+pub(crate) const LIST_FLOWS_BOTH: &str = concat!(
     per_table!(listed, "flow_rows", "1", "(?1 IS NULL OR status = ?1)"),
     " UNION ALL ",
     per_table!(listed, "flows", "0", "(?1 IS NULL OR status = ?1)"),
@@ -389,6 +504,16 @@ pub(crate) const LIST_FLOWS: &str = concat!(
 );
 
 pub(crate) const LIST_FLOWS_OF_SERVER: &str = concat!(
+    per_table!(
+        listed,
+        "flow_rows",
+        "1",
+        "server_id = ?3 AND (?1 IS NULL OR status = ?1)"
+    ),
+    " ORDER BY 9 LIMIT ?2"
+);
+
+pub(crate) const LIST_FLOWS_OF_SERVER_BOTH: &str = concat!(
     per_table!(
         listed,
         "flow_rows",
@@ -405,17 +530,78 @@ pub(crate) const LIST_FLOWS_OF_SERVER: &str = concat!(
     " ORDER BY 6, 8, 9 LIMIT ?2"
 );
 
+/// The statements that read the whole store, for one layout of the file.
+pub(crate) struct Layout {
+    by_state: &'static str,
+    by_challenge: &'static str,
+    live_verifiers: &'static str,
+    count_live: &'static str,
+    any_live_for_redirect: &'static str,
+    count_removable: &'static str,
+    stats: &'static str,
+    list: &'static str,
+    list_of_server: &'static str,
+    /// Whether the old table is there: the deletes also run its halves (`*_OLD`).
+    old_table: bool,
+}
+
+impl Layout {
+    /// Every statement of the layout.
+    #[cfg(test)]
+    pub(crate) fn statements(&self) -> [&'static str; 9] {
+        [
+            self.by_state,
+            self.by_challenge,
+            self.live_verifiers,
+            self.count_live,
+            self.any_live_for_redirect,
+            self.count_removable,
+            self.stats,
+            self.list,
+            self.list_of_server,
+        ]
+    }
+}
+
+/// A new file, or a migrated one whose old table is gone.
+pub(crate) const ONE_TABLE: Layout = Layout {
+    by_state: SELECT_BY_STATE,
+    by_challenge: SELECT_BY_CHALLENGE,
+    live_verifiers: SELECT_LIVE_VERIFIERS,
+    count_live: COUNT_LIVE,
+    any_live_for_redirect: ANY_LIVE_FOR_REDIRECT,
+    count_removable: COUNT_REMOVABLE,
+    stats: STATS,
+    list: LIST_FLOWS,
+    list_of_server: LIST_FLOWS_OF_SERVER,
+    old_table: false,
+};
+
+/// A file migrated from version 6 or older that still has the old table.
+pub(crate) const TWO_TABLES: Layout = Layout {
+    by_state: SELECT_BY_STATE_BOTH,
+    by_challenge: SELECT_BY_CHALLENGE_BOTH,
+    live_verifiers: SELECT_LIVE_VERIFIERS_BOTH,
+    count_live: COUNT_LIVE_BOTH,
+    any_live_for_redirect: ANY_LIVE_FOR_REDIRECT_BOTH,
+    count_removable: COUNT_REMOVABLE_BOTH,
+    stats: STATS_BOTH,
+    list: LIST_FLOWS_BOTH,
+    list_of_server: LIST_FLOWS_OF_SERVER_BOTH,
+    old_table: true,
+};
+
 impl FlowTx for Rows<'_> {
     fn now(&self) -> i64 {
         self.now
     }
 
     fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>> {
-        self.find(SELECT_BY_STATE, &&key[..])
+        self.find(|l| l.by_state, &&key[..])
     }
 
     fn by_challenge(&mut self, challenge: &str) -> Result<Option<FlowRow>> {
-        self.find(SELECT_BY_CHALLENGE, &challenge)
+        self.find(|l| l.by_challenge, &challenge)
     }
 
     fn insert(&mut self, f: &NewFlow<'_>, created_at: i64, expires_at: i64) -> Result<()> {
@@ -504,8 +690,8 @@ impl FlowTx for Rows<'_> {
         limit: u32,
     ) -> Result<Vec<StoredVerifier>> {
         let [a, b] = status_slots::<2>(statuses);
-        self.run(|tx| {
-            tx.prepare_cached(SELECT_LIVE_VERIFIERS)?
+        self.over(|tx, layout| {
+            tx.prepare_cached(layout.live_verifiers)?
                 .query_map(
                     params![
                         server_id,
@@ -535,8 +721,8 @@ impl FlowTx for Rows<'_> {
         live: Live,
     ) -> Result<u64> {
         let [a, b] = status_slots::<2>(statuses);
-        let n: i64 = self.run(|tx| {
-            tx.prepare_cached(COUNT_LIVE)?.query_row(
+        let n: i64 = self.over(|tx, layout| {
+            tx.prepare_cached(layout.count_live)?.query_row(
                 params![
                     server_id,
                     client_id,
@@ -559,8 +745,8 @@ impl FlowTx for Rows<'_> {
     ) -> Result<bool> {
         let [status] = status_slots::<1>(statuses);
         let [u1, u2] = redirect_uris;
-        self.run(|tx| {
-            tx.prepare_cached(ANY_LIVE_FOR_REDIRECT)?.query_row(
+        self.over(|tx, layout| {
+            tx.prepare_cached(layout.any_live_for_redirect)?.query_row(
                 params![status, live.expires_after, live.created_by, u1, u2],
                 |r| r.get(0),
             )
@@ -575,7 +761,14 @@ impl FlowTx for Rows<'_> {
     ) -> Result<u64> {
         let [a, b, c, d, e] = status_slots::<5>(statuses);
         let params = params![server_id, client_id, a, b, c, d, e];
-        Ok(self.execute(DELETE_OF_SERVER_OLD, params)? + self.execute(DELETE_OF_SERVER, params)?)
+        self.over(|tx, layout| {
+            let mut n = 0;
+            if layout.old_table {
+                n += tx.prepare_cached(DELETE_OF_SERVER_OLD)?.execute(params)?;
+            }
+            n += tx.prepare_cached(DELETE_OF_SERVER)?.execute(params)?;
+            Ok(n as u64)
+        })
     }
 
     fn delete_expired_batch(&mut self, expired_by: i64, limit: u32) -> Result<Vec<Status>> {
@@ -609,8 +802,8 @@ impl FlowTx for Rows<'_> {
         let (statuses, cut) = ended.map_or((&[][..], None), |(s, c)| (s, Some(c)));
         debug_assert!(statuses.iter().all(|s| ENDED_STATUSES.contains(s)));
         let [a, b] = status_slots::<2>(statuses);
-        self.run(|tx| {
-            tx.prepare_cached(COUNT_REMOVABLE)?
+        self.over(|tx, layout| {
+            tx.prepare_cached(layout.count_removable)?
                 .query_map(params![expired_by, cut, a, b], |r| {
                     Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
                 })?
@@ -619,8 +812,8 @@ impl FlowTx for Rows<'_> {
     }
 
     fn stats(&mut self, expired_by: i64) -> Result<Vec<StatusStats>> {
-        self.run(|tx| {
-            tx.prepare_cached(STATS)?
+        self.over(|tx, layout| {
+            tx.prepare_cached(layout.stats)?
                 .query_map([expired_by], |r| {
                     Ok(StatusStats {
                         status: r.get(0)?,
@@ -652,13 +845,13 @@ impl FlowTx for Rows<'_> {
                 error: r.get(6)?,
             })
         };
-        self.run(|tx| match server_id {
+        self.over(|tx, layout| match server_id {
             None => tx
-                .prepare_cached(LIST_FLOWS)?
+                .prepare_cached(layout.list)?
                 .query_map(params![status, limit], map)?
                 .collect(),
             Some(server) => tx
-                .prepare_cached(LIST_FLOWS_OF_SERVER)?
+                .prepare_cached(layout.list_of_server)?
                 .query_map(params![status, limit, server], map)?
                 .collect(),
         })

@@ -57,6 +57,10 @@ const MIGRATIONS: &[Migration] = &[
 /// The schema version this code writes and understands.
 pub const SCHEMA_VERSION: i64 = 7;
 
+/// What a new file gets, in one transaction: `schema.sql`, which the migrations also lead to
+/// (an older file keeps its old table beside it; see `schema.sql`).
+pub(crate) const SCHEMA: &str = include_str!("../../../schema.sql");
+
 /// The one store-id query.
 pub(crate) const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
 pub(crate) const SELECT_USER_VERSION: &str = "PRAGMA user_version";
@@ -93,11 +97,18 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateE
     let mut from = None;
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version = user_version(&tx)?;
+        let mut version = user_version(&tx)?;
         if version > SCHEMA_VERSION {
             return Err(MigrateError::TooNew(version));
         }
         from.get_or_insert(version);
+        if version == 0 {
+            // A new file: the current schema at once, without the old table and its triggers
+            // that the migrations keep for an older file's rows.
+            tx.execute_batch(SCHEMA)?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            version = SCHEMA_VERSION;
+        }
         let Some(m) = MIGRATIONS.iter().find(|m| m.version > version) else {
             let store_id: Option<String> =
                 tx.query_row(SELECT_STORE_ID, [], |r| r.get(0)).optional()?;
@@ -133,13 +144,51 @@ pub(crate) const COUNT_SCHEMA_OBJECTS: &str = "SELECT count(*) FROM sqlite_schem
 /// Whether the `meta` table has a `store_id` row (run only when the table exists).
 pub(crate) const HAS_STORE_ID: &str = "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'store_id')";
 
+/// Whether the file still has the table `flows` of version 6 and older, which a migrated file
+/// keeps beside `flow_rows` until [`retire_old_table`] drops it.
+pub(crate) const HAS_OLD_TABLE: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_schema \
+     WHERE type = 'table' AND name = 'flows')";
+/// Whether the old table holds a row (run only when it exists).
+pub(crate) const OLD_TABLE_HAS_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM flows)";
+/// The old table, with its indexes and triggers, and the triggers of migration 0007 that look
+/// into it: what a migrated file has beyond `schema.sql`.
+pub(crate) const DROP_OLD_TABLE: &str = "DROP TRIGGER IF EXISTS flow_rows_unique_insert; \
+     DROP TRIGGER IF EXISTS flow_rows_unique_bind; DROP TABLE flows;";
+
+/// Makes `conn` a store the way a file of version 1 became one: migration 0001 and then the
+/// others one by one, so that it keeps the old table.
+#[cfg(test)]
+pub(crate) fn migrate_from_version_1(conn: &mut Connection) {
+    conn.execute_batch(MIGRATIONS[0].sql).unwrap();
+    conn.pragma_update(None, "user_version", 1).unwrap();
+    migrate(conn).unwrap();
+}
+
+/// Whether the file has the old table.
+pub(crate) fn has_old_table(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(HAS_OLD_TABLE, [], |r| r.get(0))
+}
+
+/// Drops the old table once it is empty, in one `BEGIN IMMEDIATE` transaction, so that a
+/// migrated file is left with `schema.sql` alone; says whether it did. A program of version 6
+/// or older that still has the file open fails from then on (its statements name the table).
+pub(crate) fn retire_old_table(conn: &Connection) -> rusqlite::Result<bool> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+    if !has_old_table(&tx)? || tx.query_row(OLD_TABLE_HAS_ROWS, [], |r| r.get::<_, bool>(0))? {
+        return Ok(false);
+    }
+    tx.execute_batch(DROP_OLD_TABLE)?;
+    tx.commit()?;
+    Ok(true)
+}
+
 /// What a database file is, read without changing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum FileKind {
     /// No schema at all: a new file, made a store by migrating it.
     Empty,
-    /// A store (it has `meta.store_id`, or the `meta` and `flows` tables of one that lost it)
-    /// at this schema version.
+    /// A store (it has `meta.store_id`, or the `meta` table and a flows table of one that lost
+    /// it) at this schema version.
     Store(i64),
     /// Something else; the text says what it seems to be.
     Foreign(String),
@@ -167,7 +216,7 @@ pub(crate) fn file_kind(conn: &Connection) -> rusqlite::Result<FileKind> {
             }
             Err(e) => return Err(e),
         };
-        if with_id || (has("flows") && version >= 1) {
+        if with_id || ((has("flows") || has("flow_rows")) && version >= 1) {
             return Ok(FileKind::Store(version));
         }
     }
@@ -256,21 +305,88 @@ mod tests {
         .collect()
     }
 
-    #[test]
-    fn schema_sql_equals_what_the_migrations_produce() {
-        let mut migrated = Connection::open_in_memory().unwrap();
-        migrate(&mut migrated).unwrap();
+    fn declared() -> Vec<(String, String, String)> {
         let declared = Connection::open_in_memory().unwrap();
         declared
             .execute_batch(include_str!("../../../schema.sql"))
             .unwrap();
-        let (a, b) = (schema_of(&migrated), schema_of(&declared));
-        assert!(!a.is_empty());
+        schema_of(&declared)
+    }
+
+    #[test]
+    fn a_new_file_gets_schema_sql() {
+        let mut new = Connection::open_in_memory().unwrap();
+        let report = migrate(&mut new).unwrap();
+        assert_eq!((report.from, report.to), (0, SCHEMA_VERSION));
+        assert!(!declared().is_empty());
+        assert_eq!(schema_of(&new), declared());
+        assert_eq!(user_version(&new).unwrap(), SCHEMA_VERSION);
+        assert!(store_id(&new).is_ok());
+        assert!(!has_old_table(&new).unwrap());
+        assert!(!retire_old_table(&new).unwrap());
+    }
+
+    /// The migrations lead an older file to `schema.sql`, plus its old table (as version 6
+    /// left it) and the triggers of migration 0007, which `retire_old_table` removes.
+    #[test]
+    fn schema_sql_equals_what_the_migrations_produce() {
+        let six = Connection::open_in_memory().unwrap();
+        six.execute_batch(MIGRATIONS[0].sql).unwrap();
+        for m in &MIGRATIONS[1..6] {
+            six.execute_batch(m.sql).unwrap();
+        }
+        let old: Vec<_> = schema_of(&six)
+            .into_iter()
+            .filter(|(_, name, _)| name != "meta")
+            .collect();
+        assert!(old
+            .iter()
+            .any(|(kind, name, _)| kind == "table" && name == "flows"));
+
+        let mut migrated = Connection::open_in_memory().unwrap();
+        migrate_from_version_1(&mut migrated);
+        let (migrated_schema, declared) = (schema_of(&migrated), declared());
+        for object in declared.iter().chain(&old) {
+            assert!(
+                migrated_schema.contains(object),
+                "the migrations do not produce {object:?}"
+            );
+        }
+        let extra: Vec<&str> = migrated_schema
+            .iter()
+            .filter(|o| !declared.contains(o) && !old.contains(o))
+            .map(|(kind, name, _)| {
+                assert_eq!(kind, "trigger", "{name}");
+                name.as_str()
+            })
+            .collect();
         assert_eq!(
-            a, b,
-            "schema.sql differs from the schema migrations/ produce"
+            extra,
+            [
+                "flow_rows_unique_bind",
+                "flow_rows_unique_insert",
+                "flows_unique_bind",
+                "flows_unique_insert"
+            ]
         );
         assert_eq!(user_version(&migrated).unwrap(), SCHEMA_VERSION);
+
+        // Retired, the old table leaves exactly what a new file has.
+        migrated
+            .execute(
+                "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, \
+                 status, created_at, expires_at) VALUES (zeroblob(32), ?1, 'v', 's', \
+                 'pending', 1, 2)",
+                ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"],
+            )
+            .unwrap();
+        assert!(!retire_old_table(&migrated).unwrap(), "a row is left");
+        assert_eq!(schema_of(&migrated), migrated_schema);
+        migrated.execute("DELETE FROM flows", []).unwrap();
+        assert!(retire_old_table(&migrated).unwrap());
+        assert_eq!(schema_of(&migrated), declared);
+        assert!(!has_old_table(&migrated).unwrap());
+        assert!(!retire_old_table(&migrated).unwrap());
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod pool;
 pub(crate) mod wal;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +52,9 @@ pub(crate) struct Sqlite {
     immediate_wal_scrub: bool,
     /// `Aging`: the thread that takes a connection tells its busy handler the timeout.
     lock_wait: LockWait,
+    /// Whether the file still has the old table of a migrated file (`flows::Layout`): set at
+    /// open, cleared when it is found gone, never set again.
+    old_table: AtomicBool,
 }
 
 impl Sqlite {
@@ -108,7 +112,8 @@ impl Sqlite {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
-        let mut rows = flows::Rows::new(&tx, self.clock.now_ms(), self.busy_timeout);
+        let mut rows =
+            flows::Rows::new(&tx, self.clock.now_ms(), self.busy_timeout, &self.old_table);
         let outcome = body(&mut rows)?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(outcome)
@@ -120,7 +125,8 @@ impl Sqlite {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(|e| self.err(e))?;
-        let mut rows = flows::Rows::new(&tx, self.clock.now_ms(), self.busy_timeout);
+        let mut rows =
+            flows::Rows::new(&tx, self.clock.now_ms(), self.busy_timeout, &self.old_table);
         let value = body(&mut rows)?;
         tx.finish().map_err(|e| self.err(e))?;
         Ok(value)

@@ -2,6 +2,7 @@
 //! migrations and the store id.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use r2d2::{ManageConnection, Pool};
@@ -177,6 +178,7 @@ fn build(
         migrate::migrate(&mut conn).map_err(|e| e.into_error(bt))?
     };
     let store_id = migrate::store_id(&conn).map_err(sql)?;
+    let old_table = migrate::has_old_table(&conn).map_err(sql)?;
     drop(conn);
     let builder = Pool::builder()
         .max_size(opts.pool_size)
@@ -195,5 +197,6 @@ fn build(
         migration,
         immediate_wal_scrub: opts.immediate_wal_scrub,
         lock_wait: wait,
+        old_table: AtomicBool::new(old_table),
     })
 }
