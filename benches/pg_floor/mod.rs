@@ -33,8 +33,8 @@ macro_rules! flow_columns {
 
 const INSERT: &str = "INSERT INTO flows (state_key, code_challenge, \
      code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
-     created_at, expires_at, require_issuer, client_created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     created_at, expires_at, require_issuer, client_created_at, generated_verifier) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 const SELECT_BY_STATE: &str = concat!(
     "SELECT ",
     flow_columns!(),
@@ -43,7 +43,7 @@ const SELECT_BY_STATE: &str = concat!(
 const SELECT_BY_CHALLENGE: &str = concat!(
     "SELECT ",
     flow_columns!(),
-    " FROM flows WHERE code_challenge = $1 FOR UPDATE"
+    " FROM flows WHERE code_challenge = $1 AND NOT generated_verifier FOR UPDATE"
 );
 const BIND: &str = "UPDATE flows SET state_key = $2, status = 'pending', \
      redirect_uri = coalesce($3, redirect_uri), resource = coalesce($4, resource), \
@@ -121,7 +121,15 @@ impl PgFloor {
         }
     }
 
-    fn insert(&mut self, key: Option<&[u8]>, challenge: &str, verifier: &str, status: &str) {
+    /// `generated`: the verifier is the store's own (`begin`), not the caller's (`save`).
+    fn insert(
+        &mut self,
+        key: Option<&[u8]>,
+        challenge: &str,
+        verifier: &str,
+        status: &str,
+        generated: bool,
+    ) {
         let redirect = key.map(|_| REDIRECT);
         let now = self.begin_tx();
         let n = self
@@ -143,6 +151,7 @@ impl PgFloor {
                     &(now + TTL_MS),
                     &false,
                     &None::<i64>,
+                    &generated,
                 ],
             )
             .unwrap();
@@ -155,14 +164,20 @@ impl PgFloor {
         let state = random_token();
         let verifier = random_token();
         let challenge = challenge_of(&verifier);
-        self.insert(Some(&state_key(&state)), &challenge, &verifier, "pending");
+        self.insert(
+            Some(&state_key(&state)),
+            &challenge,
+            &verifier,
+            "pending",
+            true,
+        );
         state
     }
 
     /// `save_code_verifier`: one insert transaction of an unbound row.
     pub fn save(&mut self, verifier: &str) -> String {
         let challenge = challenge_of(verifier);
-        self.insert(None, &challenge, verifier, "unbound");
+        self.insert(None, &challenge, verifier, "unbound", false);
         challenge
     }
 

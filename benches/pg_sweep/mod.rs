@@ -26,14 +26,15 @@ const LIVE_EVERY: i64 = 11;
 const PG_NOW: &str = "SELECT floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint";
 
 /// `$1` rows in all; row `i` is live when `i % $2 = 0`, else expired with status `i % 3`.
-/// Keys, challenges and verifiers are distinct digests of `i` (their content is not read).
+/// Keys, challenges and verifiers are distinct digests of `i` (their content is not read); a
+/// bound row's verifier counts as generated, as `begin` writes it.
 const PG_POPULATE: &str = "INSERT INTO flows (state_key, code_challenge, code_verifier, \
-     server_id, client_id, status, created_at, expires_at) \
+     server_id, client_id, status, created_at, expires_at, generated_verifier) \
      SELECT CASE WHEN st = 'unbound' THEN NULL ELSE sha256(int8send(i)) END, \
             substr(encode(sha256(int8send(-i)), 'hex'), 1, 43), \
             CASE WHEN st = 'consumed' THEN NULL \
                  ELSE substr(encode(sha256(int8send(i + $1::bigint)), 'hex'), 1, 43) END, \
-            $3::text, $4::text, st, ex - 600000, ex \
+            $3::text, $4::text, st, ex - 600000, ex, st <> 'unbound' \
      FROM (SELECT i, \
                   CASE WHEN i % $2::bigint = 0 THEN 'pending' \
                        ELSE (ARRAY['unbound', 'pending', 'consumed'])[i % 3 + 1] END AS st, \

@@ -1,7 +1,7 @@
 //! The flow lifecycle on a file: begin, promote, check, consume, reject, replay, expiry.
 
 use super::Fixture;
-use oauth_state_store::{BeginRequest, CodeVerifier, EndReason, Error, Status};
+use oauth_state_store::{BeginRequest, CodeVerifier, EndReason, Error, State, Status};
 
 #[test]
 fn begin_then_consume_then_replay() {
@@ -261,6 +261,73 @@ fn promote_errors_are_distinct() {
             &format!("{base}?state=late&code_challenge={late_challenge}")
         ),
         Err(Error::Expired)
+    ));
+}
+
+/// A verifier the store generated for `begin` (32 random bytes) is never looked up by its
+/// challenge, on either engine (README, "The file format"): `promote` does not find its flow,
+/// and a caller that hands it back is not refused, while a verifier that came from outside
+/// stays unique.
+#[test]
+fn a_generated_verifier_is_not_found_by_its_challenge_and_an_outside_one_stays_unique() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let base = "https://as.example/authorize";
+    let native = store.begin(BeginRequest::new("srv")).unwrap();
+    let challenge = native.code_challenge().as_str().to_owned();
+    assert!(matches!(
+        store.promote(
+            "srv",
+            None,
+            &format!("{base}?state=other&code_challenge={challenge}")
+        ),
+        Err(Error::UnknownChallenge)
+    ));
+    // Handed back, for a second flow of each shape: each keeps its own row.
+    let consumed = store.consume(native.state().secret()).unwrap();
+    let handed_back = consumed.verifier.secret().to_owned();
+    assert_eq!(
+        store
+            .save_code_verifier("srv", None, &handed_back)
+            .unwrap()
+            .as_str(),
+        challenge
+    );
+    store
+        .promote(
+            "srv",
+            None,
+            &format!("{base}?state=second&code_challenge={challenge}"),
+        )
+        .unwrap();
+    assert_eq!(
+        store.consume("second").unwrap().verifier.secret(),
+        handed_back
+    );
+    assert!(matches!(
+        store.consume(native.state().secret()),
+        Err(Error::AlreadyConsumed)
+    ));
+    // A verifier from outside: unique against unbound rows and against other outside ones.
+    let outside = CodeVerifier::generate().secret().to_owned();
+    let verifier = || CodeVerifier::new(outside.as_str()).unwrap();
+    store
+        .begin(BeginRequest::new("srv").verifier(verifier()))
+        .unwrap();
+    assert!(matches!(
+        store.save_code_verifier("srv", None, &outside),
+        Err(Error::DuplicateChallenge)
+    ));
+    assert!(matches!(
+        store.begin(BeginRequest::new("srv").verifier(verifier())),
+        Err(Error::DuplicateChallenge)
+    ));
+    // Both its challenge and a state in use: the challenge is the one reported.
+    let taken = store.begin(BeginRequest::new("srv")).unwrap();
+    let state = State::new(taken.state().secret()).unwrap();
+    assert!(matches!(
+        store.begin(BeginRequest::new("srv").state(state).verifier(verifier())),
+        Err(Error::DuplicateChallenge)
     ));
 }
 

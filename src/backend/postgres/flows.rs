@@ -151,21 +151,23 @@ pub(crate) const SELECT_BY_STATE_FOR_UPDATE: &str = concat!(
     flow_columns!(),
     " FROM flows WHERE state_key = $1 FOR UPDATE"
 );
+/// A generated verifier's row is not in `flows_code_challenge_key` and is not found by its
+/// challenge, as on SQLite.
 pub(crate) const SELECT_BY_CHALLENGE: &str = concat!(
     "SELECT ",
     flow_columns!(),
-    " FROM flows WHERE code_challenge = $1"
+    " FROM flows WHERE code_challenge = $1 AND NOT generated_verifier"
 );
 pub(crate) const SELECT_BY_CHALLENGE_FOR_UPDATE: &str = concat!(
     "SELECT ",
     flow_columns!(),
-    " FROM flows WHERE code_challenge = $1 FOR UPDATE"
+    " FROM flows WHERE code_challenge = $1 AND NOT generated_verifier FOR UPDATE"
 );
 
 pub(crate) const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challenge, \
      code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
-     created_at, expires_at, require_issuer, client_created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+     created_at, expires_at, require_issuer, client_created_at, generated_verifier) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
 pub(crate) const BIND: &str = "UPDATE flows SET state_key = $2, status = 'pending', \
      redirect_uri = coalesce($3, redirect_uri), resource = coalesce($4, resource), \
@@ -262,6 +264,7 @@ impl FlowTx for Rows<'_> {
                 &expires_at,
                 &f.require_issuer,
                 &f.client_created_at,
+                &f.generated_verifier,
             ],
             unique_violation,
         )?;

@@ -31,10 +31,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "discovery",
         sql: include_str!("../../../migrations_postgres/0002_discovery.sql"),
     },
+    Migration {
+        version: 3,
+        name: "generated_verifier",
+        sql: include_str!("../../../migrations_postgres/0003_generated_verifier.sql"),
+    },
 ];
 
 /// The PostgreSQL schema version this code writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The advisory lock key of the migrator ("oauthsss" in ASCII): one per database.
 pub(crate) const MIGRATION_LOCK: i64 = 0x6f61_7574_6873_7373;
