@@ -64,6 +64,12 @@ export interface OpenOptions {
   poolSize?: number;
   /** `"normal"` (default; survives any process crash) or `"full"` (also power loss). */
   durability?: 'normal' | 'full';
+  /**
+   * How a write waits for another process's lock: `"backoff"` (default, SQLite's schedule) or
+   * `"aging"` (short tries after 10 ms: a far shorter worst wait under heavy contention, a
+   * longer typical one).
+   */
+  lockWait?: 'backoff' | 'aging';
   /** Skip the owner and mode checks (containers, tests). Symlinks stay refused. */
   relaxedFileChecks?: boolean;
   /** Default true. */

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use oauth_state_store::{default_database_path, Error, Store, StoreOptions};
+use oauth_state_store::{default_database_path, Error, LockWait, Store, StoreOptions};
 
 mod check;
 mod completions;
@@ -60,6 +60,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DURATION", value_parser = parse_timeout,
           default_value = "5s")]
     busy_timeout: Duration,
+
+    /// How to wait for that lock: backoff (SQLite's schedule) or aging (short tries after
+    /// 10 ms: a shorter worst wait under heavy contention, a longer typical one)
+    #[arg(long, global = true, value_name = "HOW", default_value = "backoff")]
+    lock_wait: LockWaitArg,
 
     /// Print one JSON document on stdout (an error too)
     #[arg(long, global = true)]
@@ -155,6 +160,10 @@ pub fn parse() -> Cli {
 pub fn run(cli: Cli) -> CliResult {
     let ctx = Context {
         busy_timeout: cli.busy_timeout,
+        lock_wait: match cli.lock_wait {
+            LockWaitArg::Backoff => LockWait::Backoff,
+            LockWaitArg::Aging => LockWait::Aging,
+        },
         json: cli.json,
     };
     if let Command::Completions(args) = cli.command {
@@ -172,16 +181,26 @@ pub fn run(cli: Cli) -> CliResult {
     }
 }
 
+/// `--lock-wait`: the command line's names for [`LockWait`].
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LockWaitArg {
+    Backoff,
+    Aging,
+}
+
 /// What every subcommand gets from the global arguments.
 struct Context {
     busy_timeout: Duration,
+    lock_wait: LockWait,
     json: bool,
 }
 
 impl Context {
-    /// Store options with the command line's busy timeout.
+    /// Store options with the command line's busy timeout and lock wait.
     fn options(&self) -> StoreOptions {
-        StoreOptions::default().busy_timeout(self.busy_timeout)
+        StoreOptions::default()
+            .busy_timeout(self.busy_timeout)
+            .lock_wait(self.lock_wait)
     }
 }
 

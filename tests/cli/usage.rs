@@ -157,6 +157,30 @@ fn busy_timeout_is_used_and_the_busy_message_names_the_flag() {
 }
 
 #[test]
+fn lock_wait_aging_keeps_to_the_busy_timeout_and_other_values_are_usage_errors() {
+    let fx = Fixture::new();
+    drop(fx.store());
+    let holder = rusqlite::Connection::open(&fx.path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let args = [
+        "sweep",
+        "--lock-wait",
+        "aging",
+        "--busy-timeout",
+        "200ms",
+        "--json",
+    ];
+    let out = cli(&fx.path, &args);
+    holder.execute_batch("COMMIT").unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(json_error(&out)["error"], "busy");
+    assert_eq!(cli(&fx.path, &args).status.code(), Some(0));
+    let bad = cli(&fx.path, &["stats", "--lock-wait", "spin"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("backoff"), "{}", stderr(&bad));
+}
+
+#[test]
 fn completions_are_printed_for_each_shell() {
     for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
         let out = cli_raw(&["completions", shell], &[]);

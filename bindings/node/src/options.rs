@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use napi_derive::napi;
-use oauth_state_store::{Durability, FileChecks, ListenerOptions, Promotion, Store, StoreOptions};
+use oauth_state_store::{
+    Durability, FileChecks, ListenerOptions, LockWait, Promotion, Store, StoreOptions,
+};
 
 /// `Store.open(path, options)`. Every field is optional; the defaults are the core's.
 #[napi(object)]
@@ -17,6 +19,10 @@ pub struct OpenOptions {
     pub pool_size: Option<u32>,
     /// `"normal"` (default: survives any process crash) or `"full"` (also power loss).
     pub durability: Option<String>,
+    /// How a write waits for another process's lock: `"backoff"` (default, SQLite's schedule)
+    /// or `"aging"` (short tries after 10 ms: a far shorter worst wait under heavy contention,
+    /// a longer typical one).
+    pub lock_wait: Option<String>,
     /// Skip the owner and mode checks of the file (containers, tests). Symlinks stay refused.
     pub relaxed_file_checks: Option<bool>,
     /// Create the file when it is missing (default true).
@@ -42,6 +48,11 @@ impl OpenOptions {
             None | Some("normal") => {}
             Some("full") => o = o.durability(Durability::Full),
             Some(_) => return Err(invalid("durability", "must be \"normal\" or \"full\"")),
+        }
+        match self.lock_wait.as_deref() {
+            None | Some("backoff") => {}
+            Some("aging") => o = o.lock_wait(LockWait::Aging),
+            Some(_) => return Err(invalid("lockWait", "must be \"backoff\" or \"aging\"")),
         }
         if self.relaxed_file_checks == Some(true) {
             o = o.file_checks(FileChecks::Relaxed);

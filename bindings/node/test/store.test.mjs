@@ -45,6 +45,16 @@ test('the CommonJS and ES module entry points export the same objects', () => {
   }
 });
 
+test('lockWait takes "backoff" or "aging"; anything else is INVALID_INPUT naming it', async () => {
+  for (const lockWait of ['backoff', 'aging']) {
+    const store = await openTemp({ lockWait, busyTimeoutMs: 2000 });
+    const flow = await store.begin({ serverId: SERVER });
+    assert.equal((await store.consume(flow.state)).verifier.length, 43, lockWait);
+  }
+  const bad = await rejects(openTemp({ lockWait: 'spin' }), ErrorCode.INVALID_INPUT);
+  assert.equal(bad.field, 'lockWait');
+});
+
 test('begin, check, consume; a replay is ALREADY_CONSUMED, unlike an unknown state', async () => {
   const store = await openTemp();
   const flow = await store.begin({ serverId: SERVER, clientId: 'c', redirectUri: 'http://127.0.0.1:1/cb' });
