@@ -555,3 +555,22 @@ pub fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
     let path = dir.path().join("flows.db");
     (dir, path)
 }
+
+/// Makes `path` an empty store file of schema version 6, as a program of that version left
+/// it: opened by the store, it is migrated and keeps its (empty) old table beside `flow_rows`.
+pub fn old_file(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let conn = Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    for sql in &MIGRATIONS[..6] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", 6).unwrap();
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('store_id', ?1)",
+        [random_token()],
+    )
+    .unwrap();
+    drop(conn);
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
