@@ -47,16 +47,15 @@ CREATE TABLE flows (
     generated_verifier BOOLEAN NOT NULL DEFAULT false,
     CHECK ((status = 'unbound') = (state_key IS NULL)),
     CHECK ((code_verifier IS NULL) = (status IN ('failed', 'consumed'))),
+    CONSTRAINT flows_state_key_key UNIQUE (state_key),
     CONSTRAINT flows_generated_verifier_check CHECK (NOT generated_verifier OR status <> 'unbound')
 ) WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 200);
 
--- The challenge of an unbound row or of a caller-supplied verifier is UNIQUE. This index is
--- made before the state key's, so PostgreSQL checks it first: a begin that repeats both a
--- challenge and a state is a DuplicateChallenge, as on SQLite.
+-- The challenge of an unbound row or of a caller-supplied verifier is UNIQUE. The insert names
+-- this index as its ON CONFLICT arbiter: a begin that repeats both a challenge and a state is a
+-- DuplicateChallenge, as on SQLite.
 CREATE UNIQUE INDEX flows_code_challenge_key ON flows (code_challenge)
     WHERE NOT generated_verifier;
-
-ALTER TABLE flows ADD CONSTRAINT flows_state_key_key UNIQUE (state_key);
 
 CREATE INDEX flows_by_expiry ON flows (expires_at);
 

@@ -2,11 +2,9 @@
 -- challenge, as in the SQLite file (migrations/0007_flow_rows.sql): `generated_verifier` marks
 -- such a row, and the challenge's UNIQUE index holds only the others (unbound rows and
 -- caller-supplied verifiers), so a native flow writes no entry in it. Rows written before this
--- migration get false, and stay in the index.
---
--- PostgreSQL checks a row's unique indexes in the order they were made; the state key's is
--- made again after the challenge's, so that a begin repeating both a challenge and a state is
--- still a DuplicateChallenge, as on SQLite.
+-- migration get false, and stay in the index. The insert names this index as its ON CONFLICT
+-- arbiter, so a begin repeating both a challenge and a state is a DuplicateChallenge, as on
+-- SQLite, whatever order PostgreSQL checks the indexes in.
 -- Applied inside the migrator's transaction; no BEGIN or COMMIT here.
 ALTER TABLE flows ADD COLUMN generated_verifier BOOLEAN NOT NULL DEFAULT false;
 ALTER TABLE flows ADD CONSTRAINT flows_generated_verifier_check
@@ -14,5 +12,3 @@ ALTER TABLE flows ADD CONSTRAINT flows_generated_verifier_check
 ALTER TABLE flows DROP CONSTRAINT flows_code_challenge_key;
 CREATE UNIQUE INDEX flows_code_challenge_key ON flows (code_challenge)
     WHERE NOT generated_verifier;
-ALTER TABLE flows DROP CONSTRAINT flows_state_key_key;
-ALTER TABLE flows ADD CONSTRAINT flows_state_key_key UNIQUE (state_key);

@@ -34,7 +34,8 @@ macro_rules! flow_columns {
 const INSERT: &str = "INSERT INTO flows (state_key, code_challenge, \
      code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
      created_at, expires_at, require_issuer, client_created_at, generated_verifier) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     ON CONFLICT (code_challenge) WHERE NOT generated_verifier DO NOTHING";
 const SELECT_BY_STATE: &str = concat!(
     "SELECT ",
     flow_columns!(),

@@ -164,10 +164,15 @@ pub(crate) const SELECT_BY_CHALLENGE_FOR_UPDATE: &str = concat!(
     " FROM flows WHERE code_challenge = $1 AND NOT generated_verifier FOR UPDATE"
 );
 
+/// A challenge that must be unique and is taken inserts nothing (0 rows: a duplicate
+/// challenge). The arbiter is checked before the row's other unique indexes, so a flow whose
+/// challenge and state are both taken is a duplicate challenge, as on SQLite, whatever order
+/// PostgreSQL keeps its indexes in (a restore or a `REINDEX CONCURRENTLY` changes it).
 pub(crate) const INSERT_FLOW: &str = "INSERT INTO flows (state_key, code_challenge, \
      code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
      created_at, expires_at, require_issuer, client_created_at, generated_verifier) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     ON CONFLICT (code_challenge) WHERE NOT generated_verifier DO NOTHING";
 
 pub(crate) const BIND: &str = "UPDATE flows SET state_key = $2, status = 'pending', \
      redirect_uri = coalesce($3, redirect_uri), resource = coalesce($4, resource), \
@@ -247,7 +252,7 @@ impl FlowTx for Rows<'_> {
     }
 
     fn insert(&mut self, f: &NewFlow<'_>, created_at: i64, expires_at: i64) -> Result<()> {
-        self.execute_mapped(
+        let inserted = self.execute_mapped(
             INSERT_FLOW,
             &[
                 &f.state_key.map(|k| &k[..]),
@@ -268,6 +273,9 @@ impl FlowTx for Rows<'_> {
             ],
             unique_violation,
         )?;
+        if inserted == 0 {
+            return Err(Error::DuplicateChallenge);
+        }
         Ok(())
     }
 

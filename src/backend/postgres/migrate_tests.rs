@@ -285,6 +285,63 @@ fn a_version_2_database_keeps_its_flows_unique_by_challenge_and_checks_the_chall
     );
 }
 
+/// The index order PostgreSQL checks a row's unique indexes in follows their OIDs, which a
+/// restore or a `REINDEX CONCURRENTLY` changes: a flow whose challenge and state are both
+/// taken must still be a duplicate challenge.
+#[test]
+fn a_double_collision_is_a_duplicate_challenge_whatever_the_index_order() {
+    let Some((mut c, url)) = fresh("double_collision_order") else {
+        return;
+    };
+    migrate(&mut c).unwrap();
+    // Made again, the challenge's index now comes after the state key's.
+    c.batch_execute(
+        "DROP INDEX flows_code_challenge_key; \
+         CREATE UNIQUE INDEX flows_code_challenge_key ON flows (code_challenge) \
+         WHERE NOT generated_verifier",
+    )
+    .unwrap();
+    let order: Vec<String> = c
+        .query(
+            "SELECT indexrelid::regclass::text FROM pg_index \
+             WHERE indrelid = 'flows'::regclass AND indisunique ORDER BY indexrelid::bigint",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "flows_pkey",
+            "flows_state_key_key",
+            "flows_code_challenge_key"
+        ]
+    );
+    let store = crate::StoreOptions::default().open(&url).unwrap();
+    let outside = || crate::CodeVerifier::new(VERIFIER).unwrap();
+    store
+        .begin(crate::BeginRequest::new("s").verifier(outside()))
+        .unwrap();
+    let native = store.begin(crate::BeginRequest::new("s")).unwrap();
+    let both = crate::BeginRequest::new("s")
+        .state(crate::State::new(native.state().secret()).unwrap())
+        .verifier(outside());
+    assert!(matches!(store.begin(both), Err(Error::DuplicateChallenge)));
+    let state_only =
+        crate::BeginRequest::new("s").state(crate::State::new(native.state().secret()).unwrap());
+    assert!(matches!(
+        store.begin(state_only),
+        Err(Error::DuplicateState)
+    ));
+    let rows: i64 = c
+        .query_one("SELECT count(*) FROM flows", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 2);
+}
+
 #[test]
 fn a_failed_migration_leaves_nothing_behind() {
     let Some((mut c, _)) = fresh("failed_rolls_back") else {
