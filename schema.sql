@@ -1,9 +1,9 @@
 -- The schema of a store file: a public contract (README.md, "The file format"). A new file gets
 -- exactly this, in one transaction. A file made at version 6 or older gets it from migrations/
--- (a test keeps the two equal), and keeps two more things until `compact` removes them once
--- they are empty: its old table `flows`, as migration 0006 left it, with the rows written
--- before version 7, and the four triggers of migration 0007 that keep keys unique across both
--- tables. README.md says how a client reads such a file.
+-- (a test keeps the two equal), and keeps two more things until `Store::drop_old_table`
+-- removes them, once the old table is empty: its old table `flows`, as migration 0006 left it,
+-- with the rows written before version 7, and the four triggers of migration 0007 that keep
+-- keys unique across both tables. README.md says how a client reads such a file.
 -- Pending OAuth authorization-code + PKCE flows, one row a flow.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,

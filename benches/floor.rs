@@ -7,7 +7,7 @@
 //!   schema (`common::Floor`), what `benches/scale.rs` compares with;
 //! - **store**: the library, on a new file;
 //! - **store, migrated file**: the library on a file migrated from schema 6, which keeps its
-//!   (here empty) old table and the triggers until `compact` drops them, so its lookups read
+//!   (here empty) old table and the triggers until `drop_old_table` drops them, so its lookups read
 //!   both tables.
 //!
 //! Each on its own file with the same pragmas, native (`begin` + `consume`) and SDK
@@ -56,7 +56,7 @@ fn file_from(template: Option<&PathBuf>) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// The store files a run starts from: a new one and one migrated from version 6 (which keeps
-/// its old table until `compact` drops it), each filled with `rows` flows; `None` for empty
+/// its old table until `drop_old_table` drops it), each filled with `rows` flows; `None` for empty
 /// files made by the run itself.
 struct Templates<'a> {
     new: Option<&'a PathBuf>,

@@ -6,22 +6,13 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::Fixture;
-use oauth_state_store::{BeginRequest, Clock, CodeVerifier, Error, FlowFilter, State};
+use oauth_state_store::{BeginRequest, Clock, CodeVerifier, Error, FlowFilter, OldTable, State};
 use rusqlite::{params, Connection};
 use sha2::{Digest, Sha256};
 
-const OLD_SCHEMA: [&str; 6] = [
-    include_str!("../migrations/0001_initial.sql"),
-    include_str!("../migrations/0002_sdk_fields.sql"),
-    include_str!("../migrations/0003_finished_index.sql"),
-    include_str!("../migrations/0004_discovery.sql"),
-    include_str!("../migrations/0005_server_index.sql"),
-    include_str!("../migrations/0006_ended_index.sql"),
-];
 const SERVER: &str = "https://mcp.example.com";
 const REDIRECT: &str = "http://127.0.0.1:33418/callback";
 const TTL_MS: i64 = 600_000;
@@ -69,17 +60,7 @@ fn old_insert(c: &Connection, state: Option<&str>, verifier: &str, now: i64, ttl
 /// A schema-6 file holding pending flows 0 and 1, unbound verifier 2 and the expired pending
 /// flow 3, as a schema-6 program left it.
 fn old_file(fx: &Fixture) {
-    let c = Connection::open(&fx.path).unwrap();
-    c.pragma_update(None, "journal_mode", "WAL").unwrap();
-    for sql in OLD_SCHEMA {
-        c.execute_batch(sql).unwrap();
-    }
-    c.pragma_update(None, "user_version", 6).unwrap();
-    c.execute(
-        "INSERT INTO meta (key, value) VALUES ('store_id', 'old-store')",
-        [],
-    )
-    .unwrap();
+    let c = common::schema_6_file(&fx.path);
     let now = fx.clock.now_ms();
     old_insert(
         &c,
@@ -104,7 +85,6 @@ fn old_file(fx: &Fixture) {
         TTL_MS,
     );
     drop(c);
-    std::fs::set_permissions(&fx.path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 fn count(c: &Connection, table: &str) -> i64 {
@@ -452,12 +432,13 @@ fn a_new_file_has_one_table() {
         .collect();
     assert_eq!(tables, ["table flow_rows", "table meta"]);
     assert_eq!(count(&raw, "flow_rows"), 1);
-    // Nothing to retire.
-    assert!(!store.compact().unwrap().old_table_removed);
+    // Nothing to drop.
+    assert_eq!(store.drop_old_table().unwrap(), OldTable::Absent);
 }
 
 #[test]
-fn compact_drops_the_emptied_old_table_and_every_store_on_the_file_goes_on_with_one_table() {
+fn the_emptied_old_table_is_dropped_on_request_and_every_store_on_the_file_goes_on_with_one_table()
+{
     let fx = Fixture::new();
     old_file(&fx);
     let first = fx.store();
@@ -476,18 +457,23 @@ fn compact_drops_the_emptied_old_table_and_every_store_on_the_file_goes_on_with_
     let url = authorization_url(&secret("state", 2), &challenge(&secret("verifier", 2)));
     other.promote(SERVER, None, &url).unwrap();
 
-    // Rows are left in the old table: it stays.
-    let report = first.compact().unwrap();
-    assert!(!report.old_table_removed, "{report:?}");
+    // Rows are left in the old table: it stays. Neither compact nor a sweep ever drops it.
     let raw = Connection::open(&fx.path).unwrap();
-    assert!(count(&raw, "flows") > 0);
+    let left = count(&raw, "flows");
+    assert_eq!(
+        first.drop_old_table().unwrap(),
+        OldTable::Kept { rows: left as u64 }
+    );
+    assert!(first.compact().unwrap().is_complete());
+    assert_eq!(count(&raw, "flows"), left);
 
     // Once they have expired and been swept, it goes, with the triggers that looked into it:
     // the file has the schema of a new one.
     fx.clock.advance(Duration::from_millis(TTL_MS as u64 + 1));
     first.sweep().unwrap();
-    let report = first.compact().unwrap();
-    assert!(report.old_table_removed, "{report:?}");
+    first.compact().unwrap();
+    assert_eq!(count(&raw, "flows"), 0);
+    assert_eq!(first.drop_old_table().unwrap(), OldTable::Dropped);
     let fresh = Fixture::new();
     fresh.store();
     assert_eq!(
@@ -538,7 +524,7 @@ fn compact_drops_the_emptied_old_table_and_every_store_on_the_file_goes_on_with_
     assert_eq!(other.sweep_preview(Some(ms)).unwrap().total(), 2);
     assert_eq!(other.sweep_finished(ms).unwrap().removed.total(), 2);
     assert_eq!(other.sweep().unwrap().removed.total(), 0);
-    assert!(!other.compact().unwrap().old_table_removed);
+    assert_eq!(other.drop_old_table().unwrap(), OldTable::Absent);
 
     // A schema-6 program that still had the file open now fails, as the README says.
     let e = raw.execute("SELECT count(*) FROM flows", []).unwrap_err();

@@ -20,7 +20,7 @@ pub mod minimal;
 
 pub const SCHEMA: &str = include_str!("../../schema.sql");
 /// The migrations, in order: the first six make the schemas of older files, all seven what a
-/// file of version 1 becomes (`schema.sql` beside the old table, until `compact` drops it).
+/// file of version 1 becomes (`schema.sql` beside the old table, until `drop_old_table` drops it).
 pub const MIGRATIONS: [&str; 7] = [
     include_str!("../../migrations/0001_initial.sql"),
     include_str!("../../migrations/0002_sdk_fields.sql"),

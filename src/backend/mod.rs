@@ -38,7 +38,7 @@ pub(crate) mod sqlite;
 use std::fmt;
 use std::path::Path;
 
-use crate::admin::{CompactReport, FileInfo};
+use crate::admin::{CompactReport, FileInfo, OldTable};
 use crate::backend::sqlite::migrate::MigrationReport;
 use crate::error::{Error, Result};
 use crate::flow::promotion::Length;
@@ -506,6 +506,15 @@ impl Engine {
             Engine::Sqlite(e) => e.compact(),
             #[cfg(feature = "postgres")]
             Engine::Postgres(e) => e.compact(),
+        }
+    }
+
+    /// Drops a migrated SQLite file's emptied old table (PostgreSQL never has one).
+    pub(crate) fn drop_old_table(&self) -> Result<OldTable> {
+        match self {
+            Engine::Sqlite(e) => e.drop_old_table(),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(_) => Ok(OldTable::Absent),
         }
     }
 }

@@ -6,14 +6,29 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use oauth_state_store::{check_file_with_timeout, Error, ProblemKind};
+use oauth_state_store::{check_file_with_timeout, Error, OldTable, ProblemKind};
 use serde::Serialize;
 
 use super::output::{emit, emit_json, Failure};
 use super::{is_database_url, refuse_read_only, shown, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Then drop the old table of a file made at schema version 6 or older, if it is empty
+    /// (its flows are then read from one table). A program of version 6 or older that still
+    /// has the file open fails from then on: upgrade every program first.
+    #[arg(long)]
+    drop_old_table: bool,
+}
+
+/// What `--drop-old-table` found.
+#[derive(Serialize)]
+struct OldTableReport {
+    /// `absent`, `dropped` or `kept`.
+    found: &'static str,
+    /// The rows left in it (`kept`).
+    rows: u64,
+}
 
 /// The JSON document.
 #[derive(Serialize)]
@@ -26,9 +41,12 @@ struct Report {
     to: i64,
     created: bool,
     migrated: bool,
+    /// With `--drop-old-table`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    old_table: Option<OldTableReport>,
 }
 
-pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
+pub fn run(path: &Path, ctx: &Context, args: Args) -> CliResult {
     if is_database_url(path) {
         // A server database: no file to check for damage, no directory to create.
     } else if path.exists() {
@@ -39,17 +57,46 @@ pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
     }
     let store = ctx.options().open(path)?;
     let m = store.migration();
+    let old_table = if args.drop_old_table {
+        Some(match store.drop_old_table()? {
+            OldTable::Dropped => OldTableReport {
+                found: "dropped",
+                rows: 0,
+            },
+            OldTable::Kept { rows } => OldTableReport {
+                found: "kept",
+                rows,
+            },
+            _ => OldTableReport {
+                found: "absent",
+                rows: 0,
+            },
+        })
+    } else {
+        None
+    };
     let report = Report {
         path: shown(path),
         from: m.from,
         to: m.to,
         created: m.from == 0 && m.to > 0,
         migrated: m.from != m.to,
+        old_table,
     };
     if ctx.json {
         emit_json(&report)?;
     } else {
         emit(&human(&report))?;
+    }
+    if let Some(old) = report.old_table.as_ref().filter(|o| o.found == "kept") {
+        eprintln!(
+            "oauth-state-store: the old table still holds {} row{}, so it was kept; old rows \
+             go when they expire and `oauth-state-store sweep` removes them: run `migrate \
+             --drop-old-table` again then",
+            old.rows,
+            if old.rows == 1 { "" } else { "s" }
+        );
+        return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -94,6 +141,26 @@ fn create_dir(path: &Path) -> CliResult<()> {
 }
 
 fn human(r: &Report) -> String {
+    let mut out = schema_line(r);
+    if let Some(old) = &r.old_table {
+        let path = &r.path;
+        out.push_str(&match old.found {
+            "dropped" => format!(
+                "{path}: dropped the empty old table of schema version 6 and its triggers; the \
+                 file is laid out as a new one\n"
+            ),
+            "kept" => format!(
+                "{path}: the old table holds {} row{}; nothing was dropped\n",
+                old.rows,
+                if old.rows == 1 { "" } else { "s" }
+            ),
+            _ => format!("{path}: no old table, nothing to drop\n"),
+        });
+    }
+    out
+}
+
+fn schema_line(r: &Report) -> String {
     let path = &r.path;
     if !r.migrated {
         format!(

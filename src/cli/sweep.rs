@@ -194,12 +194,6 @@ fn human(report: &Report) -> String {
             bytes(v.wal_bytes_before),
             bytes(v.wal_bytes_after)
         ));
-        if v.old_table_removed {
-            out.push_str(
-                "vacuum: the old table of version 6 was empty and is gone; \
-                 the file now has the schema of a new one\n",
-            );
-        }
     }
     out
 }

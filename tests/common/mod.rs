@@ -185,3 +185,38 @@ pub fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
 pub fn running_as_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// The migrations of schema versions 1 to 6, in order.
+pub const OLD_SCHEMA: [&str; 6] = [
+    include_str!("../../migrations/0001_initial.sql"),
+    include_str!("../../migrations/0002_sdk_fields.sql"),
+    include_str!("../../migrations/0003_finished_index.sql"),
+    include_str!("../../migrations/0004_discovery.sql"),
+    include_str!("../../migrations/0005_server_index.sql"),
+    include_str!("../../migrations/0006_ended_index.sql"),
+];
+
+/// An empty store file of schema version 6 at `path`, as a program of that version made it
+/// (WAL, store id `old-store`, mode 0600 before SQLite opens it, so its `-wal` is 0600 too),
+/// and an open connection to it for the caller's rows.
+pub fn schema_6_file(path: &std::path::Path) -> rusqlite::Connection {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .expect("create the old file");
+    let c = rusqlite::Connection::open(path).expect("open the old file");
+    c.pragma_update(None, "journal_mode", "WAL").unwrap();
+    for sql in OLD_SCHEMA {
+        c.execute_batch(sql).unwrap();
+    }
+    c.pragma_update(None, "user_version", 6).unwrap();
+    c.execute(
+        "INSERT INTO meta (key, value) VALUES ('store_id', 'old-store')",
+        [],
+    )
+    .unwrap();
+    c
+}

@@ -329,7 +329,6 @@ impl Postgres {
             file_bytes_after: after,
             wal_bytes_before: 0,
             wal_bytes_after: 0,
-            old_table_removed: false,
         })
     }
 }

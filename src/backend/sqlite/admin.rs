@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use super::error::is_busy;
 use super::migrate::{retire_old_table, SELECT_STORE_ID, SELECT_USER_VERSION};
 use super::Sqlite;
-use crate::admin::{CompactReport, FileInfo};
+use crate::admin::{CompactReport, FileInfo, OldTable};
 use crate::backend::sqlite::migrate::SCHEMA_VERSION;
 use crate::error::{Error, Result};
 
@@ -73,15 +73,6 @@ impl Sqlite {
 
     pub(crate) fn compact(&self) -> Result<CompactReport> {
         let (file_bytes_before, wal_bytes_before) = self.sizes()?;
-        // First, so that VACUUM gives its pages back.
-        let old_table_removed = self.old_table.load(Ordering::Relaxed)
-            && self.with_connection(|conn| match retire_old_table(conn) {
-                Err(e) if is_busy(&e) => Ok(false),
-                other => other,
-            })?;
-        if old_table_removed {
-            self.old_table.store(false, Ordering::Relaxed);
-        }
         let (vacuumed, wal_truncated) = self.with_connection(|conn| {
             let vacuumed = match conn.execute_batch(VACUUM) {
                 Ok(()) => true,
@@ -103,7 +94,15 @@ impl Sqlite {
             file_bytes_after,
             wal_bytes_before,
             wal_bytes_after,
-            old_table_removed,
         })
+    }
+
+    pub(crate) fn drop_old_table(&self) -> Result<OldTable> {
+        let found = self.with_connection(retire_old_table)?;
+        if !matches!(found, OldTable::Kept { .. }) {
+            // Gone, whether this call or another store dropped it.
+            self.old_table.store(false, Ordering::Relaxed);
+        }
+        Ok(found)
     }
 }

@@ -1,5 +1,6 @@
 //! The SQLite statements of the row interface, each beside the method that runs it.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -82,6 +83,8 @@ pub(crate) struct Rows<'t> {
     busy_timeout: Duration,
     /// The engine's: whether the file still has the old table (see [`Layout`]).
     old_table: &'t AtomicBool,
+    /// The layout this transaction reads, taken from `old_table` when it began.
+    layout: Cell<&'static Layout>,
 }
 
 impl<'t> Rows<'t> {
@@ -91,11 +94,17 @@ impl<'t> Rows<'t> {
         busy_timeout: Duration,
         old_table: &'t AtomicBool,
     ) -> Self {
+        let layout = if old_table.load(Ordering::Relaxed) {
+            &TWO_TABLES
+        } else {
+            &ONE_TABLE
+        };
         Rows {
             tx,
             now,
             busy_timeout,
             old_table,
+            layout: Cell::new(layout),
         }
     }
 
@@ -105,22 +114,22 @@ impl<'t> Rows<'t> {
 
     /// Runs `f` with the statements of the file's layout.
     ///
-    /// Once another store's [`compact`](crate::Store::compact) has dropped the old table, a
-    /// statement of [`TWO_TABLES`] no longer prepares. This engine then keeps to
-    /// [`ONE_TABLE`] from then on, and runs `f` again in the same transaction: a statement
-    /// that failed to prepare did nothing, the old table cannot come back, and the layout
-    /// cannot change while a transaction is open.
+    /// Once another store's [`drop_old_table`](crate::Store::drop_old_table) has dropped the
+    /// old table, a statement of [`TWO_TABLES`] no longer prepares. This transaction, and the engine from
+    /// then on, keep to [`ONE_TABLE`], and `f` runs again: a statement that failed to prepare
+    /// did nothing, and the old table cannot come back. A transaction sees one schema from its
+    /// first statement on (a write holds the lock, a read its snapshot), so only the first
+    /// two-table statement of a transaction can fail this way, and a transaction that read
+    /// the old table keeps reading it even if another thread of this engine has found it gone
+    /// since (its snapshot still has it).
     fn over<T>(
         &self,
         f: impl Fn(&Transaction<'_>, &'static Layout) -> rusqlite::Result<T>,
     ) -> Result<T> {
-        let layout = if self.old_table.load(Ordering::Relaxed) {
-            &TWO_TABLES
-        } else {
-            &ONE_TABLE
-        };
+        let layout = self.layout.get();
         match f(self.tx, layout) {
             Err(e) if layout.old_table && old_table_gone(&e) => {
+                self.layout.set(&ONE_TABLE);
                 self.old_table.store(false, Ordering::Relaxed);
                 self.run(|tx| f(tx, &ONE_TABLE))
             }
@@ -229,7 +238,7 @@ fn unique_violation(e: rusqlite::Error, busy_timeout: Duration) -> Error {
 // The layouts of the file (`schema.sql`). `flow_rows` holds every flow this code writes; a
 // new file has no other table. A file migrated from version 6 or older also has the old
 // `flows`, with the rows written before version 7 (or by an older program that still has the
-// file open), until `compact` drops it once empty. While it is there, each lookup reads both
+// file open), until `Store::drop_old_table` drops it once empty. While it is there, each lookup reads both
 // tables ([`TWO_TABLES`]) and says in its last column which table the row came from. A row of
 // `flows` is handed to the operations with its id negated (its ids must be positive;
 // `flow_rows`' are at least 2^20 by the table's CHECK), so that the guarded update of [`Rows`]

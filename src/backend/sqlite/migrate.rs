@@ -7,6 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+use crate::admin::OldTable;
 use crate::error::{Error, Result};
 
 /// One migration: the version it brings the file to, its name, its SQL.
@@ -148,8 +149,8 @@ pub(crate) const HAS_STORE_ID: &str = "SELECT EXISTS (SELECT 1 FROM meta WHERE k
 /// keeps beside `flow_rows` until [`retire_old_table`] drops it.
 pub(crate) const HAS_OLD_TABLE: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_schema \
      WHERE type = 'table' AND name = 'flows')";
-/// Whether the old table holds a row (run only when it exists).
-pub(crate) const OLD_TABLE_HAS_ROWS: &str = "SELECT EXISTS (SELECT 1 FROM flows)";
+/// How many rows the old table holds (run only when it exists).
+pub(crate) const COUNT_OLD_TABLE: &str = "SELECT count(*) FROM flows";
 /// The old table, with its indexes and triggers, and the triggers of migration 0007 that look
 /// into it: what a migrated file has beyond `schema.sql`.
 pub(crate) const DROP_OLD_TABLE: &str = "DROP TRIGGER IF EXISTS flow_rows_unique_insert; \
@@ -170,16 +171,20 @@ pub(crate) fn has_old_table(conn: &Connection) -> rusqlite::Result<bool> {
 }
 
 /// Drops the old table once it is empty, in one `BEGIN IMMEDIATE` transaction, so that a
-/// migrated file is left with `schema.sql` alone; says whether it did. A program of version 6
-/// or older that still has the file open fails from then on (its statements name the table).
-pub(crate) fn retire_old_table(conn: &Connection) -> rusqlite::Result<bool> {
+/// migrated file is left with `schema.sql` alone (see `Store::drop_old_table`). A program of
+/// version 6 or older that still has the file open fails from then on.
+pub(crate) fn retire_old_table(conn: &Connection) -> rusqlite::Result<OldTable> {
     let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    if !has_old_table(&tx)? || tx.query_row(OLD_TABLE_HAS_ROWS, [], |r| r.get::<_, bool>(0))? {
-        return Ok(false);
+    if !has_old_table(&tx)? {
+        return Ok(OldTable::Absent);
+    }
+    let rows: i64 = tx.query_row(COUNT_OLD_TABLE, [], |r| r.get(0))?;
+    if rows > 0 {
+        return Ok(OldTable::Kept { rows: rows as u64 });
     }
     tx.execute_batch(DROP_OLD_TABLE)?;
     tx.commit()?;
-    Ok(true)
+    Ok(OldTable::Dropped)
 }
 
 /// What a database file is, read without changing it.
@@ -323,7 +328,7 @@ mod tests {
         assert_eq!(user_version(&new).unwrap(), SCHEMA_VERSION);
         assert!(store_id(&new).is_ok());
         assert!(!has_old_table(&new).unwrap());
-        assert!(!retire_old_table(&new).unwrap());
+        assert_eq!(retire_old_table(&new).unwrap(), OldTable::Absent);
     }
 
     /// The migrations lead an older file to `schema.sql`, plus its old table (as version 6
@@ -380,13 +385,16 @@ mod tests {
                 ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"],
             )
             .unwrap();
-        assert!(!retire_old_table(&migrated).unwrap(), "a row is left");
+        assert_eq!(
+            retire_old_table(&migrated).unwrap(),
+            OldTable::Kept { rows: 1 }
+        );
         assert_eq!(schema_of(&migrated), migrated_schema);
         migrated.execute("DELETE FROM flows", []).unwrap();
-        assert!(retire_old_table(&migrated).unwrap());
+        assert_eq!(retire_old_table(&migrated).unwrap(), OldTable::Dropped);
         assert_eq!(schema_of(&migrated), declared);
         assert!(!has_old_table(&migrated).unwrap());
-        assert!(!retire_old_table(&migrated).unwrap());
+        assert_eq!(retire_old_table(&migrated).unwrap(), OldTable::Absent);
     }
 
     #[test]

@@ -174,7 +174,7 @@ const STATEMENTS: &[(&str, &str, Plan)] = &[
     ),
     ("INSERT_STORE_ID", m::INSERT_STORE_ID, NotAQuery),
     ("HAS_OLD_TABLE", m::HAS_OLD_TABLE, WholeTable),
-    ("OLD_TABLE_HAS_ROWS", m::OLD_TABLE_HAS_ROWS, WholeTable),
+    ("COUNT_OLD_TABLE", m::COUNT_OLD_TABLE, WholeTable),
     ("DROP_OLD_TABLE", m::DROP_OLD_TABLE, NotAQuery),
     ("SCHEMA", m::SCHEMA, NotAQuery),
     ("CHECKPOINT_PASSIVE", w::CHECKPOINT_PASSIVE, NotAQuery),
@@ -223,6 +223,7 @@ fn files() -> [Connection; 2] {
 /// its own queries) on a migrated file only, any other on both.
 fn files_of<'c>(name: &str, [new, migrated]: &'c [Connection; 2]) -> Vec<&'c Connection> {
     let old = name.ends_with("_BOTH") || name.ends_with("_OLD") || name.contains("OLD_TABLE");
+    // HAS_OLD_TABLE asks whether there is one, on any file.
     if old && name != "HAS_OLD_TABLE" {
         vec![migrated]
     } else {
