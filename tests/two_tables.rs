@@ -534,3 +534,94 @@ fn the_emptied_old_table_is_dropped_on_request_and_every_store_on_the_file_goes_
     let late = fx.store();
     assert_eq!(late.stats().unwrap().counts.total(), 0);
 }
+
+/// Child: on the file named by `OSS_DB`, runs native and SDK flows with their lookups, and
+/// creates `OSS_READY` after the first of them, until `OSS_STOP` appears; prints `FLOWS n`
+/// and one `ERROR …` line for each failure.
+#[test]
+#[ignore = "run as a child process by the tests in this file"]
+fn child_flows_until_stopped() {
+    let var = |name| std::env::var(name).expect(name);
+    let (path, ready, stop) = (var("OSS_DB"), var("OSS_READY"), var("OSS_STOP"));
+    let store = oauth_state_store::Store::open(&path).unwrap();
+    let started = std::time::Instant::now();
+    let mut flows = 0u64;
+    while !std::path::Path::new(&stop).exists() && started.elapsed() < Duration::from_secs(60) {
+        let native = (|| {
+            let flow = store.begin(BeginRequest::new(SERVER))?;
+            store.check(flow.state().secret())?;
+            store.consume(flow.state().secret()).map(drop)
+        })();
+        let verifier = CodeVerifier::generate().secret().to_owned();
+        let state = State::generate().secret().to_owned();
+        let sdk = (|| {
+            let challenge = store.save_code_verifier(SERVER, None, &verifier)?;
+            store.promote(SERVER, None, &authorization_url(&state, challenge.as_str()))?;
+            store.pending_verifier(SERVER, None)?;
+            store.stats()?;
+            store.list_flows(&FlowFilter::new().server_id(SERVER))?;
+            store.consume(&state).map(drop)
+        })();
+        for result in [native, sdk] {
+            match result {
+                Ok(()) => flows += 1,
+                Err(e) => println!("ERROR {e:?}"),
+            }
+        }
+        if flows == 2 {
+            std::fs::write(&ready, "").unwrap();
+        }
+    }
+    println!("FLOWS {flows}");
+}
+
+#[test]
+fn another_process_goes_on_without_an_error_when_the_old_table_is_dropped_under_it() {
+    let fx = Fixture::new();
+    drop(common::schema_6_file(&fx.path));
+    let store = fx.store();
+    assert_eq!(store.migration().from, 6);
+    let dir = fx.path.parent().unwrap();
+    let (ready, stop) = (dir.join("ready"), dir.join("stop"));
+    let child = common::spawn_child(
+        "child_flows_until_stopped",
+        &[
+            ("OSS_DB", fx.path.to_str().unwrap()),
+            ("OSS_READY", ready.to_str().unwrap()),
+            ("OSS_STOP", stop.to_str().unwrap()),
+        ],
+    );
+    let began = std::time::Instant::now();
+    while !ready.exists() {
+        assert!(
+            began.elapsed() < Duration::from_secs(30),
+            "the child never ran a flow"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // The child is running flows on the two-table statements; the table goes under it.
+    assert_eq!(store.drop_old_table().unwrap(), OldTable::Dropped);
+    let raw = Connection::open(&fx.path).unwrap();
+    let flows_before = count(&raw, "flow_rows");
+    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&stop, "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors = common::lines_with(&out, "ERROR ");
+    assert!(
+        errors.is_empty(),
+        "{} failures, the first: {}",
+        errors.len(),
+        errors[0]
+    );
+    let flows: u64 = common::lines_with(&out, "FLOWS ")[0].parse().unwrap();
+    assert!(flows > 2, "the child ran no flow after the drop: {flows}");
+    // It wrote after the drop (its tombstones), to the one table left.
+    assert!(count(&raw, "flow_rows") > flows_before);
+    let e = raw.execute("SELECT 1 FROM flows", []).unwrap_err();
+    assert!(e.to_string().contains("no such table"), "{e}");
+}
