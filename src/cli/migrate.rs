@@ -24,10 +24,34 @@ pub struct Args {
 /// What `--drop-old-table` found.
 #[derive(Serialize)]
 struct OldTableReport {
-    /// `absent`, `dropped` or `kept`.
-    found: &'static str,
+    found: Found,
     /// The rows left in it (`kept`).
     rows: u64,
+}
+
+/// `absent`, `dropped` or `kept` in JSON.
+#[derive(Serialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum Found {
+    Absent,
+    Dropped,
+    Kept,
+}
+
+impl From<OldTable> for OldTableReport {
+    fn from(old: OldTable) -> Self {
+        let (found, rows) = match old {
+            OldTable::Dropped => (Found::Dropped, 0),
+            OldTable::Kept { rows } => (Found::Kept, rows),
+            _ => (Found::Absent, 0),
+        };
+        OldTableReport { found, rows }
+    }
+}
+
+/// "1 row", "3 rows".
+fn rows(n: u64) -> String {
+    format!("{n} row{}", if n == 1 { "" } else { "s" })
 }
 
 /// The JSON document.
@@ -58,20 +82,7 @@ pub fn run(path: &Path, ctx: &Context, args: Args) -> CliResult {
     let store = ctx.options().open(path)?;
     let m = store.migration();
     let old_table = if args.drop_old_table {
-        Some(match store.drop_old_table()? {
-            OldTable::Dropped => OldTableReport {
-                found: "dropped",
-                rows: 0,
-            },
-            OldTable::Kept { rows } => OldTableReport {
-                found: "kept",
-                rows,
-            },
-            _ => OldTableReport {
-                found: "absent",
-                rows: 0,
-            },
-        })
+        Some(OldTableReport::from(store.drop_old_table()?))
     } else {
         None
     };
@@ -88,13 +99,12 @@ pub fn run(path: &Path, ctx: &Context, args: Args) -> CliResult {
     } else {
         emit(&human(&report))?;
     }
-    if let Some(old) = report.old_table.as_ref().filter(|o| o.found == "kept") {
+    if let Some(old) = report.old_table.as_ref().filter(|o| o.found == Found::Kept) {
         eprintln!(
-            "oauth-state-store: the old table still holds {} row{}, so it was kept; old rows \
+            "oauth-state-store: the old table still holds {}, so it was kept; old rows \
              go when they expire and `oauth-state-store sweep` removes them: run `migrate \
              --drop-old-table` again then",
-            old.rows,
-            if old.rows == 1 { "" } else { "s" }
+            rows(old.rows)
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -145,16 +155,15 @@ fn human(r: &Report) -> String {
     if let Some(old) = &r.old_table {
         let path = &r.path;
         out.push_str(&match old.found {
-            "dropped" => format!(
+            Found::Dropped => format!(
                 "{path}: dropped the empty old table of schema version 6 and its triggers; the \
                  file is laid out as a new one\n"
             ),
-            "kept" => format!(
-                "{path}: the old table holds {} row{}; nothing was dropped\n",
-                old.rows,
-                if old.rows == 1 { "" } else { "s" }
+            Found::Kept => format!(
+                "{path}: the old table holds {}; nothing was dropped\n",
+                rows(old.rows)
             ),
-            _ => format!("{path}: no old table, nothing to drop\n"),
+            Found::Absent => format!("{path}: no old table, nothing to drop\n"),
         });
     }
     out

@@ -115,9 +115,9 @@ impl<'t> Rows<'t> {
     /// Runs `f` with the statements of the file's layout.
     ///
     /// Once another store's [`drop_old_table`](crate::Store::drop_old_table) has dropped the
-    /// old table, a statement of [`TWO_TABLES`] no longer prepares. This transaction, and the engine from
-    /// then on, keep to [`ONE_TABLE`], and `f` runs again: a statement that failed to prepare
-    /// did nothing, and the old table cannot come back. A transaction sees one schema from its
+    /// old table, a statement of [`TWO_TABLES`] no longer prepares. This transaction, and the
+    /// engine from then on, keep to [`ONE_TABLE`], and `f` runs again: a statement that failed
+    /// to prepare did nothing, and the old table cannot come back. A transaction sees one schema from its
     /// first statement on (a write holds the lock, a read its snapshot), so only the first
     /// two-table statement of a transaction can fail this way, and a transaction that read
     /// the old table keeps reading it even if another thread of this engine has found it gone
@@ -164,7 +164,7 @@ impl<'t> Rows<'t> {
     }
 
     /// The statement of the table an id names, and the table's own id: `new` for a
-    /// `flow_rows` id, `old` for a `flows` one (negated, see [`SELECT_BY_STATE`]).
+    /// `flow_rows` id, `old` for a `flows` one (negated by [`Rows::find`]).
     fn of_table(id: i64, [new, old]: [&str; 2]) -> (&str, i64) {
         if id < 0 {
             (old, -id)
@@ -238,8 +238,9 @@ fn unique_violation(e: rusqlite::Error, busy_timeout: Duration) -> Error {
 // The layouts of the file (`schema.sql`). `flow_rows` holds every flow this code writes; a
 // new file has no other table. A file migrated from version 6 or older also has the old
 // `flows`, with the rows written before version 7 (or by an older program that still has the
-// file open), until `Store::drop_old_table` drops it once empty. While it is there, each lookup reads both
-// tables ([`TWO_TABLES`]) and says in its last column which table the row came from. A row of
+// file open), until `Store::drop_old_table` drops it once empty. While it is there, each
+// lookup reads both tables ([`TWO_TABLES`]) and says in its last column which table the row
+// came from. A row of
 // `flows` is handed to the operations with its id negated (its ids must be positive;
 // `flow_rows`' are at least 2^20 by the table's CHECK), so that the guarded update of [`Rows`]
 // goes back to the table the row came from.

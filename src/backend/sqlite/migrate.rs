@@ -312,9 +312,7 @@ mod tests {
 
     fn declared() -> Vec<(String, String, String)> {
         let declared = Connection::open_in_memory().unwrap();
-        declared
-            .execute_batch(include_str!("../../../schema.sql"))
-            .unwrap();
+        declared.execute_batch(SCHEMA).unwrap();
         schema_of(&declared)
     }
 

@@ -30,7 +30,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::backend::sqlite::migrate::MigrationReport;
 use crate::backend::{FlowTx, Outcome, Wipe};
@@ -112,11 +112,15 @@ impl Sqlite {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
-        let mut rows =
-            flows::Rows::new(&tx, self.clock.now_ms(), self.busy_timeout, &self.old_table);
+        let mut rows = self.rows(&tx);
         let outcome = body(&mut rows)?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(outcome)
+    }
+
+    /// The rows of `tx`, at this engine's clock, busy timeout and layout.
+    fn rows<'t>(&'t self, tx: &'t Transaction<'t>) -> flows::Rows<'t> {
+        flows::Rows::new(tx, self.clock.now_ms(), self.busy_timeout, &self.old_table)
     }
 
     /// Runs `body` in one read transaction (a consistent snapshot).
@@ -125,8 +129,7 @@ impl Sqlite {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(|e| self.err(e))?;
-        let mut rows =
-            flows::Rows::new(&tx, self.clock.now_ms(), self.busy_timeout, &self.old_table);
+        let mut rows = self.rows(&tx);
         let value = body(&mut rows)?;
         tx.finish().map_err(|e| self.err(e))?;
         Ok(value)
