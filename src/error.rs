@@ -302,6 +302,24 @@ pub enum Error {
         source: StorageError,
     },
 
+    /// The connection to the database server could not be made as the URL's `sslmode` asks:
+    /// the server offers no TLS, its certificate is not signed by a trusted root or does not
+    /// name the URL's host, or the TLS handshake was broken off. Nothing was sent beyond the
+    /// handshake and nothing was changed. Unlike [`Error::Unavailable`], retrying does not
+    /// help until the server's certificate or the URL's `sslmode`/`sslrootcert` change (a
+    /// certificate that suddenly fails may also mean someone is in between).
+    #[error(
+        "the TLS connection to the database server was refused: {reason}; check the server's \
+         certificate and the URL's sslmode and sslrootcert"
+    )]
+    Tls {
+        /// What failed, in words. Never holds a value from the URL.
+        reason: &'static str,
+        /// The driver's own error (the TLS library's, inside).
+        #[source]
+        source: StorageError,
+    },
+
     /// The connection was lost while the transaction was committing: the change may or may not
     /// have been made. Retrying a consume is safe: it yields the flow or
     /// [`Error::AlreadyConsumed`], never a second success.

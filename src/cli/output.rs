@@ -92,6 +92,7 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> (&'static str, u8) {
         Error::Storage(_) => ("storage", COULD_NOT_RUN),
         Error::Pool(_) => ("pool", COULD_NOT_RUN),
         Error::Unavailable { .. } => ("unavailable", COULD_NOT_RUN),
+        Error::Tls { .. } => ("tls", COULD_NOT_RUN),
         Error::CommitOutcomeUnknown { .. } => ("commit_outcome_unknown", COULD_NOT_RUN),
         _ => ("error", COULD_NOT_RUN),
     }

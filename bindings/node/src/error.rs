@@ -41,6 +41,7 @@ pub(crate) fn code_of(error: &Error) -> &'static str {
         Error::NotAStore { .. } => "NOT_A_STORE",
         Error::PermissionDenied { .. } => "PERMISSION_DENIED",
         Error::Unavailable { .. } => "UNAVAILABLE",
+        Error::Tls { .. } => "TLS",
         Error::CommitOutcomeUnknown { .. } => "COMMIT_OUTCOME_UNKNOWN",
         // A variant newer than this mapping keeps a generic code rather than a wrong one.
         _ => "ERROR",

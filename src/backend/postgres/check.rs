@@ -12,10 +12,10 @@ use postgres::Client;
 
 use super::error::classify;
 use super::migrate::{self, SCHEMA_VERSION};
-use super::{connect, off_runtime};
+use super::{connect, off_runtime, tls};
 use crate::admin::DatabaseCheck;
 use crate::backend::sqlite::check::{Problem, ProblemKind};
-use crate::error::{Error, Result, StorageError};
+use crate::error::{Error, Result};
 
 /// The schema the migrations produce, the source of what is looked for.
 const SCHEMA: &str = include_str!("../../../schema_postgres.sql");
@@ -209,15 +209,16 @@ pub(crate) fn check(url: &str, busy_timeout: Duration) -> Result<DatabaseCheck> 
 }
 
 fn check_here(url: &str, busy_timeout: Duration) -> Result<DatabaseCheck> {
-    let mut config =
+    let mut settings =
         connect::config(url).map_err(|e| Error::invalid("database URL", e.reason()))?;
-    let settings = format!(
+    let config = &mut settings.driver;
+    let options = format!(
         "{} -c default_transaction_read_only=on -c lock_timeout={}",
         config.get_options().unwrap_or_default(),
         busy_timeout.as_millis().max(1),
     );
-    config.options(settings.trim_start());
-    let tls = connect::tls().map_err(|e| Error::Storage(StorageError::new(e)))?;
+    config.options(options.trim_start());
+    let tls = tls::connector(&settings.tls)?;
     let mut client = config.connect(tls).map_err(|e| classify(e, busy_timeout))?;
     inspect(&mut client).map_err(|e| classify(e, busy_timeout))
 }

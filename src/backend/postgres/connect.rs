@@ -1,19 +1,17 @@
-//! Connecting: which strings are PostgreSQL URLs, the settings the store adds to them, the
-//! TLS connector, and the pool's connections with their prepared statements ([`Conn`]).
-//!
-//! TLS follows the URL's `sslmode`: `disable` never uses it, `prefer` (the default) uses it when
-//! the server offers it, `require` refuses a server without it. When TLS is used, the
-//! connector (native-tls, the system's OpenSSL on Linux) verifies the server's certificate
-//! against the system's roots and its host name, which is stricter than libpq's `require`.
+//! Connecting: which strings are PostgreSQL URLs, the settings the store adds to them, and the
+//! pool's connections with their prepared statements ([`Conn`]). TLS (the URL's `sslmode` and
+//! `sslrootcert`, as libpq reads them) is [`super::tls`]'s.
 
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use postgres::{Client, Config, Statement};
-use postgres_native_tls::MakeTlsConnector;
 use r2d2::ManageConnection;
 use r2d2_postgres::PostgresConnectionManager;
+
+use super::tls::{self, Connector, Tls};
 
 /// How long opening a connection may take when the URL does not say (`connect_timeout`).
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,6 +30,8 @@ pub(crate) enum UrlError {
     Unreadable,
     /// It names no host to connect to.
     NoHost,
+    /// Its TLS parameters are refused: the reason names the parameter.
+    Tls(&'static str),
 }
 
 impl UrlError {
@@ -43,40 +43,47 @@ impl UrlError {
                 "is not a valid PostgreSQL URL (check the host, port and query options)"
             }
             UrlError::NoHost => "names no host",
+            UrlError::Tls(reason) => reason,
         }
     }
 }
 
-/// Reads `url` into the driver's settings, adding a connect timeout and an application name
-/// where the URL has none.
+/// A URL read: the driver's settings and the TLS settings the driver does not know. (The
+/// driver's `Debug` leaves the password out.)
+#[derive(Debug)]
+pub(crate) struct Settings {
+    /// The driver's settings; its `sslmode` says whether TLS is asked for and required.
+    pub(crate) driver: Config,
+    /// What the connector checks of the server's certificate.
+    pub(crate) tls: Tls,
+}
+
+/// Reads `url` into the driver's settings and the TLS settings, adding a connect timeout and
+/// an application name where the URL has none.
 ///
 /// # Errors
 ///
 /// A [`UrlError`] saying what is wrong; the URL itself is never part of it.
-pub(crate) fn config(url: &str) -> Result<Config, UrlError> {
+pub(crate) fn config(url: &str) -> Result<Settings, UrlError> {
     if !is_url(url) {
         return Err(UrlError::NotAUrl);
     }
-    let mut config = Config::from_str(url).map_err(|_| UrlError::Unreadable)?;
+    let (rest, tls) = tls::split(url).map_err(UrlError::Tls)?;
+    let mut config = Config::from_str(&rest).map_err(|_| UrlError::Unreadable)?;
     if config.get_hosts().is_empty() {
         return Err(UrlError::NoHost);
     }
+    config.ssl_mode(tls.driver_mode());
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
     }
     if config.get_application_name().is_none() {
         config.application_name(APPLICATION_NAME);
     }
-    Ok(config)
-}
-
-/// The TLS connector every connection is made with (used or not as `sslmode` says).
-///
-/// # Errors
-///
-/// The TLS library's error if it cannot load its settings or the system's roots.
-pub(crate) fn tls() -> Result<MakeTlsConnector, native_tls::Error> {
-    Ok(MakeTlsConnector::new(native_tls::TlsConnector::new()?))
+    Ok(Settings {
+        driver: config,
+        tls,
+    })
 }
 
 /// One pooled connection: the driver's client and the statements prepared on it.
@@ -138,7 +145,8 @@ impl DerefMut for Conn {
 
 /// The pool's connection manager: `r2d2_postgres`'s, with each connection a [`Conn`].
 pub(crate) struct Manager {
-    inner: PostgresConnectionManager<MakeTlsConnector>,
+    inner: PostgresConnectionManager<Connector>,
+    tls_failure: TlsFailure,
 }
 
 impl std::fmt::Debug for Manager {
@@ -150,10 +158,16 @@ impl std::fmt::Debug for Manager {
 
 impl Manager {
     /// Connections to `config` through `tls`.
-    pub(crate) fn new(config: Config, tls: MakeTlsConnector) -> Manager {
+    pub(crate) fn new(config: Config, tls: Connector) -> Manager {
         Manager {
             inner: PostgresConnectionManager::new(config, tls),
+            tls_failure: TlsFailure::default(),
         }
+    }
+
+    /// Where the pool's error handler keeps the last connection failure that was TLS's.
+    pub(crate) fn tls_failure(&self) -> TlsFailure {
+        self.tls_failure.clone()
     }
 }
 
@@ -162,7 +176,9 @@ impl ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<Conn, postgres::Error> {
-        self.inner.connect().map(Conn::new)
+        let conn = self.inner.connect().map(Conn::new)?;
+        self.tls_failure.keep(None);
+        Ok(conn)
     }
 
     fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
@@ -174,17 +190,52 @@ impl ManageConnection for Manager {
     }
 }
 
-/// Opens one connection with `config` and the TLS connector (the engine's pool connects
-/// through r2d2; this is for the tests that need one plain connection).
+/// The pool's last connection failure when it was TLS's (a certificate refused, a server
+/// without TLS that `sslmode` requires), since the last connection made.
+///
+/// r2d2 retries a failed connection until its timeout and then reports only the failure's
+/// text; this keeps the driver's error itself, so that the caller gets [`Error::Tls`]
+/// (retrying will not help) rather than [`Error::Unavailable`] (retry later).
+///
+/// [`Error::Tls`]: crate::Error::Tls
+/// [`Error::Unavailable`]: crate::Error::Unavailable
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TlsFailure(Arc<Mutex<Option<postgres::Error>>>);
+
+impl TlsFailure {
+    fn keep(&self, e: Option<postgres::Error>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = e;
+    }
+
+    /// The last failure, if it was TLS's; taken, so that it is reported once.
+    pub(crate) fn take(&self) -> Option<postgres::Error> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+impl r2d2::HandleError<postgres::Error> for TlsFailure {
+    fn handle_error(&self, e: postgres::Error) {
+        if tls::failure(&e).is_some() {
+            self.keep(Some(e));
+        } else {
+            self.keep(None);
+            // What r2d2 does with a failure when no handler is given.
+            r2d2::LoggingErrorHandler.handle_error(e);
+        }
+    }
+}
+
+/// Opens one connection with `settings` (the engine's pool connects through r2d2; this is for
+/// the tests that need one plain connection).
 ///
 /// # Errors
 ///
-/// The driver's error when the server cannot be reached, refuses the login or the TLS
-/// handshake fails.
+/// The connector's error when the `sslrootcert` file cannot be used; the driver's when the
+/// server cannot be reached, refuses the login or the TLS handshake fails.
 #[cfg(test)]
-pub(crate) fn connect(config: &Config) -> Result<postgres::Client, ConnectError> {
-    let tls = tls().map_err(ConnectError::Tls)?;
-    config.connect(tls).map_err(ConnectError::Postgres)
+pub(crate) fn connect(settings: &Settings) -> Result<postgres::Client, ConnectError> {
+    let tls = tls::connector(&settings.tls).map_err(ConnectError::Tls)?;
+    settings.driver.connect(tls).map_err(ConnectError::Postgres)
 }
 
 /// Why a connection could not be opened.
@@ -193,7 +244,7 @@ pub(crate) fn connect(config: &Config) -> Result<postgres::Client, ConnectError>
 pub(crate) enum ConnectError {
     /// The TLS connector could not be built.
     #[error("the TLS connector could not be set up")]
-    Tls(#[source] native_tls::Error),
+    Tls(#[source] crate::error::Error),
     /// The server could not be reached or refused.
     #[error("could not connect to PostgreSQL")]
     Postgres(#[source] postgres::Error),
@@ -225,10 +276,12 @@ mod tests {
 
     #[test]
     fn the_store_adds_a_timeout_and_its_name_unless_the_url_says() {
-        let c = config("postgresql://u@127.0.0.1:5432/db").unwrap();
+        let c = config("postgresql://u@127.0.0.1:5432/db").unwrap().driver;
         assert_eq!(c.get_connect_timeout(), Some(&DEFAULT_CONNECT_TIMEOUT));
         assert_eq!(c.get_application_name(), Some(APPLICATION_NAME));
-        let c = config("postgres://u@h/db?connect_timeout=3&application_name=app").unwrap();
+        let c = config("postgres://u@h/db?connect_timeout=3&application_name=app")
+            .unwrap()
+            .driver;
         assert_eq!(c.get_connect_timeout(), Some(&Duration::from_secs(3)));
         assert_eq!(c.get_application_name(), Some("app"));
     }
@@ -240,18 +293,18 @@ mod tests {
             config("postgres://u:hunter2@h:notaport/db").unwrap_err(),
             UrlError::Unreadable
         );
-        assert_eq!(
-            config("postgres://u:hunter2@h/db?sslmode=sometimes").unwrap_err(),
-            UrlError::Unreadable
-        );
-        for e in [UrlError::NotAUrl, UrlError::Unreadable, UrlError::NoHost] {
+        let Err(UrlError::Tls(why)) = config("postgres://u:hunter2@h/db?sslmode=sometimes") else {
+            panic!("an unknown sslmode was accepted");
+        };
+        assert!(why.starts_with("sslmode must be"), "{why}");
+        for e in [
+            UrlError::NotAUrl,
+            UrlError::Unreadable,
+            UrlError::NoHost,
+            UrlError::Tls(why),
+        ] {
             assert!(!e.reason().contains("hunter2"));
         }
-    }
-
-    #[test]
-    fn the_tls_connector_builds_here() {
-        tls().expect("native-tls connector");
     }
 
     #[test]
@@ -280,10 +333,17 @@ mod tests {
             "postgresql://postgres:{secret}@127.0.0.1:{}/postgres?sslmode=require",
             pg.port()
         );
-        let Err(e) = connect(&config(&required).unwrap()) else {
+        let Err(ConnectError::Postgres(e)) = connect(&config(&required).unwrap()) else {
             panic!("sslmode=require connected to a server without TLS");
         };
-        assert!(matches!(e, ConnectError::Postgres(_)), "{e:?}");
+        let e = crate::backend::postgres::error::classify(e, Duration::from_secs(1));
+        let crate::Error::Tls { reason, .. } = &e else {
+            panic!("not a TLS error: {e:?}");
+        };
+        assert_eq!(
+            *reason,
+            "the server does not offer TLS, and sslmode requires it"
+        );
         let mut texts = vec![e.to_string(), format!("{e:?}")];
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {

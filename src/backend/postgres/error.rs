@@ -1,6 +1,6 @@
-//! PostgreSQL's errors as the crate's: a lost or refused connection is `Unavailable`, a lock
-//! or serialization conflict `Busy`, a lost COMMIT `CommitOutcomeUnknown`; the driver's own
-//! error is kept as the opaque source.
+//! PostgreSQL's errors as the crate's: a connection TLS refused is `Tls`, a lost or refused
+//! connection `Unavailable`, a lock or serialization conflict `Busy`, a lost COMMIT
+//! `CommitOutcomeUnknown`; the driver's own error is kept as the opaque source.
 
 use std::time::Duration;
 
@@ -31,6 +31,12 @@ pub(crate) fn is_connection_lost(e: &postgres::Error) -> bool {
 
 /// Classifies a driver error into the variants a caller acts on.
 pub(crate) fn classify(e: postgres::Error, busy_timeout: Duration) -> Error {
+    if let Some(reason) = super::tls::failure(&e) {
+        return Error::Tls {
+            reason,
+            source: StorageError::new(e),
+        };
+    }
     if is_connection_lost(&e) {
         return Error::Unavailable {
             source: StorageError::new(e),

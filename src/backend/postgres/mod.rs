@@ -1,7 +1,9 @@
 //! The PostgreSQL engine (feature `postgres`): the same flows for callbacks that land on other
 //! hosts, on a database that every host reaches by a `postgres://` URL.
 //!
-//! - [`connect`]: the URL, its defaults and the TLS connector (`sslmode=require`).
+//! - [`connect`]: the URL, its defaults, the pool's connections.
+//! - [`tls`]: the URL's `sslmode` and `sslrootcert` as libpq reads them, and the rustls
+//!   connector that carries them out.
 //! - [`migrate`]: `migrations_postgres/`, applied in one transaction under an advisory lock,
 //!   tracked in the database; a schema newer than the code is refused.
 //! - [`flows`]: the [`FlowTx`] statements, each beside the method that runs it.
@@ -18,6 +20,7 @@ pub(crate) mod connect;
 pub(crate) mod error;
 pub(crate) mod flows;
 pub(crate) mod migrate;
+pub(crate) mod tls;
 
 // The integration tests' cluster harness, shared with the unit tests; its items are `pub`
 // for the test binaries.
@@ -38,7 +41,7 @@ use crate::backend::{FlowTx, Outcome};
 use crate::clock::Clock;
 use crate::error::{Error, Result, StorageError};
 use crate::options::StoreOptions;
-use connect::{Conn, Manager};
+use connect::{Conn, Manager, TlsFailure};
 use error::{classify, commit_failed};
 use migrate::SCHEMA_VERSION;
 
@@ -81,6 +84,8 @@ pub(crate) struct Postgres {
     busy_timeout: Duration,
     store_id: String,
     migration: MigrationReport,
+    /// The pool's last connection failure, when TLS refused it.
+    tls_failure: TlsFailure,
 }
 
 /// An open transaction on a pooled connection: rolled back when dropped uncommitted (an
@@ -112,25 +117,31 @@ pub(crate) fn open(url: &str, opts: &StoreOptions) -> Result<Postgres> {
 }
 
 fn open_here(url: &str, opts: &StoreOptions) -> Result<Postgres> {
-    let mut config =
+    let mut settings =
         connect::config(url).map_err(|e| Error::invalid("database URL", e.reason()))?;
-    let settings = format!(
+    let config = &mut settings.driver;
+    let options = format!(
         "{} -c lock_timeout={} -c idle_in_transaction_session_timeout={}",
         config.get_options().unwrap_or_default(),
         opts.busy_timeout.as_millis().max(1),
         IDLE_IN_TRANSACTION_TIMEOUT.as_millis()
     );
-    config.options(settings.trim_start());
-    let tls = connect::tls().map_err(|e| Error::Storage(StorageError::new(e)))?;
+    config.options(options.trim_start());
+    let tls = tls::connector(&settings.tls)?;
+    let manager = Manager::new(settings.driver, tls);
+    let tls_failure = manager.tls_failure();
+    let busy_timeout = opts.busy_timeout;
     let pool = Pool::builder()
         .max_size(opts.pool_size.max(1))
         .min_idle(Some(0))
         .connection_timeout(opts.busy_timeout.max(Duration::from_millis(100)))
         .test_on_check_out(false)
-        .build(Manager::new(config, tls))
-        .map_err(unavailable)?;
-    let mut conn = pool.get().map_err(unavailable)?;
-    let busy_timeout = opts.busy_timeout;
+        .error_handler(Box::new(tls_failure.clone()))
+        .build(manager)
+        .map_err(|e| pool_failed(e, &tls_failure, busy_timeout))?;
+    let mut conn = pool
+        .get()
+        .map_err(|e| pool_failed(e, &tls_failure, busy_timeout))?;
     let migration = if opts.read_only || !opts.migrate {
         migrate::require_current(&mut conn)
     } else {
@@ -145,12 +156,18 @@ fn open_here(url: &str, opts: &StoreOptions) -> Result<Postgres> {
         busy_timeout,
         store_id,
         migration,
+        tls_failure,
     })
 }
 
-fn unavailable(e: r2d2::Error) -> Error {
-    Error::Unavailable {
-        source: StorageError::new(e),
+/// The pool gave up waiting for a connection: [`Error::Tls`] when the last attempt was
+/// refused by TLS (retrying will not help), else [`Error::Unavailable`].
+fn pool_failed(e: r2d2::Error, tls_failure: &TlsFailure, busy_timeout: Duration) -> Error {
+    match tls_failure.take() {
+        Some(refused) => classify(refused, busy_timeout),
+        None => Error::Unavailable {
+            source: StorageError::new(e),
+        },
     }
 }
 
@@ -165,7 +182,9 @@ impl Postgres {
 
     fn conn(&self) -> Result<PooledConnection<Manager>> {
         match &self.pool {
-            Some(pool) => pool.get().map_err(unavailable),
+            Some(pool) => pool
+                .get()
+                .map_err(|e| pool_failed(e, &self.tls_failure, self.busy_timeout)),
             None => Err(Error::Storage(StorageError::message(
                 "the store is being closed".to_owned(),
             ))),
