@@ -37,6 +37,9 @@ pub struct Cluster {
     port: u16,
     run_as: Option<String>,
     durability: Durability,
+    /// Whether the server also accepts TLS (`ssl = on`, `server.crt` and `server.key` in the
+    /// data directory).
+    tls: bool,
 }
 
 /// How much of a commit the test server keeps.
@@ -60,7 +63,8 @@ static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 pub fn cluster(test: &str) -> Option<&'static Cluster> {
     let shared = SHARED.get_or_init(|| match find_binaries() {
         Ok(bin) => Some(
-            Cluster::start_with(bin, Durability::Throwaway).expect("start the test PostgreSQL"),
+            Cluster::start_with(bin, Durability::Throwaway, None)
+                .expect("start the test PostgreSQL"),
         ),
         Err(why) => {
             assert!(
@@ -122,24 +126,37 @@ impl Cluster {
     /// is missing (call [`cluster`] first to skip).
     pub fn start() -> Cluster {
         let bin = find_binaries().expect("PostgreSQL binaries");
-        Cluster::start_with(bin, Durability::Throwaway).expect("start a test PostgreSQL")
+        Cluster::start_with(bin, Durability::Throwaway, None).expect("start a test PostgreSQL")
     }
 
     /// Like [`Cluster::start`], with synchronous commit (still no fsync): every acknowledged
     /// commit survives a crash of the server (`stop_server("immediate")`), for fault tests.
     pub fn start_crash_safe() -> Cluster {
         let bin = find_binaries().expect("PostgreSQL binaries");
-        Cluster::start_with(bin, Durability::CrashSafe).expect("start a test PostgreSQL")
+        Cluster::start_with(bin, Durability::CrashSafe, None).expect("start a test PostgreSQL")
     }
 
     /// Like [`Cluster::start`], with the server's default durability (`fsync` and
     /// `synchronous_commit` on) instead of the tests' shortcuts: for benchmarks.
     pub fn start_durable() -> Cluster {
         let bin = find_binaries().expect("PostgreSQL binaries");
-        Cluster::start_with(bin, Durability::Durable).expect("start a test PostgreSQL")
+        Cluster::start_with(bin, Durability::Durable, None).expect("start a test PostgreSQL")
     }
 
-    fn start_with(bin: PathBuf, durability: Durability) -> Result<Cluster, String> {
+    /// Like [`Cluster::start`], with TLS on: the server presents `cert_pem` (its certificate,
+    /// then any intermediates) with the key `key_pem`. Plain connections are still accepted,
+    /// so [`Cluster::url`] and [`Cluster::client`] work as on any cluster.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Cluster {
+        let bin = find_binaries().expect("PostgreSQL binaries");
+        Cluster::start_with(bin, Durability::Throwaway, Some((cert_pem, key_pem)))
+            .expect("start a test PostgreSQL with TLS")
+    }
+
+    fn start_with(
+        bin: PathBuf,
+        durability: Durability,
+        tls: Option<(&str, &str)>,
+    ) -> Result<Cluster, String> {
         let dir = tempfile::Builder::new()
             .prefix("oauth-state-store-pg")
             .tempdir()
@@ -154,6 +171,7 @@ impl Cluster {
             port: 0,
             run_as,
             durability,
+            tls: tls.is_some(),
         };
         if let Some(user) = &cluster.run_as {
             let status = Command::new("chown")
@@ -185,8 +203,32 @@ impl Cluster {
             std::fs::read_to_string(&conf).map_err(|e| format!("read {}: {e}", conf.display()))?;
         text.push_str("\ninclude 'oauth_state_store_test.conf'\n");
         std::fs::write(&conf, text).map_err(|e| format!("write {}: {e}", conf.display()))?;
+        if let Some((cert, key)) = tls {
+            cluster.write_server_file("server.crt", cert, 0o644)?;
+            // The server refuses a key others may read.
+            cluster.write_server_file("server.key", key, 0o600)?;
+        }
         cluster.start_server()?;
         Ok(cluster)
+    }
+
+    /// Writes `name` into the data directory with `mode`, owned by the server's user.
+    fn write_server_file(&self, name: &str, text: &str, mode: u32) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let path = self.data().join(name);
+        std::fs::write(&path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+            .map_err(|e| format!("chmod {}: {e}", path.display()))?;
+        if let Some(user) = &self.run_as {
+            let status = Command::new("chown")
+                .args([&format!("{user}:"), path.to_str().unwrap()])
+                .status()
+                .map_err(|e| format!("chown: {e}"))?;
+            if !status.success() {
+                return Err(format!("chown {user} {} failed", path.display()));
+            }
+        }
+        Ok(())
     }
 
     /// The data directory.
@@ -248,8 +290,8 @@ impl Cluster {
     }
 
     /// The settings for a throwaway server: loopback TCP, the socket in the temp dir, enough
-    /// connections for 16 processes with pools of their own, and (unless durable) no fsync
-    /// and (unless crash-safe) asynchronous commit.
+    /// connections for 16 processes with pools of their own, (unless durable) no fsync,
+    /// (unless crash-safe) asynchronous commit, and TLS when the cluster has a certificate.
     fn write_config(&self) -> Result<(), String> {
         let mut conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
@@ -263,6 +305,9 @@ impl Cluster {
             }
             Durability::CrashSafe => conf.push_str("fsync = off\nfull_page_writes = off\n"),
             Durability::Durable => {}
+        }
+        if self.tls {
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
         }
         std::fs::write(self.data().join("oauth_state_store_test.conf"), conf)
             .map_err(|e| format!("write oauth_state_store_test.conf: {e}"))
