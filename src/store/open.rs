@@ -31,6 +31,26 @@ impl Store {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
+    /// # PostgreSQL
+    ///
+    /// With the `postgres` feature, `path` may instead be a `postgres://` or `postgresql://`
+    /// URL (libpq's URL form). TLS is rustls, and the URL's `sslmode` and `sslrootcert` mean
+    /// what they mean to libpq: `disable`; `prefer` (the default) and `require` encrypt
+    /// without checking the certificate, or check its chain when `sslrootcert` names a CA
+    /// file; `verify-ca` checks the chain to that file (`sslrootcert` required); `verify-full`
+    /// checks the chain and the host name, against that file or else the system's trust store
+    /// (`sslrootcert=system` asks for it explicitly and takes only `verify-full`). `allow`,
+    /// client certificates and libpq's other TLS parameters are refused by name. The CA file
+    /// and the system's store are read here, once.
+    ///
+    /// ```no_run
+    /// # use oauth_state_store::Store;
+    /// let store = Store::open(
+    ///     "postgresql://app@db.internal:5432/oauth?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem",
+    /// )?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidInput`] (an option out of range, such as `ttl` or `busy_timeout`; nothing
     /// is opened or created), [`Error::InsecureFile`] (symlink, other owner, group/world access, writable directory),
@@ -38,7 +58,12 @@ impl Store {
     /// application's SQLite file, left unchanged), [`Error::DatabaseTooNew`],
     /// [`Error::MigrationNeeded`] (only with [`StoreOptions::migrate`]`(false)`; by default an
     /// older store is migrated), [`Error::Corrupt`] (not an SQLite file), [`Error::Busy`],
-    /// [`Error::ReadOnly`], [`Error::Io`], [`Error::Pool`].
+    /// [`Error::ReadOnly`], [`Error::Io`], [`Error::Pool`]. For a URL: [`Error::InvalidInput`]
+    /// for a URL or TLS parameter the store refuses (the reason names the parameter, never
+    /// repeats the URL), [`Error::Io`] when the `sslrootcert` file cannot be read,
+    /// [`Error::Unavailable`] when the server cannot be reached within the busy timeout,
+    /// [`Error::Tls`] when TLS refuses it (no TLS where `sslmode` requires it, a certificate
+    /// not trusted or not naming the host).
     ///
     /// [`Error::InvalidInput`]: crate::Error::InvalidInput
     /// [`Error::InsecureFile`]: crate::Error::InsecureFile
@@ -52,6 +77,8 @@ impl Store {
     /// [`Error::ReadOnly`]: crate::Error::ReadOnly
     /// [`Error::Io`]: crate::Error::Io
     /// [`Error::Pool`]: crate::Error::Pool
+    /// [`Error::Unavailable`]: crate::Error::Unavailable
+    /// [`Error::Tls`]: crate::Error::Tls
     pub fn open(path: impl AsRef<Path>) -> Result<Store> {
         Self::open_with(path.as_ref(), StoreOptions::default())
     }
