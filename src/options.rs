@@ -255,6 +255,36 @@ impl StoreOptions {
         Store::open_with(path.as_ref(), self)
     }
 
+    /// Opens the store at the default path, as [`Store::open_default`] does with these
+    /// options: a missing directory is created 0700 unless the options forbid creating
+    /// anything (`read_only`, or `create_if_missing(false)`, which then report the missing
+    /// file as [`Store::open`] does).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # std::env::set_var("OAUTH_STATE_DB", dir.path().join("state/flows.db"));
+    /// let store = Store::options().ttl(Duration::from_secs(300)).open_default()?;
+    /// # assert!(store.path().unwrap().starts_with(dir.path()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// See [`Store::open_default`].
+    pub fn open_default(self) -> Result<Store> {
+        let path = crate::default_database_path().ok_or(crate::Error::invalid(
+            "HOME",
+            "is not set, so there is no default path: set OAUTH_STATE_DB to the store's file",
+        ))?;
+        // `OAUTH_STATE_DB` may name a PostgreSQL database: no directory for that.
+        let is_url = path.to_str().is_some_and(crate::backend::is_postgres_url);
+        if self.create_if_missing && !self.read_only && !is_url {
+            crate::backend::sqlite::permissions::create_private_parent(&path)?;
+        }
+        self.open(&path)
+    }
+
     /// Opens a private in-memory database (for tests: nothing is shared or kept).
     ///
     /// # Errors

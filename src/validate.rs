@@ -64,12 +64,24 @@ pub(crate) fn url(field: &'static str, value: &str, https_only: bool) -> Result<
         && parsed.scheme() != "https"
         && !(parsed.scheme() == "http" && is_loopback_host(&parsed))
     {
-        return Err(Error::invalid(
-            field,
-            "must use https (plain http only on a loopback host)",
-        ));
+        return Err(Error::invalid(field, https_reason(field)));
     }
     Ok(parsed)
+}
+
+/// Why a plain-http URL off loopback is refused. An issuer gets the rule it breaks: RFC 8414
+/// (section 2) makes an authorization server's issuer an https URL, so a server that announces
+/// a plain-http one off loopback cannot log in through this store; loopback is allowed for a
+/// server under test on the same machine.
+fn https_reason(field: &str) -> &'static str {
+    if field == "issuer" {
+        "must be an https URL: RFC 8414 makes an authorization server's issuer an https URL, \
+         and a plain-http issuer could be answered by anyone on the network path; plain http \
+         is accepted only on a loopback host (127.0.0.1, [::1], localhost), for a server \
+         under test on this machine"
+    } else {
+        "must use https (plain http only on a loopback host)"
+    }
 }
 
 /// Why `url::Url::parse` refused a value, in words that point at the part to fix.
@@ -215,7 +227,13 @@ mod tests {
         assert!(id("server_id", "a\0b").is_err());
         assert!(id("server_id", &"x".repeat(513)).is_err());
         assert!(id("server_id", "https://mcp.example.com/%_'").is_ok());
-        assert!(url("issuer", "http://evil.example", true).is_err());
+        let plain = url("issuer", "http://evil.example", true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            plain.contains("RFC 8414") && plain.contains("loopback"),
+            "{plain}"
+        );
         assert!(url("issuer", "http://127.0.0.1:8080", true).is_ok());
         assert!(url("issuer", "https://as.example#frag", true).is_err());
         assert!(url("redirect_uri", "not a url", false).is_err());

@@ -256,6 +256,16 @@ pub(crate) fn consume(
 ) -> Result<Outcome<ConsumedFlow>> {
     let now = tx.now();
     let row = find_by_state(tx, key)?;
+    consume_row(tx, row, now, expect_server)
+}
+
+/// The body of a consume once the row is read: the rule's verdict, carried out.
+fn consume_row(
+    tx: &mut dyn FlowTx,
+    row: Option<FlowRow>,
+    now: i64,
+    expect_server: Option<&str>,
+) -> Result<Outcome<ConsumedFlow>> {
     let (ended, burned) = match rules::consume(snapshot(&row).as_ref(), now, expect_server) {
         Verdict::Refuse(e) => return Err(e),
         Verdict::Expire => return expire(tx, row),
@@ -345,6 +355,68 @@ pub(crate) fn pending_verifier(
             Err(Error::AmbiguousPendingVerifier { count })
         }
     }
+}
+
+/// The one live bound flow of a server and client, read whole: the same choice as
+/// [`pending_verifier`], then its row found by its challenge. A flow whose verifier the store
+/// generated is not found by its challenge: such a flow is finished by its state, so it
+/// counts toward the choice but is never taken here ([`Error::NoPendingVerifier`]).
+fn the_pending_row(
+    tx: &mut dyn FlowTx,
+    server_id: &str,
+    client_id: Option<&str>,
+) -> Result<FlowRow> {
+    let live = rules::live_at(tx.now());
+    let found = tx.live_verifiers(
+        server_id,
+        client_id,
+        &rules::LIVE_BOUND,
+        live,
+        rules::TO_TELL_ONE_FROM_MANY,
+    )?;
+    match rules::pending_verifier(found) {
+        Choice::None => Err(Error::NoPendingVerifier),
+        // The row found by the challenge must be the one chosen: same server and client, and
+        // the same verifier unless a consume that committed meanwhile wiped it (the consume
+        // rule then reports that). A generated verifier's row is not found by its challenge,
+        // or another row (a caller that saved that verifier again) is.
+        Choice::One(stored) => match find_by_challenge(tx, &stored.challenge)? {
+            Some(row)
+                if row.server_id == server_id
+                    && row.client_id.as_deref() == client_id
+                    && row.verifier.as_ref().is_none_or(|v| *v == stored.verifier) =>
+            {
+                Ok(row)
+            }
+            _ => Err(Error::NoPendingVerifier),
+        },
+        Choice::Several => {
+            let count = tx.count_live(server_id, client_id, &rules::LIVE_BOUND, live)?;
+            Err(Error::AmbiguousPendingVerifier { count })
+        }
+    }
+}
+
+/// `consume_pending`: consumes the one live bound flow of a server and client, by the rule of
+/// a consume for that server.
+pub(crate) fn consume_pending(
+    tx: &mut dyn FlowTx,
+    server_id: &str,
+    client_id: Option<&str>,
+) -> Result<Outcome<ConsumedFlow>> {
+    let row = the_pending_row(tx, server_id, client_id)?;
+    let now = tx.now();
+    consume_row(tx, Some(row), now, Some(server_id))
+}
+
+/// `pending_discovery`, read-only: the discovery state recorded on the one live bound flow of
+/// a server and client (`None` when it has none).
+pub(crate) fn pending_discovery(
+    tx: &mut dyn FlowTx,
+    server_id: &str,
+    client_id: Option<&str>,
+) -> Result<Option<String>> {
+    Ok(the_pending_row(tx, server_id, client_id)?.discovery)
 }
 
 /// The listener's idle test: does a live flow still wait for a callback at one of these

@@ -64,6 +64,70 @@ impl Store {
             .read(|tx| ops::pending_verifier(tx, server_id, client_id))
     }
 
+    /// The SDK's finish without state context: an SDK that exchanges a code without handing
+    /// the callback's `state` over (the MCP TypeScript SDK's `finishAuth(code)`) asks for the
+    /// verifier with nothing but the server and client. This consumes the one live flow bound
+    /// to a state for this server and client (pending, or completed by a listener), exactly
+    /// once across processes, by the rules of [`Store::consume_for`], and hands out what a
+    /// consume does. With several such flows the code could belong to any of them:
+    /// [`Error::AmbiguousPendingVerifier`], and nothing is consumed.
+    ///
+    /// Only a flow whose verifier the caller supplied ([`Store::save_code_verifier`], or
+    /// [`BeginRequest::verifier`](crate::BeginRequest::verifier)) is taken this way; a flow
+    /// whose verifier the store generated is finished by its state (it counts toward the
+    /// choice, and alone gives [`Error::NoPendingVerifier`]).
+    ///
+    /// ```
+    /// use oauth_state_store::{CodeVerifier, Error};
+    /// # use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("flows.db"))?;
+    /// let verifier = CodeVerifier::generate();
+    /// let challenge = store.save_code_verifier("srv", Some("app"), verifier.secret())?;
+    /// let url = format!("https://as.example/authorize?state=s1&code_challenge={}", challenge.as_str());
+    /// store.promote("srv", Some("app"), &url)?;
+    /// let done = store.consume_pending("srv", Some("app"))?;
+    /// assert_eq!(done.verifier.secret(), verifier.secret());
+    /// // Exactly once: the flow is a tombstone now.
+    /// assert!(matches!(store.consume_pending("srv", Some("app")), Err(Error::NoPendingVerifier)));
+    /// assert!(matches!(store.consume("s1"), Err(Error::AlreadyConsumed)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NoPendingVerifier`], [`Error::AmbiguousPendingVerifier`] (with the count),
+    /// [`Error::InvalidInput`] (`server_id`, `client_id`), those of [`Store::consume_for`] for
+    /// the flow taken, storage errors.
+    pub fn consume_pending(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+    ) -> Result<crate::flow::ConsumedFlow> {
+        validate::server_and_client(server_id, client_id)?;
+        self.engine().write(Wipe::Secret, |tx| {
+            ops::consume_pending(tx, server_id, client_id)
+        })
+    }
+
+    /// The discovery state ([`Promotion::discovery`](crate::Promotion::discovery)) recorded on
+    /// the flow [`Store::consume_pending`] would take now, without consuming it: what an SDK
+    /// asks for before the verifier when it finishes a login without the state (the MCP
+    /// TypeScript SDK v2's `discoveryState()`), in a process that did not begin it. `None`
+    /// when that flow has none.
+    ///
+    /// # Errors
+    /// As [`Store::consume_pending`]'s choice: [`Error::NoPendingVerifier`],
+    /// [`Error::AmbiguousPendingVerifier`], [`Error::InvalidInput`], storage errors.
+    pub fn pending_discovery(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+    ) -> Result<Option<String>> {
+        validate::server_and_client(server_id, client_id)?;
+        self.engine()
+            .read(|tx| ops::pending_discovery(tx, server_id, client_id))
+    }
+
     /// Deletes exactly the flows of `server_id` (and of `client_id`, when given; `None` means
     /// every client of that server) that `scope` names, by exact column match. Returns how many
     /// rows were deleted. Other servers' and clients' rows are never touched.

@@ -8,7 +8,9 @@ use std::time::Duration;
 use super::{Inner, Store};
 use crate::backend::sqlite::migrate::MigrationReport;
 use crate::backend::{is_postgres_url, sqlite, Engine};
-use crate::error::{Error, Result};
+#[cfg(doc)]
+use crate::error::Error;
+use crate::error::Result;
 use crate::options::StoreOptions;
 
 impl Store {
@@ -105,12 +107,7 @@ impl Store {
     /// `$HOME` says where the file goes; [`Error::Io`] when the directory cannot be created;
     /// otherwise as [`Store::open`].
     pub fn open_default() -> Result<Store> {
-        let path = crate::default_database_path().ok_or(Error::invalid(
-            "HOME",
-            "is not set, so there is no default path: set OAUTH_STATE_DB to the store's file",
-        ))?;
-        sqlite::permissions::create_private_parent(&path)?;
-        Self::open(&path)
+        StoreOptions::default().open_default()
     }
 
     /// A private in-memory store with the default options (for tests and examples).
@@ -159,7 +156,7 @@ impl Store {
             #[cfg(not(feature = "postgres"))]
             {
                 let _ = url;
-                return Err(Error::invalid(
+                return Err(crate::Error::invalid(
                     "database",
                     "is a PostgreSQL URL, but this build has no `postgres` feature",
                 ));

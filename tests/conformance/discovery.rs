@@ -263,3 +263,77 @@ fn a_flow_promoted_to_require_the_issuer_refuses_a_callback_without_iss() {
     );
     assert!(matches!(store.check("no-issuer"), Err(Error::UnknownState)));
 }
+
+/// The SDK's finish without the state (`finishAuth(code)`): `pending_discovery` reads the one
+/// flow's discovery state without consuming it, `consume_pending` consumes that flow exactly
+/// once (pending, or completed by a listener), and several flows in progress are refused
+/// with nothing consumed.
+#[test]
+fn a_finish_without_the_state_takes_the_one_flow_in_progress_exactly_once() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    assert!(matches!(
+        store.pending_discovery(SERVER, Some(CLIENT)),
+        Err(Error::NoPendingVerifier)
+    ));
+    let url = sdk_url(&store, "state-5");
+    store
+        .promote_with(SERVER, Some(CLIENT), &url, &with_discovery(DISCOVERY))
+        .unwrap();
+    // An unbound verifier of the next attempt is not in progress yet: still one flow.
+    sdk_url(&store, "unused");
+    assert_eq!(
+        store
+            .pending_discovery(SERVER, Some(CLIENT))
+            .unwrap()
+            .as_deref(),
+        Some(DISCOVERY)
+    );
+    assert_eq!(store.check("state-5").unwrap().status, Status::Pending);
+    store.complete("state-5", "the-code").unwrap();
+    let done = store.consume_pending(SERVER, Some(CLIENT)).unwrap();
+    assert_eq!(done.code.as_ref().unwrap().secret(), "the-code");
+    assert_eq!(done.discovery(), Some(DISCOVERY));
+    assert!(matches!(
+        store.consume_pending(SERVER, Some(CLIENT)),
+        Err(Error::NoPendingVerifier)
+    ));
+    assert!(matches!(
+        store.consume("state-5"),
+        Err(Error::AlreadyConsumed)
+    ));
+    // Another client's flow of the same server is not this client's.
+    assert!(matches!(
+        store.consume_pending(SERVER, Some("another-client")),
+        Err(Error::NoPendingVerifier)
+    ));
+
+    for state in ["state-6", "state-7"] {
+        let url = sdk_url(&store, state);
+        store.promote(SERVER, Some(CLIENT), &url).unwrap();
+    }
+    assert!(matches!(
+        store.consume_pending(SERVER, Some(CLIENT)),
+        Err(Error::AmbiguousPendingVerifier { count: 2 })
+    ));
+    assert!(matches!(
+        store.pending_discovery(SERVER, Some(CLIENT)),
+        Err(Error::AmbiguousPendingVerifier { count: 2 })
+    ));
+    assert_eq!(store.check("state-6").unwrap().status, Status::Pending);
+    assert_eq!(store.check("state-7").unwrap().status, Status::Pending);
+    // A flow begun with a generated verifier is finished by its state only.
+    store.consume("state-6").unwrap();
+    store.consume("state-7").unwrap();
+    let native = store
+        .begin(BeginRequest::new(SERVER).client_id(CLIENT))
+        .unwrap();
+    assert!(matches!(
+        store.consume_pending(SERVER, Some(CLIENT)),
+        Err(Error::NoPendingVerifier)
+    ));
+    assert_eq!(
+        store.check(native.state().secret()).unwrap().status,
+        Status::Pending
+    );
+}
