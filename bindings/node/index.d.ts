@@ -1,6 +1,9 @@
 // Types of the oauth-state-store Node.js package (both entry points export the same objects).
 
-/** The stable error codes. Match on `error.code`, never on the message. */
+/**
+ * The stable error codes. Match on `error.code`, never on the message. Written from the
+ * addon's list (bindings/node/src/error.rs) by `npm run codes`; a test keeps them equal.
+ */
 export declare const ErrorCode: {
   readonly UNKNOWN_STATE: 'UNKNOWN_STATE';
   readonly EXPIRED: 'EXPIRED';
@@ -20,10 +23,16 @@ export declare const ErrorCode: {
   readonly INSECURE_FILE: 'INSECURE_FILE';
   readonly DATABASE_MISSING: 'DATABASE_MISSING';
   readonly DATABASE_TOO_NEW: 'DATABASE_TOO_NEW';
+  readonly MIGRATION_NEEDED: 'MIGRATION_NEEDED';
+  readonly NOT_A_STORE: 'NOT_A_STORE';
+  readonly PERMISSION_DENIED: 'PERMISSION_DENIED';
   readonly BUSY: 'BUSY';
   readonly STORAGE_FULL: 'STORAGE_FULL';
   readonly READ_ONLY: 'READ_ONLY';
   readonly CORRUPT: 'CORRUPT';
+  readonly UNAVAILABLE: 'UNAVAILABLE';
+  readonly TLS: 'TLS';
+  readonly COMMIT_OUTCOME_UNKNOWN: 'COMMIT_OUTCOME_UNKNOWN';
   readonly PORT_IN_USE: 'PORT_IN_USE';
   readonly CALLBACK_TIMEOUT: 'CALLBACK_TIMEOUT';
   readonly LISTENER: 'LISTENER';
@@ -34,7 +43,11 @@ export declare const ErrorCode: {
 };
 export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
 
-/** Every rejection of this package. The message never contains a state, verifier, code or token. */
+/**
+ * Every rejection of this package. The message never contains a state, verifier, code or token,
+ * nor any argument's value: a wrongly typed argument is INVALID_INPUT naming the field and the
+ * value's type only.
+ */
 export declare class StoreError extends Error {
   readonly code: ErrorCodeName;
   /** PORT_IN_USE / LISTENER: the port. */
@@ -101,26 +114,34 @@ export interface BeginOptions {
   ttlSeconds?: number;
 }
 
+/**
+ * A begun flow. `state` reads the secret; util.inspect, console.log and JSON.stringify show
+ * `[redacted]` in its place.
+ */
 export interface Flow {
-  state: string;
-  codeChallenge: string;
-  info: FlowInfo;
+  readonly state: string;
+  readonly codeChallenge: string;
+  readonly info: FlowInfo;
 }
 
+/**
+ * A consumed flow. `verifier` and `code` read the secrets; util.inspect, console.log and
+ * JSON.stringify show `[redacted]` in their place.
+ */
 export interface ConsumedFlow {
   /** The PKCE code_verifier; no longer in the file. */
-  verifier: string;
+  readonly verifier: string;
   /** The code, when a callback listener recorded it. */
-  code?: string;
-  info: FlowInfo;
-  consumedAt: number;
+  readonly code?: string;
+  readonly info: FlowInfo;
+  readonly consumedAt: number;
   /** The discovery state recorded at promote (`PromoteOptions.discovery`); no longer in the file. */
-  discovery?: string;
+  readonly discovery?: string;
   /**
    * From `LoopbackCallback.wait` only: the issuer the listener checked the callback's `iss`
    * against (the flow was promoted with `requireIssuer`), for the SDK's RFC 9207 check.
    */
-  iss?: string;
+  readonly iss?: string;
 }
 
 /** What `promote` records on the flow besides the authorization URL's fields. */
@@ -161,7 +182,14 @@ export interface SweepReport {
 export declare class Store {
   private constructor();
   static open(path: string, options?: OpenOptions): Promise<Store>;
+  /**
+   * The store at the command line's default path: `$OAUTH_STATE_DB`, else
+   * `$XDG_STATE_HOME/oauth-state-store/flows.db`, else `~/.local/state/oauth-state-store/flows.db`;
+   * a missing directory is created 0700 (not with `readOnly` or `createIfMissing: false`).
+   */
+  static openDefault(options?: OpenOptions): Promise<Store>;
   readonly storeId: string;
+  /** The file's absolute path. */
   readonly path: string;
   begin(options: BeginOptions): Promise<Flow>;
   /** The SDK path: returns the S256 challenge. */
@@ -179,6 +207,14 @@ export declare class Store {
   check(state: string): Promise<FlowInfo>;
   consume(state: string): Promise<ConsumedFlow>;
   consumeFor(state: string, serverId: string): Promise<ConsumedFlow>;
+  /**
+   * A finish without the state: consumes the one flow of this server and client in progress
+   * (pending, or completed by a listener), exactly once across processes. None is
+   * NO_PENDING_VERIFIER; several are AMBIGUOUS_PENDING_VERIFIER and nothing is consumed.
+   */
+  consumePending(serverId: string, clientId?: string | null): Promise<ConsumedFlow>;
+  /** The discovery state of the flow `consumePending` would take now; nothing is consumed. */
+  pendingDiscovery(serverId: string, clientId?: string | null): Promise<string | undefined>;
   complete(state: string, code: string): Promise<FlowInfo>;
   reject(state: string, error: string, description?: string | null): Promise<FlowInfo>;
   pendingVerifier(serverId: string, clientId?: string | null): Promise<string>;
@@ -199,7 +235,7 @@ export interface AttachOptions {
 }
 
 export interface WaitOptions {
-  /** Default 300000. */
+  /** Milliseconds, default 300000. Any other field is INVALID_INPUT naming it. */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -243,7 +279,10 @@ export type SharedFlowsProvider<P> = P & {
   saveDiscoveryState(state: unknown): Promise<void>;
   discoveryState(): Promise<any>;
   invalidateCredentials(scope: string): Promise<void>;
-  /** Consumes the flow of a callback once and returns the provider to finish auth() with. */
+  /**
+   * Consumes the flow of a callback once and returns the provider to finish auth() with; this
+   * provider then finishes that flow too (`transport.finishAuth(code)` on the app's transport).
+   */
   forCallback(params: { state: string; code?: string; iss?: string }): Promise<CallbackProvider<P>>;
   /** Waits for the flow's callback on a loopback listener (any process's), then as forCallback. */
   waitForCallback(callback: LoopbackCallback, state: string, options?: WaitOptions): Promise<CallbackProvider<P>>;

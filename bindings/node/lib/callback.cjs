@@ -3,7 +3,12 @@
 // flow; a process waits for its own flow here.
 const native = require('./native.cjs');
 const { Store } = require('./store.cjs');
-const { call, abortError, StoreError, ErrorCode } = require('./errors.cjs');
+const { call, abortError } = require('./errors.cjs');
+const v = require('./validate.cjs');
+const { ConsumedFlow } = require('./values.cjs');
+
+const WAIT_FIELDS = ['timeoutMs', 'signal'];
+const ATTACH_FIELDS = ['port', 'path', 'idleStopSeconds'];
 
 const TOKEN = Symbol('oauth-state-store.callback');
 const MAX_TIMEOUT_MS = 0xffffffff;
@@ -28,16 +33,20 @@ class LoopbackCallback {
     return this.#native.holdsPort;
   }
 
+  /** What to print next to "open this URL" when the browser cannot reach this machine. */
+  get pasteHint() {
+    return this.#native.pasteHint;
+  }
+
   /**
    * Waits for the callback of `state` (landing on any process's listener), consumes the flow
    * and resolves with its verifier and code. Runs off the event loop.
    */
-  async wait(state, { timeoutMs = 300_000, signal } = {}) {
-    if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
-      throw new StoreError(ErrorCode.INVALID_INPUT, 'invalid timeoutMs: must be a number >= 0', {
-        field: 'timeoutMs',
-      });
-    }
+  async wait(state, options) {
+    state = v.string('state', state);
+    const o = v.options('options', options, WAIT_FIELDS);
+    const timeoutMs = v.optionalDuration('timeoutMs', o.timeoutMs) ?? 300_000;
+    const signal = v.optionalSignal('signal', o.signal);
     if (signal?.aborted) throw abortError(signal);
     const cancel = new native.WaitCancel();
     const onAbort = () => cancel.cancel();
@@ -46,7 +55,7 @@ class LoopbackCallback {
       const ms = Math.min(Math.floor(timeoutMs), MAX_TIMEOUT_MS);
       const outcome = await call(() => this.#native.wait(state, ms, cancel));
       // A callback consumed in the same instant as the abort is still a finished login.
-      if (outcome.flow) return outcome.flow;
+      if (outcome.flow) return new ConsumedFlow(outcome.flow);
       throw abortError(signal);
     } finally {
       signal?.removeEventListener('abort', onAbort);
@@ -55,8 +64,15 @@ class LoopbackCallback {
 }
 
 /** Serves (or shares with a same-store listener) the callback port; PORT_IN_USE at once else. */
-async function attach(store, options = {}) {
-  const handle = await call(() => native.LoopbackCallback.attach(Store.handleOf(store), options));
+async function attach(store, options) {
+  const handle = await call(() => {
+    const o = v.options('options', options, ATTACH_FIELDS);
+    return native.LoopbackCallback.attach(Store.handleOf(store), {
+      port: v.optionalInteger('port', o.port, 0, 65535),
+      path: v.optionalString('path', o.path),
+      idleStopSeconds: v.optionalInteger('idleStopSeconds', o.idleStopSeconds, 0, 0xffffffff),
+    });
+  });
   return new LoopbackCallback(TOKEN, handle);
 }
 

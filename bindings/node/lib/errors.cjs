@@ -1,42 +1,15 @@
 'use strict';
 // Errors with a stable `code`. The addon rejects with a JSON payload; `translate` turns it into
-// a StoreError. Messages come from the Rust core and never carry a state, verifier, code or token.
+// a StoreError. Messages come from the Rust core and never carry a state, verifier, code or
+// token; anything else the addon throws is replaced, never passed on with its text.
 
-/** The stable codes. Match on these, never on messages. */
-const ErrorCode = Object.freeze({
-  UNKNOWN_STATE: 'UNKNOWN_STATE',
-  EXPIRED: 'EXPIRED',
-  ALREADY_CONSUMED: 'ALREADY_CONSUMED',
-  ALREADY_COMPLETED: 'ALREADY_COMPLETED',
-  // A flow ended for a reason (server mismatch, error callback), not a replay. Reported once
-  // the core has this variant; until then such flows report SERVER_MISMATCH or
-  // AUTHORIZATION_FAILED.
-  FLOW_ENDED: 'FLOW_ENDED',
-  SERVER_MISMATCH: 'SERVER_MISMATCH',
-  AUTHORIZATION_FAILED: 'AUTHORIZATION_FAILED',
-  UNKNOWN_CHALLENGE: 'UNKNOWN_CHALLENGE',
-  CHALLENGE_ALREADY_BOUND: 'CHALLENGE_ALREADY_BOUND',
-  DUPLICATE_CHALLENGE: 'DUPLICATE_CHALLENGE',
-  AMBIGUOUS_PENDING_VERIFIER: 'AMBIGUOUS_PENDING_VERIFIER',
-  NO_PENDING_VERIFIER: 'NO_PENDING_VERIFIER',
-  DUPLICATE_STATE: 'DUPLICATE_STATE',
-  INVALID_INPUT: 'INVALID_INPUT',
-  MISSING_PARAMETER: 'MISSING_PARAMETER',
-  INSECURE_FILE: 'INSECURE_FILE',
-  DATABASE_MISSING: 'DATABASE_MISSING',
-  DATABASE_TOO_NEW: 'DATABASE_TOO_NEW',
-  BUSY: 'BUSY',
-  STORAGE_FULL: 'STORAGE_FULL',
-  READ_ONLY: 'READ_ONLY',
-  CORRUPT: 'CORRUPT',
-  PORT_IN_USE: 'PORT_IN_USE',
-  CALLBACK_TIMEOUT: 'CALLBACK_TIMEOUT',
-  LISTENER: 'LISTENER',
-  STORAGE: 'STORAGE',
-  ABORTED: 'ABORTED',
-  ERROR: 'ERROR',
-  INTERNAL: 'INTERNAL',
-});
+const native = require('./native.cjs');
+
+/**
+ * The stable codes. Match on these, never on messages. Built from the addon's one list
+ * (`errorCodes()`, bindings/node/src/error.rs), which index.d.ts is written from too.
+ */
+const ErrorCode = Object.freeze(Object.fromEntries(native.errorCodes().map((code) => [code, code])));
 
 /** An error of this package: `code` is one of ErrorCode; details (port, count, field) beside it. */
 class StoreError extends Error {
@@ -45,7 +18,7 @@ class StoreError extends Error {
     this.name = code === ErrorCode.ABORTED ? 'AbortError' : 'StoreError';
     this.code = code;
     for (const [k, v] of Object.entries(details)) {
-      if (k !== 'name' && k !== 'stack') this[k] = v;
+      if (k !== 'name' && k !== 'stack' && v !== undefined) this[k] = v;
     }
   }
 }
@@ -74,10 +47,16 @@ function translate(err) {
       // not ours after all
     }
   }
+  // N-API's own messages print the value they refused (a state, a code): never pass one on.
+  // The package checks every argument's type before the call, so these are a safety net.
   if (err && ARGUMENT_STATUSES.has(err.code)) {
-    return new StoreError(ErrorCode.INVALID_INPUT, `invalid argument: ${msg}`);
+    return new StoreError(ErrorCode.INVALID_INPUT, 'invalid argument: a value of the wrong type', {
+      field: 'argument',
+    });
   }
-  return err;
+  return new StoreError(ErrorCode.INTERNAL, 'the native call failed without a reason of this package', {
+    status: typeof err?.code === 'string' && /^[A-Za-z]{1,40}$/.test(err.code) ? err.code : undefined,
+  });
 }
 
 /** Runs a native call; a sync throw or a rejection comes back as a StoreError rejection. */

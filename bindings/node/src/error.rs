@@ -5,10 +5,61 @@
 //! parses it into a `StoreError` with `code`, `message` and the details as properties. The
 //! message is the core's `Display`, which never carries a state, verifier, code or token.
 
+use napi_derive::napi;
 use oauth_state_store::{Error, PortHolder};
 use serde_json::{json, Map, Value};
 
-/// The stable code of a core error. These strings are the JavaScript API: never rename one.
+/// Every code a rejection of the package can carry: the one list that `ErrorCode` (built from
+/// [`error_codes`] when the package loads) and `index.d.ts` (written from it by `npm run
+/// build`) come from. These strings are the JavaScript API: never rename one.
+///
+/// [`code_of`]'s codes come first, then the binding's own: `ABORTED` (an `AbortSignal`),
+/// `ERROR` (a core variant newer than this mapping), `INTERNAL` (a call that stopped).
+pub(crate) const CODES: [&str; 35] = [
+    "UNKNOWN_STATE",
+    "EXPIRED",
+    "ALREADY_CONSUMED",
+    "ALREADY_COMPLETED",
+    "FLOW_ENDED",
+    "SERVER_MISMATCH",
+    "AUTHORIZATION_FAILED",
+    "UNKNOWN_CHALLENGE",
+    "CHALLENGE_ALREADY_BOUND",
+    "DUPLICATE_CHALLENGE",
+    "AMBIGUOUS_PENDING_VERIFIER",
+    "NO_PENDING_VERIFIER",
+    "DUPLICATE_STATE",
+    "INVALID_INPUT",
+    "MISSING_PARAMETER",
+    "INSECURE_FILE",
+    "DATABASE_MISSING",
+    "DATABASE_TOO_NEW",
+    "MIGRATION_NEEDED",
+    "NOT_A_STORE",
+    "PERMISSION_DENIED",
+    "BUSY",
+    "STORAGE_FULL",
+    "READ_ONLY",
+    "CORRUPT",
+    "UNAVAILABLE",
+    "TLS",
+    "COMMIT_OUTCOME_UNKNOWN",
+    "PORT_IN_USE",
+    "CALLBACK_TIMEOUT",
+    "LISTENER",
+    "STORAGE",
+    "ABORTED",
+    "ERROR",
+    "INTERNAL",
+];
+
+/// The stable codes ([`CODES`]), in order: what the package's `ErrorCode` is made of.
+#[napi]
+pub fn error_codes() -> Vec<&'static str> {
+    CODES.to_vec()
+}
+
+/// The stable code of a core error (one of [`CODES`]).
 pub(crate) fn code_of(error: &Error) -> &'static str {
     match error {
         Error::UnknownState => "UNKNOWN_STATE",
@@ -130,5 +181,63 @@ mod tests {
         assert_eq!(v["code"], "PORT_IN_USE");
         assert_eq!(v["port"], 40123);
         assert!(v["message"].as_str().unwrap().contains("40123"));
+    }
+
+    /// The variant names of the core's `pub enum Error`, read from its source: a variant added
+    /// there later is in this list too, which a match from outside the crate (where the enum is
+    /// `#[non_exhaustive]`) cannot see.
+    fn core_variants() -> Vec<String> {
+        let source = include_str!("../../../src/error.rs");
+        let start = source
+            .find("pub enum Error {")
+            .expect("the core declares Error");
+        let body = &source[start..];
+        let body = &body[..body.find("\n}").expect("the enum ends")];
+        body.lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix("    ")?;
+                let first = rest.chars().next()?;
+                if !first.is_ascii_uppercase() {
+                    return None;
+                }
+                Some(
+                    rest.chars()
+                        .take_while(char::is_ascii_alphanumeric)
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_core_variant_has_its_code() {
+        let variants = core_variants();
+        assert!(variants.len() >= 30, "read the variants: {variants:?}");
+        let mapping = include_str!("error.rs");
+        let body = &mapping[mapping.find("fn code_of").unwrap()..];
+        let body = &body[..body.find("\n}").unwrap()];
+        for v in &variants {
+            assert!(
+                body.contains(&format!("Error::{v} ")) || body.contains(&format!("Error::{v}(")),
+                "the core's Error::{v} has no code in code_of (it would reach JavaScript as ERROR)"
+            );
+        }
+        // Every code code_of gives is in the list, and the list has nothing else but the
+        // binding's own codes.
+        let given: Vec<&str> = body
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| s.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .collect();
+        for code in &given {
+            assert!(CODES.contains(code), "{code} is not in CODES");
+        }
+        for code in CODES {
+            assert!(
+                given.contains(&code) || ["ABORTED", "INTERNAL"].contains(&code),
+                "{code} is in CODES but nothing gives it"
+            );
+        }
     }
 }

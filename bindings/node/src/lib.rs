@@ -17,6 +17,7 @@ mod store;
 mod values;
 
 pub use callback::{LoopbackCallback, WaitCancel, WaitOutcome};
+pub use error::error_codes;
 pub use options::{AttachOptions, OpenOptions};
 pub use store::{generate_state, Store};
 pub use values::{BeginOptions, ConsumedFlow, Flow, FlowInfo, Stats, StatusCounts, SweepReport};

@@ -44,6 +44,26 @@ impl Store {
         }))
     }
 
+    /// Opens (or creates) the store at the command line's default path: `$OAUTH_STATE_DB`,
+    /// else `$XDG_STATE_HOME/oauth-state-store/flows.db`, else
+    /// `~/.local/state/oauth-state-store/flows.db`, its missing directory created 0700.
+    #[napi(ts_return_type = "Promise<Store>")]
+    pub fn open_default(options: Option<OpenOptions>) -> napi::Result<AsyncTask<Job<Store>>> {
+        let options = options.unwrap_or_default().to_core()?;
+        Ok(short(move || {
+            options
+                .open_default()
+                .map(|inner| Store { inner })
+                .map_err(|e| to_js(&e))
+        }))
+    }
+
+    /// The file's path (`None` for a PostgreSQL store).
+    #[napi(getter)]
+    pub fn path(&self) -> Option<String> {
+        self.inner.path().map(|p| p.to_string_lossy().into_owned())
+    }
+
     /// The file's random id (the same in every process that opens it).
     #[napi(getter)]
     pub fn store_id(&self) -> String {
@@ -157,6 +177,35 @@ impl Store {
             &self.inner,
             move |s| s.pending_verifier(&server_id, client_id.as_deref()),
             |v| v.secret().to_owned(),
+        )
+    }
+
+    /// The SDK's finish without the state: consumes the one live flow of this server and
+    /// client, exactly once across processes (several: `AMBIGUOUS_PENDING_VERIFIER`).
+    #[napi(ts_return_type = "Promise<ConsumedFlow>")]
+    pub fn consume_pending(
+        &self,
+        server_id: String,
+        client_id: Option<String>,
+    ) -> AsyncTask<Job<ConsumedFlow>> {
+        run(
+            &self.inner,
+            move |s| s.consume_pending(&server_id, client_id.as_deref()),
+            ConsumedFlow::from,
+        )
+    }
+
+    /// The discovery state of the flow `consumePending` would take now, not consumed.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn pending_discovery(
+        &self,
+        server_id: String,
+        client_id: Option<String>,
+    ) -> AsyncTask<Job<Option<String>>> {
+        run(
+            &self.inner,
+            move |s| s.pending_discovery(&server_id, client_id.as_deref()),
+            |d| d,
         )
     }
 

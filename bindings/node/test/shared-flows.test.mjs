@@ -52,7 +52,6 @@ test('the begin leg promotes the flow with its discovery state; the callback leg
   const info = await store.check(state);
   assert.equal(info.status, 'pending');
   assert.equal(info.issuer, 'https://auth.example.com', 'the discovered issuer is on the flow');
-  assert.equal(await provider.codeVerifier(), verifier, 'one flow in progress: its verifier');
   // The discovery state is on the flow row, nowhere else next to the store file.
   assert.deepEqual(fs.readdirSync(path.dirname(store.path)).filter((n) => !n.startsWith('flows.db')), []);
   assert.ok(!fs.existsSync(`${store.path}.discovery`), 'no sidecar directory');
@@ -106,4 +105,85 @@ test('invalidateCredentials: verifier deletes this server\'s live flows, other s
   await provider.invalidateCredentials('tokens');
   await provider.invalidateCredentials('all');
   assert.deepEqual(calls.filter((c) => c[0] === 'invalidate'), [['invalidate', 'tokens'], ['invalidate', 'all']]);
+});
+
+// What the SDK does on the callback leg when it finishes with the code alone
+// (`transport.finishAuth(code)`): discoveryState(), then codeVerifier() right before the token
+// request, and after an invalid_grant invalidateCredentials('tokens') and both again.
+async function stateLessFinish(provider, { retry = false } = {}) {
+  const discovery = await provider.discoveryState();
+  const verifier = await provider.codeVerifier();
+  if (!retry) return { discovery, verifier };
+  await provider.invalidateCredentials('tokens');
+  const again = await provider.discoveryState();
+  return { discovery, verifier, retried: await provider.codeVerifier(), again };
+}
+
+test('a finish without the state consumes the flow it used, exactly once; the retry gets the same verifier', async () => {
+  const { store, provider } = await setup();
+  const discovery = { authorizationServerMetadata: { issuer: 'https://auth.example.com' } };
+  for (let login = 1; login <= 3; login += 1) {
+    const { state, verifier } = await beginLeg(provider, discovery);
+    const done = await stateLessFinish(provider, { retry: login === 2 });
+    assert.equal(done.verifier, verifier, `login ${login}: its own verifier`);
+    assert.deepEqual(done.discovery, discovery);
+    if (login === 2) {
+      assert.equal(done.retried, verifier, 'the retry after invalid_grant gets the same verifier');
+      assert.deepEqual(done.again, discovery);
+    }
+    await assert.rejects(store.check(state), { code: ErrorCode.ALREADY_CONSUMED }, `login ${login} is consumed`);
+    const stats = await store.stats();
+    assert.equal(stats.counts.pending + stats.counts.completed, 0, `login ${login}: nothing left in progress`);
+  }
+  // Without a retry signal, a second exchange does not get the used verifier again: nothing is
+  // in progress, so there is nothing to take.
+  await assert.rejects(provider.codeVerifier(), { code: ErrorCode.NO_PENDING_VERIFIER });
+});
+
+test('a process that began nothing takes the one flow in progress, with its discovery state', async () => {
+  const { store, provider } = await setup();
+  const discovery = { authorizationServerUrl: 'https://auth.example.com', authorizationServerMetadata: { issuer: 'https://auth.example.com' } };
+  const { state, verifier } = await beginLeg(provider, discovery);
+  // Another process: a wrapper with no memory of the begin leg, on its own Store handle.
+  const other = withSharedFlows({ redirectToAuthorization() {} }, { store: await Store.open(store.path), serverId: SERVER, clientId: CLIENT });
+  const done = await stateLessFinish(other, { retry: true });
+  assert.deepEqual(done.discovery, discovery, 'the discovery state kept on the flow, before the consume');
+  assert.equal(done.verifier, verifier);
+  assert.equal(done.retried, verifier);
+  await assert.rejects(store.check(state), { code: ErrorCode.ALREADY_CONSUMED });
+  await assert.rejects(provider.codeVerifier(), { code: ErrorCode.NO_PENDING_VERIFIER }, 'exactly once, in either process');
+});
+
+test('several flows in progress: the finish without the state refuses and consumes nothing', async () => {
+  const { store, provider } = await setup();
+  const one = await beginLeg(provider, undefined);
+  const two = await beginLeg(provider, undefined);
+  await assert.rejects(provider.codeVerifier(), (e) => e.code === ErrorCode.AMBIGUOUS_PENDING_VERIFIER && e.count === 2);
+  const other = withSharedFlows({ redirectToAuthorization() {} }, { store, serverId: SERVER, clientId: CLIENT });
+  await assert.rejects(other.codeVerifier(), (e) => e.code === ErrorCode.AMBIGUOUS_PENDING_VERIFIER && e.count === 2);
+  assert.equal(await other.discoveryState(), undefined, 'no discovery state is guessed either');
+  assert.equal((await store.check(one.state)).status, 'pending');
+  assert.equal((await store.check(two.state)).status, 'pending');
+  // By state, each is finished; a process's own flow is preferred over another process's.
+  const view = await provider.forCallback({ state: one.state, code: 'c1' });
+  assert.equal(await view.codeVerifier(), one.verifier);
+  const mine = withSharedFlows({ redirectToAuthorization() {} }, { store, serverId: SERVER, clientId: CLIENT });
+  const three = await beginLeg(mine, undefined);
+  assert.equal(await mine.codeVerifier(), three.verifier, 'its own one flow, though another is in progress');
+  assert.equal((await store.check(two.state)).status, 'pending');
+});
+
+test('after forCallback or waitForCallback, the provider itself finishes that flow', async () => {
+  const { store, provider } = await setup();
+  const discovery = { authorizationServerMetadata: { issuer: 'https://auth.example.com' } };
+  const { state, verifier } = await beginLeg(provider, discovery);
+  const second = await beginLeg(withSharedFlows({ redirectToAuthorization() {} }, { store, serverId: SERVER, clientId: CLIENT }), discovery);
+  await provider.forCallback({ state, code: 'the-code' });
+  // The app's own transport: auth(provider, { authorizationCode }) asks the provider.
+  const done = await stateLessFinish(provider, { retry: true });
+  assert.equal(done.verifier, verifier);
+  assert.equal(done.retried, verifier);
+  assert.deepEqual(done.discovery, discovery);
+  // Used once: the next finish takes the next flow, not this one again.
+  assert.equal(await provider.codeVerifier(), second.verifier);
 });

@@ -159,3 +159,44 @@ test('a port held by another program is PORT_IN_USE at once, naming the port', a
     holder.kill();
   }
 });
+
+test('Store.openDefault() creates the default directory 0700 and the file 0600', async () => {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-home-'));
+  const saved = { OAUTH_STATE_DB: process.env.OAUTH_STATE_DB, XDG_STATE_HOME: process.env.XDG_STATE_HOME, HOME: process.env.HOME };
+  try {
+    delete process.env.OAUTH_STATE_DB;
+    delete process.env.XDG_STATE_HOME;
+    process.env.HOME = home;
+    // A fresh account: no ~/.local/state yet. Store.open on that path fails; openDefault works.
+    const file = path.join(home, '.local', 'state', 'oauth-state-store', 'flows.db');
+    await rejects(Store.open(file), ErrorCode.STORAGE);
+    const store = await Store.openDefault();
+    assert.equal(store.path, file);
+    assert.equal(fs.statSync(path.dirname(file)).mode & 0o777, 0o700);
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    const flow = await store.begin({ serverId: SERVER });
+    assert.equal((await store.consume(flow.state)).verifier.length, 43);
+    // OAUTH_STATE_DB wins, as for the command line.
+    process.env.OAUTH_STATE_DB = path.join(home, 'elsewhere', 'flows.db');
+    assert.equal((await Store.openDefault({ ttlSeconds: 60 })).path, process.env.OAUTH_STATE_DB);
+  } finally {
+    for (const [k, v] of Object.entries(saved)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  }
+});
+
+test('a plain-http issuer off loopback is refused at promote, saying why', async () => {
+  const store = await openTemp();
+  const challenge = await store.saveCodeVerifier(SERVER, 'c', 'd'.repeat(43));
+  const url = `https://auth.example.com/authorize?state=s1&code_challenge=${challenge}`;
+  const err = await rejects(store.promote(SERVER, 'c', url, { issuer: 'http://auth.example.com' }), ErrorCode.INVALID_INPUT);
+  assert.equal(err.field, 'issuer');
+  assert.match(err.message, /RFC 8414/);
+  assert.match(err.message, /https/);
+  assert.match(err.message, /loopback/);
+  // Loopback is the exception (a local test server), and nothing was bound by the refusal.
+  await store.promote(SERVER, 'c', url, { issuer: 'http://127.0.0.1:8080' });
+  assert.equal((await store.check('s1')).issuer, 'http://127.0.0.1:8080');
+});

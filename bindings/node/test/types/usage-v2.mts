@@ -21,3 +21,8 @@ await store.promote('https://mcp.example.com', 'c', 'https://as.example.com/a', 
 const kept: string | undefined = (await store.consume('s')).discovery;
 const checked: string | undefined = flow.iss;
 console.log(kept, checked);
+// Every code the binding emits is in the type: a comparison with one it lacked did not compile.
+try { await Store.openDefault(); } catch (e) {
+  if (e instanceof StoreError && (e.code === 'NOT_A_STORE' || e.code === 'MIGRATION_NEEDED' || e.code === 'PERMISSION_DENIED'
+    || e.code === 'UNAVAILABLE' || e.code === 'COMMIT_OUTCOME_UNKNOWN')) console.log(e.code);
+}
