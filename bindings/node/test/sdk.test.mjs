@@ -167,3 +167,107 @@ for (const sdk of ['v1', 'v2']) {
 function pick({ state, code, iss }) {
   return { state, code, iss };
 }
+
+// The SDKs' usual way to finish a login: the code (and iss) alone, on the app's own transport:
+// v1 `transport.finishAuth(code)`, v2 `transport.finishAuth(callbackParams)`, @ai-sdk/mcp
+// `auth(provider, { authorizationCode })`. Each finish must end the flow it used, so that the
+// next login is not ambiguous.
+for (const sdk of ['v1', 'v2', 'ai']) {
+  describe(`${sdk}: three logins in a row, finished the SDK's usual way`, () => {
+    let as;
+    before(async () => {
+      as = await startAuthServer();
+    });
+    after(async () => {
+      await as.close();
+    });
+
+    const config = (db, extra = {}) => ({
+      sdk,
+      db,
+      serverUrl: as.issuer,
+      serverId: as.issuer,
+      clientId: CLIENT_ID,
+      redirectUri: REDIRECT,
+      clientFile: path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-app-')), 'client.json'),
+      ...extra,
+    });
+    // @ai-sdk/mcp does not retry a refused code exchange; v1 and v2 do, with the same code.
+    const retries = sdk !== 'ai';
+
+    async function nothingInProgress(client) {
+      const stats = await client.send({ cmd: 'stats' });
+      assert.equal(stats.counts.pending + stats.counts.completed + stats.counts.unbound, 0, JSON.stringify(stats));
+    }
+
+    test('in one process', async () => {
+      const db = tempDb();
+      const a = startClient(config(db));
+      try {
+        for (let n = 1; n <= 3; n += 1) {
+          const begun = await a.send({ cmd: 'begin' });
+          assert.equal(begun.result, 'REDIRECT', `login ${n}: ${JSON.stringify(begun)}`);
+          const { params } = await login_(begun.authorizationUrl);
+          const refuse = retries && n === 2;
+          const done = await a.send({ cmd: 'finishUsual', code: params.code, iss: params.iss, refuseFirstExchange: refuse });
+          assert.equal(done.result, 'AUTHORIZED', `login ${n}: ${JSON.stringify(done)}`);
+          assert.ok(done.tokenLength > 0);
+          if (refuse) assert.equal(done.exchanges, 2, 'the retry got the same verifier and went through');
+          await nothingInProgress(a);
+        }
+      } finally {
+        await a.stop();
+      }
+    });
+
+    test('across two processes: begun in A, finished in B', async () => {
+      const db = tempDb();
+      const shared = config(db);
+      const a = startClient(shared);
+      const b = startClient(shared);
+      try {
+        for (let n = 1; n <= 3; n += 1) {
+          const begun = await a.send({ cmd: 'begin' });
+          assert.equal(begun.result, 'REDIRECT', `login ${n}: ${JSON.stringify(begun)}`);
+          const { params } = await login_(begun.authorizationUrl);
+          const refuse = retries && n === 3;
+          const done = await b.send({ cmd: 'finishUsual', code: params.code, iss: params.iss, refuseFirstExchange: refuse });
+          assert.equal(done.result, 'AUTHORIZED', `login ${n}: ${JSON.stringify(done)}`);
+          if (refuse) assert.equal(done.exchanges, 2);
+          await nothingInProgress(b);
+        }
+        assertOnlyTheStore(db);
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+
+    test('after waitForCallback, on the app\'s own transport, the listener held by another process', async () => {
+      const db = tempDb();
+      const shared = config(db);
+      const a = startClient(shared);
+      const b = startClient(shared);
+      try {
+        const held = await a.send({ cmd: 'attach', port: 0 });
+        await b.send({ cmd: 'attach', port: held.port });
+        for (let n = 1; n <= 3; n += 1) {
+          const begun = await b.send({ cmd: 'begin' });
+          assert.equal(begun.result, 'REDIRECT', `login ${n}: ${JSON.stringify(begun)}`);
+          const state = new URL(begun.authorizationUrl).searchParams.get('state');
+          const waiting = b.send({ cmd: 'waitFinishUsual', state, timeoutMs: 20_000 });
+          const { answer } = await login(begun.authorizationUrl, held.redirectUri, { deliver: true });
+          assert.equal(answer.status, 200, answer.body);
+          const done = await waiting;
+          assert.equal(done.result, 'AUTHORIZED', `login ${n}: ${JSON.stringify(done)}`);
+          await nothingInProgress(b);
+        }
+      } finally {
+        await Promise.all([a.stop(), b.stop()]);
+      }
+    });
+  });
+}
+
+function login_(authorizationUrl) {
+  return login(authorizationUrl, REDIRECT);
+}

@@ -26,7 +26,19 @@ export async function startAuthServer() {
     pkce: { required: () => true },
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     cookies: { keys: ['test-only-cookie-signing-key'] },
-    features: { devInteractions: { enabled: false } },
+    features: {
+      devInteractions: { enabled: false },
+      // RFC 8707: @ai-sdk/mcp always names the MCP server as the resource; any loopback
+      // resource of this test server is accepted, with an opaque token for it.
+      resourceIndicators: {
+        enabled: true,
+        useGrantedResource: () => true,
+        getResourceServerInfo: async (_ctx, resource) => {
+          if (new URL(resource).hostname !== '127.0.0.1') throw new Error('not a test resource');
+          return { scope: 'openid', accessTokenFormat: 'opaque', audience: resource };
+        },
+      },
+    },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   });
   // oidc-provider warns about its development defaults (keys, cookies) on every start.

@@ -3,18 +3,64 @@
 // the flow half lives in the shared store file. It takes JSON commands on stdin, one a line,
 // and answers each with one JSON line on stdout. Secrets never go on stdout except the
 // authorization URL (which the scripted browser must follow) and a token's length.
+import fs from 'node:fs';
 import readline from 'node:readline';
 import { Store, attach, withSharedFlows } from '../../index.mjs';
 
 const config = JSON.parse(process.argv[2]);
-const { auth } = config.sdk === 'v2'
-  ? await import('@modelcontextprotocol/client')
-  : await import('@modelcontextprotocol/sdk/client/auth.js');
+// The SDK (v1, v2 or @ai-sdk/mcp) and its usual way to finish a login with the code alone.
+const sdk = {
+  async v1() {
+    const { auth } = await import('@modelcontextprotocol/sdk/client/auth.js');
+    const { StreamableHTTPClientTransport } = await import('@modelcontextprotocol/sdk/client/streamableHttp.js');
+    return {
+      auth,
+      transport: (authProvider, fetchFn) =>
+        new StreamableHTTPClientTransport(new URL(config.serverUrl), { authProvider, fetch: fetchFn }),
+      finishAuth: (transport, code) => transport.finishAuth(code),
+    };
+  },
+  async v2() {
+    const { auth, StreamableHTTPClientTransport } = await import('@modelcontextprotocol/client');
+    return {
+      auth,
+      transport: (authProvider, fetchFn) =>
+        new StreamableHTTPClientTransport(new URL(config.serverUrl), { authProvider, fetch: fetchFn }),
+      // v2's callback form: the redirect's query, of which it reads code and iss.
+      finishAuth: (transport, code, iss) => transport.finishAuth(new URLSearchParams(iss ? { code, iss } : { code })),
+    };
+  },
+  async ai() {
+    const { auth } = await import('@ai-sdk/mcp');
+    // @ai-sdk/mcp has no finishAuth on its transports: the app calls auth() with the code.
+    return {
+      auth,
+      transport: (authProvider, fetchFn) => ({ authProvider, fetchFn }),
+      finishAuth: async ({ authProvider, fetchFn }, code, iss) => {
+        const result = await auth(authProvider, {
+          serverUrl: config.serverUrl,
+          authorizationCode: code,
+          callbackIssuer: iss,
+          fetchFn,
+        });
+        if (result !== 'AUTHORIZED') throw new Error(`auth() returned ${result}`);
+      },
+    };
+  },
+};
+const { auth, transport: makeTransport, finishAuth } = await sdk[config.sdk]();
 
 const store = await Store.open(config.db);
 let callback;
 let redirectUri = config.redirectUri;
+// The client registration is the app's to keep and share between its processes (a file
+// here, as an app keeps it): @ai-sdk/mcp stamps the authorization server it pinned on it.
+const clientFile = config.clientFile;
 let clientInformation = { client_id: config.clientId };
+const readClient = () => {
+  if (clientFile && fs.existsSync(clientFile)) clientInformation = JSON.parse(fs.readFileSync(clientFile, 'utf8'));
+  return clientInformation;
+};
 let tokens;
 const redirects = [];
 
@@ -32,9 +78,10 @@ const user = {
       scope: 'openid',
     };
   },
-  clientInformation: () => clientInformation,
+  clientInformation: () => readClient(),
   saveClientInformation: (info) => {
     clientInformation = info;
+    if (clientFile) fs.writeFileSync(clientFile, JSON.stringify(info));
   },
   tokens: () => tokens,
   saveTokens: (t) => {
@@ -80,7 +127,47 @@ async function finish(view, { refuseFirstExchange = false } = {}) {
   return { result, exchanges, tokenLength: tokens?.access_token?.length ?? 0 };
 }
 
+// The app's own transport, built once on the provider from withSharedFlows, with a fetch that
+// can refuse the first token request (see finish()).
+const exchange = { count: 0, refuseNext: false };
+const countingFetch = async (url, init) => {
+  if (init?.method === 'POST' && String(init.body).includes('grant_type=authorization_code')) {
+    exchange.count += 1;
+    if (exchange.refuseNext) {
+      exchange.refuseNext = false;
+      return new Response(JSON.stringify({ error: 'invalid_grant', error_description: 'try again' }), {
+        status: 400,
+        headers: { 'content-type': 'application/json' },
+      });
+    }
+  }
+  return fetch(url, init);
+};
+const transport = makeTransport(provider, countingFetch);
+
+/** The SDK's usual way: the code (and iss) alone, on the app's own transport. */
+async function finishUsual(code, iss, refuseFirstExchange) {
+  tokens = undefined;
+  exchange.count = 0;
+  exchange.refuseNext = Boolean(refuseFirstExchange);
+  await finishAuth(transport, code, iss);
+  return { result: 'AUTHORIZED', exchanges: exchange.count, tokenLength: tokens?.access_token?.length ?? 0 };
+}
+
 const commands = {
+  // transport.finishAuth(code) (v1), finishAuth(callbackParams) (v2), auth({ authorizationCode })
+  // (@ai-sdk/mcp): no state in hand.
+  async finishUsual({ code, iss, refuseFirstExchange }) {
+    return finishUsual(code, iss, refuseFirstExchange);
+  },
+  // Waits on the shared loopback port, then finishes on the app's own transport.
+  async waitFinishUsual({ state, timeoutMs }) {
+    const done = await provider.waitForCallback(callback, state, { timeoutMs });
+    return finishUsual(done.authorizationCode, done.iss, false);
+  },
+  async stats() {
+    return store.stats();
+  },
   // auth() without a code: the begin leg.
   async begin() {
     tokens = undefined;
