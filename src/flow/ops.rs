@@ -5,6 +5,7 @@
 
 use crate::backend::{
     Binding, CallbackResult, FlowRow, FlowTx, ListedRow, NewFlow, Outcome, StatusStats,
+    StoredVerifier,
 };
 use crate::error::{Error, Result};
 use crate::flow::rules::{self, Choice, Expectations, Snapshot, Verdict};
@@ -326,12 +327,13 @@ pub(crate) fn record_callback(
     Ok(Outcome::Done(info))
 }
 
-/// `pending_verifier`: the verifier of the one live bound flow of a server and client.
-pub(crate) fn pending_verifier(
+/// The one live bound flow of a server and client, as `live_verifiers` reads it: none is
+/// [`Error::NoPendingVerifier`], several [`Error::AmbiguousPendingVerifier`] with the count.
+fn the_pending_verifier(
     tx: &mut dyn FlowTx,
     server_id: &str,
     client_id: Option<&str>,
-) -> Result<CodeVerifier> {
+) -> Result<StoredVerifier> {
     let live = rules::live_at(tx.now());
     let found = tx.live_verifiers(
         server_id,
@@ -342,19 +344,27 @@ pub(crate) fn pending_verifier(
     )?;
     match rules::pending_verifier(found) {
         Choice::None => Err(Error::NoPendingVerifier),
-        Choice::One(stored) => {
-            if !verifier_matches(&stored.verifier, &stored.challenge) {
-                return Err(Error::corrupt(
-                    "a flows row's code_verifier no longer matches its code_challenge",
-                ));
-            }
-            Ok(CodeVerifier::from_stored(stored.verifier))
-        }
+        Choice::One(stored) => Ok(stored),
         Choice::Several => {
             let count = tx.count_live(server_id, client_id, &rules::LIVE_BOUND, live)?;
             Err(Error::AmbiguousPendingVerifier { count })
         }
     }
+}
+
+/// `pending_verifier`: the verifier of the one live bound flow of a server and client.
+pub(crate) fn pending_verifier(
+    tx: &mut dyn FlowTx,
+    server_id: &str,
+    client_id: Option<&str>,
+) -> Result<CodeVerifier> {
+    let stored = the_pending_verifier(tx, server_id, client_id)?;
+    if !verifier_matches(&stored.verifier, &stored.challenge) {
+        return Err(Error::corrupt(
+            "a flows row's code_verifier no longer matches its code_challenge",
+        ));
+    }
+    Ok(CodeVerifier::from_stored(stored.verifier))
 }
 
 /// The one live bound flow of a server and client, read whole: the same choice as
@@ -366,34 +376,20 @@ fn the_pending_row(
     server_id: &str,
     client_id: Option<&str>,
 ) -> Result<FlowRow> {
-    let live = rules::live_at(tx.now());
-    let found = tx.live_verifiers(
-        server_id,
-        client_id,
-        &rules::LIVE_BOUND,
-        live,
-        rules::TO_TELL_ONE_FROM_MANY,
-    )?;
-    match rules::pending_verifier(found) {
-        Choice::None => Err(Error::NoPendingVerifier),
-        // The row found by the challenge must be the one chosen: same server and client, and
-        // the same verifier unless a consume that committed meanwhile wiped it (the consume
-        // rule then reports that). A generated verifier's row is not found by its challenge,
-        // or another row (a caller that saved that verifier again) is.
-        Choice::One(stored) => match find_by_challenge(tx, &stored.challenge)? {
-            Some(row)
-                if row.server_id == server_id
-                    && row.client_id.as_deref() == client_id
-                    && row.verifier.as_ref().is_none_or(|v| *v == stored.verifier) =>
-            {
-                Ok(row)
-            }
-            _ => Err(Error::NoPendingVerifier),
-        },
-        Choice::Several => {
-            let count = tx.count_live(server_id, client_id, &rules::LIVE_BOUND, live)?;
-            Err(Error::AmbiguousPendingVerifier { count })
+    let stored = the_pending_verifier(tx, server_id, client_id)?;
+    // The row found by the challenge must be the one chosen: same server and client, and the
+    // same verifier unless a consume that committed meanwhile wiped it (the consume rule then
+    // reports that). A generated verifier's row is not found by its challenge, or another row
+    // (a caller that saved that verifier again) is.
+    match find_by_challenge(tx, &stored.challenge)? {
+        Some(row)
+            if row.server_id == server_id
+                && row.client_id.as_deref() == client_id
+                && row.verifier.as_ref().is_none_or(|v| *v == stored.verifier) =>
+        {
+            Ok(row)
         }
+        _ => Err(Error::NoPendingVerifier),
     }
 }
 

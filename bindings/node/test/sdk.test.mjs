@@ -22,25 +22,37 @@ function assertOnlyTheStore(db) {
   assert.deepEqual(beside, [], 'no sidecar file or directory next to the store');
 }
 
+/**
+ * A describe block's authorization server (started before its tests, closed after) and the
+ * configuration of a client process of `sdk` against it; each client keeps its registration
+ * in a file of its app, shared by the processes of one configuration.
+ */
+function suite(sdk) {
+  const as = { issuer: undefined };
+  let server;
+  before(async () => {
+    server = await startAuthServer();
+    as.issuer = server.issuer;
+  });
+  after(async () => {
+    await server.close();
+  });
+  const config = (db, extra = {}) => ({
+    sdk,
+    db,
+    serverUrl: as.issuer,
+    serverId: as.issuer,
+    clientId: CLIENT_ID,
+    redirectUri: REDIRECT,
+    clientFile: path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-app-')), 'client.json'),
+    ...extra,
+  });
+  return { as, config };
+}
+
 for (const sdk of ['v1', 'v2']) {
   describe(`MCP SDK ${sdk}`, () => {
-    let as;
-    before(async () => {
-      as = await startAuthServer();
-    });
-    after(async () => {
-      await as.close();
-    });
-
-    const config = (db, extra = {}) => ({
-      sdk,
-      db,
-      serverUrl: as.issuer,
-      serverId: as.issuer,
-      clientId: CLIENT_ID,
-      redirectUri: REDIRECT,
-      ...extra,
-    });
+    const { as, config } = suite(sdk);
 
     test('auth() begun in A is finished in B with the code; a replay is refused', async () => {
       const db = tempDb();
@@ -174,24 +186,7 @@ function pick({ state, code, iss }) {
 // next login is not ambiguous.
 for (const sdk of ['v1', 'v2', 'ai']) {
   describe(`${sdk}: three logins in a row, finished the SDK's usual way`, () => {
-    let as;
-    before(async () => {
-      as = await startAuthServer();
-    });
-    after(async () => {
-      await as.close();
-    });
-
-    const config = (db, extra = {}) => ({
-      sdk,
-      db,
-      serverUrl: as.issuer,
-      serverId: as.issuer,
-      clientId: CLIENT_ID,
-      redirectUri: REDIRECT,
-      clientFile: path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-app-')), 'client.json'),
-      ...extra,
-    });
+    const { config } = suite(sdk);
     // @ai-sdk/mcp does not retry a refused code exchange; v1 and v2 do, with the same code.
     const retries = sdk !== 'ai';
 
