@@ -23,9 +23,10 @@
 //! [`Error::PortInUse`]: crate::Error::PortInUse
 //! [`Store::consume`]: crate::Store::consume
 
-// Dependencies point one way: wait -> server -> {callback, http, slots} -> crate::callback; port ->
-// probe; local (this process's waits and listeners, by port) depends on none of them.
+// Dependencies point one way: wait -> claim -> {server, port}; server -> {callback, http, slots}
+// -> crate::callback; port -> probe; local (this process's waits and listeners, by port) depends on none of them.
 mod callback;
+mod claim;
 mod http;
 mod local;
 mod port;
