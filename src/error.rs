@@ -262,6 +262,28 @@ pub enum Error {
     },
 
     #[cfg(feature = "listener")]
+    /// Nothing listens on the callback port, but connections that a program which listened
+    /// there without `SO_REUSEADDR` closed before it exited still linger (TIME_WAIT), and the
+    /// system lets nobody bind the port until they end. Only
+    /// [`CallbackListener::bind`](crate::CallbackListener::bind), which must bind at once,
+    /// returns it: [`LoopbackCallback::attach`](crate::LoopbackCallback::attach) succeeds and
+    /// takes the port when it is free (see
+    /// [`LoopbackCallback::port_delay`](crate::LoopbackCallback::port_delay)).
+    #[error(
+        "the callback port 127.0.0.1:{port} is not free yet: nothing listens on it, but the \
+         system keeps connections a program left there for about {} s more; bind it then, \
+         attach a LoopbackCallback (which takes the port as soon as it is free), or choose \
+         another callback port",
+        whole_seconds(.free_in)
+    )]
+    PortNotYetFree {
+        /// The port asked for.
+        port: u16,
+        /// About how long until the system frees it (the last lingering connection ends).
+        free_in: Duration,
+    },
+
+    #[cfg(feature = "listener")]
     /// No callback arrived for the flow while waiting. The flow stays pending until it expires.
     #[error(
         "no browser callback arrived for this login within {waited:?}; finish the login in the \
@@ -372,6 +394,12 @@ impl fmt::Display for EndReason {
             EndReason::AuthorizationFailed => "the authorization server refused the login",
         })
     }
+}
+
+/// Whole seconds, rounded up: "about 3 s" for 2.1 s, never "0 s" for a wait still ahead.
+#[cfg(feature = "listener")]
+pub(crate) fn whole_seconds(d: &Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 #[cfg(feature = "listener")]

@@ -54,7 +54,9 @@ pub use flow::{
 };
 #[cfg(feature = "listener")]
 #[cfg_attr(docsrs, doc(cfg(feature = "listener")))]
-pub use listener::{CallbackListener, ListenerOptions, LoopbackCallback, RecordedCode, PROBE_PATH};
+pub use listener::{
+    CallbackListener, ListenerOptions, LoopbackCallback, PortDelay, RecordedCode, PROBE_PATH,
+};
 pub use options::{Durability, LockWait, StoreOptions};
 pub use pkce::{AuthorizationCode, CodeChallenge, CodeVerifier, State};
 pub use store::Store;

@@ -344,6 +344,40 @@ fn a_port_held_by_another_program_is_a_clear_error_at_once() {
     }
 }
 
+/// A program that stopped listening but keeps a connection on the port open still holds it:
+/// that is not a connection left behind (it ends when that program wants), so the error is
+/// `PortInUse` at once, not a wait for the port.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_port_kept_by_a_live_connection_of_another_program_is_in_use() {
+    use rustix::net::{self as sys, AddressFamily, SocketType};
+    let fx = Fixture::new();
+    let store = fx.store();
+    // Bound as plain C and Python servers bind: without SO_REUSEADDR (Rust's std sets it).
+    let fd = sys::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    let any_port = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+    sys::bind(&fd, &any_port).unwrap();
+    sys::listen(&fd, 1).unwrap();
+    let program = TcpListener::from(fd);
+    let port = program.local_addr().unwrap().port();
+    let client = std::net::TcpStream::connect(http_client::addr(port)).unwrap();
+    let (kept, _) = program.accept().unwrap();
+    drop(program);
+    let start = Instant::now();
+    for result in [
+        LoopbackCallback::attach(&store, fast().port(port)).map(drop),
+        CallbackListener::bind(&store, fast().port(port)).map(drop),
+    ] {
+        assert!(
+            matches!(result, Err(Error::PortInUse { port: p, holder: PortHolder::Other }) if p == port),
+            "{result:?}"
+        );
+    }
+    assert!(start.elapsed() < Duration::from_secs(5));
+    drop(client);
+    drop(kept);
+}
+
 #[test]
 fn a_port_held_by_a_listener_on_another_file_is_told_apart() {
     let fx = Fixture::new();

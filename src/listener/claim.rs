@@ -1,5 +1,7 @@
 //! Claiming the callback port for a [`LoopbackCallback`](super::LoopbackCallback): bind it,
-//! share a listener on the same store, or listen beside one.
+//! share a listener on the same store, listen beside one, or learn that the port comes later.
+
+use std::time::Duration;
 
 use super::local;
 use super::port::{self, Claim};
@@ -29,6 +31,9 @@ pub(super) enum Claimed {
     Shared,
     /// Its holder is going away, or another process is taking it: ask again shortly.
     Unsettled,
+    /// Nobody listens, but connections another program left behind keep the system from
+    /// letting anyone bind the port for about this long.
+    Lingering(Duration),
 }
 
 /// Binds the port, or shares it with a listener on the same store (listening beside it for
@@ -72,6 +77,7 @@ pub(super) fn claim(store: &Store, options: &ListenerOptions, want: Want) -> Res
                 holder: other.holder(),
             })
         }
+        Claim::Lingering(free_in) => return Ok(Claimed::Lingering(free_in)),
     };
     match started {
         Ok(listener) => Ok(Claimed::Listening(listener)),

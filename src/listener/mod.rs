@@ -6,7 +6,11 @@
 //! that began the flow waits for its row to change and then consumes it as usual.
 //!
 //! - [`LoopbackCallback::attach`] binds the port, or, if a listener on the *same* store already
-//!   holds it, shares that one; anything else on the port is [`Error::PortInUse`] at once.
+//!   holds it, shares that one; anything else on the port is [`Error::PortInUse`] at once. A
+//!   port that nothing listens on, but that connections left by a program which listened
+//!   there keep the system from letting anyone bind (TIME_WAIT), is not in use: the listener
+//!   takes it as soon as the system frees it, and
+//!   [`LoopbackCallback::port_delay`] says so meanwhile, in one line for the user.
 //! - [`LoopbackCallback::wait`] waits for the flow's callback, then [`Store::consume`]s it,
 //!   once the browser's page is written. While it waits, on Linux, its process listens on the
 //!   port beside the holder (`SO_REUSEPORT`: same user only, and only beside a listener on
@@ -23,22 +27,25 @@
 //! [`Error::PortInUse`]: crate::Error::PortInUse
 //! [`Store::consume`]: crate::Store::consume
 
-// Dependencies point one way: wait -> claim -> {server, port}; server -> {callback, http, slots}
-// -> crate::callback; port -> probe; local (this process's waits and listeners, by port) depends on none of them.
+// Dependencies point one way: wait -> {claim, later}; claim -> {server, port}; server ->
+// {callback, http, slots} -> crate::callback; port -> {probe, sockets}; local (this process's waits and listeners, by port) depends on none of them.
 mod callback;
 mod claim;
 mod http;
+mod later;
 mod local;
 mod port;
 mod probe;
 mod server;
 mod slots;
+mod sockets;
 mod wait;
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+pub use later::PortDelay;
 pub use probe::PROBE_PATH;
 pub use server::CallbackListener;
 pub use wait::{LoopbackCallback, RecordedCode};

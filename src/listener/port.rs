@@ -8,6 +8,11 @@
 //! `SO_REUSEPORT` still makes our bind fail, so a port held by anything else stays an error.
 //! A socket that is bound but not listening receives no connections, which lets a claim ask
 //! the current listeners who they are before it joins them.
+//!
+//! A bind can also fail where nobody listens: a program that listened without `SO_REUSEADDR`
+//! and exited leaves its closed connections in TIME_WAIT, and the kernel refuses the port to
+//! everyone until they end (60 s on Linux). The kernel's socket table tells that apart from a
+//! port a program holds ([`sockets`]), and the claim reports it as [`Claim::Lingering`].
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
@@ -17,6 +22,7 @@ use std::time::Duration;
 use rustix::net::{self as sys, AddressFamily, SocketFlags, SocketType};
 
 use super::probe::{self, Probe};
+use super::sockets;
 use crate::error::{Error, Result};
 
 /// How many connections the kernel queues for a listener before it accepts them.
@@ -88,6 +94,12 @@ pub(crate) fn bind(port: u16) -> Result<Option<Bound>> {
     Ok(Some(Bound { fd, port }))
 }
 
+/// Whether a bind of `127.0.0.1:port` is refused right now (`EADDRINUSE`): a cheap look, the
+/// socket closed again at once. Any other failure is not a refusal.
+pub(crate) fn bind_refused(port: u16) -> bool {
+    matches!(bind(port), Ok(None))
+}
+
 /// The primary's token for a port: at most one process on the host holds it, and the kernel
 /// frees it when that process exits, however it exits. The primary is the listener that keeps
 /// serving after its own waits end (until idle); the others serve only while they wait.
@@ -138,6 +150,9 @@ pub(crate) enum Claim {
     Joinable(Bound, Option<Primary>),
     /// Held by something we cannot listen beside; the probe says what.
     Held(Probe),
+    /// Nobody listens, but connections left by a program that closed or exited keep the
+    /// kernel from letting anyone bind the port for about this long.
+    Lingering(Duration),
 }
 
 /// Claims the port, retrying a few times while it is unsettled (see [`claim_once`]); still
@@ -160,10 +175,11 @@ pub(crate) fn claim(port: u16, store_id: &str, timeout: Duration) -> Result<Clai
 pub(crate) const UNSETTLED_PAUSE: Duration = Duration::from_millis(20);
 
 /// Binds the port (port 0: a free one) and asks whoever listens there already; or, when the
-/// bind fails, asks the holder. `Ok(None)`: unsettled, try again shortly. The holder may be
-/// going away (the probe finds the port free, or its connection dropped unanswered), or
-/// another process may be becoming the primary (the port is free but the token taken); with
-/// `last_resort` the latter serves the port without the token.
+/// bind fails, asks the holder, and when nobody answers, the kernel's socket table. `Ok(None)`:
+/// unsettled, try again shortly. The holder may be going away (the probe finds the port free,
+/// or its connection dropped unanswered), or another process may be becoming the primary (the
+/// port is free but the token taken); with `last_resort` the latter serves the port without
+/// the token.
 ///
 /// # Errors
 /// [`Error::Listener`].
@@ -186,7 +202,8 @@ pub(crate) fn claim_once(
     let primary = Primary::take(port);
     let claim = match bind(port)? {
         None => match probe::probe(port, store_id, timeout) {
-            Probe::Free | Probe::NoAnswer => None,
+            Probe::Free => sockets::lingering(port).map(Claim::Lingering),
+            Probe::NoAnswer => None,
             settled => Some(Claim::Held(settled)),
         },
         Some(bound) => match probe::probe(port, store_id, timeout) {

@@ -96,8 +96,10 @@ impl CallbackListener {
     /// [`Error::InvalidInput`] (`callback_path`), [`Error::PortInUse`] when the port is taken
     /// (its [`PortHolder`](crate::PortHolder) says by what, after asking it; a listener on the
     /// same store is [`PortHolder::SameStore`]: share it with
-    /// [`LoopbackCallback`](super::LoopbackCallback) instead), [`Error::Listener`] when the
-    /// socket cannot be bound or the threads cannot start.
+    /// [`LoopbackCallback`](super::LoopbackCallback) instead), [`Error::PortNotYetFree`] when
+    /// nothing listens there but connections a program left behind keep the system from
+    /// letting the port be bound yet, [`Error::Listener`] when the socket cannot be bound or
+    /// the threads cannot start.
     pub fn bind(store: &Store, options: ListenerOptions) -> Result<CallbackListener> {
         options.validate()?;
         let port = options.port;
@@ -116,6 +118,7 @@ impl CallbackListener {
                 port,
                 holder: probe.holder(),
             }),
+            Claim::Lingering(free_in) => Err(Error::PortNotYetFree { port, free_in }),
         }
     }
 
