@@ -31,6 +31,17 @@ use async_trait::async_trait;
 ///   (column `client_created_at`), and the adapter's redirect URI when it has one
 ///   ([`RmcpStateStore::with_redirect_uri`]). The flow expires after the store's TTL, measured by the
 ///   store's clock. One transaction: once `save` returns, every process sees the flow.
+/// - **A second `save` under the same CSRF token is refused**, with
+///   `AuthError::AuthorizationFailed` ("another authorization attempt already uses this
+///   state"), and changes nothing, as long as the first flow's row exists (pending,
+///   completed, failed or consumed, until it expires). `rmcp`'s in-memory store overwrites
+///   instead; this one does not, on purpose. The token already went out in an authorization
+///   URL whose code challenge is the first verifier's, so a replacement could only make that
+///   login's token exchange fail with a verifier that does not match (the swap this crate
+///   exists to prevent), point the flow at another server's adapter, or, over a completed or
+///   consumed flow, make a replayed callback for it usable again. `rmcp` draws a fresh token
+///   for every authorization URL, so only a bug or a forged call saves one twice; a retry
+///   after an error starts a new login (`get_authorization_url`).
 /// - **`load(csrf)`** returns the flow while it is pending (or completed by a callback
 ///   listener) and unexpired, **without** consuming it. An expired flow is removed (through
 ///   the same wiping write as every other removal) and reported as absent; a consumed, failed

@@ -82,6 +82,71 @@ async fn save_load_delete_round_trip_keeps_every_field() {
     assert!(!message.contains(csrf.secret()) && !message.contains(verifier.secret()));
 }
 
+/// A second `save` under a CSRF token that already names a flow is refused and changes
+/// nothing, where rmcp's in-memory store overwrites (its `test_in_memory_state_store_overwrite`).
+/// The token already went out in an authorization URL whose challenge is the first verifier's:
+/// a replaced verifier can only fail that login's token exchange (the verifier swap this store
+/// exists to prevent), point the flow at another server, or, once the flow was completed or
+/// consumed, make a replayed callback for it usable again. rmcp draws a fresh token for every
+/// authorization URL, so only a bug or a forged call ever saves one twice.
+#[tokio::test]
+async fn a_second_save_under_the_same_csrf_token_is_refused_and_keeps_the_first() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    let states = adapter(&store);
+    let csrf = State::generate();
+    let (first, second) = (CodeVerifier::generate(), CodeVerifier::generate());
+    let again = || sdk_state(csrf.secret(), second.secret(), 8);
+    let refused = |result: Result<(), AuthError>, when: &str| {
+        let err = result.expect_err(when);
+        let message = err.to_string();
+        assert!(
+            matches!(err, AuthError::AuthorizationFailed(_)),
+            "{when}: {message}"
+        );
+        assert!(
+            message.contains("already uses this state"),
+            "{when}: {message}"
+        );
+        for secret in [csrf.secret(), first.secret(), second.secret()] {
+            assert!(!message.contains(secret), "{when}: {message}");
+        }
+    };
+    let saved = sdk_state(csrf.secret(), first.secret(), 7);
+    states.save(csrf.secret(), saved.clone()).await.unwrap();
+
+    refused(states.save(csrf.secret(), again()).await, "pending");
+    let loaded = states
+        .load(csrf.secret())
+        .await
+        .unwrap()
+        .expect("still there");
+    assert_eq!(
+        fields(&loaded),
+        fields(&saved),
+        "the first save is kept whole"
+    );
+    assert_eq!(rows(&store), 1);
+    let theirs = RmcpStateStore::new(store.clone(), "https://other.example/mcp").unwrap();
+    refused(theirs.save(csrf.secret(), again()).await, "other server");
+
+    // A listener recorded the callback's code: the flow keeps the verifier it was begun with.
+    store.complete(csrf.secret(), "the-code").unwrap();
+    refused(states.save(csrf.secret(), again()).await, "completed");
+    let loaded = states
+        .load(csrf.secret())
+        .await
+        .unwrap()
+        .expect("completed");
+    assert_eq!(loaded.pkce_verifier, first.secret());
+
+    // Consumed: the tombstone keeps the token, so a replay never meets a fresh verifier.
+    states.delete(csrf.secret()).await.unwrap();
+    refused(states.save(csrf.secret(), again()).await, "consumed");
+    assert!(states.load(csrf.secret()).await.unwrap().is_none());
+    assert_eq!(rows(&store), 1);
+}
+
 #[tokio::test]
 async fn created_at_and_empty_fields_round_trip_exactly() {
     let fx = Fixture::new();
