@@ -368,10 +368,13 @@ fn a_port_kept_by_a_live_connection_of_another_program_is_in_use() {
         LoopbackCallback::attach(&store, fast().port(port)).map(drop),
         CallbackListener::bind(&store, fast().port(port)).map(drop),
     ] {
-        assert!(
-            matches!(result, Err(Error::PortInUse { port: p, holder: PortHolder::Other }) if p == port),
-            "{result:?}"
-        );
+        match result {
+            Err(Error::PortInUse {
+                port: p,
+                holder: PortHolder::Other,
+            }) => assert_eq!(p, port),
+            other => panic!("expected PortInUse by another program, got {other:?}"),
+        }
     }
     assert!(start.elapsed() < Duration::from_secs(5));
     drop(client);

@@ -28,7 +28,8 @@
 //! [`Store::consume`]: crate::Store::consume
 
 // Dependencies point one way: wait -> {claim, later}; claim -> {server, port}; server ->
-// {callback, http, slots} -> crate::callback; port -> {probe, sockets}; local (this process's waits and listeners, by port) depends on none of them.
+// {callback, http, slots} -> crate::callback; port -> {probe, sockets}; local (this process's
+// waits and listeners, by port) depends on none of them.
 mod callback;
 mod claim;
 mod http;
