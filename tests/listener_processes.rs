@@ -237,14 +237,14 @@ fn kernel_states(port: u16) -> Vec<String> {
 const TIME_WAIT: &str = "06";
 const LISTEN: &str = "0A";
 
-#[cfg(target_os = "linux")]
-#[test]
-fn a_port_left_in_time_wait_by_an_exited_program_is_taken_once_free() {
-    let fx = Fixture::new();
+/// Runs `child_leaves_time_wait` and connects to it as its one client; returns the port it
+/// listened on, now in TIME_WAIT with no listener, and the client's own port.
+fn port_left_in_time_wait() -> (u16, u16) {
     let mut child = spawn_child("child_leaves_time_wait", &[(ENV_TIME_WAIT, "1")]);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let port: u16 = next_with(&mut out, "PORT ").parse().unwrap();
     let mut conn = TcpStream::connect(http_client::addr(port)).unwrap();
+    let client_port = conn.local_addr().unwrap().port();
     let mut said = Vec::new();
     conn.read_to_end(&mut said).unwrap();
     assert_eq!(said, b"bye");
@@ -255,15 +255,44 @@ fn a_port_left_in_time_wait_by_an_exited_program_is_taken_once_free() {
         states.iter().any(|s| s == TIME_WAIT) && !states.iter().any(|s| s == LISTEN),
         "expected TIME_WAIT and no LISTEN on {port}: {states:?}"
     );
-    let store = fx.store();
-    let options = ListenerOptions::default()
+    (port, client_port)
+}
+
+/// Options for the TIME_WAIT tests: short probe and waits.
+fn lingering_options(port: u16) -> ListenerOptions {
+    ListenerOptions::default()
+        .port(port)
         .idle_stop(None)
         .probe_timeout(Duration::from_millis(300))
         .recheck(Duration::from_millis(50))
-        .poll_max(Duration::from_millis(20));
+        .poll_max(Duration::from_millis(20))
+}
+
+/// Waits until something accepts connections on `port`; returns how long after the port's
+/// TIME_WAIT was last seen that happened.
+fn served_after_time_wait(port: u16, within: Duration) -> Duration {
+    let deadline = Instant::now() + within;
+    let mut time_wait_seen = Instant::now();
+    while TcpStream::connect(http_client::addr(port)).is_err() {
+        if kernel_states(port).iter().any(|s| s == TIME_WAIT) {
+            time_wait_seen = Instant::now();
+        }
+        assert!(Instant::now() < deadline, "port {port} was never taken");
+        thread::sleep(Duration::from_millis(20));
+    }
+    time_wait_seen.elapsed()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_port_left_in_time_wait_by_an_exited_program_is_taken_once_free() {
+    let fx = Fixture::new();
+    let (port, _) = port_left_in_time_wait();
+    let store = fx.store();
+    let options = lingering_options(port);
 
     // Nothing listens there: not "in use by another program".
-    let cb = LoopbackCallback::attach(&store, options.clone().port(port))
+    let cb = LoopbackCallback::attach(&store, options.clone())
         .expect("a port nobody listens on is not in use");
     assert!(!cb.holds_port());
     let delay = cb
@@ -282,7 +311,7 @@ fn a_port_left_in_time_wait_by_an_exited_program_is_taken_once_free() {
     assert!(format!("{cb:?}").contains("port_delay"), "{cb:?}");
 
     // A listener that must bind now cannot: its own error, with the time left.
-    match CallbackListener::bind(&store, options.clone().port(port)) {
+    match CallbackListener::bind(&store, options) {
         Err(e @ Error::PortNotYetFree { .. }) => {
             let Error::PortNotYetFree { port: p, free_in } = e else {
                 unreachable!()
@@ -307,16 +336,7 @@ fn a_port_left_in_time_wait_by_an_exited_program_is_taken_once_free() {
     assert!(TcpStream::connect(http_client::addr(port)).is_err());
 
     // No wait is open now: the listener takes the port by itself once the kernel lets it.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut time_wait_seen = Instant::now();
-    while TcpStream::connect(http_client::addr(port)).is_err() {
-        if kernel_states(port).iter().any(|s| s == TIME_WAIT) {
-            time_wait_seen = Instant::now();
-        }
-        assert!(Instant::now() < deadline, "port {port} was never taken");
-        thread::sleep(Duration::from_millis(20));
-    }
-    let late = time_wait_seen.elapsed();
+    let late = served_after_time_wait(port, Duration::from_secs(90));
     eprintln!("port {port} served {late:?} after its TIME_WAIT was last seen");
     assert!(
         late < Duration::from_secs(3),
@@ -329,4 +349,35 @@ fn a_port_left_in_time_wait_by_an_exited_program_is_taken_once_free() {
     assert_eq!(page.status, 200, "{}", page.body);
     let done = cb.wait(&state, Duration::from_secs(5)).unwrap();
     assert_eq!(done.code.unwrap().secret(), "late");
+}
+
+/// A TIME_WAIT also ends before its timer: a new SYN from its peer's port (as a reload may
+/// send) ends it at once. The listener must take the port then, not at the kernel's estimate.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_time_wait_that_ends_early_lets_the_listener_take_the_port_at_once() {
+    use rustix::net::{self as sys, AddressFamily, SocketType};
+    let fx = Fixture::new();
+    let (port, client_port) = port_left_in_time_wait();
+    let store = fx.store();
+    let cb = LoopbackCallback::attach(&store, lingering_options(port)).unwrap();
+    let delay = cb.port_delay().expect("lingering");
+    assert!(delay.free_in() > Duration::from_secs(30), "{delay:?}");
+
+    // The peer's port connects again: the TIME_WAIT answers, the peer resets it, it ends.
+    let fd = sys::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    sys::sockopt::set_socket_reuseaddr(&fd, true).unwrap();
+    let from = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, client_port);
+    sys::bind(&fd, &from).unwrap();
+    let to = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+    let _ = sys::connect(&fd, &to);
+    drop(fd);
+
+    let late = served_after_time_wait(port, Duration::from_secs(20));
+    assert!(
+        late < Duration::from_secs(3),
+        "served {late:?} after the TIME_WAIT ended"
+    );
+    assert!(cb.holds_port());
+    assert!(cb.port_delay().is_none());
 }

@@ -67,22 +67,18 @@ impl fmt::Display for PortDelay {
     }
 }
 
-/// The pause between two attempts once the kernel's estimate has passed.
-pub(super) const PAUSE_MIN: Duration = Duration::from_millis(50);
+/// The pause between two attempts. The kernel's estimate is not slept through: a connection
+/// in TIME_WAIT also ends early, when its peer's port sends it a new SYN or a reset (a
+/// browser's reload may), so the bind is tried all along; a bind costs microseconds.
+pub(super) const PAUSE: Duration = Duration::from_millis(100);
 
 /// How long past the kernel's estimate a refused bind is still taken for "not yet" without
 /// reading the socket table again (a timer fires a little late; reading the table walks the
 /// kernel's whole connection hash, milliseconds of CPU where a bind costs microseconds).
 pub(super) const TRUST_ESTIMATE: Duration = Duration::from_secs(1);
 
-/// The pause before the next attempt, when the system should free the port in `free_in`:
-/// sleep through it, since the kernel's timers do not end a connection early.
-pub(super) fn pause_for(free_in: Duration) -> Duration {
-    free_in.max(PAUSE_MIN)
-}
-
 /// A background thread that runs an attempt after each pause until the attempt says it is
-/// done (`None`) or the `Retry` is dropped, which stops it and waits for it.
+/// done (`false`) or the `Retry` is dropped, which stops it and waits for it.
 #[derive(Debug)]
 pub(super) struct Retry {
     stop: Arc<(Mutex<bool>, Condvar)>,
@@ -90,10 +86,10 @@ pub(super) struct Retry {
 }
 
 impl Retry {
-    /// Starts the thread: `attempt` runs after `first`, then after each pause it returns.
+    /// Starts the thread: `attempt` runs after each `pause` for as long as it returns `true`.
     pub(super) fn spawn(
-        first: Duration,
-        mut attempt: impl FnMut() -> Option<Duration> + Send + 'static,
+        pause: Duration,
+        mut attempt: impl FnMut() -> bool + Send + 'static,
     ) -> io::Result<Retry> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let flag = Arc::clone(&stop);
@@ -101,7 +97,6 @@ impl Retry {
             .name("oauth-callback-take".into())
             .spawn(move || {
                 let (lock, cvar) = &*flag;
-                let mut pause = first;
                 loop {
                     let stopped = lock.lock().unwrap_or_else(|p| p.into_inner());
                     let (stopped, _) = cvar
@@ -111,9 +106,8 @@ impl Retry {
                         return;
                     }
                     drop(stopped);
-                    match attempt() {
-                        Some(next) => pause = next,
-                        None => return,
+                    if !attempt() {
+                        return;
                     }
                 }
             })?;
@@ -149,9 +143,8 @@ mod tests {
     fn retries_until_done() {
         let runs = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&runs);
-        let retry = Retry::spawn(Duration::ZERO, move || {
-            let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
-            (n < 3).then_some(Duration::from_millis(1))
+        let retry = Retry::spawn(Duration::from_millis(1), move || {
+            counted.fetch_add(1, Ordering::SeqCst) + 1 < 3
         })
         .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -164,7 +157,7 @@ mod tests {
 
     #[test]
     fn dropping_stops_it_in_its_pause() {
-        let retry = Retry::spawn(Duration::from_secs(3600), || None).unwrap();
+        let retry = Retry::spawn(Duration::from_secs(3600), || false).unwrap();
         let start = Instant::now();
         drop(retry);
         assert!(start.elapsed() < Duration::from_secs(60));
@@ -180,7 +173,5 @@ mod tests {
         let passed = PortDelay::new(33418, Instant::now());
         assert!(passed.to_string().contains("about 1 s"));
         assert_eq!(passed.free_in(), Duration::ZERO);
-        assert_eq!(pause_for(Duration::ZERO), PAUSE_MIN);
-        assert_eq!(pause_for(Duration::from_secs(40)), Duration::from_secs(40));
     }
 }

@@ -183,7 +183,7 @@ impl LoopbackCallback {
             return Ok(());
         }
         let attached = Arc::clone(&self.attached);
-        let retry = Retry::spawn(later::pause_for(free_in), move || attached.take_port());
+        let retry = Retry::spawn(later::PAUSE, move || attached.take_port());
         *taker = Some(retry.map_err(|source| Error::Listener {
             port: self.port(),
             action: "start its threads",
@@ -391,15 +391,15 @@ impl Attached {
     }
 
     /// One attempt of the background taker: takes the port if the system lets it, or finds
-    /// a listener on the same store serving it. Returns the pause before the next attempt, or
-    /// `None` when done. Any other outcome (the port taken by another program meanwhile, a
-    /// socket error) ends the attempts too: the next wait meets it and reports it.
-    fn take_port(&self) -> Option<Duration> {
+    /// a listener on the same store serving it. Returns whether to try again. Any other
+    /// outcome (the port taken by another program meanwhile, a socket error) ends the
+    /// attempts too: the next wait meets it and reports it.
+    fn take_port(&self) -> bool {
         // Until a little past the kernel's estimate, a refused bind only means "not yet".
         let estimate = *lock(&self.free_at);
         let trusted = estimate.is_some_and(|at| Instant::now() < at + later::TRUST_ESTIMATE);
         if trusted && port::bind_refused(self.options.port) {
-            return Some(later::PAUSE_MIN);
+            return true;
         }
         let mut held = lock(&self.held);
         if !held.as_ref().is_some_and(CallbackListener::is_running) {
@@ -408,13 +408,13 @@ impl Attached {
                 Ok(Claimed::Listening(listener)) => *held = Some(listener),
                 Ok(Claimed::Lingering(free_in)) => {
                     self.lingering(Some(free_in));
-                    return Some(later::pause_for(free_in));
+                    return true;
                 }
                 Ok(Claimed::Shared | Claimed::Unsettled) | Err(_) => {}
             }
         }
         self.lingering(None);
-        None
+        false
     }
 }
 
