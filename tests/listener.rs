@@ -598,6 +598,7 @@ fn listener_handles_are_send_and_sync() {
     send_sync::<LoopbackCallback>();
     send_sync::<CallbackListener>();
     send_sync::<ListenerOptions>();
+    send_sync::<oauth_state_store::PortDelay>();
 }
 
 #[test]
