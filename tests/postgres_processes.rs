@@ -132,7 +132,7 @@ fn a_connection_killed_mid_consume_is_unavailable_and_changes_nothing() {
         let rows = admin
             .query(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = 'oauth-state-store' \
-                 AND wait_event_type = 'Lock'",
+                 AND wait_event_type = 'Lock' AND datname = current_database()",
                 &[],
             )
             .unwrap();

@@ -34,6 +34,7 @@ export declare const ErrorCode: {
   readonly TLS: 'TLS';
   readonly COMMIT_OUTCOME_UNKNOWN: 'COMMIT_OUTCOME_UNKNOWN';
   readonly PORT_IN_USE: 'PORT_IN_USE';
+  readonly PORT_NOT_YET_FREE: 'PORT_NOT_YET_FREE';
   readonly CALLBACK_TIMEOUT: 'CALLBACK_TIMEOUT';
   readonly LISTENER: 'LISTENER';
   readonly STORAGE: 'STORAGE';
@@ -50,7 +51,7 @@ export type ErrorCodeName = (typeof ErrorCode)[keyof typeof ErrorCode];
  */
 export declare class StoreError extends Error {
   readonly code: ErrorCodeName;
-  /** PORT_IN_USE / LISTENER: the port. */
+  /** PORT_IN_USE / PORT_NOT_YET_FREE / LISTENER: the port. */
   readonly port?: number;
   /** PORT_IN_USE: `"same-store"`, `"other-store"` or `"other"`. */
   readonly holder?: string;
@@ -247,6 +248,12 @@ export declare class LoopbackCallback {
   /** What to print next to "open this URL" when the browser cannot reach this machine. */
   readonly pasteHint: string;
   readonly holdsPort: boolean;
+  /**
+   * While the port is kept only by connections another program left behind (free in about
+   * `freeInMs`; this process takes it then): the port and one line to show the user; `null`
+   * otherwise.
+   */
+  readonly portDelay: { readonly port: number; readonly freeInMs: number; readonly message: string } | null;
   /**
    * Resolves with the consumed flow once its callback landed on any process's listener; its
    * `iss` is the checked issuer when the flow requires one.

@@ -33,6 +33,14 @@ class LoopbackCallback {
     return this.#native.holdsPort;
   }
 
+  /**
+   * `{ port, freeInMs, message }` while the port is kept only by connections another program
+   * left behind (this process takes it as soon as the system frees it); `null` otherwise.
+   */
+  get portDelay() {
+    return this.#native.portDelay ?? null;
+  }
+
   /** What to print next to "open this URL" when the browser cannot reach this machine. */
   get pasteHint() {
     return this.#native.pasteHint;

@@ -51,6 +51,18 @@ impl WaitCancel {
     }
 }
 
+/// The port is not free yet: the system keeps connections another program left on it.
+#[napi(object)]
+pub struct PortDelay {
+    /// The callback port.
+    pub port: u32,
+    /// About how long until the system frees it, in milliseconds (0 once that time has
+    /// passed; the listener keeps trying until it has the port).
+    pub free_in_ms: u32,
+    /// One line for the user: what is going on and what to do if the browser gets there first.
+    pub message: String,
+}
+
 /// What a `wait` ended with: the consumed flow, or nothing when it was cancelled first.
 #[napi(object)]
 pub struct WaitOutcome {
@@ -102,6 +114,18 @@ impl LoopbackCallback {
     #[napi(getter)]
     pub fn holds_port(&self) -> bool {
         self.inner.holds_port()
+    }
+
+    /// While the port is kept only by connections another program left behind (the core's
+    /// `LoopbackCallback::port_delay`): the port, about how long until the system frees it,
+    /// and the one line to show the user; `null` otherwise.
+    #[napi(getter)]
+    pub fn port_delay(&self) -> Option<PortDelay> {
+        self.inner.port_delay().map(|d| PortDelay {
+            port: u32::from(d.port()),
+            free_in_ms: u32::try_from(d.free_in().as_millis()).unwrap_or(u32::MAX),
+            message: d.to_string(),
+        })
     }
 
     /// Waits (off the JavaScript thread) for the callback of the flow `state` names, in any

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 ///
 /// [`code_of`]'s codes come first, then the binding's own: `ABORTED` (an `AbortSignal`),
 /// `ERROR` (a core variant newer than this mapping), `INTERNAL` (a call that stopped).
-pub(crate) const CODES: [&str; 35] = [
+pub(crate) const CODES: [&str; 36] = [
     "UNKNOWN_STATE",
     "EXPIRED",
     "ALREADY_CONSUMED",
@@ -45,6 +45,7 @@ pub(crate) const CODES: [&str; 35] = [
     "TLS",
     "COMMIT_OUTCOME_UNKNOWN",
     "PORT_IN_USE",
+    "PORT_NOT_YET_FREE",
     "CALLBACK_TIMEOUT",
     "LISTENER",
     "STORAGE",
@@ -84,6 +85,7 @@ pub(crate) fn code_of(error: &Error) -> &'static str {
         Error::ReadOnly { .. } => "READ_ONLY",
         Error::Corrupt { .. } => "CORRUPT",
         Error::PortInUse { .. } => "PORT_IN_USE",
+        Error::PortNotYetFree { .. } => "PORT_NOT_YET_FREE",
         Error::CallbackTimeout { .. } => "CALLBACK_TIMEOUT",
         Error::Listener { .. } => "LISTENER",
         Error::Storage(_) | Error::Pool(_) | Error::Io { .. } => "STORAGE",
@@ -126,6 +128,10 @@ fn details(error: &Error, out: &mut Map<String, Value>) {
                 _ => "other",
             };
             out.insert("holder".into(), json!(holder));
+        }
+        Error::PortNotYetFree { port, free_in } => {
+            out.insert("port".into(), json!(port));
+            out.insert("freeInMs".into(), json!(free_in.as_millis() as u64));
         }
         Error::Listener { port, .. } => {
             out.insert("port".into(), json!(port));

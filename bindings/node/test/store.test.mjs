@@ -160,6 +160,65 @@ test('a port held by another program is PORT_IN_USE at once, naming the port', a
   }
 });
 
+// Another program, in python3 (it sets no SO_REUSEADDR, where Node's servers do): it serves one
+// connection on a port, closes it first and exits, so only its TIME_WAIT keeps the port.
+function python(code, args = []) {
+  return new Promise((resolve, reject) => {
+    const child = spawn('python3', ['-c', code, ...args.map(String)]);
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', reject);
+    child.on('exit', (status) => (status === 0 ? resolve(out.trim()) : reject(new Error(`python3 exited ${status}`))));
+  });
+}
+
+test('a port kept only by connections another program left is taken once free, and says so', async (t) => {
+  if (process.platform !== 'linux') {
+    t.skip('the lingering-connection check reads Linux\'s socket table');
+    return;
+  }
+  const [port, clientPort] = (
+    await python(`
+import socket, time
+srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)
+port = srv.getsockname()[1]
+cli = socket.socket(); cli.connect(('127.0.0.1', port))
+conn, _ = srv.accept()
+client_port = cli.getsockname()[1]
+conn.close(); time.sleep(0.2); cli.close(); srv.close()
+print(port, client_port)
+`)
+  )
+    .split(' ')
+    .map(Number);
+  const store = await openTemp();
+  const callback = await attach(store, { port });
+  assert.equal(callback.holdsPort, false);
+  const delay = callback.portDelay;
+  assert.ok(delay, 'a lingering port has a delay');
+  assert.equal(delay.port, port);
+  assert.ok(delay.freeInMs > 20_000, `free in ${delay.freeInMs} ms`);
+  assert.ok(delay.message.includes(String(port)), delay.message);
+  // The peer's port connects again: the TIME_WAIT ends at once, and the listener takes the port.
+  await python(
+    `
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', int(sys.argv[2])))
+try: s.connect(('127.0.0.1', int(sys.argv[1])))
+except OSError: pass
+s.close()
+`,
+    [port, clientPort],
+  );
+  const until = Date.now() + 10_000;
+  while (!callback.holdsPort) {
+    assert.ok(Date.now() < until, 'the listener never took the port');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  assert.equal(callback.portDelay, null);
+});
+
 test('Store.openDefault() creates the default directory 0700 and the file 0600', async () => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-home-'));
   const saved = { OAUTH_STATE_DB: process.env.OAUTH_STATE_DB, XDG_STATE_HOME: process.env.XDG_STATE_HOME, HOME: process.env.HOME };
