@@ -1,16 +1,14 @@
 'use strict';
-// Loads the compiled addon (built from source by `npm run build`).
+// Loads the native addon for this system: a build from source in this package's directory
+// (`npm run build` in a clone), else the prebuilt package `oauth-state-store-<platform>` that
+// npm installs as an optional dependency. Nothing is downloaded or built at install or load
+// time; when nothing fits, the error says what to do (lib/platform.cjs).
 const path = require('node:path');
+const { detectLibc, loadAddon } = require('./platform.cjs');
 
-const file = path.join(__dirname, '..', 'oauth-state-store.node');
-let native;
-try {
-  native = require(file);
-} catch (cause) {
-  throw new Error(
-    `oauth-state-store: the native addon ${file} could not be loaded; build it from source ` +
-      'with `npm ci && npm run build` in bindings/node (needs a Rust toolchain)',
-    { cause },
-  );
-}
-module.exports = native;
+module.exports = loadAddon({
+  root: path.join(__dirname, '..'),
+  platform: process.platform,
+  arch: process.arch,
+  libc: detectLibc(),
+}).addon;

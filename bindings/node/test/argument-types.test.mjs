@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import util from 'node:util';
-import { Store, attach, withSharedFlows, generateState, ErrorCode, StoreError } from '../index.mjs';
+import { Store, attach, withSharedFlows, generateState, ErrorCode, StoreError } from 'oauth-state-store';
 
 // Shaped like a state (43 base64url characters), which is what would leak in practice.
 const CANARY = `canary${crypto.randomBytes(28).toString('base64url')}`.slice(0, 43);

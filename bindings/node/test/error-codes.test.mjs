@@ -5,12 +5,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
-import { ErrorCode } from '../index.mjs';
+import { ErrorCode } from 'oauth-state-store';
+import { addon, packageFile } from './support/package.mjs';
 
-const require = createRequire(import.meta.url);
-const native = require('../lib/native.cjs');
-const read = (file) => fs.readFileSync(new URL(`../${file}`, import.meta.url), 'utf8');
+const native = addon();
+const read = (file) => fs.readFileSync(packageFile(file), 'utf8');
 
 test('ErrorCode has every code the binding emits, among them the storage and engine ones', () => {
   const list = native.errorCodes();

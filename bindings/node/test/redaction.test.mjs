@@ -8,7 +8,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import util from 'node:util';
-import { Store, attach, withSharedFlows } from '../index.mjs';
+import { Store, attach, withSharedFlows } from 'oauth-state-store';
 
 const SERVER = 'https://mcp.example.com';
 

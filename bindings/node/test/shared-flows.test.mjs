@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Store, withSharedFlows, ErrorCode } from '../index.mjs';
+import { Store, withSharedFlows, ErrorCode } from 'oauth-state-store';
 
 const SERVER = 'https://mcp.example.com/mcp';
 const CLIENT = 'client-1';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import * as esm from '../index.mjs';
+import * as esm from 'oauth-state-store';
 
 const { Store, attach, ErrorCode, StoreError } = esm;
 const SERVER = 'https://mcp.example.com';
@@ -39,7 +39,7 @@ function get(url) {
 }
 
 test('the CommonJS and ES module entry points export the same objects', () => {
-  const cjs = createRequire(import.meta.url)('../index.cjs');
+  const cjs = createRequire(import.meta.url)('oauth-state-store');
   for (const name of ['Store', 'attach', 'withSharedFlows', 'ErrorCode', 'StoreError', 'LoopbackCallback']) {
     assert.equal(esm[name], cjs[name], name);
   }

@@ -5,7 +5,7 @@
 // authorization URL (which the scripted browser must follow) and a token's length.
 import fs from 'node:fs';
 import readline from 'node:readline';
-import { Store, attach, withSharedFlows } from '../../index.mjs';
+import { Store, attach, withSharedFlows } from 'oauth-state-store';
 
 const config = JSON.parse(process.argv[2]);
 // The SDK (v1, v2 or @ai-sdk/mcp) and its usual way to finish a login with the code alone.
