@@ -1,5 +1,6 @@
 // The MCP TypeScript SDK (v1 and v2) through withSharedFlows, against a real authorization
-// server (oidc-provider), with real processes sharing only the store file.
+// server (oidc-provider), with real processes sharing only the store file; each client process
+// runs on the runtime of the test (Node, or Bun under `bun test`).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -59,6 +60,9 @@ for (const sdk of ['v1', 'v2']) {
       const a = startClient(config(db));
       const b = startClient(config(db));
       try {
+        // Both clients run on the tests' runtime: under `bun test`, two Bun processes.
+        const runtime = { bun: process.versions.bun ?? null, node: process.versions.node };
+        for (const client of [a, b]) assert.deepEqual(await client.send({ cmd: 'runtime' }), runtime);
         const begun = await a.send({ cmd: 'begin' });
         assert.equal(begun.result, 'REDIRECT', JSON.stringify(begun));
         const { params } = await login(begun.authorizationUrl, REDIRECT);

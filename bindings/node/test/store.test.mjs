@@ -6,11 +6,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import * as esm from 'oauth-state-store';
 
 const { Store, attach, ErrorCode, StoreError } = esm;
+const openDefaultScript = fileURLToPath(new URL('./support/open-default.mjs', import.meta.url));
 const SERVER = 'https://mcp.example.com';
 
 async function openTemp(options) {
@@ -221,29 +223,24 @@ s.close()
 
 test('Store.openDefault() creates the default directory 0700 and the file 0600', async () => {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-home-'));
-  const saved = { OAUTH_STATE_DB: process.env.OAUTH_STATE_DB, XDG_STATE_HOME: process.env.XDG_STATE_HOME, HOME: process.env.HOME };
-  try {
-    delete process.env.OAUTH_STATE_DB;
-    delete process.env.XDG_STATE_HOME;
-    process.env.HOME = home;
-    // A fresh account: no ~/.local/state yet. Store.open on that path fails; openDefault works.
-    const file = path.join(home, '.local', 'state', 'oauth-state-store', 'flows.db');
-    await rejects(Store.open(file), ErrorCode.STORAGE);
-    const store = await Store.openDefault();
-    assert.equal(store.path, file);
-    assert.equal(fs.statSync(path.dirname(file)).mode & 0o777, 0o700);
-    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
-    const flow = await store.begin({ serverId: SERVER });
-    assert.equal((await store.consume(flow.state)).verifier.length, 43);
-    // OAUTH_STATE_DB wins, as for the command line.
-    process.env.OAUTH_STATE_DB = path.join(home, 'elsewhere', 'flows.db');
-    assert.equal((await Store.openDefault({ ttlSeconds: 60 })).path, process.env.OAUTH_STATE_DB);
-  } finally {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
+  const env = { ...process.env, HOME: home };
+  delete env.OAUTH_STATE_DB;
+  delete env.XDG_STATE_HOME;
+  const openDefault = (extra, options) => {
+    const run = spawnSync(process.execPath, [openDefaultScript, ...(options ? [JSON.stringify(options)] : [])], {
+      env: { ...env, ...extra },
+      encoding: 'utf8',
+    });
+    assert.equal(run.status, 0, run.stderr);
+    return JSON.parse(run.stdout);
+  };
+  // A fresh account: no ~/.local/state yet. Store.open on that path fails; openDefault works.
+  const file = path.join(home, '.local', 'state', 'oauth-state-store', 'flows.db');
+  await rejects(Store.open(file), ErrorCode.STORAGE);
+  assert.deepEqual(openDefault({}), { path: file, dirMode: 0o700, fileMode: 0o600, verifierLength: 43 });
+  // OAUTH_STATE_DB wins, as for the command line.
+  const elsewhere = path.join(home, 'elsewhere', 'flows.db');
+  assert.equal(openDefault({ OAUTH_STATE_DB: elsewhere }, { ttlSeconds: 60 }).path, elsewhere);
 });
 
 test('a plain-http issuer off loopback is refused at promote, saying why', async () => {

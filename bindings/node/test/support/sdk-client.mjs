@@ -168,6 +168,10 @@ const commands = {
   async stats() {
     return store.stats();
   },
+  // The runtime this process runs on: a child of a Bun test run must be Bun too.
+  async runtime() {
+    return { bun: process.versions.bun ?? null, node: process.versions.node };
+  },
   // auth() without a code: the begin leg.
   async begin() {
     tokens = undefined;
