@@ -1,25 +1,24 @@
--- The schema of a store file: a public contract (README.md, "The file format"). A new file gets
--- exactly this, in one transaction. A file made at version 6 or older gets it from migrations/
--- (a test keeps the two equal), and keeps two more things until `Store::drop_old_table`
--- removes them, once the old table is empty: its old table `flows`, as migration 0006 left it,
--- with the rows written before version 7, and the four triggers of migration 0007 that keep
--- keys unique across both tables. README.md says how a client reads such a file.
--- Pending OAuth authorization-code + PKCE flows, one row a flow.
+-- The schema of a store file, version 1: a public contract (README.md, "The file format"). A
+-- new file gets exactly this, in one transaction, with `PRAGMA user_version = 1` and `PRAGMA
+-- application_id` (see README.md); until the first release is published it changes in place.
+-- A later version reaches a file through migrations/NNNN_name.sql, one transaction each.
+
+-- What the file says about itself: `store_id`, a random id made once (two stores with the
+-- same id share one file).
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value TEXT NOT NULL
 ) STRICT;
 
--- flow_rows (migration 0007): the flows. The columns are those of the table `flows` of
--- version 6, plus:
+-- Pending OAuth authorization-code + PKCE flows, one row a flow.
 -- - `id` = expires_at * 1048576 + n (n counts the flows of one expiry millisecond, from 0): the
 --   rowid order is the expiry order, and a sweep deletes from the table's front.
--- - `generated_verifier`: 1 for a verifier the store generated (32 random bytes, never looked
---   up by its challenge), which has no entry in flow_rows_by_challenge; 0 for an unbound row or
---   a caller-supplied verifier, whose challenge is UNIQUE.
 -- - `state_key` is SHA-256 of the state, NULL while the row is unbound; the raw state never
 --   reaches the disk. `code_challenge` is S256(code_verifier), base64url. `code_verifier` is
 --   NULL once the flow is consumed or failed. Times are Unix milliseconds.
+-- - `generated_verifier`: 1 for a verifier the store generated (32 random bytes, never looked
+--   up by its challenge), which has no entry in flows_by_challenge; 0 for an unbound row or
+--   a caller-supplied verifier, whose challenge is UNIQUE.
 -- - `auth_code` or `error`, `error_description`: the callback's result (the code is wiped on
 --   consume).
 -- - `require_issuer`: 1 when the callback must carry `iss` (RFC 9207) equal to `issuer`.
@@ -27,7 +26,7 @@ CREATE TABLE meta (
 --   Unix seconds); kept and handed back, never used for expiry.
 -- - `discovery`: an SDK's discovery state of the flow, opaque text (at most 65536 characters)
 --   set at promote, handed back by the consume and wiped in its tombstone.
-CREATE TABLE flow_rows (
+CREATE TABLE flows (
     id                 INTEGER PRIMARY KEY,
     state_key          BLOB UNIQUE CHECK (state_key IS NULL OR length(state_key) = 32),
     code_challenge     TEXT NOT NULL CHECK (length(code_challenge) = 43),
@@ -56,13 +55,13 @@ CREATE TABLE flow_rows (
     CHECK (id >= expires_at * 1048576 AND id < (expires_at + 1) * 1048576)
 ) STRICT;
 
-CREATE UNIQUE INDEX flow_rows_by_challenge ON flow_rows (code_challenge)
+CREATE UNIQUE INDEX flows_by_challenge ON flows (code_challenge)
     WHERE generated_verifier = 0;
 
 -- A server's rows, whatever their status, so that a status change writes no entry here.
-CREATE INDEX flow_rows_by_server ON flow_rows (server_id, client_id);
+CREATE INDEX flows_by_server ON flows (server_id, client_id);
 
 -- The rows that ended (tombstones and failed flows) by the time they ended, for
 -- sweep --older-than; other rows have no entry.
-CREATE INDEX flow_rows_by_end ON flow_rows (coalesce(consumed_at, created_at))
+CREATE INDEX flows_by_end ON flows (coalesce(consumed_at, created_at))
     WHERE status IN ('consumed', 'failed');

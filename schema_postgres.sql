@@ -1,6 +1,7 @@
--- The PostgreSQL schema after all of migrations_postgres/: a public contract like schema.sql
--- (see DESIGN.md, "Backends"). A test keeps it equal to what the migrations produce. The
--- migrator's own bookkeeping table, oauth_state_store_migrations, is not part of it.
+-- The PostgreSQL schema, version 1: a public contract like schema.sql. A new database gets
+-- exactly this, in one transaction under the migrator's advisory lock, which records the
+-- version in its own table, oauth_state_store_migrations (not part of the schema). Until the
+-- first release is published it changes in place.
 
 -- What the store says about itself: `store_id` (random, made once).
 CREATE TABLE meta (
@@ -39,10 +40,10 @@ CREATE TABLE flows (
     -- The creation time as the client recorded it, in its own unit (rmcp: Unix seconds): kept
     -- and handed back, never used for expiry.
     client_created_at BIGINT CHECK (client_created_at IS NULL OR client_created_at >= 0),
-    -- An SDK's discovery state of the flow (migration 0002): opaque text set at promote,
+    -- An SDK's discovery state of the flow: opaque text set at promote,
     -- handed back by the consume and wiped in its tombstone.
     discovery         TEXT CHECK (discovery IS NULL OR length(discovery) <= 65536),
-    -- true for a verifier the store generated for `begin` (migration 0003): never looked up by
+    -- true for a verifier the store generated for `begin`: never looked up by
     -- its challenge, so not in flows_code_challenge_key.
     generated_verifier BOOLEAN NOT NULL DEFAULT false,
     CHECK ((status = 'unbound') = (state_key IS NULL)),

@@ -5,10 +5,7 @@
 //!   `common/minimal.rs`);
 //! - **same-statements floor**: raw rusqlite running the store's own statements on the store's
 //!   schema (`common::Floor`), what `benches/scale.rs` compares with;
-//! - **store**: the library, on a new file;
-//! - **store, migrated file**: the library on a file migrated from schema 6, which keeps its
-//!   (here empty) old table and the triggers until `drop_old_table` drops them, so its lookups read
-//!   both tables.
+//! - **store**: the library, on a new file.
 //!
 //! Each on its own file with the same pragmas, native (`begin` + `consume`) and SDK
 //! (`save_code_verifier` + `promote` + `consume`) paths, `synchronous=NORMAL` and `FULL`, on an
@@ -28,7 +25,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use common::minimal::Minimal;
-use common::{fill_store, median, old_file, store_native_flow, store_sdk_flow, temp_db, Floor};
+use common::{fill_store, median, store_native_flow, store_sdk_flow, temp_db, Floor};
 use oauth_state_store::{Durability, StoreOptions};
 
 struct Sizes {
@@ -55,30 +52,19 @@ fn file_from(template: Option<&PathBuf>) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// The store files a run starts from: a new one and one migrated from version 6 (which keeps
-/// its old table until `drop_old_table` drops it), each filled with `rows` flows; `None` for empty
-/// files made by the run itself.
-struct Templates<'a> {
-    new: Option<&'a PathBuf>,
-    migrated: Option<&'a PathBuf>,
-}
+/// The variants of each path (native, then SDK).
+const PER_PATH: usize = 3;
 
-fn run(sizes: &Sizes, durability: Durability, rows: usize, templates: Templates<'_>) {
+/// `template`: the filled store file the stores and same-statements floors start from (`None`:
+/// empty files made by the run itself).
+fn run(sizes: &Sizes, durability: Durability, rows: usize, template: Option<&PathBuf>) {
     let full = durability == Durability::Full;
     let block = if full { sizes.block / 4 } else { sizes.block }.max(1);
-    let template = templates.new;
     // Stores and same-statements floors start from copies of the filled store file; the
-    // minimal floors fill their own schema; files 6 and 7 are migrated ones.
-    let mut files: Vec<_> = (0..6)
+    // minimal floors fill their own schema.
+    let files: Vec<_> = (0..6)
         .map(|i| file_from(template.filter(|_| i < 4)))
         .collect();
-    for _ in 0..2 {
-        let file = file_from(templates.migrated);
-        if templates.migrated.is_none() {
-            old_file(&file.1);
-        }
-        files.push(file);
-    }
     let open = |i: usize| {
         StoreOptions::default()
             .durability(durability)
@@ -93,7 +79,6 @@ fn run(sizes: &Sizes, durability: Durability, rows: usize, templates: Templates<
         }
     };
     let (s1, s2) = (open(0), open(1));
-    let (o1, o2) = (open(6), open(7));
     let (mut f1, mut f2) = (floor(2), floor(3));
     let mut m1 = Minimal::open(&files[4].1, durability, rows);
     let mut m2 = Minimal::open(&files[5].1, durability, rows);
@@ -105,22 +90,12 @@ fn run(sizes: &Sizes, durability: Durability, rows: usize, templates: Templates<
             false,
             Box::new(|| drop(f1.native_flow())),
         ),
-        (
-            "store, migrated file (old table kept)",
-            false,
-            Box::new(|| drop(store_native_flow(&o1))),
-        ),
         ("minimal", true, Box::new(|| drop(m2.sdk_flow()))),
         ("store", true, Box::new(|| drop(store_sdk_flow(&s2)))),
         (
             "same-statements floor",
             true,
             Box::new(|| drop(f2.sdk_flow())),
-        ),
-        (
-            "store, migrated file (old table kept)",
-            true,
-            Box::new(|| drop(store_sdk_flow(&o2))),
         ),
     ];
     for (_, _, run) in &mut variants {
@@ -132,8 +107,9 @@ fn run(sizes: &Sizes, durability: Durability, rows: usize, templates: Templates<
     let (mut wall, mut cpu) = (vec![Vec::new(); n], vec![Vec::new(); n]);
     for round in 0..sizes.rounds {
         for k in 0..n {
-            // Rotate the order within each path's four so that no variant always goes first.
-            let i = (k / 4) * 4 + (k + round) % 4;
+            // Rotate the order within each path's variants so that no variant always goes
+            // first.
+            let i = (k / PER_PATH) * PER_PATH + (k + round) % PER_PATH;
             let (w0, c0) = (Instant::now(), thread_cpu_ns());
             for _ in 0..block {
                 (variants[i].2)();
@@ -144,7 +120,7 @@ fn run(sizes: &Sizes, durability: Durability, rows: usize, templates: Templates<
     }
     let ratio = |a: &[f64], b: &[f64]| median(a.iter().zip(b).map(|(x, y)| x / y).collect());
     for (i, (name, sdk, _)) in variants.iter().enumerate() {
-        let base = if *sdk { 4 } else { 0 };
+        let base = if *sdk { PER_PATH } else { 0 };
         let same = base + 2;
         println!(
             "| {} | {rows} | {} | {name} | {:.1} | {:.1} | {:.3}x | {:.3}x | {:.3}x |",
@@ -197,19 +173,8 @@ fn main() {
     println!("|---|---:|---|---|---:|---:|---:|---:|---:|");
     let (_template_dir, template) = temp_db();
     fill_store(&template, sizes.rows);
-    let (_migrated_dir, migrated) = temp_db();
-    old_file(&migrated);
-    fill_store(&migrated, sizes.rows);
     for durability in [Durability::Normal, Durability::Full] {
-        let empty = Templates {
-            new: None,
-            migrated: None,
-        };
-        run(&sizes, durability, 0, empty);
-        let filled = Templates {
-            new: Some(&template),
-            migrated: Some(&migrated),
-        };
-        run(&sizes, durability, sizes.rows, filled);
+        run(&sizes, durability, 0, None);
+        run(&sizes, durability, sizes.rows, Some(&template));
     }
 }

@@ -35,7 +35,7 @@ mod validate;
 pub use crate::rmcp::RmcpStateStore;
 pub use admin::{
     check_database, default_database_path, CompactReport, DatabaseCheck, FileInfo, FlowFilter,
-    FlowSummary, OldTable, RelationKind, RelationSize, ServerInfo,
+    FlowSummary, RelationKind, RelationSize, ServerInfo,
 };
 pub use backend::sqlite::check::{
     check_file, check_file_with_timeout, CheckReport, Problem, ProblemKind,

@@ -95,6 +95,10 @@ pub struct StoreOptions {
     pub(crate) read_only: bool,
     pub(crate) immediate_wal_scrub: bool,
     pub(crate) migrate: bool,
+    /// The crate's own tests: open at the test-only schema version 2 (a fixture migration that
+    /// proves the migration machinery), never set outside them.
+    #[cfg(test)]
+    pub(crate) test_version_2: bool,
 }
 
 impl Default for StoreOptions {
@@ -115,6 +119,8 @@ impl Default for StoreOptions {
             read_only: false,
             immediate_wal_scrub: false,
             migrate: true,
+            #[cfg(test)]
+            test_version_2: false,
         }
     }
 }

@@ -63,7 +63,7 @@ struct RawRow {
 fn row(conn: &Connection, challenge: &str) -> Option<RawRow> {
     conn.query_row(
         "SELECT status, state_key IS NOT NULL, code_verifier IS NOT NULL, consumed_at \
-         FROM flow_rows WHERE code_challenge = ?1",
+         FROM flows WHERE code_challenge = ?1",
         [challenge],
         |r| {
             Ok(RawRow {
@@ -146,7 +146,7 @@ fn a_writer_killed_at_random_moments_loses_nothing_it_reported_and_half_applies_
     let mut stmt = conn
         .prepare(
             "SELECT status, state_key IS NOT NULL, code_verifier IS NOT NULL, consumed_at, \
-             auth_code IS NULL, length(state_key) FROM flow_rows",
+             auth_code IS NULL, length(state_key) FROM flows",
         )
         .unwrap();
     let rows = stmt

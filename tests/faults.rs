@@ -476,7 +476,7 @@ fn an_index_entry_pointing_at_another_row_is_corrupt_not_a_wrong_verifier() {
     // Flows 2 and 3 (0-based, begun one after the other with the same TTL) are the third and
     // fourth rows in id order. Their ids (expiry * 2^20 + n) are 8-byte integers in a record.
     let keys: Vec<(i64, Vec<u8>)> = raw
-        .prepare("SELECT id, state_key FROM flow_rows ORDER BY id LIMIT 2 OFFSET 2")
+        .prepare("SELECT id, state_key FROM flows ORDER BY id LIMIT 2 OFFSET 2")
         .unwrap()
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
         .unwrap()
@@ -484,7 +484,7 @@ fn an_index_entry_pointing_at_another_row_is_corrupt_not_a_wrong_verifier() {
         .unwrap();
     let index_root: i64 = raw
         .query_row(
-            "SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_autoindex_flow_rows_1'",
+            "SELECT rootpage FROM sqlite_schema WHERE name = 'sqlite_autoindex_flows_1'",
             [],
             |r| r.get(0),
         )

@@ -47,7 +47,7 @@ const NASTY: &[&str] = &[
     "\u{202e}",
     "\u{feff}",
     "' OR '1'='1",
-    "'; DROP TABLE flow_rows; DROP TABLE flows; --",
+    "'; DROP TABLE flows; DROP TABLE meta; --",
     "%' OR server_id LIKE '%",
     "srv",
     "srv%",

@@ -176,7 +176,7 @@ fn a_reader_holding_an_old_snapshot_delays_the_scrub_until_the_next_write() {
     let reader = rusqlite::Connection::open(&fx.path).unwrap();
     reader.execute_batch("BEGIN").unwrap();
     let _: i64 = reader
-        .query_row("SELECT count(*) FROM flow_rows", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM flows", [], |r| r.get(0))
         .unwrap();
     store.consume(&secrets(0).0).unwrap();
     // The passive checkpoint copied the insert into the file up to the reader's snapshot,

@@ -19,17 +19,6 @@ pub mod child;
 pub mod minimal;
 
 pub const SCHEMA: &str = include_str!("../../schema.sql");
-/// The migrations, in order: the first six make the schemas of older files, all seven what a
-/// file of version 1 becomes (`schema.sql` beside the old table, until `drop_old_table` drops it).
-pub const MIGRATIONS: [&str; 7] = [
-    include_str!("../../migrations/0001_initial.sql"),
-    include_str!("../../migrations/0002_sdk_fields.sql"),
-    include_str!("../../migrations/0003_finished_index.sql"),
-    include_str!("../../migrations/0004_discovery.sql"),
-    include_str!("../../migrations/0005_server_index.sql"),
-    include_str!("../../migrations/0006_ended_index.sql"),
-    include_str!("../../migrations/0007_flow_rows.sql"),
-];
 pub const SERVER: &str = "https://mcp.example.com";
 pub const CLIENT: &str = "bench-client";
 pub const REDIRECT: &str = "http://127.0.0.1:33418/callback";
@@ -108,54 +97,31 @@ pub fn store_sdk_flow(store: &Store) -> ConsumedFlow {
 // ---- the floor: raw rusqlite --------------------------------------------------------------
 
 // The store's own statements (src/backend/sqlite/flows.rs), as it runs them.
-const INSERT: &str = "INSERT INTO flow_rows (id, state_key, code_challenge, \
+const INSERT: &str = "INSERT INTO flows (id, state_key, code_challenge, \
      code_verifier, server_id, client_id, redirect_uri, issuer, resource, scope, status, \
      created_at, expires_at, require_issuer, client_created_at, generated_verifier) \
-     VALUES (coalesce((SELECT max(id) + 1 FROM flow_rows \
+     VALUES (coalesce((SELECT max(id) + 1 FROM flows \
      WHERE id BETWEEN ?12 * 1048576 AND ?12 * 1048576 + 1048575), ?12 * 1048576), \
      ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
-const COLUMNS: &str = "status, expires_at, created_at, server_id, client_id, redirect_uri, \
-     issuer, resource, scope, code_verifier, auth_code, error, error_description, state_key, \
-     code_challenge, require_issuer, client_created_at, discovery";
-const BIND: &str = "UPDATE flow_rows SET state_key = ?2, status = 'pending', \
+const BIND: &str = "UPDATE flows SET state_key = ?2, status = 'pending', \
      redirect_uri = coalesce(?3, redirect_uri), resource = coalesce(?4, resource), \
      scope = coalesce(?5, scope), issuer = coalesce(?6, issuer), \
      discovery = coalesce(?7, discovery), require_issuer = ?8 \
      WHERE id = ?1 AND status = 'unbound'";
-const CONSUME: &str = "UPDATE flow_rows SET status = 'consumed', code_verifier = NULL, \
+const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_verifier = NULL, \
      auth_code = NULL, discovery = NULL, consumed_at = ?2, error = coalesce(?3, error) \
      WHERE id = ?1 AND status = ?4";
 
-/// The lookup by state key, as the store runs it: over `flow_rows`, and over the old table too
-/// on a file that still has it (migrated from version 6 or older).
-fn select_by_state(old_table: bool) -> String {
-    let one = format!(
-        "SELECT id, {COLUMNS}, 0 FROM flow_rows WHERE id = \
-         (SELECT id FROM flow_rows WHERE state_key = ?1)"
-    );
-    if !old_table {
-        return one;
-    }
-    format!(
-        "{one} UNION ALL SELECT id, {COLUMNS}, 1 \
-         FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)"
-    )
-}
-
-/// The lookup by challenge, as the store runs it (see [`select_by_state`]).
-fn select_by_challenge(old_table: bool) -> String {
-    let one = format!(
-        "SELECT id, {COLUMNS}, 0 FROM flow_rows WHERE id = (SELECT id FROM flow_rows \
-         WHERE code_challenge = ?1 AND generated_verifier = 0)"
-    );
-    if !old_table {
-        return one;
-    }
-    format!(
-        "{one} UNION ALL SELECT id, {COLUMNS}, 1 \
-         FROM flows WHERE id = (SELECT id FROM flows WHERE code_challenge = ?1)"
-    )
-}
+/// The lookups by state key and by challenge, as the store runs them.
+const SELECT_BY_STATE: &str = "SELECT id, status, expires_at, created_at, server_id, \
+     client_id, redirect_uri, issuer, resource, scope, code_verifier, auth_code, error, \
+     error_description, state_key, code_challenge, require_issuer, client_created_at, \
+     discovery FROM flows WHERE id = (SELECT id FROM flows WHERE state_key = ?1)";
+const SELECT_BY_CHALLENGE: &str = "SELECT id, status, expires_at, created_at, server_id, \
+     client_id, redirect_uri, issuer, resource, scope, code_verifier, auth_code, error, \
+     error_description, state_key, code_challenge, require_issuer, client_created_at, \
+     discovery FROM flows WHERE id = (SELECT id FROM flows \
+     WHERE code_challenge = ?1 AND generated_verifier = 0)";
 
 /// The fields the store reads back in a lookup.
 pub struct RawRow {
@@ -168,8 +134,6 @@ pub struct RawRow {
 /// One connection, the store's pragmas, no checks beyond what the SQL itself needs.
 pub struct Floor {
     conn: Connection,
-    by_state: String,
-    by_challenge: String,
 }
 
 impl Floor {
@@ -186,19 +150,7 @@ impl Floor {
     }
 
     fn new(conn: Connection) -> Floor {
-        let old_table: bool = conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema \
-                 WHERE type = 'table' AND name = 'flows')",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        Floor {
-            conn,
-            by_state: select_by_state(old_table),
-            by_challenge: select_by_challenge(old_table),
-        }
+        Floor { conn }
     }
 
     /// On a store file that already exists (a copy of a filled one).
@@ -206,8 +158,7 @@ impl Floor {
         Floor::new(bench_connection(path, durability))
     }
 
-    /// Steps past the first row as the store does (on a file with the old table, a key in
-    /// both tables is damage).
+    /// The row a key finds.
     fn find(tx: &Connection, sql: &str, key: &dyn rusqlite::ToSql) -> Option<RawRow> {
         let mut stmt = tx.prepare_cached(sql).unwrap();
         let mut rows: Vec<RawRow> = stmt
@@ -220,10 +171,9 @@ impl Floor {
                 })
             })
             .unwrap()
-            .take(2)
+            .take(1)
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        assert!(rows.len() < 2, "a key in both tables");
         rows.pop()
     }
 
@@ -295,7 +245,7 @@ impl Floor {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
         let now = now_ms();
-        let row = Self::find(&tx, &self.by_challenge, &challenge).unwrap();
+        let row = Self::find(&tx, SELECT_BY_CHALLENGE, &challenge).unwrap();
         assert!(row.status == "unbound" && row.expires_at > now);
         let n = tx
             .prepare_cached(BIND)
@@ -323,7 +273,7 @@ impl Floor {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .unwrap();
         let now = now_ms();
-        let row = Self::find(&tx, &self.by_state, &&key[..]).unwrap();
+        let row = Self::find(&tx, SELECT_BY_STATE, &&key[..]).unwrap();
         assert!(row.status == "pending" && row.expires_at > now);
         tx.prepare_cached(CONSUME)
             .unwrap()
@@ -406,15 +356,14 @@ pub fn fill_store(path: &Path, rows: usize) {
 // ---- expired rows written straight into the schema, for the sweep benches ---------------
 
 /// The id as the store numbers it: the next free one of the expiry's millisecond.
-const POPULATE: &str = "INSERT INTO flow_rows (id, state_key, code_challenge, code_verifier, \
+const POPULATE: &str = "INSERT INTO flows (id, state_key, code_challenge, code_verifier, \
      server_id, client_id, status, created_at, expires_at, generated_verifier) \
-     VALUES (coalesce((SELECT max(id) + 1 FROM flow_rows \
+     VALUES (coalesce((SELECT max(id) + 1 FROM flows \
      WHERE id BETWEEN ?8 * 1048576 AND ?8 * 1048576 + 1048575), ?8 * 1048576), \
      ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?1 IS NOT NULL)";
 /// The one raw statement a sweep is compared against: the expired rows are the front of the
 /// table (ids below `(?1 + 1) * 2^20`), found by rowid as the store's sweep finds them.
-pub const RAW_DELETE: &str =
-    "DELETE FROM flow_rows WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1";
+pub const RAW_DELETE: &str = "DELETE FROM flows WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1";
 
 /// A store file with `expired` expired rows (unbound, pending and consumed alike) and
 /// `live` pending ones, interleaved, written straight into the schema.
@@ -554,23 +503,4 @@ pub fn temp_db() -> (tempfile::TempDir, std::path::PathBuf) {
         .expect("temp dir");
     let path = dir.path().join("flows.db");
     (dir, path)
-}
-
-/// Makes `path` an empty store file of schema version 6, as a program of that version left
-/// it: opened by the store, it is migrated and keeps its (empty) old table beside `flow_rows`.
-pub fn old_file(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let conn = Connection::open(path).unwrap();
-    conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-    for sql in &MIGRATIONS[..6] {
-        conn.execute_batch(sql).unwrap();
-    }
-    conn.pragma_update(None, "user_version", 6).unwrap();
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('store_id', ?1)",
-        [random_token()],
-    )
-    .unwrap();
-    drop(conn);
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }

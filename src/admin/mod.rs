@@ -141,24 +141,6 @@ pub struct CompactReport {
     pub wal_bytes_after: u64,
 }
 
-/// What [`Store::drop_old_table`] found, and did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OldTable {
-    /// The file has no old table: a new file, or one whose old table was dropped before.
-    /// Always on PostgreSQL.
-    Absent,
-    /// It was empty and is gone, with the triggers that looked into it: the file's schema is
-    /// now `schema.sql` alone, as a new file's.
-    Dropped,
-    /// Rows are left in it, so nothing was changed. They go when they expire and a sweep
-    /// removes them.
-    Kept {
-        /// How many.
-        rows: u64,
-    },
-}
-
 impl CompactReport {
     /// Both steps finished.
     pub fn is_complete(&self) -> bool {
@@ -314,34 +296,6 @@ impl Store {
     /// Storage errors other than busy, [`Error::Io`] if a size cannot be read.
     pub fn compact(&self) -> Result<CompactReport> {
         self.engine().compact()
-    }
-
-    /// Drops the old table of an SQLite file migrated from schema version 6 or older, once no
-    /// row is left in it, with the four triggers that keep keys unique across it and
-    /// `flow_rows`, in one `BEGIN IMMEDIATE` transaction. The file is then laid out as a new
-    /// one, and its flows are read from one table, which is faster (BENCHMARKS.md, section 8).
-    /// Other stores of this version that share the file notice the table gone at their next
-    /// statement and go on with one table.
-    ///
-    /// **A program of schema version 6 or older that still has the file open fails from then
-    /// on** (its statements name the table), so upgrade and restart every program that shares
-    /// the file first. Nothing else drops the table: not [`compact`](Self::compact), not a
-    /// sweep (`oauth-state-store migrate --drop-old-table` calls this).
-    ///
-    /// ```
-    /// # use oauth_state_store::{OldTable, Store};
-    /// # let dir = tempfile::tempdir()?;
-    /// # let store = Store::open(dir.path().join("flows.db"))?;
-    /// // A new file never had one.
-    /// assert_eq!(store.drop_old_table()?, OldTable::Absent);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Busy`] when another process keeps the write lock past the busy timeout,
-    /// [`Error::ReadOnly`] on a read-only store, other storage errors.
-    pub fn drop_old_table(&self) -> Result<OldTable> {
-        self.engine().drop_old_table()
     }
 }
 

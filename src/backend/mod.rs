@@ -38,7 +38,7 @@ pub(crate) mod sqlite;
 use std::fmt;
 use std::path::Path;
 
-use crate::admin::{CompactReport, FileInfo, OldTable};
+use crate::admin::{CompactReport, FileInfo};
 use crate::backend::sqlite::migrate::MigrationReport;
 use crate::error::{Error, Result};
 use crate::flow::promotion::Length;
@@ -113,7 +113,7 @@ pub(crate) struct NewFlow<'a> {
     pub client_created_at: Option<i64>,
     /// The store generated the verifier (32 random bytes): its challenge cannot repeat and is
     /// never looked up, so an engine may leave it out of its challenge index (SQLite's
-    /// `flow_rows.generated_verifier`). `false` for an unbound row and a caller's verifier.
+    /// `flows.generated_verifier`). `false` for an unbound row and a caller's verifier.
     pub generated_verifier: bool,
 }
 
@@ -506,15 +506,6 @@ impl Engine {
             Engine::Sqlite(e) => e.compact(),
             #[cfg(feature = "postgres")]
             Engine::Postgres(e) => e.compact(),
-        }
-    }
-
-    /// Drops a migrated SQLite file's emptied old table (PostgreSQL never has one).
-    pub(crate) fn drop_old_table(&self) -> Result<OldTable> {
-        match self {
-            Engine::Sqlite(e) => e.drop_old_table(),
-            #[cfg(feature = "postgres")]
-            Engine::Postgres(_) => Ok(OldTable::Absent),
         }
     }
 }

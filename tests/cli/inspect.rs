@@ -4,11 +4,11 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 
-use oauth_state_store::{BeginRequest, Clock, Status, SystemClock, SCHEMA_VERSION};
+use oauth_state_store::{BeginRequest, Status, SCHEMA_VERSION};
 use serde_json::Value;
 
-use super::{cli, json, json_error, populate, stderr, stdout, Populator, HOUR_MS, SERVERS};
-use crate::common::{self, Fixture};
+use super::{cli, json, json_error, populate, stderr, stdout, Populator, SERVERS};
+use crate::common::Fixture;
 
 #[test]
 fn stats_json_matches_the_database() {
@@ -220,55 +220,6 @@ fn check_reports_a_file_that_applications_cannot_write() {
     assert_eq!(text.lines().count(), 1, "{text}");
     fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(cli(&fx.path, &["check"]).status.code(), Some(0));
-}
-
-#[test]
-fn migrate_drop_old_table_keeps_a_table_with_rows_and_drops_an_empty_one() {
-    let fx = Fixture::new();
-    let c = common::schema_6_file(&fx.path);
-    let now = SystemClock.now_ms();
-    c.execute(
-        "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, status, \
-         created_at, expires_at) VALUES (zeroblob(32), ?1, 'v', 's', 'pending', ?2, ?3)",
-        rusqlite::params![
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-            now,
-            now + HOUR_MS
-        ],
-    )
-    .unwrap();
-    // Without the flag, migrate keeps the old table and says nothing of it.
-    let plain = json(&cli(&fx.path, &["migrate", "--json"]));
-    assert_eq!(plain["migrated"], Value::Bool(true));
-    assert!(plain.get("old_table").is_none(), "{plain}");
-
-    let out = cli(&fx.path, &["migrate", "--drop-old-table", "--json"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let kept: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(kept["old_table"]["found"], "kept");
-    assert_eq!(kept["old_table"]["rows"], 1);
-    assert!(stderr(&out).contains("sweep"), "{}", stderr(&out));
-    let tables = |c: &rusqlite::Connection| -> i64 {
-        c.query_row(
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'flows'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap()
-    };
-    assert_eq!(tables(&c), 1);
-
-    c.execute("DELETE FROM flows", []).unwrap();
-    let out = cli(&fx.path, &["migrate", "--drop-old-table"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stdout(&out).contains("dropped the empty old table"),
-        "{}",
-        stdout(&out)
-    );
-    assert_eq!(tables(&c), 0);
-    let again = json(&cli(&fx.path, &["migrate", "--drop-old-table", "--json"]));
-    assert_eq!(again["old_table"]["found"], "absent");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -45,34 +45,6 @@ fn unchanged(path: &Path, args: &[&str]) -> Output {
     out
 }
 
-/// A store file at an old schema version, as a program of that version left it: WAL mode,
-/// mode 0600, a store id, one flow.
-fn old_store(path: &Path, version: i64) {
-    const SQL: [&str; 2] = [
-        include_str!("../../migrations/0001_initial.sql"),
-        include_str!("../../migrations/0002_sdk_fields.sql"),
-    ];
-    let c = rusqlite::Connection::open(path).unwrap();
-    c.pragma_update(None, "journal_mode", "WAL").unwrap();
-    for sql in &SQL[..version as usize] {
-        c.execute_batch(sql).unwrap();
-    }
-    c.pragma_update(None, "user_version", version).unwrap();
-    c.execute(
-        "INSERT INTO meta (key, value) VALUES ('store_id', 'old-store')",
-        [],
-    )
-    .unwrap();
-    c.execute(
-        "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, status, \
-         created_at, expires_at) VALUES (zeroblob(32), ?1, 'v', 's', 'pending', 1, 2)",
-        ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"],
-    )
-    .unwrap();
-    drop(c);
-    fs::set_permissions(path, fs::Permissions::from_mode(0o600)).unwrap();
-}
-
 #[test]
 fn refused_opens_and_read_only_commands_create_no_file() {
     let fx = Fixture::new();
@@ -101,36 +73,36 @@ fn refused_opens_and_read_only_commands_create_no_file() {
 }
 
 #[test]
-fn only_migrate_changes_an_older_store() {
-    for version in [1, 2] {
-        let fx = Fixture::new();
-        old_store(&fx.path, version);
-        for cmd in ["stats", "list", "sweep"] {
-            let out = unchanged(&fx.path, &[cmd]);
-            assert_eq!(out.status.code(), Some(1), "{cmd} on version {version}");
-            let err = stderr(&out);
-            assert!(
-                err.contains("run `oauth-state-store migrate`"),
-                "{cmd}: {err}"
-            );
-            assert!(err.contains(&format!("version {version}")), "{cmd}: {err}");
-        }
-        let json = unchanged(&fx.path, &["stats", "--json"]);
-        let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-        assert_eq!(doc["error"], "migration_needed");
-        let check = unchanged(&fx.path, &["check"]);
-        assert_eq!(check.status.code(), Some(1));
-        assert!(stdout(&check).contains("run `oauth-state-store migrate`"));
-        let out = cli(&fx.path, &["migrate"]);
-        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+fn only_migrate_makes_an_empty_file_a_store() {
+    let fx = Fixture::new();
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&fx.path)
+        .unwrap();
+    for cmd in ["stats", "list", "sweep"] {
+        let out = unchanged(&fx.path, &[cmd]);
+        assert_eq!(out.status.code(), Some(1), "{cmd}");
+        let err = stderr(&out);
         assert!(
-            stdout(&out).contains(&format!("migrated from schema version {version} to")),
-            "{}",
-            stdout(&out)
+            err.contains("run `oauth-state-store migrate`"),
+            "{cmd}: {err}"
         );
-        let stats = cli(&fx.path, &["stats", "--json"]);
-        assert_eq!(stats.status.code(), Some(0), "{}", stderr(&stats));
     }
+    let json = unchanged(&fx.path, &["stats", "--json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(doc["error"], "migration_needed");
+    assert_eq!(fs::metadata(&fx.path).unwrap().len(), 0);
+    let out = cli(&fx.path, &["migrate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("created the store at schema version 1"),
+        "{}",
+        stdout(&out)
+    );
+    let stats = cli(&fx.path, &["stats", "--json"]);
+    assert_eq!(stats.status.code(), Some(0), "{}", stderr(&stats));
 }
 
 #[test]

@@ -216,7 +216,7 @@ fn vacuum_reclaims_space_and_says_when_another_process_holds_the_file() {
     let reader = rusqlite::Connection::open(&fx.path).unwrap();
     reader.execute_batch("BEGIN").unwrap();
     let _: i64 = reader
-        .query_row("SELECT count(*) FROM flow_rows", [], |r| r.get(0))
+        .query_row("SELECT count(*) FROM flows", [], |r| r.get(0))
         .unwrap();
     store.begin(BeginRequest::new(SERVERS[1])).unwrap();
     let out = cli(&fx.path, &["sweep", "--vacuum"]);

@@ -115,42 +115,27 @@ pub fn forward_lines(
     })
 }
 
-/// Every row of both flows tables (`flow_rows`, then the old `flows`), each column
-/// `quote()`d, in id order: compare two dumps to prove that nothing changed. Read through a
-/// read-only connection of its own.
+/// Every row of the table `flows`, each column `quote()`d, in id order: compare two dumps
+/// to prove that nothing changed. Read through a read-only connection of its own.
 pub fn dump_flows(path: &std::path::Path) -> Vec<String> {
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("open for dump");
-    let mut lines = Vec::new();
-    for table in ["flow_rows", "flows"] {
-        let exists: bool = conn
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1)",
-                [table],
-                |r| r.get(0),
-            )
-            .expect("read the schema");
-        if !exists {
-            continue;
-        }
-        let mut stmt = conn
-            .prepare(&format!("SELECT * FROM {table} ORDER BY id"))
-            .expect("prepare dump");
-        let n = stmt.column_count();
-        let rows = stmt
-            .query_map([], |r| {
-                let mut line = format!("{table}|");
-                for i in 0..n {
-                    let v: rusqlite::types::Value = r.get(i)?;
-                    line.push_str(&format!("{v:?}|"));
-                }
-                Ok(line)
-            })
-            .expect("query dump");
-        lines.extend(rows.collect::<rusqlite::Result<Vec<_>>>().expect("dump"));
-    }
-    lines
+    let mut stmt = conn
+        .prepare("SELECT * FROM flows ORDER BY id")
+        .expect("prepare dump");
+    let n = stmt.column_count();
+    let rows = stmt
+        .query_map([], |r| {
+            let mut line = String::new();
+            for i in 0..n {
+                let v: rusqlite::types::Value = r.get(i)?;
+                line.push_str(&format!("{v:?}|"));
+            }
+            Ok(line)
+        })
+        .expect("query dump");
+    rows.collect::<rusqlite::Result<Vec<_>>>().expect("dump")
 }
 
 /// Fails if `e`'s `Display`, `Debug` or any `source()` text contains one of `secrets`.
@@ -184,39 +169,4 @@ pub fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
 /// Whether this process runs as root (where the kernel's access checks let everything pass).
 pub fn running_as_root() -> bool {
     rustix::process::geteuid().is_root()
-}
-
-/// The migrations of schema versions 1 to 6, in order.
-pub const OLD_SCHEMA: [&str; 6] = [
-    include_str!("../../migrations/0001_initial.sql"),
-    include_str!("../../migrations/0002_sdk_fields.sql"),
-    include_str!("../../migrations/0003_finished_index.sql"),
-    include_str!("../../migrations/0004_discovery.sql"),
-    include_str!("../../migrations/0005_server_index.sql"),
-    include_str!("../../migrations/0006_ended_index.sql"),
-];
-
-/// An empty store file of schema version 6 at `path`, as a program of that version made it
-/// (WAL, store id `old-store`, mode 0600 before SQLite opens it, so its `-wal` is 0600 too),
-/// and an open connection to it for the caller's rows.
-pub fn schema_6_file(path: &std::path::Path) -> rusqlite::Connection {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .expect("create the old file");
-    let c = rusqlite::Connection::open(path).expect("open the old file");
-    c.pragma_update(None, "journal_mode", "WAL").unwrap();
-    for sql in OLD_SCHEMA {
-        c.execute_batch(sql).unwrap();
-    }
-    c.pragma_update(None, "user_version", 6).unwrap();
-    c.execute(
-        "INSERT INTO meta (key, value) VALUES ('store_id', 'old-store')",
-        [],
-    )
-    .unwrap();
-    c
 }

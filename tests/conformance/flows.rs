@@ -578,7 +578,7 @@ fn bad_input_is_invalid_input_naming_the_field_and_changes_no_row() {
         "a\0b",
         "état",
         long.as_str(),
-        "x'; DROP TABLE flow_rows; DROP TABLE flows; --",
+        "x'; DROP TABLE flows; DROP TABLE meta; --",
     ] {
         for result in [
             store.check(state).map(|_| ()),

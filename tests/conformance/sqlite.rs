@@ -49,12 +49,11 @@ mod fixture {
             options.open_in_memory().expect("open store")
         }
 
-        /// The `discovery` column of every row, in row order, read past the store (a new
-        /// file has the one table `flow_rows`).
+        /// The `discovery` column of every row, in row order, read past the store.
         pub fn discovery_column(&self) -> Vec<Option<String>> {
             let c = rusqlite::Connection::open(&self.inner.path).expect("open file");
             let mut stmt = c
-                .prepare("SELECT discovery FROM flow_rows ORDER BY id")
+                .prepare("SELECT discovery FROM flows ORDER BY id")
                 .expect("prepare");
             stmt.query_map([], |r| r.get(0))
                 .expect("query")

@@ -113,7 +113,7 @@ fn what_is_looked_for_equals_the_catalog_of_a_migrated_database() {
         return;
     };
     let mut c = client(&cluster.fresh_database("check_expected"));
-    migrate::migrate(&mut c).unwrap();
+    migrate::migrate(&mut c, &migrate::CURRENT).unwrap();
     let mut catalog = Expected::default();
     for row in c
         .query(
@@ -156,7 +156,7 @@ fn a_migrated_database_passes_and_a_damaged_one_has_a_line_per_missing_object() 
     };
     let url = cluster.fresh_database("check_damaged");
     let mut c = client(&url);
-    migrate::migrate(&mut c).unwrap();
+    migrate::migrate(&mut c, &migrate::CURRENT).unwrap();
     let ok = check(&url, Duration::from_secs(5)).unwrap();
     assert!(ok.is_ok(), "{:#?}", ok.problems);
     assert_eq!(ok.schema_version, SCHEMA_VERSION);
@@ -207,7 +207,7 @@ fn an_empty_or_older_database_is_one_problem_and_stays_as_it_was() {
     assert_eq!(snapshot(&mut c), before, "the check created something");
 
     // A recorded version above this code's: one problem, nothing else looked at.
-    migrate::migrate(&mut c).unwrap();
+    migrate::migrate(&mut c, &migrate::CURRENT).unwrap();
     c.execute(
         "INSERT INTO oauth_state_store_migrations (version, name) VALUES ($1, 'future')",
         &[&(SCHEMA_VERSION + 1)],

@@ -1,10 +1,14 @@
-//! Schema migrations on PostgreSQL: `migrations_postgres/NNNN_name.sql`, applied in order in one
-//! transaction under an advisory lock, each recorded in `oauth_state_store_migrations`.
+//! The PostgreSQL schema and its migrations. A new database gets `schema_postgres.sql` at
+//! [`SCHEMA_VERSION`]; an older one gets `migrations_postgres/NNNN_name.sql`, applied in order.
+//! Either way in one transaction under an advisory lock, each version recorded in
+//! `oauth_state_store_migrations`. Until the first release is published there is one version,
+//! 1, which changes in place, so the list of migrations is empty; the machinery is proven by a
+//! test-only version 2 (`migrate_tests.rs`).
 //!
 //! Many hosts may start at once on a fresh database: each takes the same transaction-scoped
-//! advisory lock before it reads the version, so the first applies the migrations and the
-//! others, once it commits, find the schema current. A database whose recorded version is
-//! newer than this code is refused and left unchanged.
+//! advisory lock before it reads the version, so the first makes the schema and the others,
+//! once it commits, find it current. A database whose recorded version is newer than this code
+//! is refused and left unchanged.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -20,26 +24,29 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("../../../migrations_postgres/0001_initial.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "discovery",
-        sql: include_str!("../../../migrations_postgres/0002_discovery.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "generated_verifier",
-        sql: include_str!("../../../migrations_postgres/0003_generated_verifier.sql"),
-    },
-];
+/// What this code brings a database to: the latest version, the schema a new database gets
+/// at once, and the migrations that lead an older one there.
+pub(crate) struct Plan {
+    /// The schema version this code writes and understands.
+    pub(crate) version: i64,
+    /// A new database's schema at [`Plan::version`], run in order.
+    pub(crate) schema: &'static [&'static str],
+    /// The migrations to versions 2 and up, in order, the last one to [`Plan::version`].
+    pub(crate) migrations: &'static [Migration],
+}
 
 /// The PostgreSQL schema version this code writes and understands.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// A new database's schema.
+pub(crate) const SCHEMA: &str = include_str!("../../../schema_postgres.sql");
+
+/// The plan of this code: version 1, no migration yet.
+pub(crate) const CURRENT: Plan = Plan {
+    version: SCHEMA_VERSION,
+    schema: &[SCHEMA],
+    migrations: &[],
+};
 
 /// The advisory lock key of the migrator ("oauthsss" in ASCII): one per database.
 pub(crate) const MIGRATION_LOCK: i64 = 0x6f61_7574_6873_7373;
@@ -60,12 +67,12 @@ const INSERT_STORE_ID: &str =
 /// Migration failures before they are classified.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum MigrateError {
-    /// The database records this version, newer than [`SCHEMA_VERSION`].
-    #[error("the database schema is version {0}, newer than this code's {SCHEMA_VERSION}")]
+    /// The database records this version, newer than this code's.
+    #[error("the database schema is version {0}, newer than this code's")]
     TooNew(i64),
-    /// The database is older than [`SCHEMA_VERSION`] (0: no store schema yet) and this open
+    /// The database is older than this code's version (0: no store schema yet) and this open
     /// may not migrate it; nothing was changed.
-    #[error("the database schema is version {0}, older than this code's {SCHEMA_VERSION}")]
+    #[error("the database schema is version {0}, older than this code's")]
     Needed(i64),
     /// The driver's error (connection, permission, ...).
     #[error("PostgreSQL refused the migration")]
@@ -75,15 +82,15 @@ pub(crate) enum MigrateError {
 impl MigrateError {
     /// The crate's error: [`Error::DatabaseTooNew`], [`Error::MigrationNeeded`], or the
     /// driver's error classified.
-    pub(crate) fn into_error(self, busy_timeout: std::time::Duration) -> Error {
+    pub(crate) fn into_error(self, plan: &Plan, busy_timeout: std::time::Duration) -> Error {
         match self {
             MigrateError::TooNew(found) => Error::DatabaseTooNew {
                 found,
-                supported: SCHEMA_VERSION,
+                supported: plan.version,
             },
             MigrateError::Needed(found) => Error::MigrationNeeded {
                 found,
-                expected: SCHEMA_VERSION,
+                expected: plan.version,
             },
             MigrateError::Postgres(e) => super::error::classify(e, busy_timeout),
         }
@@ -102,20 +109,23 @@ pub(crate) fn schema_version(client: &mut Client) -> Result<i64, postgres::Error
     Ok(client.query_one(SELECT_VERSION, &[])?.get(0))
 }
 
-/// Checks, changing nothing, that the database is at [`SCHEMA_VERSION`] with a `store_id`: for
-/// an open that may not migrate ([`StoreOptions::migrate`](crate::StoreOptions::migrate)
+/// Checks, changing nothing, that the database is at `plan.version` with a `store_id`: for an
+/// open that may not migrate ([`StoreOptions::migrate`](crate::StoreOptions::migrate)
 /// `(false)`, or read-only).
 ///
 /// # Errors
 ///
 /// [`MigrateError::TooNew`], [`MigrateError::Needed`] (also for a current version without a
 /// `store_id`, which migrating repairs), else the driver's error.
-pub(crate) fn require_current(client: &mut Client) -> Result<MigrationReport, MigrateError> {
+pub(crate) fn require_current(
+    client: &mut Client,
+    plan: &Plan,
+) -> Result<MigrationReport, MigrateError> {
     let version = schema_version(client)?;
-    if version > SCHEMA_VERSION {
+    if version > plan.version {
         return Err(MigrateError::TooNew(version));
     }
-    if version < SCHEMA_VERSION || client.query_opt(SELECT_STORE_ID, &[])?.is_none() {
+    if version < plan.version || client.query_opt(SELECT_STORE_ID, &[])?.is_none() {
         return Err(MigrateError::Needed(version));
     }
     Ok(MigrationReport {
@@ -124,26 +134,34 @@ pub(crate) fn require_current(client: &mut Client) -> Result<MigrationReport, Mi
     })
 }
 
-/// Brings the schema up to [`SCHEMA_VERSION`] and makes sure the database has a `store_id`, in
-/// one transaction under [`MIGRATION_LOCK`].
+/// Brings the schema up to `plan.version` and makes sure the database has a `store_id`, in
+/// one transaction under [`MIGRATION_LOCK`]: a new database gets `plan.schema`, an older one
+/// the migrations above its version.
 ///
 /// # Errors
 ///
 /// [`MigrateError::TooNew`] for a newer schema (nothing changed), else the driver's error (the
 /// transaction is rolled back).
-pub(crate) fn migrate(client: &mut Client) -> Result<MigrationReport, MigrateError> {
+pub(crate) fn migrate(client: &mut Client, plan: &Plan) -> Result<MigrationReport, MigrateError> {
     let mut tx = client.transaction()?;
     tx.execute(LOCK, &[&MIGRATION_LOCK])?;
     if !tx.query_one(TRACKING_EXISTS, &[])?.get::<_, bool>(0) {
         tx.batch_execute(CREATE_TRACKING)?;
     }
     let from: i64 = tx.query_one(SELECT_VERSION, &[])?.get(0);
-    if from > SCHEMA_VERSION {
+    if from > plan.version {
         return Err(MigrateError::TooNew(from));
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > from) {
-        tx.batch_execute(m.sql)?;
-        tx.execute(RECORD, &[&m.version, &m.name])?;
+    if from == 0 {
+        for sql in plan.schema {
+            tx.batch_execute(sql)?;
+        }
+        tx.execute(RECORD, &[&plan.version, &"schema"])?;
+    } else {
+        for m in plan.migrations.iter().filter(|m| m.version > from) {
+            tx.batch_execute(m.sql)?;
+            tx.execute(RECORD, &[&m.version, &m.name])?;
+        }
     }
     if tx.query_opt(SELECT_STORE_ID, &[])?.is_none() {
         let id: [u8; 16] = rand::random();
@@ -152,7 +170,7 @@ pub(crate) fn migrate(client: &mut Client) -> Result<MigrationReport, MigrateErr
     tx.commit()?;
     Ok(MigrationReport {
         from,
-        to: SCHEMA_VERSION,
+        to: plan.version,
     })
 }
 
@@ -167,4 +185,4 @@ pub(crate) fn store_id(client: &mut Client) -> Result<String, postgres::Error> {
 
 #[cfg(test)]
 #[path = "migrate_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -8,10 +8,29 @@ use super::*;
 use crate::backend::postgres::connect;
 use crate::backend::postgres::test_cluster as pg;
 use crate::clock::{Clock, SystemClock};
+use crate::{BeginRequest, Store, StoreOptions};
+
+/// The test-only version 2: a column and an index, as a next version might add them. Never
+/// shipped: only `StoreOptions::test_version_2`, which exists in the crate's tests alone,
+/// opens a database with it.
+const FIXTURE_V2: &str = "ALTER TABLE flows ADD COLUMN label TEXT \
+     CHECK (label IS NULL OR length(label) <= 64); \
+     CREATE INDEX flows_by_label ON flows (label, created_at);";
+
+pub(crate) const TEST_VERSION_2: Plan = Plan {
+    version: 2,
+    schema: &[SCHEMA, FIXTURE_V2],
+    migrations: &[Migration {
+        version: 2,
+        name: "test_label",
+        sql: FIXTURE_V2,
+    }],
+};
 
 const URL_VAR: &str = "OSS_TEST_PG_URL";
 const CHILD_MIGRATE: &str = "backend::postgres::migrate::tests::child_migrates";
 const CHILD_SKIP: &str = "backend::postgres::migrate::tests::child_asks_for_a_cluster";
+const CHILD_FLOWS: &str = "backend::postgres::migrate::tests::child_runs_flows";
 
 fn client(url: &str) -> Client {
     let config = connect::config(url).expect("test URL");
@@ -59,46 +78,62 @@ fn catalog(c: &mut Client) -> Vec<String> {
 
 #[test]
 fn migrations_are_numbered_in_order_and_end_at_the_schema_version() {
-    for (i, m) in MIGRATIONS.iter().enumerate() {
-        assert_eq!(m.version, i as i64 + 1, "migration {} out of order", m.name);
-        // The migrator owns the transaction: a migration must not end it.
-        let ends_it = m.sql.lines().any(|l| {
-            let l = l.trim_start().to_ascii_uppercase();
-            ["BEGIN", "COMMIT", "ROLLBACK", "END"]
-                .iter()
-                .any(|w| l.starts_with(w))
-        });
-        assert!(
-            !ends_it,
-            "migration {} has its own transaction control",
-            m.name
-        );
+    assert_eq!(SCHEMA_VERSION, 1);
+    for plan in [&CURRENT, &TEST_VERSION_2] {
+        for (i, m) in plan.migrations.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 2, "migration {} out of order", m.name);
+            // The migrator owns the transaction: a migration must not end it.
+            let ends_it = m.sql.lines().any(|l| {
+                let l = l.trim_start().to_ascii_uppercase();
+                ["BEGIN", "COMMIT", "ROLLBACK", "END"]
+                    .iter()
+                    .any(|w| l.starts_with(w))
+            });
+            assert!(
+                !ends_it,
+                "migration {} has its own transaction control",
+                m.name
+            );
+        }
+        let last = plan.migrations.last().map_or(1, |m| m.version);
+        assert_eq!(last, plan.version);
     }
-    assert_eq!(MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
 }
 
 #[test]
-fn schema_postgres_sql_equals_what_the_migrations_produce() {
-    let Some((mut migrated, _)) = fresh("schema_equals_migrations") else {
+fn a_new_database_gets_schema_postgres_sql_and_version_2_the_same_whether_new_or_migrated() {
+    let Some((mut new, _)) = fresh("new_gets_schema") else {
         return;
     };
-    let report = migrate(&mut migrated).unwrap();
+    let report = migrate(&mut new, &CURRENT).unwrap();
     assert_eq!((report.from, report.to), (0, SCHEMA_VERSION));
-    let Some((mut declared, _)) = fresh("schema_declared") else {
+    let schema = catalog(&mut new);
+    assert!(
+        schema.iter().any(|l| l.contains("flows_by_expiry")),
+        "{schema:#?}"
+    );
+    assert!(
+        schema.iter().any(|l| l.contains("state_key bytea")),
+        "{schema:#?}"
+    );
+    assert_eq!(schema_version(&mut new).unwrap(), SCHEMA_VERSION);
+    // Version 2 over it equals version 2 made at once.
+    let report = migrate(&mut new, &TEST_VERSION_2).unwrap();
+    assert_eq!((report.from, report.to), (1, 2));
+    let Some((mut at_once, _)) = fresh("new_at_version_2") else {
         return;
     };
-    declared
-        .batch_execute(include_str!("../../../schema_postgres.sql"))
-        .unwrap();
-    let (a, b) = (catalog(&mut migrated), catalog(&mut declared));
-    assert!(a.iter().any(|l| l.contains("flows_by_expiry")), "{a:#?}");
-    assert!(a.iter().any(|l| l.contains("state_key bytea")), "{a:#?}");
-    assert_eq!(
-        a, b,
-        "schema_postgres.sql differs from what migrations_postgres/ produce"
+    assert_eq!(migrate(&mut at_once, &TEST_VERSION_2).unwrap().from, 0);
+    let migrated = catalog(&mut new);
+    assert!(
+        migrated.iter().any(|l| l.contains("flows_by_label")),
+        "{migrated:#?}"
     );
-    assert_eq!(schema_version(&mut migrated).unwrap(), SCHEMA_VERSION);
-    assert_eq!(schema_version(&mut declared).unwrap(), 0);
+    assert_eq!(migrated, catalog(&mut at_once));
+    assert!(matches!(
+        migrate(&mut new, &CURRENT),
+        Err(MigrateError::TooNew(2))
+    ));
 }
 
 #[test]
@@ -107,18 +142,18 @@ fn migrating_twice_is_a_no_op_and_keeps_the_store_id() {
         return;
     };
     assert_eq!(schema_version(&mut c).unwrap(), 0);
-    let first = migrate(&mut c).unwrap();
+    let first = migrate(&mut c, &CURRENT).unwrap();
     assert_eq!((first.from, first.to), (0, SCHEMA_VERSION));
     let id = store_id(&mut c).unwrap();
     assert_eq!(id.len(), 22);
-    let second = migrate(&mut c).unwrap();
+    let second = migrate(&mut c, &CURRENT).unwrap();
     assert_eq!((second.from, second.to), (SCHEMA_VERSION, SCHEMA_VERSION));
     assert_eq!(store_id(&mut c).unwrap(), id);
     let recorded: i64 = c
         .query_one("SELECT count(*) FROM oauth_state_store_migrations", &[])
         .unwrap()
         .get(0);
-    assert_eq!(recorded, SCHEMA_VERSION);
+    assert_eq!(recorded, 1);
 }
 
 #[test]
@@ -130,7 +165,7 @@ fn a_newer_database_is_refused_and_left_unchanged() {
     c.execute(RECORD, &[&(SCHEMA_VERSION + 1), &"from_the_future"])
         .unwrap();
     let before = catalog(&mut c);
-    match migrate(&mut c) {
+    match migrate(&mut c, &CURRENT) {
         Err(MigrateError::TooNew(v)) => assert_eq!(v, SCHEMA_VERSION + 1),
         other => panic!("expected TooNew, got {other:?}"),
     }
@@ -149,7 +184,7 @@ fn an_open_that_may_not_migrate_refuses_an_empty_or_older_database_unchanged() {
         return;
     };
     assert!(matches!(
-        require_current(&mut c),
+        require_current(&mut c, &CURRENT),
         Err(MigrateError::Needed(0))
     ));
     assert!(
@@ -158,132 +193,28 @@ fn an_open_that_may_not_migrate_refuses_an_empty_or_older_database_unchanged() {
     );
     let tracking: bool = c.query_one(TRACKING_EXISTS, &[]).unwrap().get(0);
     assert!(!tracking, "require_current made the tracking table");
-    migrate(&mut c).unwrap();
-    let current = require_current(&mut c).unwrap();
+    migrate(&mut c, &CURRENT).unwrap();
+    let current = require_current(&mut c, &CURRENT).unwrap();
     assert_eq!((current.from, current.to), (SCHEMA_VERSION, SCHEMA_VERSION));
     // A current version without its store id needs the migrator (which makes one).
     c.batch_execute("DELETE FROM meta").unwrap();
     assert!(matches!(
-        require_current(&mut c),
+        require_current(&mut c, &CURRENT),
         Err(MigrateError::Needed(SCHEMA_VERSION))
     ));
-    migrate(&mut c).unwrap();
+    migrate(&mut c, &CURRENT).unwrap();
     c.execute(RECORD, &[&(SCHEMA_VERSION + 1), &"from_the_future"])
         .unwrap();
     assert!(matches!(
-        require_current(&mut c),
+        require_current(&mut c, &CURRENT),
         Err(MigrateError::TooNew(v)) if v == SCHEMA_VERSION + 1
     ));
-    let e = MigrateError::Needed(0).into_error(Duration::from_secs(1));
+    let e = MigrateError::Needed(0).into_error(&CURRENT, Duration::from_secs(1));
     assert!(e.to_string().contains("oauth-state-store migrate"), "{e}");
 }
 
 /// RFC 7636 Appendix B.
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
-
-/// What a program of schema `version` left: its schema, its records, a store id and the
-/// pending flow `old-state` (verifier [`VERIFIER`]), far from expiry.
-fn old_database(c: &mut Client, version: usize) {
-    c.batch_execute(CREATE_TRACKING).unwrap();
-    for m in &MIGRATIONS[..version] {
-        c.batch_execute(m.sql).unwrap();
-        c.execute(RECORD, &[&m.version, &m.name]).unwrap();
-    }
-    c.execute(INSERT_STORE_ID, &[&"old-store"]).unwrap();
-    c.execute(
-        "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, issuer, \
-         status, created_at, expires_at) \
-         VALUES ($1, $2, $3, 's', 'https://as.example.com', 'pending', 1, $4)",
-        &[
-            &&crate::pkce::state_key("old-state")[..],
-            &CHALLENGE,
-            &VERIFIER,
-            &(i64::MAX / 2),
-        ],
-    )
-    .unwrap();
-}
-
-#[test]
-fn a_version_1_database_keeps_its_pending_flows_and_gains_the_discovery_column() {
-    let Some((mut c, url)) = fresh("version_1_migrates") else {
-        return;
-    };
-    old_database(&mut c, 1);
-    let verifier = VERIFIER;
-    let store = crate::StoreOptions::default().open(&url).unwrap();
-    let report = store.migration();
-    assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
-    let consumed = store.consume("old-state").unwrap();
-    assert_eq!(consumed.verifier.secret(), verifier);
-    assert_eq!(
-        consumed.info.issuer.as_deref(),
-        Some("https://as.example.com")
-    );
-    assert_eq!(consumed.discovery(), None);
-    assert_eq!(schema_version(&mut c).unwrap(), SCHEMA_VERSION);
-    assert_eq!(store_id(&mut c).unwrap(), "old-store");
-    let column: Option<String> = c
-        .query_one("SELECT discovery FROM flows", &[])
-        .unwrap()
-        .get(0);
-    assert_eq!(column, None);
-    // The new column's limit holds in the database itself, past the store's own check.
-    let too_long = "a".repeat(crate::MAX_DISCOVERY_LEN + 1);
-    assert!(c
-        .execute("UPDATE flows SET discovery = $1", &[&too_long])
-        .is_err());
-}
-
-#[test]
-fn a_version_2_database_keeps_its_flows_unique_by_challenge_and_checks_the_challenge_first() {
-    let Some((mut c, url)) = fresh("version_2_migrates") else {
-        return;
-    };
-    // Its pending flow's verifier was generated by the store, but the column that says so did
-    // not exist: every old row is kept in the challenge's index.
-    old_database(&mut c, 2);
-    let (verifier, challenge) = (VERIFIER, CHALLENGE);
-    let store = crate::StoreOptions::default().open(&url).unwrap();
-    let report = store.migration();
-    assert_eq!((report.from, report.to), (2, SCHEMA_VERSION));
-    let generated: bool = c
-        .query_one("SELECT generated_verifier FROM flows", &[])
-        .unwrap()
-        .get(0);
-    assert!(!generated);
-    assert!(matches!(
-        store.save_code_verifier("s", None, verifier),
-        Err(Error::DuplicateChallenge)
-    ));
-    let both = crate::BeginRequest::new("s")
-        .state(crate::State::new("old-state").unwrap())
-        .verifier(crate::CodeVerifier::new(verifier).unwrap());
-    assert!(matches!(store.begin(both), Err(Error::DuplicateChallenge)));
-    let url = format!("https://as.example/authorize?state=other&code_challenge={challenge}");
-    assert!(matches!(
-        store.promote("s", None, &url),
-        Err(Error::ChallengeAlreadyBound)
-    ));
-    assert_eq!(
-        store.consume("old-state").unwrap().verifier.secret(),
-        verifier
-    );
-    // The database refuses an unbound row marked generated, past the store's own rules.
-    let e = c
-        .execute(
-            "INSERT INTO flows (code_challenge, code_verifier, server_id, status, created_at, \
-             expires_at, generated_verifier) VALUES (repeat('a', 43), 'v', 's', 'unbound', 1, \
-             2, true)",
-            &[],
-        )
-        .unwrap_err();
-    assert_eq!(
-        e.as_db_error().and_then(|d| d.constraint()),
-        Some("flows_generated_verifier_check")
-    );
-}
 
 /// The index order PostgreSQL checks a row's unique indexes in follows their OIDs, which a
 /// restore or a `REINDEX CONCURRENTLY` changes: a flow whose challenge and state are both
@@ -293,7 +224,7 @@ fn a_double_collision_is_a_duplicate_challenge_whatever_the_index_order() {
     let Some((mut c, url)) = fresh("double_collision_order") else {
         return;
     };
-    migrate(&mut c).unwrap();
+    migrate(&mut c, &CURRENT).unwrap();
     // Made again, the challenge's index now comes after the state key's.
     c.batch_execute(
         "DROP INDEX flows_code_challenge_key; \
@@ -342,22 +273,6 @@ fn a_double_collision_is_a_duplicate_challenge_whatever_the_index_order() {
     assert_eq!(rows, 2);
 }
 
-#[test]
-fn a_failed_migration_leaves_nothing_behind() {
-    let Some((mut c, _)) = fresh("failed_rolls_back") else {
-        return;
-    };
-    // A table of that name makes migration 1 fail half-way (after the tracking table).
-    c.batch_execute("CREATE TABLE flows (x int)").unwrap();
-    assert!(matches!(migrate(&mut c), Err(MigrateError::Postgres(_))));
-    assert_eq!(schema_version(&mut c).unwrap(), 0);
-    let meta: bool = c
-        .query_one("SELECT to_regclass('meta') IS NOT NULL", &[])
-        .unwrap()
-        .get(0);
-    assert!(!meta, "the rolled-back migration left `meta` behind");
-}
-
 /// The plan of `query` as text, after the table holds `rows` rows and has been analysed.
 fn plan(c: &mut Client, query: &str) -> String {
     c.query(&format!("EXPLAIN {query}"), &[])
@@ -373,7 +288,7 @@ fn the_sweep_and_the_per_server_queries_use_an_index() {
     let Some((mut c, _)) = fresh("plans_use_indexes") else {
         return;
     };
-    migrate(&mut c).unwrap();
+    migrate(&mut c, &CURRENT).unwrap();
     // 20k flows of 50 servers, a tenth of them expired, then statistics.
     c.batch_execute(
         "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, client_id, \
@@ -480,7 +395,7 @@ fn many_processes_migrating_a_fresh_database_make_one_schema() {
             .unwrap();
         (r.get(0), r.get(1))
     };
-    assert_eq!((recorded, ids), (SCHEMA_VERSION, 1));
+    assert_eq!((recorded, ids), (1, 1));
 }
 
 /// Child of `many_processes_migrating_a_fresh_database_make_one_schema`: waits for the common
@@ -498,7 +413,7 @@ fn child_migrates() {
         std::thread::sleep(Duration::from_millis(wait as u64));
     }
     let mut c = client(&url);
-    let report = migrate(&mut c).expect("migrate");
+    let report = migrate(&mut c, &CURRENT).expect("migrate");
     println!("MIGRATED {} -> {}", report.from, report.to);
 }
 
@@ -537,4 +452,139 @@ fn child_asks_for_a_cluster() {
     if let Some(c) = pg::cluster("child_asks_for_a_cluster") {
         println!("STARTED on port {}", c.port());
     }
+}
+
+/// A version-1 database with pending flows is migrated to the test-only version 2 by a store
+/// opened with it, while a child process of version 1 runs flows on it: the child sees no
+/// error, goes on after the migration, and every flow left pending, before or during it, is
+/// consumed afterwards.
+#[test]
+fn version_2_migrates_a_version_1_database_while_another_process_runs_flows() {
+    let Some(cluster) = pg::cluster("version_2_migrates") else {
+        return;
+    };
+    let url = cluster.fresh_database("version_2_migrates");
+    let v1 = Store::open(&url).unwrap();
+    assert_eq!(v1.migration().to, 1);
+    let mut pending: Vec<String> = (0..20)
+        .map(|_| {
+            let flow = v1.begin(BeginRequest::new("srv")).unwrap();
+            flow.state().secret().to_owned()
+        })
+        .collect();
+    drop(v1);
+    // 20k other rows, so that the migration's index holds its lock a while.
+    client(&url)
+        .batch_execute(
+            "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, status, \
+             created_at, expires_at) SELECT sha256(i::text::bytea), rpad(i::text, 43, 'x'), \
+             'v', 'other', 'pending', 1, 10000000000000 FROM generate_series(1, 20000) AS i",
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mark = |name: &str| dir.path().join(name);
+    let mut child = spawn(
+        CHILD_FLOWS,
+        &[
+            (URL_VAR, &url),
+            ("OSS_TEST_MARKS", dir.path().to_str().unwrap()),
+        ],
+    );
+    let wait_for = |name: &str, child: &mut std::process::Child| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !mark(name).exists() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the child exited before {name}"
+            );
+            assert!(std::time::Instant::now() < deadline, "no {name}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    wait_for("ready", &mut child);
+    let options = StoreOptions {
+        test_version_2: true,
+        ..StoreOptions::default()
+    };
+    let v2 = options.open(&url).unwrap();
+    assert_eq!(v2.migration(), MigrationReport { from: 1, to: 2 });
+    wait_for("saw-2", &mut child);
+    std::fs::write(mark("stop"), "").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = stdout_lines(&out, "FLOWS ");
+    let counts: Vec<u64> = line[0]
+        .split_whitespace()
+        .map(|w| w.split_once('=').unwrap().1.parse().unwrap())
+        .collect();
+    let [at_1, at_2, errors] = counts[..] else {
+        panic!("{line:?}")
+    };
+    assert_eq!(errors, 0, "{stdout}");
+    assert!(at_1 > 0 && at_2 > 0, "{line:?}");
+    pending.extend(stdout_lines(&out, "PENDING "));
+    assert!(pending.len() > 20, "the child left no flow pending");
+    for state in &pending {
+        v2.consume(state).unwrap();
+    }
+    let mut c = client(&url);
+    assert_eq!(schema_version(&mut c).unwrap(), 2);
+    assert!(matches!(
+        Store::open(&url),
+        Err(Error::DatabaseTooNew {
+            found: 2,
+            supported: 1
+        })
+    ));
+}
+
+/// Child of `version_2_migrates_a_version_1_database_while_another_process_runs_flows`: a
+/// version-1 store runs flows (one in eight left pending, printed) until told to stop, and
+/// counts its errors and its flows at each version.
+#[test]
+#[ignore = "child process of version_2_migrates_a_version_1_database_while_another_process_runs_flows"]
+fn child_runs_flows() {
+    let (Ok(url), Ok(marks)) = (std::env::var(URL_VAR), std::env::var("OSS_TEST_MARKS")) else {
+        println!("child_runs_flows runs as a child of its parent test only");
+        return;
+    };
+    let mark = |name: &str| std::path::Path::new(&marks).join(name);
+    let store = Store::open(&url).unwrap();
+    let mut version_client = client(&url);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (mut at, mut errors) = ([0u64; 2], 0u64);
+    for i in 0u64.. {
+        if mark("stop").exists() || std::time::Instant::now() > deadline {
+            break;
+        }
+        let version = schema_version(&mut version_client).unwrap_or(0);
+        let done = store.begin(BeginRequest::new("srv")).and_then(|flow| {
+            if i % 8 == 0 {
+                println!("PENDING {}", flow.state().secret());
+                Ok(())
+            } else {
+                store.consume(flow.state().secret()).map(drop)
+            }
+        });
+        match done {
+            Ok(()) if version == 2 => at[1] += 1,
+            Ok(()) => at[0] += 1,
+            Err(e) => {
+                eprintln!("child: {e}");
+                errors += 1;
+            }
+        }
+        if i == 10 {
+            std::fs::write(mark("ready"), "").unwrap();
+        }
+        if at[1] == 50 {
+            std::fs::write(mark("saw-2"), "").unwrap();
+        }
+    }
+    println!("FLOWS at_1={} at_2={} errors={errors}", at[0], at[1]);
 }

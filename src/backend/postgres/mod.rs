@@ -142,12 +142,13 @@ fn open_here(url: &str, opts: &StoreOptions) -> Result<Postgres> {
     let mut conn = pool
         .get()
         .map_err(|e| pool_failed(e, &tls_failure, busy_timeout))?;
+    let plan = plan(opts);
     let migration = if opts.read_only || !opts.migrate {
-        migrate::require_current(&mut conn)
+        migrate::require_current(&mut conn, plan)
     } else {
-        migrate::migrate(&mut conn)
+        migrate::migrate(&mut conn, plan)
     }
-    .map_err(|e| e.into_error(busy_timeout))?;
+    .map_err(|e| e.into_error(plan, busy_timeout))?;
     let store_id = migrate::store_id(&mut conn).map_err(|e| classify(e, busy_timeout))?;
     drop(conn);
     Ok(Postgres {
@@ -158,6 +159,17 @@ fn open_here(url: &str, opts: &StoreOptions) -> Result<Postgres> {
         migration,
         tls_failure,
     })
+}
+
+/// What this open brings the database to: this code's schema, or, in the crate's own tests
+/// that ask for it, the test-only version 2 (`migrate_tests.rs`).
+fn plan(opts: &StoreOptions) -> &'static migrate::Plan {
+    #[cfg(test)]
+    if opts.test_version_2 {
+        return &migrate::tests::TEST_VERSION_2;
+    }
+    let _ = opts;
+    &migrate::CURRENT
 }
 
 /// The pool gave up waiting for a connection: [`Error::Tls`] when the last attempt was

@@ -7,12 +7,11 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 
 use super::error::is_busy;
-use super::migrate::{retire_old_table, SELECT_STORE_ID, SELECT_USER_VERSION};
+use super::migrate::{SELECT_STORE_ID, SELECT_USER_VERSION};
 use super::Sqlite;
-use crate::admin::{CompactReport, FileInfo, OldTable};
+use crate::admin::{CompactReport, FileInfo};
 use crate::backend::sqlite::migrate::SCHEMA_VERSION;
 use crate::error::{Error, Result};
 
@@ -95,14 +94,5 @@ impl Sqlite {
             wal_bytes_before,
             wal_bytes_after,
         })
-    }
-
-    pub(crate) fn drop_old_table(&self) -> Result<OldTable> {
-        let found = self.with_connection(retire_old_table)?;
-        if !matches!(found, OldTable::Kept { .. }) {
-            // Gone, whether this call or another store dropped it.
-            self.old_table.store(false, Ordering::Relaxed);
-        }
-        Ok(found)
     }
 }

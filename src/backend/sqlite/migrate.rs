@@ -1,5 +1,9 @@
-//! Schema migrations: `migrations/NNNN_name.sql`, applied in order, tracked by
-//! `PRAGMA user_version`, each run inside one `BEGIN IMMEDIATE` transaction.
+//! The schema and its migrations. A new file gets `schema.sql` at [`SCHEMA_VERSION`] in one
+//! `BEGIN IMMEDIATE` transaction; a file of an older version gets `migrations/NNNN_name.sql`,
+//! applied in order, each in its own `BEGIN IMMEDIATE` transaction with the `PRAGMA
+//! user_version` it brings. Until the first release is published there is one version, 1,
+//! which changes in place, so the list of migrations is empty; the machinery is proven by a
+//! test-only version 2 (`migrate_tests.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -7,60 +11,38 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use crate::admin::OldTable;
 use crate::error::{Error, Result};
 
 /// One migration: the version it brings the file to, its name, its SQL.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        name: "initial",
-        sql: include_str!("../../../migrations/0001_initial.sql"),
-    },
-    Migration {
-        version: 2,
-        name: "sdk_fields",
-        sql: include_str!("../../../migrations/0002_sdk_fields.sql"),
-    },
-    Migration {
-        version: 3,
-        name: "finished_index",
-        sql: include_str!("../../../migrations/0003_finished_index.sql"),
-    },
-    Migration {
-        version: 4,
-        name: "discovery",
-        sql: include_str!("../../../migrations/0004_discovery.sql"),
-    },
-    Migration {
-        version: 5,
-        name: "server_index",
-        sql: include_str!("../../../migrations/0005_server_index.sql"),
-    },
-    Migration {
-        version: 6,
-        name: "ended_index",
-        sql: include_str!("../../../migrations/0006_ended_index.sql"),
-    },
-    Migration {
-        version: 7,
-        name: "flow_rows",
-        sql: include_str!("../../../migrations/0007_flow_rows.sql"),
-    },
-];
+/// What this code brings a file to: the latest version, the schema a new file gets at once,
+/// and the migrations that lead an older file there.
+pub(crate) struct Plan {
+    /// The schema version this code writes and understands.
+    pub(crate) version: i64,
+    /// A new file's schema at [`Plan::version`], run in order in one transaction.
+    pub(crate) schema: &'static [&'static str],
+    /// The migrations to versions 2 and up, in order, the last one to [`Plan::version`].
+    pub(crate) migrations: &'static [Migration],
+}
 
 /// The schema version this code writes and understands.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 1;
 
-/// What a new file gets, in one transaction: `schema.sql`, which the migrations also lead to
-/// (an older file keeps its old table beside it; see `schema.sql`).
+/// What a new file gets, in one transaction: `schema.sql`.
 pub(crate) const SCHEMA: &str = include_str!("../../../schema.sql");
+
+/// The plan of this code: version 1, no migration yet.
+pub(crate) const CURRENT: Plan = Plan {
+    version: SCHEMA_VERSION,
+    schema: &[SCHEMA],
+    migrations: &[],
+};
 
 /// The one store-id query.
 pub(crate) const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
@@ -87,30 +69,37 @@ const LONG_STEP: Duration = Duration::from_millis(20);
 /// The pause after a long migration, before the next one takes the lock.
 const STEP_GAP: Duration = Duration::from_millis(100);
 
-/// Brings the schema up to [`SCHEMA_VERSION`] and makes sure the file has a `store_id`.
+/// Brings the schema up to `plan.version` and makes sure the file has a `store_id`.
 ///
-/// Each migration runs in its own `BEGIN IMMEDIATE` transaction, with the `user_version` it
-/// brings: other processes' writes get the lock between two migrations instead of waiting for
-/// all of them (BENCHMARKS.md, "Migration"), and a migration interrupted by a crash leaves the
-/// file at the version before it. Safe to run from many processes at once: the version is read
-/// again inside each write transaction, so exactly one of them applies each migration.
-pub(crate) fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateError> {
+/// A new file gets `plan.schema` in one transaction. An older file gets each migration in its
+/// own `BEGIN IMMEDIATE` transaction, with the `user_version` it brings: other processes'
+/// writes get the lock between two migrations instead of waiting for all of them, and a
+/// migration interrupted by a crash leaves the file at the version before it. Safe to run
+/// from many processes at once: the version is read again inside each write transaction, so
+/// exactly one of them applies each migration.
+pub(crate) fn migrate(conn: &mut Connection, plan: &Plan) -> Result<MigrationReport, MigrateError> {
+    debug_assert!(plan
+        .migrations
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.version == i as i64 + 2 && !m.name.is_empty()));
     let mut from = None;
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut version = user_version(&tx)?;
-        if version > SCHEMA_VERSION {
+        if version > plan.version {
             return Err(MigrateError::TooNew(version));
         }
         from.get_or_insert(version);
         if version == 0 {
-            // A new file: the current schema at once, without the old table and its triggers
-            // that the migrations keep for an older file's rows.
-            tx.execute_batch(SCHEMA)?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-            version = SCHEMA_VERSION;
+            // A new file: the latest schema at once.
+            for sql in plan.schema {
+                tx.execute_batch(sql)?;
+            }
+            tx.pragma_update(None, "user_version", plan.version)?;
+            version = plan.version;
         }
-        let Some(m) = MIGRATIONS.iter().find(|m| m.version > version) else {
+        let Some(m) = plan.migrations.iter().find(|m| m.version > version) else {
             let store_id: Option<String> =
                 tx.query_row(SELECT_STORE_ID, [], |r| r.get(0)).optional()?;
             if store_id.is_none() {
@@ -120,20 +109,18 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<MigrationReport, MigrateE
             tx.commit()?;
             break;
         };
-        debug_assert!(!m.name.is_empty());
         let began = Instant::now();
         tx.execute_batch(m.sql)?;
         tx.pragma_update(None, "user_version", m.version)?;
         tx.commit()?;
         if began.elapsed() > LONG_STEP {
-            // Writers that waited through this step get the lock before the next one, even
-            // an older program's, whose SQLite handler sleeps up to 100 ms between tries.
+            // Writers that waited through this step get the lock before the next one.
             std::thread::sleep(STEP_GAP);
         }
     }
     Ok(MigrationReport {
-        from: from.unwrap_or(SCHEMA_VERSION),
-        to: SCHEMA_VERSION,
+        from: from.unwrap_or(plan.version),
+        to: plan.version,
     })
 }
 
@@ -144,48 +131,6 @@ pub(crate) const SELECT_TABLES: &str = "SELECT name FROM sqlite_schema \
 pub(crate) const COUNT_SCHEMA_OBJECTS: &str = "SELECT count(*) FROM sqlite_schema";
 /// Whether the `meta` table has a `store_id` row (run only when the table exists).
 pub(crate) const HAS_STORE_ID: &str = "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'store_id')";
-
-/// Whether the file still has the table `flows` of version 6 and older, which a migrated file
-/// keeps beside `flow_rows` until [`retire_old_table`] drops it.
-pub(crate) const HAS_OLD_TABLE: &str = "SELECT EXISTS (SELECT 1 FROM sqlite_schema \
-     WHERE type = 'table' AND name = 'flows')";
-/// How many rows the old table holds (run only when it exists).
-pub(crate) const COUNT_OLD_TABLE: &str = "SELECT count(*) FROM flows";
-/// The old table, with its indexes and triggers, and the triggers of migration 0007 that look
-/// into it: what a migrated file has beyond `schema.sql`.
-pub(crate) const DROP_OLD_TABLE: &str = "DROP TRIGGER IF EXISTS flow_rows_unique_insert; \
-     DROP TRIGGER IF EXISTS flow_rows_unique_bind; DROP TABLE flows;";
-
-/// Makes `conn` a store the way a file of version 1 became one: migration 0001 and then the
-/// others one by one, so that it keeps the old table.
-#[cfg(test)]
-pub(crate) fn migrate_from_version_1(conn: &mut Connection) {
-    conn.execute_batch(MIGRATIONS[0].sql).unwrap();
-    conn.pragma_update(None, "user_version", 1).unwrap();
-    migrate(conn).unwrap();
-}
-
-/// Whether the file has the old table.
-pub(crate) fn has_old_table(conn: &Connection) -> rusqlite::Result<bool> {
-    conn.query_row(HAS_OLD_TABLE, [], |r| r.get(0))
-}
-
-/// Drops the old table once it is empty, in one `BEGIN IMMEDIATE` transaction, so that a
-/// migrated file is left with `schema.sql` alone (see `Store::drop_old_table`). A program of
-/// version 6 or older that still has the file open fails from then on.
-pub(crate) fn retire_old_table(conn: &Connection) -> rusqlite::Result<OldTable> {
-    let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
-    if !has_old_table(&tx)? {
-        return Ok(OldTable::Absent);
-    }
-    let rows: i64 = tx.query_row(COUNT_OLD_TABLE, [], |r| r.get(0))?;
-    if rows > 0 {
-        return Ok(OldTable::Kept { rows: rows as u64 });
-    }
-    tx.execute_batch(DROP_OLD_TABLE)?;
-    tx.commit()?;
-    Ok(OldTable::Dropped)
-}
 
 /// What a database file is, read without changing it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -221,7 +166,7 @@ pub(crate) fn file_kind(conn: &Connection) -> rusqlite::Result<FileKind> {
             }
             Err(e) => return Err(e),
         };
-        if with_id || ((has("flows") || has("flow_rows")) && version >= 1) {
+        if with_id || (has("flows") && version >= 1) {
             return Ok(FileKind::Store(version));
         }
     }
@@ -275,11 +220,11 @@ impl From<rusqlite::Error> for MigrateError {
 }
 
 impl MigrateError {
-    pub(crate) fn into_error(self, busy_timeout: std::time::Duration) -> Error {
+    pub(crate) fn into_error(self, plan: &Plan, busy_timeout: std::time::Duration) -> Error {
         match self {
             MigrateError::TooNew(found) => Error::DatabaseTooNew {
                 found,
-                supported: SCHEMA_VERSION,
+                supported: plan.version,
             },
             MigrateError::Sqlite(e) => super::error::classify(e, busy_timeout),
         }
@@ -287,243 +232,5 @@ impl MigrateError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn schema_of(conn: &Connection) -> Vec<(String, String, String)> {
-        let mut stmt = conn
-            .prepare(
-                "SELECT type, name, sql FROM sqlite_schema \
-                 WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
-            )
-            .unwrap();
-        stmt.query_map([], |r| {
-            let sql: String = r.get(2)?;
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                sql.split_whitespace().collect::<Vec<_>>().join(" "),
-            ))
-        })
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
-    }
-
-    fn declared() -> Vec<(String, String, String)> {
-        let declared = Connection::open_in_memory().unwrap();
-        declared.execute_batch(SCHEMA).unwrap();
-        schema_of(&declared)
-    }
-
-    #[test]
-    fn a_new_file_gets_schema_sql() {
-        let mut new = Connection::open_in_memory().unwrap();
-        let report = migrate(&mut new).unwrap();
-        assert_eq!((report.from, report.to), (0, SCHEMA_VERSION));
-        assert!(!declared().is_empty());
-        assert_eq!(schema_of(&new), declared());
-        assert_eq!(user_version(&new).unwrap(), SCHEMA_VERSION);
-        assert!(store_id(&new).is_ok());
-        assert!(!has_old_table(&new).unwrap());
-        assert_eq!(retire_old_table(&new).unwrap(), OldTable::Absent);
-    }
-
-    /// The migrations lead an older file to `schema.sql`, plus its old table (as version 6
-    /// left it) and the triggers of migration 0007, which `retire_old_table` removes.
-    #[test]
-    fn schema_sql_equals_what_the_migrations_produce() {
-        let six = Connection::open_in_memory().unwrap();
-        six.execute_batch(MIGRATIONS[0].sql).unwrap();
-        for m in &MIGRATIONS[1..6] {
-            six.execute_batch(m.sql).unwrap();
-        }
-        let old: Vec<_> = schema_of(&six)
-            .into_iter()
-            .filter(|(_, name, _)| name != "meta")
-            .collect();
-        assert!(old
-            .iter()
-            .any(|(kind, name, _)| kind == "table" && name == "flows"));
-
-        let mut migrated = Connection::open_in_memory().unwrap();
-        migrate_from_version_1(&mut migrated);
-        let (migrated_schema, declared) = (schema_of(&migrated), declared());
-        for object in declared.iter().chain(&old) {
-            assert!(
-                migrated_schema.contains(object),
-                "the migrations do not produce {object:?}"
-            );
-        }
-        let extra: Vec<&str> = migrated_schema
-            .iter()
-            .filter(|o| !declared.contains(o) && !old.contains(o))
-            .map(|(kind, name, _)| {
-                assert_eq!(kind, "trigger", "{name}");
-                name.as_str()
-            })
-            .collect();
-        assert_eq!(
-            extra,
-            [
-                "flow_rows_unique_bind",
-                "flow_rows_unique_insert",
-                "flows_unique_bind",
-                "flows_unique_insert"
-            ]
-        );
-        assert_eq!(user_version(&migrated).unwrap(), SCHEMA_VERSION);
-
-        // Retired, the old table leaves exactly what a new file has.
-        migrated
-            .execute(
-                "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, \
-                 status, created_at, expires_at) VALUES (zeroblob(32), ?1, 'v', 's', \
-                 'pending', 1, 2)",
-                ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"],
-            )
-            .unwrap();
-        assert_eq!(
-            retire_old_table(&migrated).unwrap(),
-            OldTable::Kept { rows: 1 }
-        );
-        assert_eq!(schema_of(&migrated), migrated_schema);
-        migrated.execute("DELETE FROM flows", []).unwrap();
-        assert_eq!(retire_old_table(&migrated).unwrap(), OldTable::Dropped);
-        assert_eq!(schema_of(&migrated), declared);
-        assert!(!has_old_table(&migrated).unwrap());
-        assert_eq!(retire_old_table(&migrated).unwrap(), OldTable::Absent);
-    }
-
-    #[test]
-    fn migrations_are_numbered_in_order_and_end_at_the_schema_version() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1, "migration {} out of order", m.name);
-        }
-        assert_eq!(MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
-    }
-
-    #[test]
-    fn migrating_twice_is_a_no_op_and_keeps_the_store_id() {
-        let mut c = Connection::open_in_memory().unwrap();
-        let first = migrate(&mut c).unwrap();
-        assert_eq!((first.from, first.to), (0, SCHEMA_VERSION));
-        let id = store_id(&c).unwrap();
-        let second = migrate(&mut c).unwrap();
-        assert_eq!((second.from, second.to), (SCHEMA_VERSION, SCHEMA_VERSION));
-        assert_eq!(store_id(&c).unwrap(), id);
-    }
-
-    #[test]
-    fn a_version_1_file_keeps_its_rows_and_gains_the_sdk_columns() {
-        let mut c = Connection::open_in_memory().unwrap();
-        c.execute_batch(MIGRATIONS[0].sql).unwrap();
-        c.pragma_update(None, "user_version", 1).unwrap();
-        c.execute(
-            "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, status, \
-             created_at, expires_at) VALUES (zeroblob(32), ?1, 'v', 's', 'pending', 1, 2)",
-            ["E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"],
-        )
-        .unwrap();
-        let report = migrate(&mut c).unwrap();
-        assert_eq!((report.from, report.to), (1, SCHEMA_VERSION));
-        let (require, created): (i64, Option<i64>) = c
-            .query_row(
-                "SELECT require_issuer, client_created_at FROM flows",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .unwrap();
-        assert_eq!((require, created), (0, None));
-    }
-
-    #[test]
-    fn a_version_3_file_keeps_its_pending_flows_and_gains_the_discovery_column() {
-        use std::os::unix::fs::PermissionsExt;
-
-        // RFC 7636 Appendix B.
-        let (verifier, challenge) = (
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("flows.db");
-        {
-            let c = Connection::open(&path).unwrap();
-            c.pragma_update(None, "journal_mode", "WAL").unwrap();
-            for m in &MIGRATIONS[..3] {
-                c.execute_batch(m.sql).unwrap();
-            }
-            c.pragma_update(None, "user_version", 3).unwrap();
-            c.execute(INSERT_STORE_ID, ["old-store"]).unwrap();
-            // A flow a version-3 program left pending, far from expiry.
-            c.execute(
-                "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, \
-                 issuer, status, created_at, expires_at) \
-                 VALUES (?1, ?2, ?3, 's', 'https://as.example.com', 'pending', 1, ?4)",
-                rusqlite::params![
-                    &crate::pkce::state_key("old-state")[..],
-                    challenge,
-                    verifier,
-                    i64::MAX / 2
-                ],
-            )
-            .unwrap();
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-
-        let store = crate::StoreOptions::default().open(&path).unwrap();
-        let report = store.migration();
-        assert_eq!((report.from, report.to), (3, SCHEMA_VERSION));
-        let consumed = store.consume("old-state").unwrap();
-        assert_eq!(consumed.verifier.secret(), verifier);
-        assert_eq!(
-            consumed.info.issuer.as_deref(),
-            Some("https://as.example.com")
-        );
-        assert_eq!(consumed.discovery(), None);
-        let c = Connection::open(&path).unwrap();
-        assert_eq!(user_version(&c).unwrap(), SCHEMA_VERSION);
-        assert_eq!(store_id(&c).unwrap(), "old-store");
-        let column: Option<String> = c
-            .query_row("SELECT discovery FROM flows", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(column, None);
-        // The new column's limit holds in the file itself, past the store's own check.
-        let too_long = "a".repeat(crate::MAX_DISCOVERY_LEN + 1);
-        assert!(c
-            .execute("UPDATE flows SET discovery = ?1", [&too_long])
-            .is_err());
-    }
-
-    #[test]
-    fn files_are_told_apart_without_being_changed() {
-        let mut c = Connection::open_in_memory().unwrap();
-        assert_eq!(file_kind(&c).unwrap(), FileKind::Empty);
-        c.execute_batch("CREATE TABLE users (id INTEGER); CREATE TABLE meta (k, v);")
-            .unwrap();
-        match file_kind(&c).unwrap() {
-            FileKind::Foreign(what) => assert!(what.contains("meta, users"), "{what}"),
-            other => panic!("expected Foreign, got {other:?}"),
-        }
-        let mut s = Connection::open_in_memory().unwrap();
-        migrate(&mut s).unwrap();
-        assert_eq!(file_kind(&s).unwrap(), FileKind::Store(SCHEMA_VERSION));
-        s.execute("DELETE FROM meta", []).unwrap();
-        assert_eq!(file_kind(&s).unwrap(), FileKind::Store(SCHEMA_VERSION));
-        c.pragma_update(None, "user_version", 0).unwrap();
-        assert!(matches!(file_kind(&c).unwrap(), FileKind::Foreign(_)));
-        let _ = &mut c;
-    }
-
-    #[test]
-    fn a_newer_file_is_refused() {
-        let mut c = Connection::open_in_memory().unwrap();
-        c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
-            .unwrap();
-        match migrate(&mut c) {
-            Err(MigrateError::TooNew(v)) => assert_eq!(v, SCHEMA_VERSION + 1),
-            other => panic!("expected TooNew, got {other:?}"),
-        }
-    }
-}
+#[path = "migrate_tests.rs"]
+pub(crate) mod tests;

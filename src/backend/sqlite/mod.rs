@@ -26,7 +26,6 @@ mod pool;
 pub(crate) mod wal;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,9 +51,6 @@ pub(crate) struct Sqlite {
     immediate_wal_scrub: bool,
     /// `Aging`: the thread that takes a connection tells its busy handler the timeout.
     lock_wait: LockWait,
-    /// Whether the file still has the old table of a migrated file (`flows::Layout`): set at
-    /// open, cleared when it is found gone, never set again.
-    old_table: AtomicBool,
 }
 
 impl Sqlite {
@@ -118,9 +114,9 @@ impl Sqlite {
         Ok(outcome)
     }
 
-    /// The rows of `tx`, at this engine's clock, busy timeout and layout.
+    /// The rows of `tx`, at this engine's clock and busy timeout.
     fn rows<'t>(&'t self, tx: &'t Transaction<'t>) -> flows::Rows<'t> {
-        flows::Rows::new(tx, self.clock.now_ms(), self.busy_timeout, &self.old_table)
+        flows::Rows::new(tx, self.clock.now_ms(), self.busy_timeout)
     }
 
     /// Runs `body` in one read transaction (a consistent snapshot).

@@ -2,7 +2,6 @@
 //! migrations and the store id.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use r2d2::{ManageConnection, Pool};
@@ -12,7 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::pool::ConnPool;
 use super::{busy, error::classify, migrate, permissions, Sqlite};
-use crate::backend::sqlite::migrate::{FileKind, MigrationReport, SCHEMA_VERSION};
+use crate::backend::sqlite::migrate::{FileKind, MigrationReport, Plan};
 use crate::error::{Error, Result};
 use crate::options::{Durability, LockWait, StoreOptions};
 
@@ -115,6 +114,17 @@ pub(crate) fn open_in_memory(opts: &StoreOptions) -> Result<Sqlite> {
     build(manager, &opts, None)
 }
 
+/// What this open brings the file to: this code's schema, or, in the crate's own tests that
+/// ask for it, the test-only version 2 (`migrate_tests.rs`).
+fn plan(opts: &StoreOptions) -> &'static Plan {
+    #[cfg(test)]
+    if opts.test_version_2 {
+        return &migrate::tests::TEST_VERSION_2;
+    }
+    let _ = opts;
+    &migrate::CURRENT
+}
+
 fn build(
     manager: SqliteConnectionManager,
     opts: &StoreOptions,
@@ -139,6 +149,7 @@ fn build(
     let mut conn = manager.connect().map_err(sql)?;
     // What the file is, read before anything is written to it: a foreign database, a newer
     // store or (unless this open may migrate) an older one is refused unchanged.
+    let plan = plan(opts);
     let found = match migrate::file_kind(&conn).map_err(sql)? {
         FileKind::Foreign(what) => {
             return Err(Error::NotAStore {
@@ -149,20 +160,20 @@ fn build(
         FileKind::Empty => 0,
         FileKind::Store(version) => version,
     };
-    if found > SCHEMA_VERSION {
+    if found > plan.version {
         return Err(Error::DatabaseTooNew {
             found,
-            supported: SCHEMA_VERSION,
+            supported: plan.version,
         });
     }
     // A file at the current version always has a store id; a missing one means damage,
     // which migrating repairs.
-    let current = found == SCHEMA_VERSION && migrate::store_id(&conn).is_ok();
+    let current = found == plan.version && migrate::store_id(&conn).is_ok();
     // (A read-only open that may migrate tries, and fails with `ReadOnly`, writing nothing.)
     if !current && !opts.migrate {
         return Err(Error::MigrationNeeded {
             found,
-            expected: SCHEMA_VERSION,
+            expected: plan.version,
         });
     }
     // Only an open that may migrate changes the journal mode; a read-only connection could not.
@@ -175,10 +186,9 @@ fn build(
             to: found,
         }
     } else {
-        migrate::migrate(&mut conn).map_err(|e| e.into_error(bt))?
+        migrate::migrate(&mut conn, plan).map_err(|e| e.into_error(plan, bt))?
     };
     let store_id = migrate::store_id(&conn).map_err(sql)?;
-    let old_table = migrate::has_old_table(&conn).map_err(sql)?;
     drop(conn);
     let builder = Pool::builder()
         .max_size(opts.pool_size)
@@ -197,6 +207,5 @@ fn build(
         migration,
         immediate_wal_scrub: opts.immediate_wal_scrub,
         lock_wait: wait,
-        old_table: AtomicBool::new(old_table),
     })
 }

@@ -31,133 +31,56 @@ const STATEMENTS: &[(&str, &str, Plan)] = &[
     (
         "SELECT_BY_STATE",
         f::SELECT_BY_STATE,
-        Search(&["sqlite_autoindex_flow_rows_1", "INTEGER PRIMARY KEY"]),
-    ),
-    (
-        "SELECT_BY_STATE_BOTH",
-        f::SELECT_BY_STATE_BOTH,
-        Search(&[
-            "sqlite_autoindex_flow_rows_1",
-            "sqlite_autoindex_flows_1",
-            "INTEGER PRIMARY KEY",
-        ]),
+        Search(&["sqlite_autoindex_flows_1", "INTEGER PRIMARY KEY"]),
     ),
     (
         "SELECT_BY_CHALLENGE",
         f::SELECT_BY_CHALLENGE,
-        Search(&["flow_rows_by_challenge", "INTEGER PRIMARY KEY"]),
-    ),
-    (
-        "SELECT_BY_CHALLENGE_BOTH",
-        f::SELECT_BY_CHALLENGE_BOTH,
-        Search(&[
-            "flow_rows_by_challenge",
-            "sqlite_autoindex_flows_2",
-            "INTEGER PRIMARY KEY",
-        ]),
+        Search(&["flows_by_challenge", "INTEGER PRIMARY KEY"]),
     ),
     ("INSERT_FLOW", f::INSERT_FLOW, NotAQuery),
     ("BIND", f::BIND, Search(BY_ID)),
-    ("BIND_OLD", f::BIND_OLD, Search(BY_ID)),
     ("COMPLETE", f::COMPLETE, Search(BY_ID)),
-    ("COMPLETE_OLD", f::COMPLETE_OLD, Search(BY_ID)),
     ("FAIL", f::FAIL, Search(BY_ID)),
-    ("FAIL_OLD", f::FAIL_OLD, Search(BY_ID)),
     ("CONSUME", f::CONSUME, Search(BY_ID)),
-    ("CONSUME_OLD", f::CONSUME_OLD, Search(BY_ID)),
     ("DELETE_BY_ID", f::DELETE_BY_ID, Search(BY_ID)),
-    ("DELETE_BY_ID_OLD", f::DELETE_BY_ID_OLD, Search(BY_ID)),
     (
         "SELECT_LIVE_VERIFIERS",
         f::SELECT_LIVE_VERIFIERS,
-        Search(&["flow_rows_by_server"]),
+        Search(&["flows_by_server"]),
     ),
-    (
-        "SELECT_LIVE_VERIFIERS_BOTH",
-        f::SELECT_LIVE_VERIFIERS_BOTH,
-        Search(&["flow_rows_by_server", "flows_by_server"]),
-    ),
-    (
-        "COUNT_LIVE",
-        f::COUNT_LIVE,
-        Search(&["flow_rows_by_server"]),
-    ),
-    (
-        "COUNT_LIVE_BOTH",
-        f::COUNT_LIVE_BOTH,
-        Search(&["flow_rows_by_server", "flows_by_server"]),
-    ),
+    ("COUNT_LIVE", f::COUNT_LIVE, Search(&["flows_by_server"])),
     (
         "ANY_LIVE_FOR_REDIRECT",
         f::ANY_LIVE_FOR_REDIRECT,
-        Search(&["flow_rows USING INTEGER PRIMARY KEY"]),
-    ),
-    (
-        "ANY_LIVE_FOR_REDIRECT_BOTH",
-        f::ANY_LIVE_FOR_REDIRECT_BOTH,
-        Search(&["flow_rows USING INTEGER PRIMARY KEY", "flows USING INDEX"]),
+        Search(&["flows USING INTEGER PRIMARY KEY"]),
     ),
     (
         "DELETE_OF_SERVER",
         f::DELETE_OF_SERVER,
-        Search(&["flow_rows_by_server"]),
-    ),
-    (
-        "DELETE_OF_SERVER_OLD",
-        f::DELETE_OF_SERVER_OLD,
         Search(&["flows_by_server"]),
     ),
     (
         "DELETE_EXPIRED_BATCH",
         f::DELETE_EXPIRED_BATCH,
-        Search(&["flow_rows USING INTEGER PRIMARY KEY (rowid<?)"]),
-    ),
-    (
-        "DELETE_EXPIRED_BATCH_OLD",
-        f::DELETE_EXPIRED_BATCH_OLD,
-        Search(&["flows_by_expiry", "INTEGER PRIMARY KEY"]),
+        Search(&["flows USING INTEGER PRIMARY KEY (rowid<?)"]),
     ),
     (
         "DELETE_ENDED_BATCH",
         f::DELETE_ENDED_BATCH,
-        Search(&["flow_rows_by_end", "INTEGER PRIMARY KEY"]),
-    ),
-    (
-        "DELETE_ENDED_BATCH_OLD",
-        f::DELETE_ENDED_BATCH_OLD,
         Search(&["flows_by_end", "INTEGER PRIMARY KEY"]),
     ),
     (
         "COUNT_REMOVABLE",
         f::COUNT_REMOVABLE,
-        Search(&[
-            "flow_rows USING INTEGER PRIMARY KEY (rowid<?)",
-            "flow_rows_by_end",
-        ]),
-    ),
-    (
-        "COUNT_REMOVABLE_BOTH",
-        f::COUNT_REMOVABLE_BOTH,
-        Search(&[
-            "flow_rows USING INTEGER PRIMARY KEY (rowid<?)",
-            "flow_rows_by_end",
-            "flows_by_expiry",
-            "flows_by_end",
-        ]),
+        Search(&["flows USING INTEGER PRIMARY KEY (rowid<?)", "flows_by_end"]),
     ),
     ("STATS", f::STATS, WholeTable),
-    ("STATS_BOTH", f::STATS_BOTH, WholeTable),
     ("LIST_FLOWS", f::LIST_FLOWS, WholeTable),
-    ("LIST_FLOWS_BOTH", f::LIST_FLOWS_BOTH, WholeTable),
     (
         "LIST_FLOWS_OF_SERVER",
         f::LIST_FLOWS_OF_SERVER,
-        Search(&["flow_rows_by_server"]),
-    ),
-    (
-        "LIST_FLOWS_OF_SERVER_BOTH",
-        f::LIST_FLOWS_OF_SERVER_BOTH,
-        Search(&["flow_rows_by_server", "flows_by_server"]),
+        Search(&["flows_by_server"]),
     ),
     (
         "SELECT_STORE_ID",
@@ -173,10 +96,8 @@ const STATEMENTS: &[(&str, &str, Plan)] = &[
         Search(&["sqlite_autoindex_meta_1"]),
     ),
     ("INSERT_STORE_ID", m::INSERT_STORE_ID, NotAQuery),
-    ("HAS_OLD_TABLE", m::HAS_OLD_TABLE, WholeTable),
-    ("COUNT_OLD_TABLE", m::COUNT_OLD_TABLE, WholeTable),
-    ("DROP_OLD_TABLE", m::DROP_OLD_TABLE, NotAQuery),
     ("SCHEMA", m::SCHEMA, NotAQuery),
+    ("FIXTURE_V2", m::tests::FIXTURE_V2, NotAQuery),
     ("CHECKPOINT_PASSIVE", w::CHECKPOINT_PASSIVE, NotAQuery),
     ("TOUCH_META", w::TOUCH_META, NotAQuery),
     (
@@ -191,7 +112,7 @@ const STATEMENTS: &[(&str, &str, Plan)] = &[
 ];
 
 /// String constants of the engine that are not SQL.
-const NOT_STATEMENTS: &[&str] = &["CORRUPT_FIX"];
+const NOT_STATEMENTS: &[&str] = &["CORRUPT_FIX", "CHILD", "DB_VAR"];
 
 fn plan(conn: &Connection, sql: &str) -> String {
     let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -207,85 +128,35 @@ fn plan(conn: &Connection, sql: &str) -> String {
     rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
 }
 
-/// A new file (`schema.sql`) and a file migrated from version 1 (which also has the old
-/// table), each in memory.
-fn files() -> [Connection; 2] {
+/// A new file (`schema.sql`), in memory.
+fn file() -> Connection {
     let mut new = Connection::open_in_memory().unwrap();
-    m::migrate(&mut new).unwrap();
-    let mut migrated = Connection::open_in_memory().unwrap();
-    m::migrate_from_version_1(&mut migrated);
-    assert!(!m::has_old_table(&new).unwrap());
-    assert!(m::has_old_table(&migrated).unwrap());
-    [new, migrated]
-}
-
-/// The files a statement runs on: a statement that names the old table (`*_BOTH`, `*_OLD`,
-/// its own queries) on a migrated file only, any other on both.
-fn files_of<'c>(name: &str, [new, migrated]: &'c [Connection; 2]) -> Vec<&'c Connection> {
-    let old = name.ends_with("_BOTH") || name.ends_with("_OLD") || name.contains("OLD_TABLE");
-    // HAS_OLD_TABLE asks whether there is one, on any file.
-    if old && name != "HAS_OLD_TABLE" {
-        vec![migrated]
-    } else {
-        vec![new, migrated]
-    }
+    m::migrate(&mut new, &m::CURRENT).unwrap();
+    new
 }
 
 #[test]
 fn every_per_row_and_per_batch_statement_searches_an_index() {
-    let files = files();
+    let conn = file();
     for (name, sql, expect) in STATEMENTS {
         let Search(indexes) = expect else {
             continue;
         };
-        for conn in files_of(name, &files) {
-            let p = plan(conn, sql);
-            for index in *indexes {
-                assert!(p.contains(index), "{name} does not use {index}: {p}");
-            }
-            // `SCAN flow` is either table, `flows` or `flow_rows`.
-            assert!(!p.contains("SCAN flow"), "{name} scans a table: {p}");
+        let p = plan(&conn, sql);
+        for index in *indexes {
+            assert!(p.contains(index), "{name} does not use {index}: {p}");
         }
+        assert!(!p.contains("SCAN flows"), "{name} scans a table: {p}");
     }
 }
 
 #[test]
 fn whole_table_statements_still_prepare() {
-    let files = files();
+    let conn = file();
     for (name, sql, expect) in STATEMENTS {
         if matches!(expect, WholeTable) {
-            for conn in files_of(name, &files) {
-                assert!(!plan(conn, sql).is_empty(), "{name}");
-            }
+            assert!(!plan(&conn, sql).is_empty(), "{name}");
         }
-    }
-}
-
-#[test]
-fn a_new_file_runs_every_statement_but_the_old_tables() {
-    let [new, migrated] = files();
-    let one = f::ONE_TABLE.statements();
-    let by_id = [
-        f::INSERT_FLOW,
-        f::BIND,
-        f::COMPLETE,
-        f::FAIL,
-        f::CONSUME,
-        f::DELETE_BY_ID,
-        f::DELETE_OF_SERVER,
-        f::DELETE_EXPIRED_BATCH,
-        f::DELETE_ENDED_BATCH,
-    ];
-    for sql in one.iter().chain(&by_id) {
-        assert!(!plan(&new, sql).is_empty(), "{sql}");
-        assert!(!sql.contains(" flows "), "{sql}");
-    }
-    for sql in f::TWO_TABLES.statements() {
-        assert!(
-            new.prepare(sql).is_err(),
-            "{sql} runs without the old table"
-        );
-        assert!(!plan(&migrated, sql).is_empty(), "{sql}");
     }
 }
 
@@ -359,16 +230,15 @@ fn no_sql_outside_the_engine() {
     }
 }
 
-/// The `CREATE INDEX` statement of `name`, as the migrations leave it.
+/// The `CREATE INDEX` statement of `name` in a new file.
 fn index_sql(name: &str) -> String {
-    let mut conn = Connection::open_in_memory().unwrap();
-    m::migrate_from_version_1(&mut conn);
-    conn.query_row(
-        "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
-        [name],
-        |r| r.get(0),
-    )
-    .unwrap_or_else(|e| panic!("index {name}: {e}"))
+    file()
+        .query_row(
+            "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .unwrap_or_else(|e| panic!("index {name}: {e}"))
 }
 
 #[test]
@@ -378,16 +248,9 @@ fn the_ended_indexes_cover_the_statuses_their_statements_ask_for() {
         .map(|s| format!("'{}'", s.as_str()))
         .collect();
     let condition = format!("WHERE status IN ({})", quoted.join(", "));
-    for name in ["flow_rows_by_end", "flows_by_end"] {
-        let index = index_sql(name);
-        assert!(index.contains(&condition), "{index}");
-    }
-    for sql in [
-        f::DELETE_ENDED_BATCH,
-        f::DELETE_ENDED_BATCH_OLD,
-        f::COUNT_REMOVABLE,
-        f::COUNT_REMOVABLE_BOTH,
-    ] {
+    let index = index_sql("flows_by_end");
+    assert!(index.contains(&condition), "{index}");
+    for sql in [f::DELETE_ENDED_BATCH, f::COUNT_REMOVABLE] {
         assert!(sql.contains(&condition[6..]), "{sql}");
     }
     for status in crate::flow::rules::FINISHED {
@@ -397,11 +260,9 @@ fn the_ended_indexes_cover_the_statuses_their_statements_ask_for() {
 
 #[test]
 fn a_status_change_writes_no_entry_in_the_per_server_index() {
-    for name in ["flow_rows_by_server", "flows_by_server"] {
-        let index = index_sql(name);
-        assert!(index.contains("server_id, client_id"), "{index}");
-        assert!(!index.contains("status"), "{index}");
-    }
+    let index = index_sql("flows_by_server");
+    assert!(index.contains("server_id, client_id"), "{index}");
+    assert!(!index.contains("status"), "{index}");
 }
 
 #[test]
@@ -410,19 +271,15 @@ fn the_id_statements_and_the_table_agree_on_the_id_step_and_the_latest_expiry() 
     for sql in [
         f::INSERT_FLOW,
         f::ANY_LIVE_FOR_REDIRECT,
-        f::ANY_LIVE_FOR_REDIRECT_BOTH,
         f::DELETE_EXPIRED_BATCH,
         f::COUNT_REMOVABLE,
-        f::COUNT_REMOVABLE_BOTH,
     ] {
         assert!(sql.contains(&format!("* {step}")), "{sql}");
     }
     assert!(f::INSERT_FLOW.contains(&format!("+ {}", f::ID_STEP - 1)));
-    let mut conn = Connection::open_in_memory().unwrap();
-    m::migrate(&mut conn).unwrap();
-    let table: String = conn
+    let table: String = file()
         .query_row(
-            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'flow_rows'",
+            "SELECT sql FROM sqlite_schema WHERE type = 'table' AND name = 'flows'",
             [],
             |r| r.get(0),
         )
