@@ -1,7 +1,9 @@
 -- The schema of a store file, version 1: a public contract (README.md, "The file format"). A
--- new file gets exactly this, in one transaction, with `PRAGMA user_version = 1` and `PRAGMA
--- application_id` (see README.md); until the first release is published it changes in place.
--- A later version reaches a file through migrations/NNNN_name.sql, one transaction each.
+-- new file gets exactly this, in one transaction, with `PRAGMA user_version = 1` and
+-- `PRAGMA application_id = 0x4F415353` ("OASS", 1329681235: what says the file is a store;
+-- a file without it is never opened as one). Until the first release is published the schema
+-- changes in place; a later version reaches a file through migrations/NNNN_name.sql, one
+-- transaction each.
 
 -- What the file says about itself: `store_id`, a random id made once (two stores with the
 -- same id share one file).

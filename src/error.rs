@@ -171,8 +171,10 @@ pub enum Error {
         expected: i64,
     },
 
-    /// The file is an SQLite database of something else: it has tables but no store metadata
-    /// (`meta.store_id`). It is never migrated or written. Nothing was changed.
+    /// The file is not a store: its header lacks the store's `PRAGMA application_id` (another
+    /// program's SQLite database, a text file), or, on PostgreSQL, the database has another
+    /// program's `flows` or `meta` table. It is never migrated or written, and nothing is
+    /// created beside it. Nothing was changed.
     #[error(
         "refusing to use {}: it is not an oauth-state-store database but {what}; nothing was \
          changed: check the path, or give the store a file of its own",

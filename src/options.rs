@@ -246,8 +246,8 @@ impl StoreOptions {
     /// [`Error::MigrationNeeded`](crate::Error::MigrationNeeded) and is left unchanged (the
     /// command line's `stats`, `list` and `sweep` open this way; only `migrate` migrates).
     ///
-    /// Either way, a file that is another application's SQLite database is
-    /// [`Error::NotAStore`](crate::Error::NotAStore) and is never written.
+    /// Either way, a file that is not a store (its header lacks the store's application id)
+    /// is [`Error::NotAStore`](crate::Error::NotAStore) and is never written.
     pub fn migrate(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
         self

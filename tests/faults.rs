@@ -180,7 +180,7 @@ fn a_read_only_store_reads_and_refuses_writes_with_read_only() {
 }
 
 /// Case 8: read-only never creates a file, and a file that would need creating or migrating
-/// is `ReadOnly` (typed), not a hang or a panic.
+/// is `MigrationNeeded` (typed), not a hang or a panic, and stays as it was.
 #[test]
 fn read_only_never_creates_or_migrates() {
     let fx = Fixture::new();
@@ -200,7 +200,10 @@ fn read_only_never_creates_or_migrates() {
     )
     .unwrap();
     let got = fx.options().read_only(true).open(&fx.path);
-    assert!(matches!(got, Err(Error::ReadOnly { .. })), "{got:?}");
+    assert!(
+        matches!(got, Err(Error::MigrationNeeded { found: 0, .. })),
+        "{got:?}"
+    );
     assert_eq!(fs::metadata(&fx.path).unwrap().len(), 0);
 }
 
@@ -266,7 +269,9 @@ fn garbage(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Opens and uses a damaged file: every flow either consumes with exactly its own verifier or
-/// fails with a typed error. Returns the errors seen.
+/// fails with a typed error. Returns the errors seen. A file whose header no longer carries
+/// the store's application id (cut before it, or its first page overwritten) cannot be told
+/// from another program's: `NotAStore`, at open.
 fn use_damaged(fx: &Fixture, n: usize) -> Vec<Error> {
     let mut errors = Vec::new();
     let store = match fx.options().open(&fx.path) {
@@ -291,7 +296,10 @@ fn use_damaged(fx: &Fixture, n: usize) -> Vec<Error> {
         assert!(
             matches!(
                 e,
-                Error::Corrupt { .. } | Error::UnknownState | Error::AlreadyConsumed
+                Error::Corrupt { .. }
+                    | Error::UnknownState
+                    | Error::AlreadyConsumed
+                    | Error::NotAStore { .. }
             ),
             "not a typed corruption error: {e:?}"
         );
@@ -319,9 +327,9 @@ fn a_garbage_header_is_corrupt_at_open() {
     }
 }
 
-/// Case 9: a file that was never a database (text, and random bytes).
+/// Case 9: a file that was never a database (text, and random bytes) is not a store.
 #[test]
-fn a_non_database_file_is_corrupt_at_open() {
+fn a_non_database_file_is_not_a_store_at_open() {
     for (i, content) in [
         b"# not a database\nthis is a configuration file\n".repeat(200),
         garbage(10_000, 7),
@@ -339,7 +347,7 @@ fn a_non_database_file_is_corrupt_at_open() {
         .unwrap();
         let got = fx.options().open(&fx.path);
         assert!(
-            matches!(got, Err(Error::Corrupt { .. })),
+            matches!(got, Err(Error::NotAStore { .. })),
             "content {i}: {got:?}"
         );
         assert_eq!(

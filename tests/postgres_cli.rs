@@ -234,21 +234,35 @@ fn read_commands_on_an_empty_or_older_database_ask_for_migrate_and_change_nothin
     read_commands_refuse(cluster, &empty, 0);
     assert!(cluster.snapshot(&empty).is_empty());
 
-    // An older database: one whose newest recorded migration is taken back.
-    let older = migrated(cluster, "cli_older");
-    let name = older.rsplit('/').next().unwrap().split('?').next().unwrap();
-    let mut admin = cluster.client(name);
-    let newest: i64 = admin
-        .query_one("SELECT max(version) FROM oauth_state_store_migrations", &[])
+    // A database with the store's tables but no record of the migrator's: another
+    // program's, refused as not a store, unchanged.
+    let unrecorded = migrated(cluster, "cli_unrecorded");
+    let name = unrecorded
+        .rsplit('/')
+        .next()
         .unwrap()
-        .get(0);
-    admin
-        .execute(
-            "DELETE FROM oauth_state_store_migrations WHERE version = $1",
-            &[&newest],
-        )
+        .split('?')
+        .next()
         .unwrap();
-    read_commands_refuse(cluster, &older, newest - 1);
+    cluster
+        .client(name)
+        .batch_execute("DROP TABLE oauth_state_store_migrations")
+        .unwrap();
+    let before = cluster.snapshot(&unrecorded);
+    for args in [
+        &["stats"][..],
+        &["list"],
+        &["sweep"],
+        &["check"],
+        &["migrate"],
+    ] {
+        let mut json_args = args.to_vec();
+        json_args.push("--json");
+        let out = cli(&unrecorded, &json_args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(json(&out)["error"], "not_a_store", "{args:?}");
+        assert_eq!(cluster.snapshot(&unrecorded), before, "{args:?}");
+    }
 
     // Library users who open with migrate(false) get the same typed refusal.
     let e = oauth_state_store::StoreOptions::default()

@@ -56,10 +56,12 @@ impl Store {
     /// # Errors
     /// [`Error::InvalidInput`] (an option out of range, such as `ttl` or `busy_timeout`; nothing
     /// is opened or created), [`Error::InsecureFile`] (symlink, other owner, group/world access, writable directory),
-    /// [`Error::DatabaseMissing`], [`Error::PermissionDenied`], [`Error::NotAStore`] (another
-    /// application's SQLite file, left unchanged), [`Error::DatabaseTooNew`],
-    /// [`Error::MigrationNeeded`] (only with [`StoreOptions::migrate`]`(false)`; by default an
-    /// older store is migrated), [`Error::Corrupt`] (not an SQLite file), [`Error::Busy`],
+    /// [`Error::DatabaseMissing`], [`Error::PermissionDenied`], [`Error::NotAStore`] (a file
+    /// whose header lacks the store's application id: another program's database, a text file;
+    /// left byte for byte unchanged, nothing created beside it), [`Error::DatabaseTooNew`],
+    /// [`Error::MigrationNeeded`] (only with [`StoreOptions::migrate`]`(false)` or read-only;
+    /// by default a new file is made a store, an older store migrated), [`Error::Corrupt`] (a
+    /// store's file that is damaged), [`Error::Busy`],
     /// [`Error::ReadOnly`], [`Error::Io`], [`Error::Pool`]. For a URL: [`Error::InvalidInput`]
     /// for a URL or TLS parameter the store refuses (the reason names the parameter, never
     /// repeats the URL), [`Error::Io`] when the `sslrootcert` file cannot be read,

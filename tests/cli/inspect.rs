@@ -142,7 +142,8 @@ fn check_passes_a_healthy_file_and_fails_damaged_copies() {
     );
 
     let page = damaged_copy(&fx, "page.db", 4096, 4096);
-    let header = damaged_copy(&fx, "header.db", 0, 100);
+    // The magic string overwritten; the application id at offset 68 still says it is a store.
+    let header = damaged_copy(&fx, "header.db", 0, 16);
     for copy in [&page, &header] {
         let out = cli(copy, &["check"]);
         assert_eq!(
@@ -169,6 +170,12 @@ fn check_passes_a_healthy_file_and_fails_damaged_copies() {
     assert_eq!(stats.status.code(), Some(1));
     assert!(stderr(&stats).contains("corrupt"), "{}", stderr(&stats));
     assert_eq!(stderr(&stats).lines().count(), 1);
+    // A header overwritten whole no longer says whose file it is.
+    let whole = damaged_copy(&fx, "whole-header.db", 0, 100);
+    let out = cli(&whole, &["check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["error"], "not_a_store");
 }
 
 #[test]

@@ -11,9 +11,9 @@ use std::process::{Command, Output};
 use super::{cli, stderr, stdout};
 use crate::common::Fixture;
 
-/// Every entry of `dir`: name, mode, owner, size. Equal before and after means nothing was
-/// created, removed, re-owned or re-moded.
-fn listing(dir: &Path) -> BTreeMap<String, (u32, u32, u64)> {
+/// Every entry of `dir`: name, mode, owner, size, modification time. Equal before and after
+/// means nothing was created, removed, re-owned, re-moded or written.
+fn listing(dir: &Path) -> BTreeMap<String, (u32, u32, u64, i64, i64)> {
     fs::read_dir(dir)
         .unwrap()
         .map(|e| {
@@ -21,7 +21,7 @@ fn listing(dir: &Path) -> BTreeMap<String, (u32, u32, u64)> {
             let m = fs::symlink_metadata(e.path()).unwrap();
             (
                 e.file_name().to_string_lossy().into_owned(),
-                (m.mode(), m.uid(), m.len()),
+                (m.mode(), m.uid(), m.len(), m.mtime(), m.mtime_nsec()),
             )
         })
         .collect()
@@ -107,30 +107,62 @@ fn only_migrate_makes_an_empty_file_a_store() {
 
 #[test]
 fn another_applications_database_is_refused_by_every_command_unchanged() {
+    // Tables of the store's own names, at any user_version, in either journal mode.
+    for wal in [false, true] {
+        for version in [0, 1, 3, 6, 7, 99] {
+            let fx = Fixture::new();
+            let c = rusqlite::Connection::open(&fx.path).unwrap();
+            if wal {
+                c.pragma_update(None, "journal_mode", "WAL").unwrap();
+            }
+            c.execute_batch(
+                "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL); \
+                 CREATE TABLE flows(id INTEGER PRIMARY KEY, name TEXT, steps TEXT); \
+                 INSERT INTO flows (name) VALUES ('theirs');",
+            )
+            .unwrap();
+            c.pragma_update(None, "user_version", version).unwrap();
+            drop(c);
+            fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o600)).unwrap();
+            for cmd in [
+                &["check"][..],
+                &["stats"],
+                &["list"],
+                &["sweep", "--dry-run"],
+                &["migrate"],
+            ] {
+                let out = unchanged(&fx.path, cmd);
+                let err = stderr(&out);
+                let case = format!("{cmd:?} on user_version {version}, wal {wal}");
+                assert_eq!(out.status.code(), Some(1), "{case}: {err}");
+                assert!(
+                    err.contains("not an oauth-state-store database"),
+                    "{case}: {err}"
+                );
+                assert_eq!(err.lines().count(), 1, "{case}: {err}");
+            }
+            let out = unchanged(&fx.path, &["stats", "--json"]);
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(doc["error"], "not_a_store");
+        }
+    }
+    // A text file too.
     let fx = Fixture::new();
-    let c = rusqlite::Connection::open(&fx.path).unwrap();
-    c.execute_batch(
-        "CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); \
-         CREATE TABLE sessions (id INTEGER PRIMARY KEY, user_id INTEGER); \
-         INSERT INTO users (name) VALUES ('alice'); PRAGMA user_version = 7;",
+    fs::write(
+        &fx.path,
+        b"# a configuration file\nkey = value\n".repeat(50),
     )
     .unwrap();
-    drop(c);
     fs::set_permissions(&fx.path, fs::Permissions::from_mode(0o600)).unwrap();
-    for cmd in ["check", "stats", "list", "sweep", "migrate"] {
+    for cmd in ["check", "stats", "list", "migrate"] {
         let out = unchanged(&fx.path, &[cmd]);
         assert_eq!(out.status.code(), Some(1), "{cmd}: {}", stderr(&out));
-        let err = stderr(&out);
         assert!(
-            err.contains("not an oauth-state-store database"),
-            "{cmd}: {err}"
+            stderr(&out).contains("not an SQLite database"),
+            "{cmd}: {}",
+            stderr(&out)
         );
-        assert!(err.contains("sessions, users"), "{cmd}: {err}");
-        assert_eq!(err.lines().count(), 1, "{cmd}: {err}");
     }
-    let out = unchanged(&fx.path, &["migrate", "--json"]);
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(doc["error"], "not_a_store");
 }
 
 /// The tool that runs a command as another uid, when there is one and we may use it.

@@ -220,6 +220,11 @@ fn check_here(url: &str, busy_timeout: Duration) -> Result<DatabaseCheck> {
     config.options(options.trim_start());
     let tls = tls::connector(&settings.tls)?;
     let mut client = config.connect(tls).map_err(|e| classify(e, busy_timeout))?;
+    if migrate::schema_version(&mut client).map_err(|e| classify(e, busy_timeout))? == 0 {
+        // Another program's tables of the store's names: not a store, as at open.
+        migrate::refuse_foreign(&mut client)
+            .map_err(|e| e.into_error(&migrate::CURRENT, busy_timeout))?;
+    }
     inspect(&mut client).map_err(|e| classify(e, busy_timeout))
 }
 

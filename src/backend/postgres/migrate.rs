@@ -53,6 +53,10 @@ pub(crate) const MIGRATION_LOCK: i64 = 0x6f61_7574_6873_7373;
 
 const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 const TRACKING_EXISTS: &str = "SELECT to_regclass('oauth_state_store_migrations') IS NOT NULL";
+/// The tables of the schema that exist, in a database the migrator has not made a store: a
+/// table of that name there is another program's.
+const TAKEN_NAMES: &str = "SELECT name FROM unnest(ARRAY['flows', 'meta']) AS name \
+     WHERE to_regclass(name) IS NOT NULL ORDER BY name";
 const CREATE_TRACKING: &str = "CREATE TABLE oauth_state_store_migrations (\
      version    BIGINT PRIMARY KEY, \
      name       TEXT NOT NULL, \
@@ -74,6 +78,10 @@ pub(crate) enum MigrateError {
     /// may not migrate it; nothing was changed.
     #[error("the database schema is version {0}, older than this code's")]
     Needed(i64),
+    /// The database has a table of the store's names that the store did not make (no
+    /// migrations recorded): another program's. Nothing was changed.
+    #[error("the database has tables of the store's names that another program made")]
+    Foreign(String),
     /// The driver's error (connection, permission, ...).
     #[error("PostgreSQL refused the migration")]
     Postgres(#[from] postgres::Error),
@@ -91,6 +99,10 @@ impl MigrateError {
             MigrateError::Needed(found) => Error::MigrationNeeded {
                 found,
                 expected: plan.version,
+            },
+            MigrateError::Foreign(what) => Error::NotAStore {
+                path: "the PostgreSQL database".into(),
+                what,
             },
             MigrateError::Postgres(e) => super::error::classify(e, busy_timeout),
         }
@@ -122,6 +134,9 @@ pub(crate) fn require_current(
     plan: &Plan,
 ) -> Result<MigrationReport, MigrateError> {
     let version = schema_version(client)?;
+    if version == 0 {
+        refuse_foreign(client)?;
+    }
     if version > plan.version {
         return Err(MigrateError::TooNew(version));
     }
@@ -146,6 +161,9 @@ pub(crate) fn migrate(client: &mut Client, plan: &Plan) -> Result<MigrationRepor
     let mut tx = client.transaction()?;
     tx.execute(LOCK, &[&MIGRATION_LOCK])?;
     if !tx.query_one(TRACKING_EXISTS, &[])?.get::<_, bool>(0) {
+        // Not a store yet: a table of the store's names is another program's. Read under the
+        // lock, before anything is created (the transaction rolls back on the error).
+        refuse_foreign(&mut tx)?;
         tx.batch_execute(CREATE_TRACKING)?;
     }
     let from: i64 = tx.query_one(SELECT_VERSION, &[])?.get(0);
@@ -172,6 +190,29 @@ pub(crate) fn migrate(client: &mut Client, plan: &Plan) -> Result<MigrationRepor
         from,
         to: plan.version,
     })
+}
+
+/// [`MigrateError::Foreign`] when a database without the migrator's records has a table of the
+/// store's names.
+pub(crate) fn refuse_foreign(
+    client: &mut impl postgres::GenericClient,
+) -> Result<(), MigrateError> {
+    let taken: Vec<String> = client
+        .query(TAKEN_NAMES, &[])?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if taken.is_empty() {
+        return Ok(());
+    }
+    let tables = match &taken[..] {
+        [one] => format!("the table {one}"),
+        many => format!("the tables {}", many.join(" and ")),
+    };
+    Err(MigrateError::Foreign(format!(
+        "a database where {tables} belong to another program (no oauth-state-store schema \
+         was ever made there)"
+    )))
 }
 
 /// Reads the database's `store_id`.

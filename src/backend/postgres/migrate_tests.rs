@@ -273,6 +273,47 @@ fn a_double_collision_is_a_duplicate_challenge_whatever_the_index_order() {
     assert_eq!(rows, 2);
 }
 
+/// A database where another program made a table named `flows` or `meta` is refused by every
+/// open, with nothing created or changed (not even the migrator's own table).
+#[test]
+fn a_database_with_another_programs_flows_or_meta_is_not_a_store_and_unchanged() {
+    for (i, setup) in [
+        "CREATE TABLE flows (id int PRIMARY KEY, name text, steps text); \
+         INSERT INTO flows VALUES (1, 'theirs', '')",
+        "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some((mut c, url)) = fresh(&format!("foreign_{i}")) else {
+            return;
+        };
+        c.batch_execute(setup).unwrap();
+        let before = catalog(&mut c);
+        for (how, options) in [
+            ("default", StoreOptions::default()),
+            ("read_only", StoreOptions::default().read_only(true)),
+            ("migrate(false)", StoreOptions::default().migrate(false)),
+        ] {
+            match options.open(&url) {
+                Err(e @ Error::NotAStore { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains("another program"), "{text}");
+                    assert!(!text.contains("postgres://"), "{text}");
+                }
+                other => panic!("{setup}, {how}: expected NotAStore, got {other:?}"),
+            }
+            assert_eq!(catalog(&mut c), before, "{setup}, {how}");
+            let tracking: bool = c.query_one(TRACKING_EXISTS, &[]).unwrap().get(0);
+            assert!(!tracking, "{setup}, {how}: the migrator's table was made");
+        }
+        assert!(matches!(
+            migrate(&mut c, &CURRENT),
+            Err(MigrateError::Foreign(_))
+        ));
+    }
+}
+
 /// The plan of `query` as text, after the table holds `rows` rows and has been analysed.
 fn plan(c: &mut Client, query: &str) -> String {
     c.query(&format!("EXPLAIN {query}"), &[])

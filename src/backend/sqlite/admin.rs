@@ -28,10 +28,15 @@ fn size_of(path: &Path) -> Result<Option<u64>> {
     }
 }
 
+/// `path` with `suffix` appended: its `-wal`, `-shm` or `-journal` file.
+pub(crate) fn side_path(path: &Path, suffix: &str) -> PathBuf {
+    let mut side = path.as_os_str().to_owned();
+    side.push(suffix);
+    PathBuf::from(side)
+}
+
 fn wal_path(path: &Path) -> PathBuf {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
+    side_path(path, "-wal")
 }
 
 impl Sqlite {

@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use super::admin::SELECT_JOURNAL_MODE;
 use super::error::classify;
-use super::migrate::{file_kind, FileKind, SELECT_STORE_ID, SELECT_USER_VERSION};
+use super::header::{self, FileKind};
+use super::migrate::{SELECT_STORE_ID, SELECT_USER_VERSION};
 use crate::backend::sqlite::migrate::SCHEMA_VERSION;
 use crate::backend::sqlite::permissions::{self, FileChecks};
 use crate::error::{Error, Result};
@@ -166,17 +167,20 @@ pub fn check_file_with_timeout(
         return Ok(report);
     }
     check_writable(path, &regular, &mut report)?;
+    // Another program's file is refused from its header, before SQLite opens it.
+    if let FileKind::Foreign(what) = header::file_kind(path)? {
+        return Err(Error::NotAStore {
+            path: path.to_path_buf(),
+            what,
+        });
+    }
     let sql = |e| classify(e, busy_timeout);
     let Some(conn) = open_unchanged(path, &mut report).map_err(sql)? else {
         return Ok(report);
     };
     conn.busy_timeout(busy_timeout).map_err(sql)?;
-    match inspect(&conn, header_says_wal(path), &mut report) {
-        Ok(None) => Ok(report),
-        Ok(Some(what)) => Err(Error::NotAStore {
-            path: path.to_path_buf(),
-            what,
-        }),
+    match inspect(&conn, header::says_wal(path), &mut report) {
+        Ok(()) => Ok(report),
         Err(e) => match classify(e, busy_timeout) {
             Error::Corrupt {
                 source: Some(source),
@@ -236,16 +240,6 @@ fn open_unchanged(path: &Path, report: &mut CheckReport) -> rusqlite::Result<Opt
             Ok(None)
         }
     }
-}
-
-/// Whether the database header (its read and write format versions, bytes 18 and 19) says
-/// WAL mode, read from the file without SQLite.
-fn header_says_wal(path: &Path) -> bool {
-    use std::io::Read;
-    let mut header = [0u8; 20];
-    fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .is_ok_and(|()| header[18] == 2 && header[19] == 2)
 }
 
 /// `file:PATH?immutable=1`, every byte of the path outside the unreserved set percent-encoded,
@@ -327,15 +321,8 @@ fn integrity_summary(messages: &[String]) -> String {
     summary
 }
 
-/// Fills `report` from the file's content; `Some(what)` when the file is not a store.
-fn inspect(
-    conn: &Connection,
-    wal: bool,
-    report: &mut CheckReport,
-) -> rusqlite::Result<Option<String>> {
-    if let FileKind::Foreign(what) = file_kind(conn)? {
-        return Ok(Some(what));
-    }
+/// Fills `report` from the content of a store's file.
+fn inspect(conn: &Connection, wal: bool, report: &mut CheckReport) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row(SELECT_USER_VERSION, [], |r| r.get(0))?;
     report.schema_version = Some(version);
     let mut messages = Vec::new();
@@ -404,5 +391,5 @@ fn inspect(
             ));
         }
     }
-    Ok(None)
+    Ok(())
 }

@@ -11,6 +11,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+use super::header::{self, APPLICATION_ID};
 use crate::error::{Error, Result};
 
 /// One migration: the version it brings the file to, its name, its SQL.
@@ -47,6 +48,7 @@ pub(crate) const CURRENT: Plan = Plan {
 /// The one store-id query.
 pub(crate) const SELECT_STORE_ID: &str = "SELECT value FROM meta WHERE key = 'store_id'";
 pub(crate) const SELECT_USER_VERSION: &str = "PRAGMA user_version";
+pub(crate) const SELECT_APPLICATION_ID: &str = "PRAGMA application_id";
 pub(crate) const INSERT_STORE_ID: &str =
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)";
 
@@ -71,7 +73,11 @@ const STEP_GAP: Duration = Duration::from_millis(100);
 
 /// Brings the schema up to `plan.version` and makes sure the file has a `store_id`.
 ///
-/// A new file gets `plan.schema` in one transaction. An older file gets each migration in its
+/// What the file is is read again inside each write transaction (two processes may create one
+/// new file at once, and the caller's look at the header was taken without a lock): a file
+/// without the store's application id that has any schema or a `user_version` is
+/// [`MigrateError::Foreign`], and nothing is written. A new file gets `plan.schema`, its
+/// `application_id` and its `user_version` in one transaction. An older file gets each migration in its
 /// own `BEGIN IMMEDIATE` transaction, with the `user_version` it brings: other processes'
 /// writes get the lock between two migrations instead of waiting for all of them, and a
 /// migration interrupted by a crash leaves the file at the version before it. Safe to run
@@ -87,15 +93,28 @@ pub(crate) fn migrate(conn: &mut Connection, plan: &Plan) -> Result<MigrationRep
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut version = user_version(&tx)?;
+        let id: i32 = tx.query_row(SELECT_APPLICATION_ID, [], |r| r.get(0))?;
+        let ours = id as u32 == APPLICATION_ID;
+        if !ours {
+            let objects: i64 = tx.query_row(COUNT_SCHEMA_OBJECTS, [], |r| r.get(0))?;
+            if version != 0 || objects != 0 {
+                return Err(MigrateError::Foreign(describe(&tx, version)?));
+            }
+        } else if version == 0 {
+            return Err(MigrateError::Damaged(
+                "a store file without a schema version",
+            ));
+        }
         if version > plan.version {
             return Err(MigrateError::TooNew(version));
         }
         from.get_or_insert(version);
-        if version == 0 {
-            // A new file: the latest schema at once.
+        if !ours {
+            // A new file: the latest schema at once, and the id that says it is a store.
             for sql in plan.schema {
                 tx.execute_batch(sql)?;
             }
+            tx.pragma_update(None, "application_id", APPLICATION_ID as i32)?;
             tx.pragma_update(None, "user_version", plan.version)?;
             version = plan.version;
         }
@@ -129,76 +148,14 @@ pub(crate) const SELECT_TABLES: &str = "SELECT name FROM sqlite_schema \
      WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name";
 /// How many schema objects of any kind the file has.
 pub(crate) const COUNT_SCHEMA_OBJECTS: &str = "SELECT count(*) FROM sqlite_schema";
-/// Whether the `meta` table has a `store_id` row (run only when the table exists).
-pub(crate) const HAS_STORE_ID: &str = "SELECT EXISTS (SELECT 1 FROM meta WHERE key = 'store_id')";
 
-/// What a database file is, read without changing it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FileKind {
-    /// No schema at all: a new file, made a store by migrating it.
-    Empty,
-    /// A store (it has `meta.store_id`, or the `meta` table and a flows table of one that lost
-    /// it) at this schema version.
-    Store(i64),
-    /// Something else; the text says what it seems to be.
-    Foreign(String),
-}
-
-/// Tells an empty file, a store and another application's database apart.
-pub(crate) fn file_kind(conn: &Connection) -> rusqlite::Result<FileKind> {
-    let version = user_version(conn)?;
-    let objects: i64 = conn.query_row(COUNT_SCHEMA_OBJECTS, [], |r| r.get(0))?;
-    if objects == 0 && version == 0 {
-        return Ok(FileKind::Empty);
-    }
+/// What a file that is not a store seems to be (see [`header::describe`]).
+fn describe(conn: &Connection, version: i64) -> rusqlite::Result<String> {
     let tables: Vec<String> = conn
         .prepare(SELECT_TABLES)?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let has = |name: &str| tables.iter().any(|t| t == name);
-    if has("meta") {
-        // Another application's `meta` table may lack the `key` column: that is no store id.
-        let with_id: bool = match conn.query_row(HAS_STORE_ID, [], |r| r.get(0)) {
-            Ok(found) => found,
-            Err(rusqlite::Error::SqlInputError { .. }) => false,
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::Unknown => {
-                false
-            }
-            Err(e) => return Err(e),
-        };
-        if with_id || (has("flows") && version >= 1) {
-            return Ok(FileKind::Store(version));
-        }
-    }
-    Ok(FileKind::Foreign(describe(&tables, version)))
-}
-
-/// "an SQLite database with the tables users, sessions (user_version 7)".
-fn describe(tables: &[String], version: i64) -> String {
-    const SHOWN: usize = 5;
-    let names: Vec<String> = tables
-        .iter()
-        .take(SHOWN)
-        .map(|t| {
-            t.chars()
-                .take(40)
-                .map(|c| if c.is_control() { '?' } else { c })
-                .collect()
-        })
-        .collect();
-    let mut text = match tables.len() {
-        0 => "an SQLite database without tables".to_string(),
-        1 => format!("an SQLite database with the table {}", names[0]),
-        _ => format!("an SQLite database with the tables {}", names.join(", ")),
-    };
-    if tables.len() > SHOWN {
-        text.push_str(&format!(" and {} more", tables.len() - SHOWN));
-    }
-    if version != 0 {
-        text.push_str(&format!(" (user_version {version})"));
-    }
-    text.push_str(", probably another application's");
-    text
+    Ok(header::describe(&tables, version))
 }
 
 /// Reads the file's `store_id`.
@@ -210,6 +167,10 @@ pub(crate) fn store_id(conn: &Connection) -> rusqlite::Result<String> {
 #[derive(Debug)]
 pub(crate) enum MigrateError {
     TooNew(i64),
+    /// Not a store: what it seems to be.
+    Foreign(String),
+    /// A store's file that lost what makes it one.
+    Damaged(&'static str),
     Sqlite(rusqlite::Error),
 }
 
@@ -220,12 +181,22 @@ impl From<rusqlite::Error> for MigrateError {
 }
 
 impl MigrateError {
-    pub(crate) fn into_error(self, plan: &Plan, busy_timeout: std::time::Duration) -> Error {
+    pub(crate) fn into_error(
+        self,
+        plan: &Plan,
+        busy_timeout: std::time::Duration,
+        path: Option<&std::path::Path>,
+    ) -> Error {
         match self {
             MigrateError::TooNew(found) => Error::DatabaseTooNew {
                 found,
                 supported: plan.version,
             },
+            MigrateError::Foreign(what) => Error::NotAStore {
+                path: path.map(std::path::Path::to_path_buf).unwrap_or_default(),
+                what,
+            },
+            MigrateError::Damaged(what) => Error::corrupt(what),
             MigrateError::Sqlite(e) => super::error::classify(e, busy_timeout),
         }
     }

@@ -103,25 +103,51 @@ fn migrating_twice_is_a_no_op_and_keeps_the_store_id() {
     assert_eq!(store_id(&c).unwrap(), id);
 }
 
+/// The look at the header is taken without a lock: inside the write transaction, a file
+/// that is not a new one and lacks the store's application id is refused, unchanged.
 #[test]
-fn files_are_told_apart_without_being_changed() {
-    let mut c = Connection::open_in_memory().unwrap();
-    assert_eq!(file_kind(&c).unwrap(), FileKind::Empty);
-    c.execute_batch("CREATE TABLE users (id INTEGER); CREATE TABLE meta (k, v);")
-        .unwrap();
-    match file_kind(&c).unwrap() {
-        FileKind::Foreign(what) => assert!(what.contains("meta, users"), "{what}"),
-        other => panic!("expected Foreign, got {other:?}"),
+fn the_transaction_that_creates_a_store_refuses_a_file_with_a_schema_of_its_own() {
+    for setup in [
+        "CREATE TABLE users (id INTEGER); CREATE TABLE meta (k, v);",
+        "PRAGMA user_version = 3;",
+    ] {
+        let mut c = Connection::open_in_memory().unwrap();
+        c.execute_batch(setup).unwrap();
+        match migrate(&mut c, &CURRENT) {
+            Err(MigrateError::Foreign(what)) => {
+                assert!(what.contains("probably another application's"), "{what}")
+            }
+            other => panic!("{setup}: expected Foreign, got {other:?}"),
+        }
+        let objects: i64 = c.query_row(COUNT_SCHEMA_OBJECTS, [], |r| r.get(0)).unwrap();
+        assert!(objects == 2 || user_version(&c).unwrap() == 3, "{setup}");
+        let id: i32 = c
+            .query_row(SELECT_APPLICATION_ID, [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(id, 0);
     }
-    let mut s = Connection::open_in_memory().unwrap();
-    migrate(&mut s, &CURRENT).unwrap();
-    assert_eq!(file_kind(&s).unwrap(), FileKind::Store(SCHEMA_VERSION));
-    let _ = &mut c;
+    // A store's own id with no version is damage.
+    let mut c = Connection::open_in_memory().unwrap();
+    c.pragma_update(None, "application_id", APPLICATION_ID as i32)
+        .unwrap();
+    assert!(matches!(
+        migrate(&mut c, &CURRENT),
+        Err(MigrateError::Damaged(_))
+    ));
+    // A new file gets the id with its schema.
+    let mut new = Connection::open_in_memory().unwrap();
+    migrate(&mut new, &CURRENT).unwrap();
+    let id: i32 = new
+        .query_row(SELECT_APPLICATION_ID, [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(id as u32, APPLICATION_ID);
 }
 
 #[test]
 fn a_newer_file_is_refused() {
     let mut c = Connection::open_in_memory().unwrap();
+    c.pragma_update(None, "application_id", APPLICATION_ID as i32)
+        .unwrap();
     c.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
         .unwrap();
     match migrate(&mut c, &CURRENT) {

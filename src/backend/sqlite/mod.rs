@@ -6,6 +6,7 @@
 //! - [`wal`]: the WAL scrub after writes that wipe a secret, and the sweep's batch session.
 //! - [`admin`]: file facts and compaction.
 //! - [`error`]: SQLite's errors as the crate's.
+//! - [`header`]: what a file is, from its header, before SQLite opens it.
 //! - [`migrate`], [`permissions`], [`check`]: migrations, file security, `check_file`.
 //! - [`denied`]: an access error told apart from a missing file.
 //! - [`pool`]: the connection pool, closed on the thread that drops the engine.
@@ -17,6 +18,7 @@ pub(crate) mod check;
 pub(crate) mod denied;
 pub(crate) mod error;
 pub(crate) mod flows;
+pub(crate) mod header;
 pub(crate) mod migrate;
 mod open;
 pub(crate) mod permissions;

@@ -9,9 +9,10 @@ use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
+use super::header::{self, FileKind};
 use super::pool::ConnPool;
 use super::{busy, error::classify, migrate, permissions, Sqlite};
-use crate::backend::sqlite::migrate::{FileKind, MigrationReport, Plan};
+use crate::backend::sqlite::migrate::{MigrationReport, Plan};
 use crate::error::{Error, Result};
 use crate::options::{Durability, LockWait, StoreOptions};
 
@@ -144,50 +145,72 @@ fn build(
         // The migrations below run on this thread.
         busy::set_timeout(bt);
     }
-    // Set the file up on a connection of our own, so that its failures keep SQLite's
-    // typed error (r2d2 would flatten them into a message).
-    let mut conn = manager.connect().map_err(sql)?;
-    // What the file is, read before anything is written to it: a foreign database, a newer
-    // store or (unless this open may migrate) an older one is refused unchanged.
+    // What the file is, read from its header before SQLite opens it: another program's
+    // file is refused unchanged, with nothing created beside it.
     let plan = plan(opts);
-    let found = match migrate::file_kind(&conn).map_err(sql)? {
+    let kind = match &path {
+        Some(p) => header::file_kind(p)?,
+        None => FileKind::Empty,
+    };
+    let may_migrate = opts.migrate && !opts.read_only;
+    match kind {
         FileKind::Foreign(what) => {
             return Err(Error::NotAStore {
                 path: path.clone().unwrap_or_default(),
                 what,
             })
         }
-        FileKind::Empty => 0,
-        FileKind::Store(version) => version,
-    };
-    if found > plan.version {
-        return Err(Error::DatabaseTooNew {
-            found,
-            supported: plan.version,
-        });
+        FileKind::Empty if !may_migrate => {
+            return Err(Error::MigrationNeeded {
+                found: 0,
+                expected: plan.version,
+            })
+        }
+        FileKind::Empty | FileKind::Store => {}
     }
-    // A file at the current version always has a store id; a missing one means damage,
-    // which migrating repairs.
-    let current = found == plan.version && migrate::store_id(&conn).is_ok();
-    // (A read-only open that may migrate tries, and fails with `ReadOnly`, writing nothing.)
-    if !current && !opts.migrate {
+    // Set the file up on a connection of our own, so that its failures keep SQLite's
+    // typed error (r2d2 would flatten them into a message).
+    let mut conn = manager.connect().map_err(sql)?;
+    let (found, current) = if kind == FileKind::Store {
+        let found = migrate::user_version(&conn).map_err(sql)?;
+        if found == 0 {
+            return Err(Error::corrupt("a store file without a schema version"));
+        }
+        if found > plan.version {
+            return Err(Error::DatabaseTooNew {
+                found,
+                supported: plan.version,
+            });
+        }
+        // A file at the current version always has a store id; a missing one means damage,
+        // which migrating repairs.
+        (
+            found,
+            found == plan.version && migrate::store_id(&conn).is_ok(),
+        )
+    } else {
+        (0, false)
+    };
+    if !current && !may_migrate {
         return Err(Error::MigrationNeeded {
             found,
             expected: plan.version,
         });
     }
-    // Only an open that may migrate changes the journal mode; a read-only connection could not.
-    if path.is_some() && !opts.read_only && opts.migrate {
-        ensure_wal(&conn, bt).map_err(sql)?;
-    }
+    // A new file gets its schema (and the application id that says it is a store) in rollback
+    // mode, so that the id is in the main file's header before any `-wal` exists.
     let migration = if current {
         MigrationReport {
             from: found,
             to: found,
         }
     } else {
-        migrate::migrate(&mut conn, plan).map_err(|e| e.into_error(plan, bt))?
+        migrate::migrate(&mut conn, plan).map_err(|e| e.into_error(plan, bt, path.as_deref()))?
     };
+    // Only an open that may migrate changes the journal mode; a read-only connection could not.
+    if path.is_some() && may_migrate {
+        ensure_wal(&conn, bt).map_err(sql)?;
+    }
     let store_id = migrate::store_id(&conn).map_err(sql)?;
     drop(conn);
     let builder = Pool::builder()
