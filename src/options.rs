@@ -201,10 +201,22 @@ impl StoreOptions {
         self.max_database_size = Some(bytes);
         self
     }
-    /// Opens the file read-only (`SQLITE_OPEN_READONLY`): reading operations work, every
-    /// write fails with [`Error::ReadOnly`](crate::Error::ReadOnly). The file must exist and
-    /// already be at the current schema version (nothing is created or migrated). For
-    /// inspection tools.
+    /// Only looks at the file: reading operations work, every write fails with
+    /// [`Error::ReadOnly`](crate::Error::ReadOnly). The file must exist and already be a store
+    /// at the current schema version (nothing is created or migrated: an empty file or an older
+    /// store is [`Error::MigrationNeeded`](crate::Error::MigrationNeeded)). For inspection
+    /// tools.
+    ///
+    /// The look creates and changes nothing. A cleanly closed file is opened read-write with
+    /// `PRAGMA query_only` (SQLite refuses every write), so that the `-wal` and `-shm` that WAL
+    /// mode needs to read are removed again when the store closes; a read-only connection would
+    /// leave them. A `-wal` beside the file (an application has it open, or was killed) is read
+    /// where it is through read-only connections (`SQLITE_OPEN_READONLY`), never merged into
+    /// the database file. What SQLite does not let a look avoid: a `-wal` without its `-shm`
+    /// gets a new `-shm`; a WAL-mode file this user may not write gets a `-wal` and `-shm` it
+    /// cannot remove; and an application that writes while the store is open and closes first
+    /// leaves its `-wal` to this store, whose close then merges it, as the application itself
+    /// would have.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
         self

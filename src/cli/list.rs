@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::format::{parse_limit, parse_status, relative, span, table};
 use super::output::{emit, emit_json};
-use super::{open_existing, CliResult, Context};
+use super::{open_to_look, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,7 +38,7 @@ struct Listed {
 }
 
 pub fn run(path: &Path, ctx: &Context, args: Args) -> CliResult {
-    let store = open_existing(path, ctx.options())?;
+    let store = open_to_look(path, ctx.options())?;
     let mut filter = FlowFilter::new();
     if let Some(s) = args.server {
         filter = filter.server_id(s);

@@ -229,6 +229,13 @@ fn open_existing(path: &Path, options: StoreOptions) -> CliResult<Store> {
     Ok(options.create_if_missing(false).migrate(false).open(path)?)
 }
 
+/// Opens an existing store at the current schema version only to look at it
+/// ([`StoreOptions::read_only`]): it creates and changes nothing, not even by merging into the
+/// file a `-wal` that a killed program left behind, which stays as it was.
+fn open_to_look(path: &Path, options: StoreOptions) -> CliResult<Store> {
+    open_existing(path, options.read_only(true))
+}
+
 /// A file that its owner may not write (mode 0400, say), opened by that owner: SQLite would
 /// fall back to a read-only connection and leave a `-wal` and a `-shm` with the file's mode
 /// next to it, which applications could not write even after a `chmod 600` on the file. So it

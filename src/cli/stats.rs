@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::format::{bytes, relative, table};
 use super::output::{emit, emit_json};
-use super::{open_existing, CliResult, Context};
+use super::{open_to_look, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -37,7 +37,7 @@ struct ServerReport {
 }
 
 pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
-    let store = open_existing(path, ctx.options())?;
+    let store = open_to_look(path, ctx.options())?;
     let stats = store.stats()?;
     if let Some(server) = store.server_info()? {
         let report = ServerReport {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::format::{bytes, parse_duration, table};
 use super::output::{emit, emit_json};
 use super::progress::{self, Progress};
-use super::{open_existing, CliResult, Context};
+use super::{open_existing, open_to_look, CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,7 +47,12 @@ struct Report {
 
 pub fn run(path: &Path, ctx: &Context, args: Args) -> CliResult {
     let options = ctx.options().sweep_batch_size(args.batch_size);
-    let store = open_existing(path, options)?;
+    // A dry run only looks: it changes nothing, not even by merging a -wal into the file.
+    let store = if args.dry_run {
+        open_to_look(path, options)?
+    } else {
+        open_existing(path, options)?
+    };
     let mut removed = Removed::default();
     let mut batches = 0;
     let mut longest = std::time::Duration::ZERO;

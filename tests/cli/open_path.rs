@@ -306,3 +306,43 @@ fn a_file_its_owner_cannot_write_is_refused_before_anything_is_created() {
         assert!(text.contains("run `chmod 600` on it"), "{cmd}: {text}");
     }
 }
+
+/// After an application was killed and left a `-wal`, the commands that only look read it
+/// where it is: the database file and the `-wal` keep their bytes, and `stats` reports the
+/// `-wal`'s real size.
+#[test]
+fn read_commands_leave_a_killed_applications_wal_where_it_is() {
+    let fx = Fixture::new();
+    drop(fx.store());
+    crate::common::killed_writer("open_path::child_writer", &fx.path, 20);
+    let wal = fs::metadata(format!("{}-wal", fx.path.display()))
+        .unwrap()
+        .len();
+    let before = crate::common::file_state(&fx.path);
+    for args in [
+        &["stats", "--json"][..],
+        &["stats"],
+        &["list"],
+        &["sweep", "--dry-run"],
+        &["check"],
+    ] {
+        let out = cli(&fx.path, args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert_eq!(
+            crate::common::file_state(&fx.path),
+            before,
+            "{args:?} changed the file or its -wal"
+        );
+        if args == ["stats", "--json"] {
+            let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(doc["wal_bytes"], wal, "{doc}");
+            assert_eq!(doc["counts"]["pending"], 20, "{doc}");
+        }
+    }
+}
+
+#[test]
+#[ignore = "child process of killed_writer"]
+fn child_writer() {
+    crate::common::writer_child();
+}

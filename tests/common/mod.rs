@@ -170,3 +170,86 @@ pub fn file_contains(path: &std::path::Path, needle: &[u8]) -> bool {
 pub fn running_as_root() -> bool {
     rustix::process::geteuid().is_root()
 }
+
+/// The environment variable that hands [`killed_writer`]'s child its database.
+const WRITER_DB: &str = "OSS_TEST_WRITER_DB";
+
+/// Leaves `path` as an application killed mid-work leaves it: a real child process (the
+/// `#[ignore]`d test `child`, which calls [`writer_child`]) opens the store, begins `flows`
+/// flows, says so, and is killed (SIGKILL) while it holds the file open: its commits are in
+/// the `-wal`, which nobody merged into the file.
+pub fn killed_writer(child: &str, path: &std::path::Path, flows: usize) {
+    use std::io::BufRead;
+    let mut c = spawn_child(
+        child,
+        &[
+            (WRITER_DB, path.to_str().expect("a UTF-8 path")),
+            ("OSS_TEST_WRITER_FLOWS", &flows.to_string()),
+        ],
+    );
+    let stdout = c.stdout.take().expect("stdout");
+    let ready = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("WRITER READY"));
+    assert!(ready, "the writer never got ready");
+    c.kill().expect("kill the writer");
+    c.wait().expect("reap the writer");
+    let wal = std::fs::metadata(format!("{}-wal", path.display())).expect("a -wal left");
+    assert!(wal.len() > 0, "the killed writer left an empty -wal");
+}
+
+/// The child of [`killed_writer`]: begins the flows, says `WRITER READY`, and waits to be
+/// killed. Does nothing outside such a child.
+pub fn writer_child() {
+    let Some(path) = std::env::var_os(WRITER_DB) else {
+        println!("a child of killed_writer only");
+        return;
+    };
+    let flows: usize = std::env::var("OSS_TEST_WRITER_FLOWS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let store = Store::open(PathBuf::from(path)).expect("open");
+    for _ in 0..flows {
+        store
+            .begin(oauth_state_store::BeginRequest::new(
+                "https://mcp.example.com",
+            ))
+            .expect("begin");
+    }
+    println!("WRITER READY");
+    std::thread::sleep(std::time::Duration::from_secs(120));
+}
+
+/// The bytes and modification time of `path` (and of its `-wal`), and the names of the files
+/// beside it: what a look must leave as it found it. The `-shm` is SQLite's shared index of
+/// the `-wal`, which every reader writes its read mark into: only its presence is compared.
+pub fn file_state(path: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut state = Vec::new();
+    for entry in std::fs::read_dir(path.parent().expect("a directory")).expect("read dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with("-shm") {
+            state.push(name);
+            continue;
+        }
+        let meta = entry.metadata().expect("metadata");
+        let bytes = std::fs::read(entry.path()).unwrap_or_default();
+        let sum: u64 = bytes
+            .iter()
+            .enumerate()
+            .fold(0xcbf2_9ce4_8422_2325, |h, (i, b)| {
+                (h ^ u64::from(*b) ^ i as u64).wrapping_mul(0x100_0000_01b3)
+            });
+        state.push(format!(
+            "{name} {} bytes, sum {sum:x}, mtime {}.{}",
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec()
+        ));
+    }
+    state.sort();
+    state
+}

@@ -10,9 +10,11 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
+use super::admin::side_path;
 use super::admin::SELECT_JOURNAL_MODE;
 use super::error::classify;
 use super::header::{self, FileKind};
+use super::look::Look;
 use super::migrate::{SELECT_STORE_ID, SELECT_USER_VERSION};
 use crate::backend::sqlite::migrate::SCHEMA_VERSION;
 use crate::backend::sqlite::permissions::{self, FileChecks};
@@ -115,15 +117,17 @@ impl CheckReport {
 /// Checks a store file without changing it: the permission rules of
 /// [`Store::open`](crate::Store::open), that applications (running as the file's owner) can
 /// write the file and its directory, that it is an undamaged SQLite database (`PRAGMA
-/// integrity_check`), its schema version against this code's, and WAL mode. The file is opened
-/// read-only and is never created, migrated or repaired, and no `-wal` or `-shm` file is
-/// created next to it. A damaged file is one [`Problem`]
+/// integrity_check`), its schema version against this code's, and WAL mode. The file is only
+/// looked at: never created, migrated or repaired, a `-wal` a killed program left is read where
+/// it is and never merged into the file, and no `-wal` or `-shm` file is left next to it (where
+/// SQLite would have to leave one, the content check is skipped and reported). Another
+/// program's file is refused from its header, unopened. A damaged file is one [`Problem`]
 /// whose `details` hold the integrity check's findings, not an error. Waits up to 5 seconds
 /// for another connection's lock ([`check_file_with_timeout`] chooses).
 ///
 /// # Errors
 /// [`Error::DatabaseMissing`], [`Error::PermissionDenied`] (this user may not see the file),
-/// [`Error::NotAStore`] (another application's SQLite file), [`Error::Io`] (the directory
+/// [`Error::NotAStore`] (a file that is not a store), [`Error::Io`] (the directory
 /// cannot be read),
 /// [`Error::Busy`] (another connection held the file for more than 5 seconds), other SQLite
 /// errors that are not damage.
@@ -179,7 +183,7 @@ pub fn check_file_with_timeout(
         return Ok(report);
     };
     conn.busy_timeout(busy_timeout).map_err(sql)?;
-    match inspect(&conn, header::says_wal(path), &mut report) {
+    match inspect(&conn, &mut report) {
         Ok(()) => Ok(report),
         Err(e) => match classify(e, busy_timeout) {
             Error::Corrupt {
@@ -200,62 +204,51 @@ pub fn check_file_with_timeout(
     }
 }
 
-/// `path` with `suffix` appended: the `-wal` or `-shm` file.
-fn side_path(path: &Path, suffix: &str) -> PathBuf {
-    let mut side = path.as_os_str().to_owned();
-    side.push(suffix);
-    PathBuf::from(side)
-}
-
-/// A read-only connection that creates no file. SQLite's read-only connection to a WAL file
-/// would create the `-wal` and `-shm` files (with the database's mode and, as root, root's
-/// ownership) and leave them behind, so:
-/// - without a `-wal` file there is no WAL content to read: the file is opened `immutable`,
-///   which opens no side file at all;
-/// - with both `-wal` and `-shm` (a program has the file open, or closed it uncleanly), a
-///   plain read-only connection uses them and creates nothing;
-/// - a `-wal` without `-shm` would need a new `-shm`: the content is not checked (`None`),
-///   and the report says why.
+/// A connection that only looks (see [`look`](super::look)): it creates and changes nothing.
+/// Where SQLite would have to create a side file it cannot remove, the content is not checked
+/// (`None`), and the report says why:
+/// - a `-wal` without its `-shm` (a program using the file was killed and the `-shm` removed);
+/// - a WAL-mode file this user may not write, without a `-wal`.
 fn open_unchanged(path: &Path, report: &mut CheckReport) -> rusqlite::Result<Option<Connection>> {
     let exists = |suffix| fs::symlink_metadata(side_path(path, suffix)).is_ok();
-    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+    let look = Look::of(path);
+    let unchecked = |report: &mut CheckReport, why: &str, fix: &str| {
+        report.problems.push(Problem::new(
+            ProblemKind::JournalMode,
+            format!(
+                "{}: {why}, so its content was not checked: reading it would create a -shm \
+                 file next to it",
+                path.display()
+            ),
+            fix,
+        ));
+        Ok(None)
+    };
+    if exists("-wal") && !exists("-shm") {
+        return unchecked(
+            report,
+            "it has a -wal file but no -shm file (a program using it stopped without closing \
+             it)",
+            "run any command that opens the store, such as `oauth-state-store stats`, as the \
+             file's owner (it recovers the -wal file), then check again",
+        );
+    }
+    if look == Look::ReadOnly && !exists("-wal") && header::says_wal(path) {
+        return unchecked(
+            report,
+            "this user may not write it",
+            "run the check as the file's owner",
+        );
+    }
+    let flags = look.access()
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW
         | OpenFlags::SQLITE_OPEN_EXRESCODE;
-    match (exists("-wal"), exists("-shm")) {
-        (false, _) => {
-            let uri = immutable_uri(path);
-            Connection::open_with_flags(uri, flags | OpenFlags::SQLITE_OPEN_URI).map(Some)
-        }
-        (true, true) => Connection::open_with_flags(path, flags).map(Some),
-        (true, false) => {
-            report.problems.push(Problem::new(
-                ProblemKind::JournalMode,
-                format!(
-                    "{}: it has a -wal file but no -shm file (a program using it stopped                      without closing it), so its content was not checked: reading it would                      create a -shm file",
-                    path.display()
-                ),
-                "run any command that opens the store, such as `oauth-state-store stats`, as                  the file's owner (it recovers the -wal file), then check again",
-            ));
-            Ok(None)
-        }
+    let conn = Connection::open_with_flags(path, flags)?;
+    if look.query_only() {
+        conn.pragma_update(None, "query_only", true)?;
     }
-}
-
-/// `file:PATH?immutable=1`, every byte of the path outside the unreserved set percent-encoded,
-/// so that no part of the path is read as a URI parameter.
-fn immutable_uri(path: &Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut uri = String::from("file:");
-    for &b in path.as_os_str().as_bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            uri.push(char::from(b));
-        } else {
-            uri.push_str(&format!("%{b:02X}"));
-        }
-    }
-    uri.push_str("?mode=ro&immutable=1");
-    uri
+    Ok(Some(conn))
 }
 
 /// The owner's write bits: a file or directory its own applications cannot write fails every
@@ -322,7 +315,7 @@ fn integrity_summary(messages: &[String]) -> String {
 }
 
 /// Fills `report` from the content of a store's file.
-fn inspect(conn: &Connection, wal: bool, report: &mut CheckReport) -> rusqlite::Result<()> {
+fn inspect(conn: &Connection, report: &mut CheckReport) -> rusqlite::Result<()> {
     let version: i64 = conn.query_row(SELECT_USER_VERSION, [], |r| r.get(0))?;
     report.schema_version = Some(version);
     let mut messages = Vec::new();
@@ -353,12 +346,7 @@ fn inspect(conn: &Connection, wal: bool, report: &mut CheckReport) -> rusqlite::
         problem.details = messages;
         report.problems.push(problem);
     }
-    // An immutable connection reports "delete" for every file: the header says WAL or not.
-    let mode: String = if wal {
-        "wal".to_string()
-    } else {
-        conn.query_row(SELECT_JOURNAL_MODE, [], |r| r.get(0))?
-    };
+    let mode: String = conn.query_row(SELECT_JOURNAL_MODE, [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         report.problems.push(Problem::new(
             ProblemKind::JournalMode,

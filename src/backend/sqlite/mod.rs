@@ -7,6 +7,7 @@
 //! - [`admin`]: file facts and compaction.
 //! - [`error`]: SQLite's errors as the crate's.
 //! - [`header`]: what a file is, from its header, before SQLite opens it.
+//! - [`look`]: opening a file only to look at it, creating and changing nothing.
 //! - [`migrate`], [`permissions`], [`check`]: migrations, file security, `check_file`.
 //! - [`denied`]: an access error told apart from a missing file.
 //! - [`pool`]: the connection pool, closed on the thread that drops the engine.
@@ -19,6 +20,7 @@ pub(crate) mod denied;
 pub(crate) mod error;
 pub(crate) mod flows;
 pub(crate) mod header;
+pub(crate) mod look;
 pub(crate) mod migrate;
 mod open;
 pub(crate) mod permissions;

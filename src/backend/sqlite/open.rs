@@ -10,6 +10,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 use super::header::{self, FileKind};
+use super::look::Look;
 use super::pool::ConnPool;
 use super::{busy, error::classify, migrate, permissions, Sqlite};
 use crate::backend::sqlite::migrate::{MigrationReport, Plan};
@@ -24,7 +25,13 @@ fn init_connection(
     durability: Durability,
     max_size: Option<u64>,
     immediate_wal_scrub: bool,
+    query_only: bool,
 ) -> rusqlite::Result<()> {
+    if query_only {
+        // A read-only store that had to open the file read-write (see `look`): SQLite itself
+        // refuses every write on this connection.
+        conn.pragma_update(None, "query_only", true)?;
+    }
     match lock_wait {
         LockWait::Aging => {
             // Replaces the handler `busy_timeout` would install; it keeps to the same timeout.
@@ -87,18 +94,17 @@ pub(crate) fn open_file(path: &Path, opts: &StoreOptions) -> Result<Sqlite> {
     let create = opts.create_if_missing && !opts.read_only;
     permissions::prepare(path, create, opts.file_checks)?;
     // No SQLITE_OPEN_CREATE: the file exists now, made 0600 by us. No SQLITE_OPEN_URI: a
-    // path is a path. NOFOLLOW: a symlink swapped in after our check is still refused.
-    let access = if opts.read_only {
-        OpenFlags::SQLITE_OPEN_READ_ONLY
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-    };
+    // path is a path. NOFOLLOW: a symlink swapped in after our check is still refused. A
+    // read-only store only looks, creating and changing nothing (see `look`).
+    let look = opts.read_only.then(|| Look::of(path));
+    let access = look.map_or(OpenFlags::SQLITE_OPEN_READ_WRITE, Look::access);
     let flags = access
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW
         | OpenFlags::SQLITE_OPEN_EXRESCODE;
     let manager = SqliteConnectionManager::file(path).with_flags(flags);
-    build(manager, opts, Some(path.to_path_buf()))
+    let query_only = look.is_some_and(Look::query_only);
+    build(manager, opts, Some(path.to_path_buf()), query_only)
 }
 
 /// A private in-memory engine (for tests and examples).
@@ -112,7 +118,7 @@ pub(crate) fn open_in_memory(opts: &StoreOptions) -> Result<Sqlite> {
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let manager = SqliteConnectionManager::memory().with_flags(flags);
-    build(manager, &opts, None)
+    build(manager, &opts, None, false)
 }
 
 /// What this open brings the file to: this code's schema, or, in the crate's own tests that
@@ -130,6 +136,7 @@ fn build(
     manager: SqliteConnectionManager,
     opts: &StoreOptions,
     path: Option<PathBuf>,
+    query_only: bool,
 ) -> Result<Sqlite> {
     let (bt, durability, max_size, scrub) = (
         opts.busy_timeout,
@@ -138,8 +145,8 @@ fn build(
         opts.immediate_wal_scrub,
     );
     let wait = opts.lock_wait;
-    let manager =
-        manager.with_init(move |c| init_connection(c, bt, wait, durability, max_size, scrub));
+    let manager = manager
+        .with_init(move |c| init_connection(c, bt, wait, durability, max_size, scrub, query_only));
     let sql = |e| classify(e, bt);
     if wait == LockWait::Aging {
         // The migrations below run on this thread.
