@@ -237,15 +237,21 @@ impl StoreOptions {
     /// - otherwise as SQLite's automatic checkpoints let later writes overwrite them, which is
     ///   no promise of a time.
     ///
-    /// A running `oauth-state-store sweep` timer therefore bounds how long a consumed verifier
-    /// can stay in the `-wal` file; it is never in the database file once consumed.
+    /// The database file itself changes only at checkpoints: when one (a sweep's, a scrub's,
+    /// SQLite's automatic one) copied a flow's page while the flow was live, the file keeps
+    /// that old image, verifier included, after the consume, until the next checkpoint (every
+    /// item above, and SQLite's automatic ones) copies the wiped page over it. A running
+    /// `oauth-state-store sweep` timer therefore bounds how long a consumed verifier can stay
+    /// on disk, in the `-wal` file or in the database file. Keeping it out of the database file
+    /// at once takes a checkpoint after every consume, with its two syncs: `true` below.
     ///
     /// `true` scrubs with every such write instead: a passive checkpoint before and after it,
     /// and `journal_size_limit=0` on every connection so that each WAL restart cuts the file.
     /// The old frames then go with the write itself (unless another connection holds an
     /// older read snapshot; then at the next such write). It syncs the files twice a write:
-    /// BENCHMARKS.md measures a flow about 15 times slower at `Normal` durability (5 times at `Full`). For hosts where a copy of the
-    /// `-wal` taken at any moment must not hold a consumed verifier.
+    /// BENCHMARKS.md measures a flow about 15 times slower at `Normal` durability (5 times at
+    /// `Full`). For hosts where a copy of the database file or the `-wal` taken at any moment
+    /// must not hold a consumed verifier.
     pub fn immediate_wal_scrub(mut self, immediate: bool) -> Self {
         self.immediate_wal_scrub = immediate;
         self

@@ -291,6 +291,35 @@ fn scrubbing_a_verifier_checkpointed_by_an_unrelated_sweep_is_gone_after_its_con
     assert_eq!(found(&fx.path, 0), Vec::<String>::new(), "after checkpoint");
 }
 
+/// What the default promises, stated exactly: begin A (ttl 1 s) and B; two seconds later a
+/// sweep removes A, and its scrub checkpoints B's live page, verifier included, into the
+/// database file. Consuming B wipes the verifier in a new page image, in the `-wal`; the
+/// database file keeps the old image until the next checkpoint (here the next scrub), which
+/// copies the wiped page over it. (README "Guarantees" used to say "never in the database
+/// file"; keeping that promise costs a checkpoint, two syncs, after every consume, which is
+/// what `immediate_wal_scrub` does: see
+/// `scrubbing_a_verifier_checkpointed_by_an_unrelated_sweep_is_gone_after_its_consume`.)
+#[test]
+fn by_default_a_verifier_a_sweep_checkpointed_stays_in_the_database_file_until_the_next_scrub() {
+    let fx = Fixture::new();
+    let store = fx.store();
+    store
+        .begin(BeginRequest::new("srv").ttl(std::time::Duration::from_secs(1)))
+        .unwrap();
+    begin(&store, 0);
+    fx.clock.advance(std::time::Duration::from_secs(2));
+    assert_eq!(store.sweep().unwrap().removed.total(), 1);
+    assert_eq!(found(&fx.path, 0), ["verifier in db"], "live, checkpointed");
+    store.consume(&secrets(0).0).unwrap();
+    assert_eq!(
+        found(&fx.path, 0),
+        ["verifier in db"],
+        "consumed: the old image in the database file, nothing in the -wal"
+    );
+    store.scrub().unwrap();
+    assert_eq!(found(&fx.path, 0), Vec::<String>::new(), "after the scrub");
+}
+
 #[test]
 fn scrub_on_demand_clears_a_consumed_verifier_from_the_wal() {
     let fx = Fixture::new();
