@@ -5,7 +5,10 @@
 //!   `common/minimal.rs`);
 //! - **same-statements floor**: raw rusqlite running the store's own statements on the store's
 //!   schema (`common::Floor`), what `benches/scale.rs` compares with;
-//! - **store**: the library, on a new file.
+//! - **store**: the library, on a new file;
+//! - **store + flows_by_end**: the library on a file that also has the index of ended rows
+//!   that `sweep --older-than` searched before it walked the table in id order: the cost of
+//!   that index, measured in the same rounds.
 //!
 //! Each on its own file with the same pragmas, native (`begin` + `consume`) and SDK
 //! (`save_code_verifier` + `promote` + `consume`) paths, `synchronous=NORMAL` and `FULL`, on an
@@ -53,7 +56,19 @@ fn file_from(template: Option<&PathBuf>) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// The variants of each path (native, then SDK).
-const PER_PATH: usize = 3;
+const PER_PATH: usize = 4;
+
+/// The index of ended rows that `sweep --older-than` searched before (schema.sql until then).
+const BY_END: &str = "CREATE INDEX IF NOT EXISTS flows_by_end ON flows \
+     (coalesce(consumed_at, created_at)) WHERE status IN ('consumed', 'failed')";
+
+/// Gives the store file at `path` (made by the store) the old index of ended rows.
+fn with_old_index(path: &PathBuf) {
+    let store = StoreOptions::default().open(path).unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(BY_END).unwrap();
+}
 
 /// `template`: the filled store file the stores and same-statements floors start from (`None`:
 /// empty files made by the run itself).
@@ -61,10 +76,13 @@ fn run(sizes: &Sizes, durability: Durability, rows: usize, template: Option<&Pat
     let full = durability == Durability::Full;
     let block = if full { sizes.block / 4 } else { sizes.block }.max(1);
     // Stores and same-statements floors start from copies of the filled store file; the
-    // minimal floors fill their own schema.
-    let files: Vec<_> = (0..6)
-        .map(|i| file_from(template.filter(|_| i < 4)))
+    // minimal floors fill their own schema; files 6 and 7 get the old index too.
+    let files: Vec<_> = (0..8)
+        .map(|i| file_from(template.filter(|_| !(4..6).contains(&i))))
         .collect();
+    for file in &files[6..] {
+        with_old_index(&file.1);
+    }
     let open = |i: usize| {
         StoreOptions::default()
             .durability(durability)
@@ -79,6 +97,7 @@ fn run(sizes: &Sizes, durability: Durability, rows: usize, template: Option<&Pat
         }
     };
     let (s1, s2) = (open(0), open(1));
+    let (o1, o2) = (open(6), open(7));
     let (mut f1, mut f2) = (floor(2), floor(3));
     let mut m1 = Minimal::open(&files[4].1, durability, rows);
     let mut m2 = Minimal::open(&files[5].1, durability, rows);
@@ -90,12 +109,22 @@ fn run(sizes: &Sizes, durability: Durability, rows: usize, template: Option<&Pat
             false,
             Box::new(|| drop(f1.native_flow())),
         ),
+        (
+            "store + flows_by_end (before)",
+            false,
+            Box::new(|| drop(store_native_flow(&o1))),
+        ),
         ("minimal", true, Box::new(|| drop(m2.sdk_flow()))),
         ("store", true, Box::new(|| drop(store_sdk_flow(&s2)))),
         (
             "same-statements floor",
             true,
             Box::new(|| drop(f2.sdk_flow())),
+        ),
+        (
+            "store + flows_by_end (before)",
+            true,
+            Box::new(|| drop(store_sdk_flow(&o2))),
         ),
     ];
     for (_, _, run) in &mut variants {

@@ -9,7 +9,8 @@
 //! and 100k expired rows; `--full` adds 1M (`--sweep-rows N,N` and `--sweep-batch N` choose;
 //! `--procs N,N` the process counts of `contention` and `shared`; `--lock-wait aging` opens
 //! every store of the run with `LockWait::Aging`).
-//! Sections: `ratio`, `contention`, `shared`, `sweep`, `open`, `memory`. Children are this
+//! Sections: `ratio`, `contention`, `shared`, `sweep`, `finished` (`sweep --older-than`),
+//! `open`, `memory`. Children are this
 //! binary run again with `--child ROLE`; secrets travel to them on stdin and are never printed.
 //! Everything lives in temp dirs that are removed at the end.
 #![allow(missing_docs)] // a bench binary, not an API
@@ -567,6 +568,38 @@ fn sweep(sizes: &Sizes) {
     }
 }
 
+/// `sweep --older-than`: the table walked in id order in chunks (no index of ended rows), each
+/// chunk one short transaction, while another process runs full flows.
+fn sweep_finished(sizes: &Sizes) {
+    println!("\n### Sweep --older-than: N rows ended an hour ago (a third of them consumed) among N/10 live ones, walked in id order; `Store::sweep_finished(1 min)` ({} rows deleted at most a transaction) while another process runs full flows\n", sizes.sweep_batch);
+    println!("| rows | removed | sweep ms | transactions that removed rows | longest lock hold ms | probe consume p99 ms | max ms | probe errors |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in &sizes.sweep_rows {
+        let (_dir, path) = temp_db();
+        populate(&path, n, (n / 10).max(100));
+        let store = options()
+            .sweep_batch_size(sizes.sweep_batch)
+            .open(&path)
+            .unwrap();
+        let probe = start_probe(&path);
+        let t = Instant::now();
+        let report = store.sweep_finished(Duration::from_secs(60)).unwrap();
+        let took = t.elapsed();
+        let probe = stop_probe(probe);
+        let (_, p99, max) = summary(probe.lat_us.clone());
+        println!(
+            "| {n} | {} | {:.0} | {} | {:.1} | {p99:.2} | {max:.1} | {} |",
+            report.removed.total(),
+            ms(took),
+            report.batches,
+            ms(report.longest_batch),
+            probe.get("ERRORS"),
+        );
+        assert_eq!(probe.get("ERRORS"), 0, "the probe saw errors");
+        assert!(report.removed.consumed > 0);
+    }
+}
+
 // ---- 5. open cost -----------------------------------------------------------------------------
 
 fn open_cost(sizes: &Sizes) {
@@ -755,6 +788,9 @@ fn main() {
     }
     if want("sweep") {
         sweep(&sizes);
+    }
+    if want("finished") {
+        sweep_finished(&sizes);
     }
     if want("open") {
         open_cost(&sizes);

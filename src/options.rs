@@ -175,8 +175,9 @@ impl StoreOptions {
         self.create_if_missing = create;
         self
     }
-    /// The most rows [`Store::sweep`](crate::Store::sweep) deletes in one write transaction
-    /// (at least 1). Batches start smaller and grow up to this while they stay under
+    /// The most rows [`Store::sweep`](crate::Store::sweep) and
+    /// [`Store::sweep_finished`](crate::Store::sweep_finished) delete in one write
+    /// transaction (at least 1); `sweep_finished` walks at most 32 times as many rows in one. Batches start smaller and grow up to this while they stay under
     /// [`sweep_batch_time`](Self::sweep_batch_time).
     pub fn sweep_batch_size(mut self, rows: u32) -> Self {
         self.sweep_batch_size = rows.max(1);

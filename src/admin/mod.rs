@@ -228,7 +228,9 @@ impl Store {
     }
 
     /// Removes tombstones consumed, and failed flows begun, more than `older_than` ago, before
-    /// their expiry, in the same short batches as [`Store::sweep`]. A removed failed flow's
+    /// their expiry, walking the whole table in id order in short transactions (as
+    /// [`Store::sweep`], each holds the write lock about
+    /// [`sweep_batch_time`](crate::StoreOptions::sweep_batch_time)). A removed failed flow's
     /// owner gets [`Error::UnknownState`] instead of [`Error::AuthorizationFailed`], and a
     /// replayed callback of a removed tombstone looks unknown rather than replayed.
     ///
@@ -254,7 +256,18 @@ impl Store {
     /// committed stay removed.
     pub fn sweep_finished(&self, older_than: Duration) -> Result<SweepReport> {
         rules::finished_cutoff(self.now_ms(), older_than)?;
-        self.delete_in_batches(|tx, size| ops::finished_batch(tx, older_than, size))
+        // No index finds the ended rows (each would cost every consume a write): the table is
+        // walked in id order, each chunk of rows one short transaction.
+        let mut after = i64::MIN;
+        self.delete_in_batches(self.sweep_batch_size(), |tx, rows| {
+            let outcome = ops::finished_chunk(tx, older_than, after, rows)?;
+            Ok(outcome.map(|chunk| {
+                if let Some(last) = chunk.last {
+                    after = last;
+                }
+                (chunk.deleted, chunk.last.is_some())
+            }))
+        })
     }
 
     /// Sizes, versions and journal mode of the store's file.

@@ -265,6 +265,14 @@ pub(crate) struct ListedRow {
     pub error: Option<String>,
 }
 
+/// One chunk of a walk in id order: the statuses of the rows it deleted, and the last id it
+/// walked (`None` when it reached the end of the table: the walk is over).
+#[derive(Debug, Default)]
+pub(crate) struct Chunk {
+    pub deleted: Vec<Status>,
+    pub last: Option<i64>,
+}
+
 /// "Live at a time", as [`rules::live_at`](crate::flow::rules::live_at) defines it, in the
 /// bounds a many-row statement compares columns with.
 #[derive(Debug, Clone, Copy)]
@@ -349,17 +357,22 @@ pub(crate) trait FlowTx {
     /// the status each had.
     fn delete_expired_batch(&mut self, expired_by: i64, limit: u32) -> Result<Vec<Status>>;
 
-    /// Deletes up to `limit` rows in `statuses` that ended (consumed, or were created when
-    /// never consumed) at or before `ended_by`; returns the status each had.
-    fn delete_ended_batch(
+    /// Walks at most `walk` rows after the id `after`, in id order, and deletes the first
+    /// `limit` of them in `statuses` that ended (consumed, or were created when never consumed)
+    /// at or before `ended_by`: one bounded chunk of `sweep --older-than`, which searches no
+    /// index. [`Chunk::last`] is the last row deleted when `limit` were, else the last row
+    /// walked, else `None` (the walk reached the end of the table).
+    fn delete_ended_chunk(
         &mut self,
         statuses: &[Status],
         ended_by: i64,
+        after: i64,
+        walk: u32,
         limit: u32,
-    ) -> Result<Vec<Status>>;
+    ) -> Result<Chunk>;
 
     /// Counts by status of the rows [`FlowTx::delete_expired_batch`] and, with `ended`,
-    /// [`FlowTx::delete_ended_batch`] would delete.
+    /// [`FlowTx::delete_ended_chunk`] would delete (then reading the whole table).
     fn count_removable(
         &mut self,
         expired_by: i64,
@@ -390,6 +403,14 @@ pub(crate) enum Outcome<T> {
 }
 
 impl<T> Outcome<T> {
+    /// The same outcome with its value mapped.
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Outcome<U> {
+        match self {
+            Outcome::Done(v) => Outcome::Done(f(v)),
+            Outcome::CommitThenFail(e) => Outcome::CommitThenFail(e),
+        }
+    }
+
     /// The result the caller sees once the transaction has committed.
     pub(crate) fn into_result(self) -> Result<T> {
         match self {

@@ -4,7 +4,7 @@
 //! engine's `write` or `read`; no body here knows which engine runs it.
 
 use crate::backend::{
-    Binding, CallbackResult, FlowRow, FlowTx, ListedRow, NewFlow, Outcome, StatusStats,
+    Binding, CallbackResult, Chunk, FlowRow, FlowTx, ListedRow, NewFlow, Outcome, StatusStats,
     StoredVerifier,
 };
 use crate::error::{Error, Result};
@@ -439,17 +439,25 @@ pub(crate) fn sweep_batch(tx: &mut dyn FlowTx, size: u32) -> Result<Outcome<Vec<
     Ok(Outcome::Done(tx.delete_expired_batch(cut, size)?))
 }
 
-/// One batch of `sweep_finished`: up to `size` rows that ended more than `older_than` ago.
-pub(crate) fn finished_batch(
+/// Rows `sweep_finished` walks in a transaction per row it may delete in it: reading a row
+/// that stays costs a fraction of deleting one.
+pub(crate) const WALK_PER_ROW: u32 = 32;
+
+/// One chunk of `sweep_finished`: of the `rows * WALK_PER_ROW` rows after the id `after`, at
+/// most `rows` of those that ended more than `older_than` ago.
+pub(crate) fn finished_chunk(
     tx: &mut dyn FlowTx,
     older_than: std::time::Duration,
-    size: u32,
-) -> Result<Outcome<Vec<Status>>> {
+    after: i64,
+    rows: u32,
+) -> Result<Outcome<Chunk>> {
     let cut = rules::finished_cutoff(tx.now(), older_than)?;
-    Ok(Outcome::Done(tx.delete_ended_batch(
+    Ok(Outcome::Done(tx.delete_ended_chunk(
         &rules::FINISHED,
         cut,
-        size,
+        after,
+        rows.saturating_mul(WALK_PER_ROW),
+        rows,
     )?))
 }
 

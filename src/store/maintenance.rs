@@ -216,31 +216,38 @@ impl Store {
     /// # Errors
     /// Storage errors; rows deleted by batches already committed stay deleted.
     pub fn sweep(&self) -> Result<SweepReport> {
-        self.delete_in_batches(ops::sweep_batch)
+        self.delete_in_batches(self.sweep_batch_size(), |tx, size| {
+            let outcome = ops::sweep_batch(tx, size)?;
+            Ok(outcome.map(|deleted| {
+                let more = deleted.len() >= size as usize;
+                (deleted, more)
+            }))
+        })
     }
 
-    /// Runs `batch` (one transaction body deleting up to its size of rows and returning their
-    /// statuses) in short write transactions on one held connection until a batch comes back
-    /// short, then lets the engine scrub once.
+    /// Runs `batch` (one transaction body of at most its size of rows, returning the statuses
+    /// of the rows it deleted and whether there may be more to do) in short write transactions
+    /// on one held connection until there is no more, then lets the engine scrub once.
     ///
-    /// Batch sizes adapt: each batch's time from the start of its transaction body to the end
-    /// of its commit (the write lock's hold) is measured, and the next batch halves when it
-    /// took longer than [`sweep_batch_time`](crate::StoreOptions::sweep_batch_time), doubles
-    /// (up to [`sweep_batch_size`](crate::StoreOptions::sweep_batch_size)) when it took less
+    /// Batch sizes adapt, from a small first one up to `max`: each batch's time from the start
+    /// of its transaction body to the end of its commit (the write lock's hold) is measured,
+    /// and the next batch halves when it took longer than
+    /// [`sweep_batch_time`](crate::StoreOptions::sweep_batch_time), doubles when it took less
     /// than half.
     pub(crate) fn delete_in_batches(
         &self,
-        batch: impl Fn(&mut dyn crate::backend::FlowTx, u32) -> Result<Outcome<Vec<Status>>> + Sync,
+        max: u32,
+        mut batch: impl FnMut(&mut dyn crate::backend::FlowTx, u32) -> Result<Outcome<(Vec<Status>, bool)>>
+            + Send,
     ) -> Result<SweepReport> {
         let mut report = SweepReport::default();
-        let max = self.sweep_batch_size();
         let target = self.sweep_batch_time();
         let mut session = self.engine().session()?;
         let mut run = || -> Result<()> {
             let mut size = max.min(FIRST_SWEEP_BATCH);
             loop {
                 let mut began = None;
-                let deleted = session.write(|tx| {
+                let (deleted, more) = session.write(|tx| {
                     began = Some(Instant::now());
                     batch(tx, size)
                 })?;
@@ -250,10 +257,12 @@ impl Store {
                 for status in &deleted {
                     report.removed.add(*status, 1);
                 }
-                if deleted.len() < size as usize {
+                if !more {
                     return Ok(());
                 }
-                session.between_batches();
+                if !deleted.is_empty() {
+                    session.between_batches();
+                }
                 size = next_batch_size(size, held, target, max);
                 // Let waiting writers in between batches.
                 std::thread::yield_now();

@@ -391,6 +391,46 @@ fn sweep_removes_every_status_in_small_batches() {
     assert_eq!(total_rows(&store), 0);
 }
 
+/// `sweep_finished` walks the whole table in chunks (no index of ended rows): with a limit of 3
+/// rows deleted a transaction (96 walked), it removes every ended row older than the cut, among
+/// live ones and newer ended ones, skipping none where a chunk stopped at its limit, and agrees
+/// with the preview.
+#[test]
+fn sweep_finished_walks_the_table_in_chunks_and_misses_no_ended_row() {
+    let fx = Fixture::new();
+    let store = fx.open(
+        fx.options()
+            .sweep_batch_size(3)
+            .sweep_batch_time(std::time::Duration::from_secs(3600)),
+    );
+    let mut kept = Vec::new();
+    for i in 0..400 {
+        let flow = begin(&store, "srv", "cli");
+        let s = flow.state().secret().to_owned();
+        match i % 5 {
+            0 | 1 => drop(store.consume(&s).unwrap()),
+            2 => drop(store.reject(&s, "access_denied", None).unwrap()),
+            _ => kept.push(s),
+        }
+    }
+    fx.clock.advance(std::time::Duration::from_secs(120));
+    // Ended after the cut: kept.
+    let late = begin(&store, "srv", "cli").state().secret().to_owned();
+    store.consume(&late).unwrap();
+    let minute = std::time::Duration::from_secs(60);
+    let preview = store.sweep_preview(Some(minute)).unwrap();
+    assert_eq!((preview.consumed, preview.failed), (160, 80));
+    let report = store.sweep_finished(minute).unwrap();
+    assert_eq!(report.removed, preview);
+    assert!(report.batches >= 80, "{report:?}");
+    assert_eq!(total_rows(&store), 161);
+    for s in &kept {
+        assert_eq!(store.check(s).unwrap().status, Status::Pending);
+    }
+    assert!(matches!(store.consume(&late), Err(Error::AlreadyConsumed)));
+    assert_eq!(store.sweep_finished(minute).unwrap().removed.total(), 0);
+}
+
 /// Begins `n` flows for `srv` on `store` and moves its clock past their expiry.
 fn expired_flows(fx: &Fixture, store: &oauth_state_store::Store, n: usize) {
     for _ in 0..n {

@@ -68,7 +68,6 @@ fn the_schema_file_declares_the_tables_columns_and_indexes() {
         "flows_code_challenge_key on flows",
         "flows_by_expiry on flows",
         "flows_by_server on flows",
-        "flows_by_end on flows",
     ] {
         assert!(indexes.contains(index), "{index}: {indexes:#?}");
     }
@@ -165,7 +164,7 @@ fn a_migrated_database_passes_and_a_damaged_one_has_a_line_per_missing_object() 
     assert!(ok.server_version.starts_with(char::is_numeric));
 
     c.batch_execute(
-        "DROP INDEX flows_by_end; ALTER TABLE flows DROP COLUMN scope; \
+        "DROP INDEX flows_by_server; ALTER TABLE flows DROP COLUMN scope; \
          DELETE FROM meta WHERE key = 'store_id'",
     )
     .unwrap();
@@ -180,7 +179,7 @@ fn a_migrated_database_passes_and_a_damaged_one_has_a_line_per_missing_object() 
         messages,
         [
             "column flows.scope is missing",
-            "index flows_by_end on flows is missing",
+            "index flows_by_server on flows is missing",
             "the store has no store_id in meta",
         ]
     );

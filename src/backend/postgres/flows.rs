@@ -16,7 +16,8 @@ use postgres::Row;
 use super::connect::Conn;
 use super::error::{classify, unique_violation};
 use crate::backend::{
-    Binding, CallbackResult, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats, StoredVerifier,
+    Binding, CallbackResult, Chunk, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats,
+    StoredVerifier,
 };
 use crate::error::{Error, Result};
 use crate::flow::Status;
@@ -215,12 +216,20 @@ pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 \
       FOR UPDATE SKIP LOCKED) RETURNING status";
 
-/// Searches `flows_by_end`, whose second column is the same expression.
-pub(crate) const DELETE_ENDED_BATCH: &str = "DELETE FROM flows WHERE id IN (SELECT id FROM flows \
-     WHERE status = ANY($1) AND coalesce(consumed_at, created_at) <= $2 LIMIT $3 \
-     FOR UPDATE SKIP LOCKED) RETURNING status";
+/// One chunk of the walk of `sweep --older-than`: the last id and the number of the (at most
+/// `$2`) rows after `$1`, found by the primary key.
+pub(crate) const WALK_WINDOW: &str = "SELECT max(id), count(*) FROM \
+     (SELECT id FROM flows WHERE id > $1 ORDER BY id LIMIT $2) AS walked";
 
-/// `$2` NULL: expired rows only.
+/// The first `$5` rows of the window `($1, $2]` in `$3` that ended by `$4`, by the primary
+/// key; rows a live operation holds are skipped (the next `sweep --older-than` takes them).
+pub(crate) const DELETE_ENDED_CHUNK: &str = "DELETE FROM flows WHERE id IN (SELECT id \
+     FROM flows WHERE id > $1 AND id <= $2 AND status = ANY($3) \
+     AND coalesce(consumed_at, created_at) <= $4 ORDER BY id LIMIT $5 \
+     FOR UPDATE SKIP LOCKED) RETURNING id, status";
+
+/// `$2` NULL: expired rows only (found by `flows_by_expiry`); else also the rows in `$3` that
+/// ended by `$2`, which reads the whole table (a read, which blocks no writer).
 pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE expires_at <= $1 \
       UNION SELECT id FROM flows WHERE status = ANY($3) \
@@ -398,16 +407,37 @@ impl FlowTx for Rows<'_> {
         self.statuses(DELETE_EXPIRED_BATCH, &[&expired_by, &i64::from(limit)])
     }
 
-    fn delete_ended_batch(
+    fn delete_ended_chunk(
         &mut self,
         statuses: &[Status],
         ended_by: i64,
+        after: i64,
+        walk: u32,
         limit: u32,
-    ) -> Result<Vec<Status>> {
-        self.statuses(
-            DELETE_ENDED_BATCH,
-            &[&names(statuses), &ended_by, &i64::from(limit)],
-        )
+    ) -> Result<Chunk> {
+        let window = self.query(WALK_WINDOW, &[&after, &i64::from(walk)])?;
+        let (end, walked): (Option<i64>, i64) = match window.first() {
+            Some(r) => (r.get(0), r.get(1)),
+            None => (None, 0),
+        };
+        let Some(end) = end else {
+            return Ok(Chunk::default());
+        };
+        let rows = self.query(
+            DELETE_ENDED_CHUNK,
+            &[&after, &end, &names(statuses), &ended_by, &i64::from(limit)],
+        )?;
+        let last_deleted = rows.iter().map(|r| r.get::<_, i64>(0)).max();
+        let deleted = rows
+            .iter()
+            .map(|r| status_of(r.get(1)))
+            .collect::<Result<Vec<_>>>()?;
+        let last = if deleted.len() >= limit as usize {
+            last_deleted
+        } else {
+            (walked >= i64::from(walk)).then_some(end)
+        };
+        Ok(Chunk { deleted, last })
     }
 
     fn count_removable(

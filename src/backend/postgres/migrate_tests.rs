@@ -345,6 +345,14 @@ fn the_sweep_and_the_per_server_queries_use_an_index() {
          FOR UPDATE SKIP LOCKED",
     );
     assert!(sweep.contains("flows_by_expiry"), "{sweep}");
+    // sweep --older-than walks the primary key in chunks.
+    let walk = plan(
+        &mut c,
+        "SELECT id FROM flows WHERE id > 100 AND id <= 600 AND status = ANY('{consumed}') \
+         AND coalesce(consumed_at, created_at) <= 5000 ORDER BY id LIMIT 500 \
+         FOR UPDATE SKIP LOCKED",
+    );
+    assert!(walk.contains("flows_pkey"), "{walk}");
     let server = plan(
         &mut c,
         "SELECT count(*) FROM flows WHERE server_id = 'https://s7' AND client_id = 'c' \

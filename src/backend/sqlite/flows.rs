@@ -6,7 +6,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{params, Row, ToSql, Transaction};
 
 use crate::backend::{
-    Binding, CallbackResult, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats, StoredVerifier,
+    Binding, CallbackResult, Chunk, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats,
+    StoredVerifier,
 };
 use crate::error::{Error, Result};
 use crate::flow::Status;
@@ -217,24 +218,27 @@ pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flows WHERE id IN \
      (SELECT id FROM flows WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1 \
      ORDER BY id LIMIT ?2) RETURNING status";
 
-/// Searches `flows_by_end`, whose column is the same expression. That index holds the ended
-/// rows only; the literal `status IN` (the index's own condition, which a parameter cannot
-/// show the planner) lets the statement use it, and `?1`, `?2` still name the statuses the
-/// operation asked for ([`ENDED_STATUSES`] must cover them).
-pub(crate) const DELETE_ENDED_BATCH: &str = "DELETE FROM flows WHERE id IN (SELECT id FROM flows \
-     WHERE status IN ('consumed', 'failed') AND status IN (?1, ?2) \
-     AND coalesce(consumed_at, created_at) <= ?3 LIMIT ?4) RETURNING status";
+/// One chunk of the walk of `sweep --older-than`: the last id and the number of the (at most
+/// `?2`) rows after `?1`, found by rowid.
+pub(crate) const WALK_WINDOW: &str =
+    "SELECT max(id), count(*) FROM (SELECT id FROM flows WHERE id > ?1 ORDER BY id LIMIT ?2)";
 
-/// The statuses the ended index covers (its `WHERE`, in `schema.sql`): a statement that
-/// searches it can find no row of another status.
-pub(crate) const ENDED_STATUSES: [Status; 2] = [Status::Consumed, Status::Failed];
+/// The first `?6` rows of the window `(?1, ?2]` that ended by `?5` in the statuses `?3`,
+/// `?4`, by rowid: no index of ended rows, which every consume would have to write.
+pub(crate) const DELETE_ENDED_CHUNK: &str = "DELETE FROM flows WHERE id IN (SELECT id \
+     FROM flows WHERE id > ?1 AND id <= ?2 AND status IN (?3, ?4) \
+     AND coalesce(consumed_at, created_at) <= ?5 ORDER BY id LIMIT ?6) RETURNING id, status";
 
-/// Each half searches its own index; a row in both halves counts once. `?2` NULL: expired
-/// rows only. The ended half names the index's statuses like [`DELETE_ENDED_BATCH`].
-pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM (SELECT status \
-     FROM flows WHERE id IN (SELECT id FROM flows WHERE id < (?1 + 1) * 1048576 \
-     AND expires_at <= ?1 UNION SELECT id FROM flows WHERE status IN ('consumed', 'failed') \
-     AND status IN (?3, ?4) AND coalesce(consumed_at, created_at) <= ?2)) GROUP BY status";
+/// What a sweep would remove now: the expired rows, the front of the table (`?1` the cut).
+pub(crate) const COUNT_EXPIRED: &str = "SELECT status, count(*) FROM flows \
+     WHERE id < (?1 + 1) * 1048576 AND expires_at <= ?1 GROUP BY status";
+
+/// What a sweep with `--older-than` would remove now: the expired rows and those in `?3`,
+/// `?4` that ended by `?2`. Reads the whole table (a read transaction, which blocks no
+/// writer), as the sweep itself walks it.
+pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM flows \
+     WHERE (id < (?1 + 1) * 1048576 AND expires_at <= ?1) OR (status IN (?3, ?4) \
+     AND coalesce(consumed_at, created_at) <= ?2) GROUP BY status";
 
 /// Reads every row: statistics are about the whole store.
 pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
@@ -430,15 +434,42 @@ impl FlowTx for Rows<'_> {
         self.batch(DELETE_EXPIRED_BATCH, params![expired_by, limit])
     }
 
-    fn delete_ended_batch(
+    fn delete_ended_chunk(
         &mut self,
         statuses: &[Status],
         ended_by: i64,
+        after: i64,
+        walk: u32,
         limit: u32,
-    ) -> Result<Vec<Status>> {
-        debug_assert!(statuses.iter().all(|s| ENDED_STATUSES.contains(s)));
+    ) -> Result<Chunk> {
         let [a, b] = status_slots::<2>(statuses);
-        self.batch(DELETE_ENDED_BATCH, params![a, b, ended_by, limit])
+        self.run(|tx| {
+            let (end, walked): (Option<i64>, i64) = tx
+                .prepare_cached(WALK_WINDOW)?
+                .query_row(params![after, walk], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let Some(end) = end else {
+                return Ok(Chunk::default());
+            };
+            let mut last_deleted = None;
+            let deleted: Vec<Status> = tx
+                .prepare_cached(DELETE_ENDED_CHUNK)?
+                .query_map(params![after, end, a, b, ended_by, limit], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Status>(1)?))
+                })?
+                .map(|row| {
+                    row.map(|(id, status)| {
+                        last_deleted = last_deleted.max(Some(id));
+                        status
+                    })
+                })
+                .collect::<rusqlite::Result<_>>()?;
+            let last = if deleted.len() >= limit as usize {
+                last_deleted
+            } else {
+                (walked >= i64::from(walk)).then_some(end)
+            };
+            Ok(Chunk { deleted, last })
+        })
     }
 
     fn count_removable(
@@ -446,15 +477,18 @@ impl FlowTx for Rows<'_> {
         expired_by: i64,
         ended: Option<(&[Status], i64)>,
     ) -> Result<Vec<(Status, u64)>> {
-        let (statuses, cut) = ended.map_or((&[][..], None), |(s, c)| (s, Some(c)));
-        debug_assert!(statuses.iter().all(|s| ENDED_STATUSES.contains(s)));
-        let [a, b] = status_slots::<2>(statuses);
-        self.run(|tx| {
-            tx.prepare_cached(COUNT_REMOVABLE)?
-                .query_map(params![expired_by, cut, a, b], |r| {
-                    Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64))
-                })?
-                .collect()
+        let line = |r: &Row<'_>| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64));
+        self.run(|tx| match ended {
+            None => tx
+                .prepare_cached(COUNT_EXPIRED)?
+                .query_map([expired_by], line)?
+                .collect(),
+            Some((statuses, cut)) => {
+                let [a, b] = status_slots::<2>(statuses);
+                tx.prepare_cached(COUNT_REMOVABLE)?
+                    .query_map(params![expired_by, cut, a, b], line)?
+                    .collect()
+            }
         })
     }
 

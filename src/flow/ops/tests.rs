@@ -72,13 +72,16 @@ impl FlowTx for RowChangedUnderneath<'_> {
     fn delete_expired_batch(&mut self, expired_by: i64, limit: u32) -> Result<Vec<Status>> {
         self.0.delete_expired_batch(expired_by, limit)
     }
-    fn delete_ended_batch(
+    fn delete_ended_chunk(
         &mut self,
         statuses: &[Status],
         ended_by: i64,
+        after: i64,
+        walk: u32,
         limit: u32,
-    ) -> Result<Vec<Status>> {
-        self.0.delete_ended_batch(statuses, ended_by, limit)
+    ) -> Result<crate::backend::Chunk> {
+        self.0
+            .delete_ended_chunk(statuses, ended_by, after, walk, limit)
     }
     fn count_removable(
         &mut self,
