@@ -4,8 +4,9 @@
 //! - [`connect`]: the URL, its defaults, the pool's connections.
 //! - [`tls`]: the URL's `sslmode` and `sslrootcert` as libpq reads them, and the rustls
 //!   connector that carries them out.
-//! - [`migrate`]: `migrations_postgres/`, applied in one transaction under an advisory lock,
-//!   tracked in the database; a schema newer than the code is refused.
+//! - [`migrate`]: `schema_postgres.sql` (later versions: `migrations_postgres/`), in one
+//!   transaction under an advisory lock, tracked in the database; a schema newer than the code
+//!   is refused, and another program's `flows` or `meta` table is not a store.
 //! - [`flows`]: the [`FlowTx`] statements, each beside the method that runs it.
 //! - [`error`]: the driver's errors as the crate's (`Unavailable`, `CommitOutcomeUnknown`).
 //!
