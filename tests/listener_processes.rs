@@ -243,7 +243,7 @@ fn port_left_in_time_wait() -> (u16, u16) {
     let mut child = spawn_child("child_leaves_time_wait", &[(ENV_TIME_WAIT, "1")]);
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let port: u16 = next_with(&mut out, "PORT ").parse().unwrap();
-    let mut conn = TcpStream::connect(http_client::addr(port)).unwrap();
+    let mut conn = connect_from_a_port_of_our_own(port);
     let client_port = conn.local_addr().unwrap().port();
     let mut said = Vec::new();
     conn.read_to_end(&mut said).unwrap();
@@ -256,6 +256,27 @@ fn port_left_in_time_wait() -> (u16, u16) {
         "expected TIME_WAIT and no LISTEN on {port}: {states:?}"
     );
     (port, client_port)
+}
+
+/// A connection to `port` from a local port below the system's ephemeral range: the test later
+/// binds that port again to end the TIME_WAIT early, and an ephemeral one may meanwhile be
+/// handed to another connection of a test running beside it (the bind then fails).
+fn connect_from_a_port_of_our_own(port: u16) -> TcpStream {
+    use rustix::net::{self as sys, AddressFamily, SocketType};
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let low: u16 = range.split_whitespace().next().unwrap().parse().unwrap();
+    let start = 10_000 + (std::process::id() % 10_000) as u16;
+    for from in (start..low).chain(10_000..start) {
+        let fd = sys::socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+        let local = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, from);
+        if sys::bind(&fd, &local).is_err() {
+            continue;
+        }
+        let to = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port);
+        sys::connect(&fd, &to).unwrap();
+        return TcpStream::from(fd);
+    }
+    panic!("no free local port below the ephemeral range {range}");
 }
 
 /// Options for the TIME_WAIT tests: short probe and waits.

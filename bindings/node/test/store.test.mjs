@@ -184,7 +184,16 @@ test('a port kept only by connections another program left is taken once free, a
 import socket, time
 srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)
 port = srv.getsockname()[1]
-cli = socket.socket(); cli.connect(('127.0.0.1', port))
+# The client's port is below the ephemeral range, so no other connection takes it before the
+# test binds it again to end the TIME_WAIT early.
+low = int(open('/proc/sys/net/ipv4/ip_local_port_range').read().split()[0])
+for p in range(10000, low):
+    cli = socket.socket()
+    try:
+        cli.bind(('127.0.0.1', p)); break
+    except OSError:
+        cli.close()
+cli.connect(('127.0.0.1', port))
 conn, _ = srv.accept()
 client_port = cli.getsockname()[1]
 conn.close(); time.sleep(0.2); cli.close(); srv.close()
