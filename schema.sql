@@ -65,3 +65,51 @@ CREATE INDEX flows_by_server ON flows (server_id, client_id);
 
 -- No other index: each costs about one WAL frame a write. `sweep --older-than` walks the
 -- table in id order in bounded chunks instead of searching an index of ended rows.
+
+-- Token sets: the tokens of one (server_id, client_id), the newest only (docs/refresh.md).
+-- Times are Unix milliseconds.
+-- - `generation` grows by one with every save that changes the tokens, every refresh and every
+--   revocation; a refresh saves only over the generation it leased (compare-and-swap).
+-- - `access_token`, `refresh_token` and `extra` (the token response's other members, opaque
+--   text) are secrets: set to NULL or deleted with the row when replaced, revoked or
+--   forgotten; secure_delete zeroes the old cells, and the WAL scrub rules of verifiers apply.
+-- - `replaced`: SHA-256 of the last (at most 4) refresh tokens this row replaced, newest first,
+--   so that no save can store one of them again.
+-- - `revoked_at`, `revoked_reason`: the authorization server refused the refresh token of the
+--   generation that was current (`invalid_grant`, ...); the row keeps its key, generation and
+--   times, and no token.
+-- - `lease_*`: the process refreshing the set now: `lease_holder` a random id (22 characters)
+--   new for each lease, `lease_owner` "pid N" and an optional label, until `lease_expires_at`.
+CREATE TABLE token_sets (
+    id               INTEGER PRIMARY KEY,
+    server_id        TEXT NOT NULL CHECK (length(server_id) BETWEEN 1 AND 512),
+    client_id        TEXT NOT NULL CHECK (length(client_id) BETWEEN 1 AND 512),
+    generation       INTEGER NOT NULL CHECK (generation >= 1),
+    access_token     TEXT CHECK (access_token IS NULL OR length(access_token) BETWEEN 1 AND 65536),
+    refresh_token    TEXT CHECK (refresh_token IS NULL OR length(refresh_token) BETWEEN 1 AND 65536),
+    token_type       TEXT CHECK (token_type IS NULL OR length(token_type) BETWEEN 1 AND 64),
+    scope            TEXT,
+    issuer           TEXT,
+    extra            TEXT CHECK (extra IS NULL OR length(extra) <= 65536),
+    received_at      INTEGER NOT NULL,
+    expires_at       INTEGER CHECK (expires_at IS NULL OR expires_at >= received_at),
+    replaced         BLOB CHECK (replaced IS NULL
+                                 OR (length(replaced) % 32 = 0 AND length(replaced) BETWEEN 32 AND 128)),
+    revoked_at       INTEGER,
+    revoked_reason   TEXT CHECK (revoked_reason IS NULL OR length(revoked_reason) BETWEEN 1 AND 64),
+    lease_holder     TEXT CHECK (lease_holder IS NULL OR length(lease_holder) = 22),
+    lease_owner      TEXT CHECK (lease_owner IS NULL OR length(lease_owner) <= 200),
+    lease_expires_at INTEGER,
+    CHECK ((access_token IS NULL) = (revoked_at IS NOT NULL)),
+    CHECK ((revoked_at IS NULL) = (revoked_reason IS NULL)),
+    CHECK ((access_token IS NULL) = (token_type IS NULL)),
+    CHECK (refresh_token IS NULL OR access_token IS NOT NULL),
+    CHECK (extra IS NULL OR access_token IS NOT NULL),
+    CHECK ((lease_holder IS NULL) = (lease_expires_at IS NULL)),
+    CHECK ((lease_holder IS NULL) = (lease_owner IS NULL)),
+    CHECK (lease_holder IS NULL OR refresh_token IS NOT NULL)
+) STRICT;
+
+-- The one key: every token statement finds its row through it (updates never change the key,
+-- so a refresh writes no entry here).
+CREATE UNIQUE INDEX token_sets_by_key ON token_sets (server_id, client_id);

@@ -64,3 +64,39 @@ CREATE INDEX flows_by_server ON flows (server_id, client_id, status);
 
 -- sweep --older-than walks the table in id order in bounded chunks (the primary key), as on
 -- SQLite: no index of ended rows to write at every consume.
+
+-- Token sets, one row per (server_id, client_id): see schema.sql for each column. Autovacuum
+-- visits the table after a few dead rows (a replaced token lingers in the dead row version
+-- until VACUUM reclaims it).
+CREATE TABLE token_sets (
+    id               BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    server_id        TEXT NOT NULL CHECK (length(server_id) BETWEEN 1 AND 512),
+    client_id        TEXT NOT NULL CHECK (length(client_id) BETWEEN 1 AND 512),
+    generation       BIGINT NOT NULL CHECK (generation >= 1),
+    access_token     TEXT CHECK (access_token IS NULL OR length(access_token) BETWEEN 1 AND 65536),
+    refresh_token    TEXT CHECK (refresh_token IS NULL OR length(refresh_token) BETWEEN 1 AND 65536),
+    token_type       TEXT CHECK (token_type IS NULL OR length(token_type) BETWEEN 1 AND 64),
+    scope            TEXT,
+    issuer           TEXT,
+    extra            TEXT CHECK (extra IS NULL OR length(extra) <= 65536),
+    -- Unix milliseconds, from the database server's clock.
+    received_at      BIGINT NOT NULL,
+    expires_at       BIGINT CHECK (expires_at IS NULL OR expires_at >= received_at),
+    replaced         BYTEA CHECK (replaced IS NULL
+                                  OR (octet_length(replaced) % 32 = 0
+                                      AND octet_length(replaced) BETWEEN 32 AND 128)),
+    revoked_at       BIGINT,
+    revoked_reason   TEXT CHECK (revoked_reason IS NULL OR length(revoked_reason) BETWEEN 1 AND 64),
+    lease_holder     TEXT CHECK (lease_holder IS NULL OR length(lease_holder) = 22),
+    lease_owner      TEXT CHECK (lease_owner IS NULL OR length(lease_owner) <= 200),
+    lease_expires_at BIGINT,
+    CONSTRAINT token_sets_key UNIQUE (server_id, client_id),
+    CHECK ((access_token IS NULL) = (revoked_at IS NOT NULL)),
+    CHECK ((revoked_at IS NULL) = (revoked_reason IS NULL)),
+    CHECK ((access_token IS NULL) = (token_type IS NULL)),
+    CHECK (refresh_token IS NULL OR access_token IS NOT NULL),
+    CHECK (extra IS NULL OR access_token IS NOT NULL),
+    CHECK ((lease_holder IS NULL) = (lease_expires_at IS NULL)),
+    CHECK ((lease_holder IS NULL) = (lease_owner IS NULL)),
+    CHECK (lease_holder IS NULL OR refresh_token IS NOT NULL)
+) WITH (autovacuum_vacuum_scale_factor = 0.0, autovacuum_vacuum_threshold = 50);

@@ -2,8 +2,8 @@
 //!
 //! Every failure a caller acts on differently is its own variant. Display texts are written
 //! for the person reading them at 2 a.m.: what happened and what to do about it. No variant
-//! ever carries a state, a verifier or an authorization code, so printing an error cannot leak
-//! one.
+//! ever carries a state, a verifier, an authorization code or a token, so printing an error
+//! cannot leak one.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -307,6 +307,47 @@ pub enum Error {
         /// The operating system's error.
         #[source]
         source: std::io::Error,
+    },
+
+    /// No token set is stored for this server and client: never saved, or forgotten.
+    #[error("no tokens are stored for this server and client; sign in")]
+    NoTokens,
+
+    /// The authorization server refused the stored refresh token of the current generation
+    /// (`invalid_grant`, ...), and the stored tokens were cleared: sign in again.
+    #[error(
+        "the authorization server refused the stored refresh token ({reason}) and the stored \
+         tokens were cleared; sign in again{}",
+        if *after_lost_holder {
+            " (the process that refreshed these tokens before stopped after sending its \
+             request, so the server had most likely replaced the refresh token already)"
+        } else {
+            ""
+        }
+    )]
+    TokensRevoked {
+        /// The OAuth error the server answered, such as `invalid_grant`.
+        reason: String,
+        /// This refresh took over the lease of a process that stopped (or stalled past its
+        /// lease) while refreshing: its request may have reached the server.
+        after_lost_holder: bool,
+    },
+
+    /// The stored token set has no refresh token, so it cannot be refreshed.
+    #[error(
+        "the stored tokens have no refresh token; sign in again when the access token expires"
+    )]
+    NoRefreshToken,
+
+    /// Another process held the refresh of these tokens for longer than the caller would wait
+    /// ([`RefreshOptions::wait`](crate::RefreshOptions::wait)).
+    #[error(
+        "another process has been refreshing these tokens for {waited:?}; try again \
+         (`oauth-state-store tokens list` shows which process)"
+    )]
+    RefreshWaitTimeout {
+        /// How long the caller waited.
+        waited: Duration,
     },
 
     /// Any other failure of the storage engine.

@@ -28,6 +28,7 @@ mod options;
 mod pkce;
 #[cfg(feature = "rmcp")]
 mod rmcp;
+mod tokens;
 mod validate;
 
 #[cfg(feature = "rmcp")]
@@ -60,4 +61,9 @@ pub use listener::{
 pub use options::{Durability, LockWait, StoreOptions};
 pub use pkce::{AuthorizationCode, CodeChallenge, CodeVerifier, State};
 pub use store::Store;
+pub use tokens::{
+    AccessToken, Begun, Exchange, Finished, Generation, LeaseInfo, RefreshLease, RefreshOptions,
+    RefreshToken, Refreshed, Rejected, Saved, Seen, TokenResponse, TokenSet, TokenSetInfo,
+    TokenState, TryBegun, Wait,
+};
 pub use validate::MAX_TTL;

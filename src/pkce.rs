@@ -36,6 +36,7 @@ macro_rules! secret_type {
         }
     };
 }
+pub(crate) use secret_type;
 
 fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();

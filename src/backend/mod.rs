@@ -34,6 +34,7 @@
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
+pub(crate) mod tokens;
 
 use std::fmt;
 use std::path::Path;
@@ -290,6 +291,9 @@ pub(crate) struct Live {
 pub(crate) trait FlowTx {
     /// This transaction's time, Unix milliseconds.
     fn now(&self) -> i64;
+
+    /// The same transaction's token-set statements ([`tokens::TokenTx`]).
+    fn tokens(&mut self) -> &mut dyn tokens::TokenTx;
 
     /// The row whose state key is `key` (read for update in a write transaction).
     fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>>;

@@ -11,6 +11,8 @@ mod open;
 
 mod flows;
 mod maintenance;
+mod refresh;
+mod tokens;
 
 use std::fmt;
 use std::sync::Arc;

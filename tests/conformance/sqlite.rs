@@ -73,6 +73,10 @@ mod flows;
 mod history;
 #[path = "model.rs"]
 mod model;
+#[path = "refresh.rs"]
+mod refresh;
 #[cfg(feature = "rmcp")]
 #[path = "rmcp.rs"]
 mod rmcp;
+#[path = "tokens.rs"]
+mod tokens;

@@ -10,7 +10,7 @@ use crate::admin::{RelationKind, RelationSize, ServerInfo};
 use crate::error::Result;
 
 /// The store's tables, in the order they are shown.
-pub(crate) const TABLES: [&str; 2] = ["flows", "meta"];
+pub(crate) const TABLES: [&str; 3] = ["flows", "meta", "token_sets"];
 
 const SERVER_VERSION: &str = "SELECT current_setting('server_version')";
 

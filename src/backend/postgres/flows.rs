@@ -15,6 +15,7 @@ use postgres::Row;
 
 use super::connect::Conn;
 use super::error::{classify, unique_violation};
+use crate::backend::tokens::TokenTx;
 use crate::backend::{
     Binding, CallbackResult, Chunk, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats,
     StoredVerifier,
@@ -74,10 +75,10 @@ fn count(n: i64) -> u64 {
 /// The rows of one PostgreSQL transaction.
 pub(crate) struct Rows<'c> {
     conn: &'c mut Conn,
-    now: i64,
+    pub(super) now: i64,
     busy_timeout: Duration,
     /// A write transaction: row lookups lock the row (`FOR UPDATE`).
-    write: bool,
+    pub(super) write: bool,
 }
 
 impl<'c> Rows<'c> {
@@ -90,7 +91,11 @@ impl<'c> Rows<'c> {
         }
     }
 
-    fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+    pub(super) fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
         let run = |conn: &mut Conn| {
             let statement = conn.prepared(sql)?;
             conn.query(&statement, params)
@@ -98,7 +103,11 @@ impl<'c> Rows<'c> {
         run(self.conn).map_err(|e| classify(e, self.busy_timeout))
     }
 
-    fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    pub(super) fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
         self.execute_mapped(sql, params, classify)
     }
 
@@ -246,6 +255,10 @@ pub(crate) const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, sta
 impl FlowTx for Rows<'_> {
     fn now(&self) -> i64 {
         self.now
+    }
+
+    fn tokens(&mut self) -> &mut dyn TokenTx {
+        self
     }
 
     fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>> {

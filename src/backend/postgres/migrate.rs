@@ -55,7 +55,7 @@ const LOCK: &str = "SELECT pg_advisory_xact_lock($1)";
 const TRACKING_EXISTS: &str = "SELECT to_regclass('oauth_state_store_migrations') IS NOT NULL";
 /// The tables of the schema that exist, in a database the migrator has not made a store: a
 /// table of that name there is another program's.
-const TAKEN_NAMES: &str = "SELECT name FROM unnest(ARRAY['flows', 'meta']) AS name \
+const TAKEN_NAMES: &str = "SELECT name FROM unnest(ARRAY['flows', 'meta', 'token_sets']) AS name \
      WHERE to_regclass(name) IS NOT NULL ORDER BY name";
 const CREATE_TRACKING: &str = "CREATE TABLE oauth_state_store_migrations (\
      version    BIGINT PRIMARY KEY, \

@@ -8,6 +8,7 @@
 //!   transaction under an advisory lock, tracked in the database; a schema newer than the code
 //!   is refused, and another program's `flows` or `meta` table is not a store.
 //! - [`flows`]: the [`FlowTx`] statements, each beside the method that runs it.
+//! - [`tokens`]: the token sets' statements ([`TokenTx`](crate::backend::tokens::TokenTx)).
 //! - [`error`]: the driver's errors as the crate's (`Unavailable`, `CommitOutcomeUnknown`).
 //!
 //! Transactions are READ COMMITTED; a write transaction reads its rows `FOR UPDATE`, so two
@@ -22,6 +23,7 @@ pub(crate) mod error;
 pub(crate) mod flows;
 pub(crate) mod migrate;
 pub(crate) mod tls;
+pub(crate) mod tokens;
 
 // The integration tests' cluster harness, shared with the unit tests; its items are `pub`
 // for the test binaries.
@@ -61,7 +63,7 @@ const BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 const COMMIT: &str = "COMMIT";
 const ROLLBACK: &str = "ROLLBACK";
 const TABLE_BYTES: &str = "SELECT pg_total_relation_size('flows')";
-const VACUUM: &str = "VACUUM flows";
+const VACUUM: &str = "VACUUM flows, token_sets";
 const CHECKPOINT: &str = "CHECKPOINT";
 
 /// Runs `f` where the synchronous driver may block: on this thread, or, when this thread is
@@ -333,9 +335,10 @@ impl Postgres {
         })
     }
 
-    /// `VACUUM flows` (dead row versions, wiped verifiers among them, become free space),
-    /// then a `CHECKPOINT` where the role may run one (`wal_truncated`: the server's WAL up to
-    /// it can be recycled; PostgreSQL recycles, it does not wipe, WAL segments).
+    /// `VACUUM flows, token_sets` (dead row versions, wiped verifiers and tokens among them,
+    /// become free space), then a `CHECKPOINT` where the role may run one (`wal_truncated`:
+    /// the server's WAL up to it can be recycled; PostgreSQL recycles, it does not wipe, WAL
+    /// segments).
     pub(crate) fn compact(&self) -> Result<CompactReport> {
         off_runtime(|| self.compact_here())
     }

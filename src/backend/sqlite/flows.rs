@@ -5,6 +5,7 @@ use std::time::Duration;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{params, Row, ToSql, Transaction};
 
+use crate::backend::tokens::TokenTx;
 use crate::backend::{
     Binding, CallbackResult, Chunk, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats,
     StoredVerifier,
@@ -77,9 +78,9 @@ fn status_slots<const N: usize>(statuses: &[Status]) -> [Option<Status>; N] {
 
 /// The rows of one SQLite transaction.
 pub(crate) struct Rows<'t> {
-    tx: &'t Transaction<'t>,
-    now: i64,
-    busy_timeout: Duration,
+    pub(super) tx: &'t Transaction<'t>,
+    pub(super) now: i64,
+    pub(super) busy_timeout: Duration,
 }
 
 impl<'t> Rows<'t> {
@@ -91,7 +92,10 @@ impl<'t> Rows<'t> {
         }
     }
 
-    fn run<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+    pub(super) fn run<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T> {
         f(self.tx).map_err(|e| super::error::classify(e, self.busy_timeout))
     }
 
@@ -105,7 +109,7 @@ impl<'t> Rows<'t> {
         })
     }
 
-    fn execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<u64> {
+    pub(super) fn execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<u64> {
         self.run(|tx| Ok(tx.prepare_cached(sql)?.execute(params)? as u64))
     }
 
@@ -265,6 +269,10 @@ pub(crate) const LIST_FLOWS_OF_SERVER: &str =
 impl FlowTx for Rows<'_> {
     fn now(&self) -> i64 {
         self.now
+    }
+
+    fn tokens(&mut self) -> &mut dyn TokenTx {
+        self
     }
 
     fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>> {

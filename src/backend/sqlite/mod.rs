@@ -3,6 +3,7 @@
 //!
 //! - [`open`]: the file checks, the connection settings, WAL mode and migrations at open.
 //! - [`flows`]: the [`FlowTx`] statements, each beside the method that runs it.
+//! - [`tokens`]: the token sets' statements ([`TokenTx`](crate::backend::tokens::TokenTx)).
 //! - [`wal`]: the WAL scrub after writes that wipe a secret, and the sweep's batch session.
 //! - [`admin`]: file facts and compaction.
 //! - [`error`]: SQLite's errors as the crate's.
@@ -27,6 +28,7 @@ pub(crate) mod permissions;
 #[cfg(test)]
 mod plans;
 mod pool;
+pub(crate) mod tokens;
 pub(crate) mod wal;
 
 use std::path::{Path, PathBuf};

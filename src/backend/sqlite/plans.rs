@@ -9,7 +9,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::{admin as a, check as c, flows as f, migrate as m, wal as w};
+use super::{admin as a, check as c, flows as f, migrate as m, tokens as t, wal as w};
 
 /// What a statement's plan must show.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +111,33 @@ const STATEMENTS: &[(&str, &str, Plan)] = &[
     ("VACUUM", a::VACUUM, NotAQuery),
     ("CHECKPOINT_TRUNCATE", a::CHECKPOINT_TRUNCATE, NotAQuery),
     ("INTEGRITY_CHECK", c::INTEGRITY_CHECK, NotAQuery),
+    (
+        "SELECT_TOKEN_ROW",
+        t::SELECT_TOKEN_ROW,
+        Search(&["token_sets_by_key", "INTEGER PRIMARY KEY"]),
+    ),
+    (
+        "SELECT_TOKEN_WATCH",
+        t::SELECT_TOKEN_WATCH,
+        Search(&["token_sets_by_key"]),
+    ),
+    ("INSERT_TOKENS", t::INSERT_TOKENS, NotAQuery),
+    ("REPLACE_TOKENS", t::REPLACE_TOKENS, Search(BY_ID)),
+    ("SET_TOKEN_ISSUER", t::SET_TOKEN_ISSUER, Search(BY_ID)),
+    ("TAKE_LEASE", t::TAKE_LEASE, Search(BY_ID)),
+    ("CLEAR_LEASE", t::CLEAR_LEASE, Search(BY_ID)),
+    ("REVOKE_TOKENS", t::REVOKE_TOKENS, Search(BY_ID)),
+    (
+        "DELETE_TOKENS",
+        t::DELETE_TOKENS,
+        Search(&["token_sets_by_key"]),
+    ),
+    ("LIST_TOKENS", t::LIST_TOKENS, WholeTable),
+    (
+        "LIST_TOKENS_OF_SERVER",
+        t::LIST_TOKENS_OF_SERVER,
+        Search(&["token_sets_by_key"]),
+    ),
 ];
 
 /// String constants of the engine that are not SQL.
@@ -148,7 +175,10 @@ fn every_per_row_and_per_batch_statement_searches_an_index() {
         for index in *indexes {
             assert!(p.contains(index), "{name} does not use {index}: {p}");
         }
-        assert!(!p.contains("SCAN flows"), "{name} scans a table: {p}");
+        assert!(
+            !p.contains("SCAN flows") && !p.contains("SCAN token_sets"),
+            "{name} scans a table: {p}"
+        );
     }
 }
 
@@ -243,8 +273,9 @@ fn index_sql(name: &str) -> String {
         .unwrap_or_else(|e| panic!("index {name}: {e}"))
 }
 
-/// The indexes of a new file: the state key's, the challenge's, a server's rows; none for
-/// ended rows (`sweep --older-than` walks the rowid order) or for expiry (the rowid order).
+/// The indexes of a new file: the state key's, the challenge's, a server's rows, the token
+/// sets' key; none for ended rows (`sweep --older-than` walks the rowid order) or for expiry
+/// (the rowid order).
 #[test]
 fn a_new_file_has_the_indexes_its_per_row_statements_need_and_no_other() {
     let mut names: Vec<String> = file()
@@ -261,7 +292,8 @@ fn a_new_file_has_the_indexes_its_per_row_statements_need_and_no_other() {
             "flows_by_challenge",
             "flows_by_server",
             "sqlite_autoindex_flows_1",
-            "sqlite_autoindex_meta_1"
+            "sqlite_autoindex_meta_1",
+            "token_sets_by_key"
         ]
     );
 }

@@ -12,6 +12,9 @@ impl FlowTx for RowChangedUnderneath<'_> {
     fn now(&self) -> i64 {
         self.0.now()
     }
+    fn tokens(&mut self) -> &mut dyn crate::backend::tokens::TokenTx {
+        self.0.tokens()
+    }
     fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>> {
         self.0.by_state(key)
     }
