@@ -33,7 +33,7 @@ mod validate;
 
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
-pub use crate::rmcp::RmcpStateStore;
+pub use crate::rmcp::{RmcpCredentialStore, RmcpStateStore};
 pub use admin::{
     check_database, default_database_path, CompactReport, DatabaseCheck, FileInfo, FlowFilter,
     FlowSummary, RelationKind, RelationSize, ServerInfo,

@@ -16,6 +16,12 @@ use crate::validate;
 use ::rmcp::transport::auth::{AuthError, StateStore, StoredAuthorizationState};
 use async_trait::async_trait;
 
+mod convert;
+mod credentials;
+mod refresh_http;
+
+pub use credentials::RmcpCredentialStore;
+
 /// A `rmcp` [`StateStore`] that keeps one MCP server's pending authorizations in a [`Store`].
 ///
 /// Give each MCP server its own adapter (the `server_id` is the row's `server_id` column, as
@@ -281,13 +287,30 @@ fn stored_state(
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T, AuthError> {
+    blocking_with(f, auth_error).await
+}
+
+/// [`blocking`], with the store's error mapped by `map`.
+async fn blocking_with<T: Send + 'static, E>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+    map: impl FnOnce(Error) -> E,
+) -> Result<T, E> {
     let result = match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.spawn_blocking(f).await.map_err(|_| {
-            AuthError::InternalError("the OAuth state store's worker task failed".to_owned())
-        })?,
+        Ok(handle) => handle.spawn_blocking(f).await.unwrap_or_else(|_| {
+            Err(Error::Storage(crate::error::StorageError::message(
+                "the OAuth state store's worker task failed".to_owned(),
+            )))
+        }),
         Err(_) => f(),
     };
-    result.map_err(auth_error)
+    result.map_err(map)
+}
+
+/// Maps a store error to what rmcp's `CredentialStore` returns for a backend failure, so that
+/// it stays distinct from the errors that require a new authorization. No message carries a
+/// secret: the store's errors never do.
+fn credential_error(e: Error) -> AuthError {
+    AuthError::CredentialStoreError(format!("OAuth state store: {}", e.cause_chain()))
 }
 
 /// Maps a store error to the `AuthError` rmcp reports. Flow outcomes (unknown, expired,
