@@ -15,7 +15,6 @@ use postgres::Row;
 
 use super::connect::Conn;
 use super::error::{classify, unique_violation};
-use crate::backend::tokens::TokenTx;
 use crate::backend::{
     Binding, CallbackResult, Chunk, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats,
     StoredVerifier,
@@ -74,9 +73,9 @@ fn count(n: i64) -> u64 {
 
 /// The rows of one PostgreSQL transaction.
 pub(crate) struct Rows<'c> {
-    conn: &'c mut Conn,
+    pub(super) conn: &'c mut Conn,
     pub(super) now: i64,
-    busy_timeout: Duration,
+    pub(super) busy_timeout: Duration,
     /// A write transaction: row lookups lock the row (`FOR UPDATE`).
     pub(super) write: bool,
 }
@@ -91,11 +90,7 @@ impl<'c> Rows<'c> {
         }
     }
 
-    pub(super) fn query(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>> {
+    fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
         let run = |conn: &mut Conn| {
             let statement = conn.prepared(sql)?;
             conn.query(&statement, params)
@@ -103,11 +98,7 @@ impl<'c> Rows<'c> {
         run(self.conn).map_err(|e| classify(e, self.busy_timeout))
     }
 
-    pub(super) fn execute(
-        &mut self,
-        sql: &'static str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64> {
+    fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         self.execute_mapped(sql, params, classify)
     }
 
@@ -257,7 +248,7 @@ impl FlowTx for Rows<'_> {
         self.now
     }
 
-    fn tokens(&mut self) -> &mut dyn TokenTx {
+    fn tokens(&mut self) -> &mut dyn crate::backend::tokens::TokenTx {
         self
     }
 

@@ -2,11 +2,35 @@
 //! runs it. In a write transaction the row is read `FOR UPDATE`, so two processes beginning
 //! a refresh of one set queue on the row and the second reads the first one's lease.
 
+use postgres::types::ToSql;
 use postgres::Row;
 
+use super::error::classify;
 use super::flows::Rows;
 use crate::backend::tokens::{LeaseRow, NewTokens, TokenListed, TokenRow, TokenTx, TokenWatch};
 use crate::error::Result;
+
+impl Rows<'_> {
+    /// Runs `sql` (prepared once a connection) and returns its rows.
+    fn token_query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        let conn = &mut *self.conn;
+        conn.prepared(sql)
+            .and_then(|statement| conn.query(&statement, params))
+            .map_err(|e| classify(e, self.busy_timeout))
+    }
+
+    /// Runs `sql` (prepared once a connection) and returns how many rows it changed.
+    fn token_execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+        let conn = &mut *self.conn;
+        conn.prepared(sql)
+            .and_then(|statement| conn.execute(&statement, params))
+            .map_err(|e| classify(e, self.busy_timeout))
+    }
+}
 
 /// The columns [`token_row`] reads, in order.
 macro_rules! token_columns {
@@ -137,14 +161,14 @@ impl TokenTx for Rows<'_> {
             SELECT_TOKEN_ROW
         };
         Ok(self
-            .query(sql, &[&server_id, &client_id])?
+            .token_query(sql, &[&server_id, &client_id])?
             .first()
             .map(token_row))
     }
 
     fn token_watch(&mut self, server_id: &str, client_id: &str) -> Result<Option<TokenWatch>> {
         Ok(self
-            .query(SELECT_TOKEN_WATCH, &[&server_id, &client_id])?
+            .token_query(SELECT_TOKEN_WATCH, &[&server_id, &client_id])?
             .first()
             .map(|r| TokenWatch {
                 generation: r.get(0),
@@ -161,7 +185,7 @@ impl TokenTx for Rows<'_> {
         new: &NewTokens<'_>,
         received_at: i64,
     ) -> Result<bool> {
-        let n = self.execute(
+        let n = self.token_execute(
             INSERT_TOKENS,
             &[
                 &server_id,
@@ -187,7 +211,7 @@ impl TokenTx for Rows<'_> {
         replaced: Option<&[u8]>,
         received_at: i64,
     ) -> Result<u64> {
-        self.execute(
+        self.token_execute(
             REPLACE_TOKENS,
             &[
                 &id,
@@ -206,11 +230,11 @@ impl TokenTx for Rows<'_> {
     }
 
     fn set_token_issuer(&mut self, id: i64, was: i64, issuer: &str) -> Result<u64> {
-        self.execute(SET_TOKEN_ISSUER, &[&id, &was, &issuer])
+        self.token_execute(SET_TOKEN_ISSUER, &[&id, &was, &issuer])
     }
 
     fn take_lease(&mut self, id: i64, was: i64, lease: &LeaseRow<'_>, now: i64) -> Result<u64> {
-        self.execute(
+        self.token_execute(
             TAKE_LEASE,
             &[
                 &id,
@@ -224,24 +248,26 @@ impl TokenTx for Rows<'_> {
     }
 
     fn clear_lease(&mut self, id: i64, holder: &str) -> Result<u64> {
-        self.execute(CLEAR_LEASE, &[&id, &holder])
+        self.token_execute(CLEAR_LEASE, &[&id, &holder])
     }
 
     fn revoke_tokens(&mut self, id: i64, was: i64, reason: &str, now: i64) -> Result<u64> {
-        self.execute(REVOKE_TOKENS, &[&id, &was, &now, &reason])
+        self.token_execute(REVOKE_TOKENS, &[&id, &was, &now, &reason])
     }
 
     fn delete_tokens(&mut self, server_id: &str, client_id: Option<&str>) -> Result<u64> {
         match client_id {
-            None => self.execute(DELETE_TOKENS, &[&server_id]),
-            Some(client_id) => self.execute(DELETE_TOKENS_OF_CLIENT, &[&server_id, &client_id]),
+            None => self.token_execute(DELETE_TOKENS, &[&server_id]),
+            Some(client_id) => {
+                self.token_execute(DELETE_TOKENS_OF_CLIENT, &[&server_id, &client_id])
+            }
         }
     }
 
     fn list_tokens(&mut self, server_id: Option<&str>) -> Result<Vec<TokenListed>> {
         let rows = match server_id {
-            None => self.query(LIST_TOKENS, &[])?,
-            Some(server) => self.query(LIST_TOKENS_OF_SERVER, &[&server])?,
+            None => self.token_query(LIST_TOKENS, &[])?,
+            Some(server) => self.token_query(LIST_TOKENS_OF_SERVER, &[&server])?,
         };
         Ok(rows.iter().map(listed).collect())
     }

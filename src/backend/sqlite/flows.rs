@@ -5,7 +5,6 @@ use std::time::Duration;
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{params, Row, ToSql, Transaction};
 
-use crate::backend::tokens::TokenTx;
 use crate::backend::{
     Binding, CallbackResult, Chunk, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats,
     StoredVerifier,
@@ -92,10 +91,7 @@ impl<'t> Rows<'t> {
         }
     }
 
-    pub(super) fn run<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
-    ) -> Result<T> {
+    fn run<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
         f(self.tx).map_err(|e| super::error::classify(e, self.busy_timeout))
     }
 
@@ -109,7 +105,7 @@ impl<'t> Rows<'t> {
         })
     }
 
-    pub(super) fn execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<u64> {
+    fn execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<u64> {
         self.run(|tx| Ok(tx.prepare_cached(sql)?.execute(params)? as u64))
     }
 
@@ -271,7 +267,7 @@ impl FlowTx for Rows<'_> {
         self.now
     }
 
-    fn tokens(&mut self) -> &mut dyn TokenTx {
+    fn tokens(&mut self) -> &mut dyn crate::backend::tokens::TokenTx {
         self
     }
 

@@ -1,11 +1,23 @@
 //! The SQLite statements of the token sets' row interface, each beside the method that runs
 //! it. Every one finds its row through `token_sets_by_key` or by id.
 
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, OptionalExtension, Row, ToSql, Transaction};
 
 use super::flows::Rows;
 use crate::backend::tokens::{LeaseRow, NewTokens, TokenListed, TokenRow, TokenTx, TokenWatch};
 use crate::error::Result;
+
+impl Rows<'_> {
+    /// Runs `f` on the transaction, with SQLite's error as the crate's.
+    fn token_run<T>(&self, f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>) -> Result<T> {
+        f(self.tx).map_err(|e| super::error::classify(e, self.busy_timeout))
+    }
+
+    /// Runs `sql` and returns how many rows it changed.
+    fn token_execute(&self, sql: &str, params: &[&dyn ToSql]) -> Result<u64> {
+        self.token_run(|tx| Ok(tx.prepare_cached(sql)?.execute(params)? as u64))
+    }
+}
 
 /// Finds the id through the key index and reads the row by id: read straight through the
 /// index, the key columns would come from the index itself and could not contradict it (see
@@ -118,7 +130,7 @@ impl TokenTx for Rows<'_> {
     }
 
     fn token_row(&mut self, server_id: &str, client_id: &str) -> Result<Option<TokenRow>> {
-        self.run(|tx| {
+        self.token_run(|tx| {
             tx.prepare_cached(SELECT_TOKEN_ROW)?
                 .query_row(params![server_id, client_id], token_row)
                 .optional()
@@ -126,7 +138,7 @@ impl TokenTx for Rows<'_> {
     }
 
     fn token_watch(&mut self, server_id: &str, client_id: &str) -> Result<Option<TokenWatch>> {
-        self.run(|tx| {
+        self.token_run(|tx| {
             tx.prepare_cached(SELECT_TOKEN_WATCH)?
                 .query_row(params![server_id, client_id], |r| {
                     Ok(TokenWatch {
@@ -147,7 +159,7 @@ impl TokenTx for Rows<'_> {
         new: &NewTokens<'_>,
         received_at: i64,
     ) -> Result<bool> {
-        let n = self.execute(
+        let n = self.token_execute(
             INSERT_TOKENS,
             params![
                 server_id,
@@ -173,7 +185,7 @@ impl TokenTx for Rows<'_> {
         replaced: Option<&[u8]>,
         received_at: i64,
     ) -> Result<u64> {
-        self.execute(
+        self.token_execute(
             REPLACE_TOKENS,
             params![
                 id,
@@ -192,30 +204,30 @@ impl TokenTx for Rows<'_> {
     }
 
     fn set_token_issuer(&mut self, id: i64, was: i64, issuer: &str) -> Result<u64> {
-        self.execute(SET_TOKEN_ISSUER, params![id, was, issuer])
+        self.token_execute(SET_TOKEN_ISSUER, params![id, was, issuer])
     }
 
     fn take_lease(&mut self, id: i64, was: i64, lease: &LeaseRow<'_>, now: i64) -> Result<u64> {
-        self.execute(
+        self.token_execute(
             TAKE_LEASE,
             params![id, was, lease.holder, lease.owner, lease.expires_at, now],
         )
     }
 
     fn clear_lease(&mut self, id: i64, holder: &str) -> Result<u64> {
-        self.execute(CLEAR_LEASE, params![id, holder])
+        self.token_execute(CLEAR_LEASE, params![id, holder])
     }
 
     fn revoke_tokens(&mut self, id: i64, was: i64, reason: &str, now: i64) -> Result<u64> {
-        self.execute(REVOKE_TOKENS, params![id, was, now, reason])
+        self.token_execute(REVOKE_TOKENS, params![id, was, now, reason])
     }
 
     fn delete_tokens(&mut self, server_id: &str, client_id: Option<&str>) -> Result<u64> {
-        self.execute(DELETE_TOKENS, params![server_id, client_id])
+        self.token_execute(DELETE_TOKENS, params![server_id, client_id])
     }
 
     fn list_tokens(&mut self, server_id: Option<&str>) -> Result<Vec<TokenListed>> {
-        self.run(|tx| match server_id {
+        self.token_run(|tx| match server_id {
             None => tx
                 .prepare_cached(LIST_TOKENS)?
                 .query_map([], listed)?

@@ -61,7 +61,7 @@ export async function startAuthServer() {
 }
 
 /** Logs the test account in, then grants what the client asked for. */
-async function autoInteract(provider, req, res) {
+export async function autoInteract(provider, req, res) {
   const details = await provider.interactionDetails(req, res);
   const { prompt, params } = details;
   let result;

@@ -13,6 +13,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import Provider from 'oidc-provider';
+import { autoInteract } from './authserver.mjs';
 
 const CLIENT_ID = 'refresh-test-client';
 const REDIRECT = 'http://127.0.0.1/callback';
@@ -86,7 +87,7 @@ server.on('request', (req, res) => {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify(stats));
   } else if (req.url.startsWith('/interaction/')) {
-    interact(req, res).catch((err) => {
+    autoInteract(provider, req, res).catch((err) => {
       res.statusCode = 500;
       res.end(String(err?.message));
     });
@@ -94,27 +95,6 @@ server.on('request', (req, res) => {
     handle(req, res);
   }
 });
-
-/** Logs the test account in, then grants what the client asked for. */
-async function interact(req, res) {
-  const details = await provider.interactionDetails(req, res);
-  let result;
-  if (details.prompt.name === 'login') {
-    result = { login: { accountId: 'test-user' } };
-  } else {
-    const grant = details.grantId
-      ? await provider.Grant.find(details.grantId)
-      : new provider.Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
-    const missing = details.prompt.details;
-    if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
-    if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
-    for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes ?? {})) {
-      grant.addResourceScope(indicator, scopes.join(' '));
-    }
-    result = { consent: { grantId: await grant.save() } };
-  }
-  await provider.interactionFinished(req, res, result, { mergeWithLastSubmission: true });
-}
 
 /** One GET with the cookie jar, without following redirects. */
 function get(url, cookies) {
