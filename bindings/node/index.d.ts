@@ -37,6 +37,10 @@ export declare const ErrorCode: {
   readonly PORT_NOT_YET_FREE: 'PORT_NOT_YET_FREE';
   readonly CALLBACK_TIMEOUT: 'CALLBACK_TIMEOUT';
   readonly LISTENER: 'LISTENER';
+  readonly NO_TOKENS: 'NO_TOKENS';
+  readonly TOKENS_REVOKED: 'TOKENS_REVOKED';
+  readonly NO_REFRESH_TOKEN: 'NO_REFRESH_TOKEN';
+  readonly REFRESH_WAIT_TIMEOUT: 'REFRESH_WAIT_TIMEOUT';
   readonly STORAGE: 'STORAGE';
   readonly ABORTED: 'ABORTED';
   readonly ERROR: 'ERROR';
@@ -66,6 +70,14 @@ export declare class StoreError extends Error {
   readonly errorDescription?: string | null;
   /** BUSY: the busy timeout in force. */
   readonly timeoutMs?: number;
+  /** PORT_NOT_YET_FREE: how long until the port is free again. */
+  readonly freeInMs?: number;
+  /** TOKENS_REVOKED: the OAuth error the server answered, such as `invalid_grant`. */
+  readonly reason?: string;
+  /** TOKENS_REVOKED: the refresh took over from a process that stopped while refreshing. */
+  readonly afterLostHolder?: boolean;
+  /** REFRESH_WAIT_TIMEOUT: how long this call waited for another process's refresh. */
+  readonly waitedMs?: number;
 }
 
 export type Status = 'unbound' | 'pending' | 'completed' | 'failed' | 'consumed';

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 ///
 /// [`code_of`]'s codes come first, then the binding's own: `ABORTED` (an `AbortSignal`),
 /// `ERROR` (a core variant newer than this mapping), `INTERNAL` (a call that stopped).
-pub(crate) const CODES: [&str; 36] = [
+pub(crate) const CODES: [&str; 40] = [
     "UNKNOWN_STATE",
     "EXPIRED",
     "ALREADY_CONSUMED",
@@ -48,6 +48,10 @@ pub(crate) const CODES: [&str; 36] = [
     "PORT_NOT_YET_FREE",
     "CALLBACK_TIMEOUT",
     "LISTENER",
+    "NO_TOKENS",
+    "TOKENS_REVOKED",
+    "NO_REFRESH_TOKEN",
+    "REFRESH_WAIT_TIMEOUT",
     "STORAGE",
     "ABORTED",
     "ERROR",
@@ -88,6 +92,10 @@ pub(crate) fn code_of(error: &Error) -> &'static str {
         Error::PortNotYetFree { .. } => "PORT_NOT_YET_FREE",
         Error::CallbackTimeout { .. } => "CALLBACK_TIMEOUT",
         Error::Listener { .. } => "LISTENER",
+        Error::NoTokens => "NO_TOKENS",
+        Error::TokensRevoked { .. } => "TOKENS_REVOKED",
+        Error::NoRefreshToken => "NO_REFRESH_TOKEN",
+        Error::RefreshWaitTimeout { .. } => "REFRESH_WAIT_TIMEOUT",
         Error::Storage(_) | Error::Pool(_) | Error::Io { .. } => "STORAGE",
         Error::FlowEnded { .. } => "FLOW_ENDED",
         Error::MigrationNeeded { .. } => "MIGRATION_NEEDED",
@@ -138,6 +146,16 @@ fn details(error: &Error, out: &mut Map<String, Value>) {
         }
         Error::Busy { timeout, .. } => {
             out.insert("timeoutMs".into(), json!(timeout.as_millis() as u64));
+        }
+        Error::TokensRevoked {
+            reason,
+            after_lost_holder,
+        } => {
+            out.insert("reason".into(), json!(reason));
+            out.insert("afterLostHolder".into(), json!(after_lost_holder));
+        }
+        Error::RefreshWaitTimeout { waited } => {
+            out.insert("waitedMs".into(), json!(waited.as_millis() as u64));
         }
         _ => {}
     }
