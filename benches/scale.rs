@@ -19,7 +19,7 @@ mod common;
 
 use std::io::{BufRead, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,7 +47,6 @@ struct Sizes {
     shared_states: usize,
     sweep_rows: Vec<usize>,
     open_runs: usize,
-    stats_rows: usize,
     memory_flows: usize,
     memory_consumes: usize,
 }
@@ -63,7 +62,6 @@ impl Sizes {
             shared_states: 100,
             sweep_rows: vec![2_000],
             open_runs: 5,
-            stats_rows: 2_000,
             memory_flows: 2_000,
             memory_consumes: 500,
         }
@@ -78,7 +76,6 @@ impl Sizes {
             shared_states: 2_000,
             sweep_rows: vec![10_000, 100_000],
             open_runs: 50,
-            stats_rows: 100_000,
             memory_flows: 100_000,
             memory_consumes: 10_000,
         }
@@ -658,34 +655,6 @@ fn open_cost(sizes: &Sizes) {
     row(
         "fresh process: open + consume, timed inside it",
         child_inproc,
-    );
-
-    let cli = env!("CARGO_BIN_EXE_oauth-state-store");
-    let stats = |db: &Path| -> Vec<u64> {
-        (0..runs)
-            .map(|_| {
-                let t = Instant::now();
-                let out = Command::new(cli)
-                    .arg("--db")
-                    .arg(db)
-                    .arg("stats")
-                    .stdout(Stdio::null())
-                    .status()
-                    .unwrap();
-                assert!(out.success());
-                t.elapsed().as_micros() as u64
-            })
-            .collect()
-    };
-    row(
-        &format!("`oauth-state-store stats`, {} flows", runs * 4),
-        stats(&path),
-    );
-    let (_dir2, big) = temp_db();
-    populate(&big, sizes.stats_rows / 2, sizes.stats_rows / 2);
-    row(
-        &format!("`oauth-state-store stats`, {} flows", sizes.stats_rows),
-        stats(&big),
     );
 }
 

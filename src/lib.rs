@@ -8,7 +8,7 @@
 )]
 // docs.rs (`--cfg docsrs`, all features) marks each feature-gated item with its feature.
 #![cfg_attr(docsrs, feature(doc_cfg))]
-// The library only: the binary (src/cli) and the tests keep `pub` in private modules.
+// Every `pub` item is reachable from the root (the tests keep `pub` in their own modules).
 #![warn(unreachable_pub)]
 
 // First: rustdoc lists `Store`'s impl blocks module by module, in the order the modules are

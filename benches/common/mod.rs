@@ -1,5 +1,5 @@
-//! What both benches share: the flows through the store, the raw-rusqlite floor and the
-//! in-memory reference.
+//! What the benches share: the flows through the store, the raw-rusqlite floor and the
+//! in-memory reference. The command line's bench (`cli/benches/stats.rs`) includes it by path.
 #![allow(dead_code)] // each bench uses its own part
 
 use std::collections::HashMap;

@@ -238,7 +238,7 @@ impl LoopbackCallback {
     /// Waits like [`wait`](Self::wait), but **does not consume** the flow: returns the code a
     /// listener recorded and leaves the flow `completed`, verifier and all, for the one
     /// consume that follows. This is the wait for an SDK that consumes the flow itself, such
-    /// as `rmcp`'s `AuthorizationManager` over [`RmcpStateStore`](crate::RmcpStateStore):
+    /// as `rmcp`'s `AuthorizationManager` over `RmcpStateStore` (feature `rmcp`):
     /// its `exchange_code_for_token(code, state)` loads the flow, consumes it in `delete`
     /// (exactly once across all processes) and only then sends the token request.
     ///

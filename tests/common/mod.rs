@@ -1,4 +1,5 @@
-//! Shared fixtures for the integration tests: each owns its `TempDir`.
+//! Shared fixtures for the integration tests: each owns its `TempDir`. The command line's
+//! tests (`cli/tests/`) include this file by path, so each fixture is written once.
 #![allow(dead_code)]
 
 use std::io::Write;

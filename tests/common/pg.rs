@@ -11,6 +11,9 @@
 //! `static` is never dropped); a [`Cluster`] that a test owns ([`Cluster::start`]) is also
 //! stopped on drop, panics included. Child processes of a test are handed a database URL
 //! and never start a cluster of their own.
+//!
+//! The crate's unit tests, the PostgreSQL bench and the command line's tests include this file by
+//! path.
 #![allow(dead_code)] // each test binary uses its own part
 
 use std::net::TcpListener;

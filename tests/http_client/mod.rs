@@ -1,4 +1,5 @@
-//! A tiny HTTP/1.1 client on `std::net::TcpStream` for the listener tests (the "browser").
+//! A tiny HTTP/1.1 client on `std::net::TcpStream` for the listener tests (the "browser"); the
+//! command line's tests include it by path.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};

@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use oauth_state_store::{check_file_with_timeout, Error, ProblemKind};
 use serde::Serialize;
 
+use super::open::{is_database_url, refuse_read_only, shown};
 use super::output::{emit, emit_json, Failure};
-use super::{is_database_url, refuse_read_only, shown, CliResult, Context};
+use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}

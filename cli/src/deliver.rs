@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use oauth_state_store::{Error, FlowInfo, Status};
 use serde::Serialize;
 
+use super::open::open_existing;
 use super::output::{emit, emit_json, Failure};
-use super::{open_existing, CliResult, Context};
+use super::{CliResult, Context};
 
 /// The longest line `deliver -` reads.
 const MAX_LINE: u64 = 16 * 1024;

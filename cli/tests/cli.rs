@@ -3,6 +3,7 @@
 //! The binary reads the system clock, so rows are made with a [`ManualClock`] set relative to
 //! it: "expired" rows expired an hour ago, "live" rows expire in an hour.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 #[path = "cli/inspect.rs"]

@@ -9,8 +9,9 @@ use oauth_state_store::{
 };
 use serde::Serialize;
 
+use super::open::{is_database_url, refuse_missing, shown};
 use super::output::{emit, emit_json};
-use super::{is_database_url, refuse_missing, shown, CliResult, Context};
+use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -86,7 +87,7 @@ fn human(c: &CheckReport) -> String {
     c.problems.iter().map(line).collect()
 }
 
-/// One problem, one line: "problem (corrupt): <what>; to fix: <what to do>".
+/// One problem, one line: `problem (corrupt): <what>; to fix: <what to do>`.
 fn line(p: &Problem) -> String {
     let kind = serde_json::to_value(p.kind)
         .ok()

@@ -8,8 +8,9 @@ use oauth_state_store::{FileInfo, RelationKind, ServerInfo, Stats, Status};
 use serde::Serialize;
 
 use super::format::{bytes, relative, table};
+use super::open::open_to_look;
 use super::output::{emit, emit_json};
-use super::{open_to_look, CliResult, Context};
+use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}

@@ -7,8 +7,9 @@ use oauth_state_store::{EndReason, FlowFilter, FlowSummary, Status};
 use serde::Serialize;
 
 use super::format::{parse_limit, parse_status, relative, span, table};
+use super::open::open_to_look;
 use super::output::{emit, emit_json};
-use super::{open_to_look, CliResult, Context};
+use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -3,7 +3,7 @@
 //! read commands on an empty or older database, which say "run `oauth-state-store migrate`"
 //! and change nothing.
 
-#[path = "common/pg.rs"]
+#[path = "../../tests/common/pg.rs"]
 mod pg;
 
 use std::process::{Command, Output};

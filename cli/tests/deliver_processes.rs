@@ -2,7 +2,9 @@
 //! (loopback, PKCE-checking) authorization server redirects, and `oauth-state-store deliver -`
 //! run in process B records the URL the browser ended on. Real OS processes, 127.0.0.1 only.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "../../tests/http_client/mod.rs"]
 mod http_client;
 
 use std::collections::HashMap;

@@ -8,9 +8,10 @@ use oauth_state_store::{CompactReport, Status, StatusCounts, Store};
 use serde::Serialize;
 
 use super::format::{bytes, parse_duration, table};
+use super::open::{open_existing, open_to_look};
 use super::output::{emit, emit_json};
 use super::progress::{self, Progress};
-use super::{open_existing, open_to_look, CliResult, Context};
+use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
