@@ -5,9 +5,18 @@
 //! ever carries a state, a verifier, an authorization code or a token, so printing an error
 //! cannot leak one.
 
-use std::fmt;
+mod reasons;
+mod storage;
+
 use std::path::PathBuf;
 use std::time::Duration;
+
+#[cfg(feature = "listener")]
+pub(crate) use reasons::whole_seconds;
+pub use reasons::EndReason;
+#[cfg(feature = "listener")]
+pub use reasons::PortHolder;
+pub use storage::StorageError;
 
 /// `Result` with this crate's [`enum@Error`] as the default error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -412,100 +421,6 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-}
-
-/// Why a flow was ended without a login ([`Error::FlowEnded`]). Carries no secret.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum EndReason {
-    /// A consume expected another server (or client) than the flow's
-    /// ([`Error::ServerMismatch`]): the flow was ended then.
-    ServerMismatch,
-    /// The authorization server redirected back with an error, and the flow was then consumed
-    /// ([`Error::AuthorizationFailed`]).
-    AuthorizationFailed,
-}
-
-impl fmt::Display for EndReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EndReason::ServerMismatch => {
-                "a consume for a different server or client ended it (possible \
-                 authorization-server mix-up)"
-            }
-            EndReason::AuthorizationFailed => "the authorization server refused the login",
-        })
-    }
-}
-
-/// Whole seconds, rounded up: "about 3 s" for 2.1 s, never "0 s" for a wait still ahead.
-#[cfg(feature = "listener")]
-pub(crate) fn whole_seconds(d: &Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
-}
-
-#[cfg(feature = "listener")]
-/// What holds a loopback callback port that a listener could not bind
-/// ([`Error::PortInUse`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PortHolder {
-    /// A callback listener serving this same store file: its flows complete through the file,
-    /// so a second listener is not needed (share it instead of binding).
-    SameStore,
-    /// A callback listener of this crate serving a different store file.
-    OtherStore,
-    /// Another program (it did not answer the listener's probe).
-    Other,
-}
-
-#[cfg(feature = "listener")]
-impl std::fmt::Display for PortHolder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            PortHolder::SameStore => {
-                "a callback listener on this same store file (share it instead of binding a \
-                 second one)"
-            }
-            PortHolder::OtherStore => "a callback listener serving a different store file",
-            PortHolder::Other => "another program",
-        })
-    }
-}
-
-/// A storage engine's own error, kept as the cause of an [`enum@Error`]: print it, or walk its
-/// [`source`](std::error::Error::source) chain; which engine's type it is stays private, so
-/// that a second engine changes no public type.
-pub struct StorageError(Box<dyn std::error::Error + Send + Sync + 'static>);
-
-impl StorageError {
-    pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
-        StorageError(Box::new(e))
-    }
-
-    /// A failure the store found itself, described by `what`.
-    pub(crate) fn message(what: String) -> Self {
-        StorageError(what.into())
-    }
-}
-
-impl fmt::Debug for StorageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for StorageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl std::error::Error for StorageError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source()
-    }
 }
 
 impl Error {

@@ -26,6 +26,7 @@ mod flow;
 mod listener;
 mod options;
 mod pkce;
+mod report;
 #[cfg(feature = "rmcp")]
 mod rmcp;
 mod tokens;
@@ -34,15 +35,9 @@ mod validate;
 #[cfg(feature = "rmcp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "rmcp")))]
 pub use crate::rmcp::{RmcpCredentialStore, RmcpStateStore};
-pub use admin::{
-    check_database, default_database_path, CompactReport, DatabaseCheck, FileInfo, FlowFilter,
-    FlowSummary, RelationKind, RelationSize, ServerInfo,
-};
-pub use backend::sqlite::check::{
-    check_file, check_file_with_timeout, CheckReport, Problem, ProblemKind,
-};
-pub use backend::sqlite::migrate::{MigrationReport, SCHEMA_VERSION};
-pub use backend::sqlite::permissions::FileChecks;
+pub use admin::{check_database, FlowFilter, FlowSummary};
+pub use backend::sqlite::check::{check_file, check_file_with_timeout};
+pub use backend::sqlite::migrate::SCHEMA_VERSION;
 pub use callback::{CallbackHandler, CallbackResponse};
 pub use clock::{Clock, ManualClock, SystemClock};
 #[cfg(feature = "listener")]
@@ -58,8 +53,13 @@ pub use flow::{
 pub use listener::{
     CallbackListener, ListenerOptions, LoopbackCallback, PortDelay, RecordedCode, PROBE_PATH,
 };
-pub use options::{Durability, LockWait, StoreOptions};
+pub use options::{Durability, FileChecks, LockWait, StoreOptions};
 pub use pkce::{AuthorizationCode, CodeChallenge, CodeVerifier, State};
+pub use report::{
+    CheckReport, CompactReport, DatabaseCheck, FileInfo, MigrationReport, Problem, ProblemKind,
+    RelationKind, RelationSize, ServerInfo,
+};
+pub use store::open::default_database_path;
 pub use store::Store;
 pub use tokens::{
     AccessToken, Begun, Exchange, Finished, Generation, LeaseInfo, RefreshLease, RefreshOptions,

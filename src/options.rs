@@ -1,13 +1,10 @@
 //! How a [`Store`](crate::Store) is opened.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backend::sqlite::permissions::FileChecks;
 use crate::clock::{Clock, SystemClock};
 use crate::error::Result;
-use crate::store::Store;
 use crate::validate;
 
 /// How much a commit survives.
@@ -49,7 +46,20 @@ pub enum LockWait {
     Aging,
 }
 
-/// Options for opening a [`Store`]. `Default` is what [`Store::open`] uses:
+/// How strictly [`Store::open`](crate::Store::open) checks the file and its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum FileChecks {
+    /// Refuse a symlink, a file owned by another user, a file group/others can read or write,
+    /// and a directory group/others can write. The default.
+    #[default]
+    Enforce,
+    /// Skip the owner and mode checks (containers, tests on shared mounts). Symlinks are still
+    /// refused, and new files are still created `0600`.
+    Relaxed,
+}
+
+/// Options for opening a [`Store`](crate::Store). `Default` is what [`Store::open`](crate::Store::open) uses:
 ///
 /// | option | default |
 /// |---|---|
@@ -196,7 +206,7 @@ impl StoreOptions {
     /// never below the file's current size; SQLite's `max_page_count`, set on every
     /// connection of this store). A write that needs more room fails with
     /// [`Error::StorageFull`](crate::Error::StorageFull) and changes nothing; space freed by
-    /// [`Store::sweep`] is reused. The `-wal` file is not counted. Other processes' stores
+    /// [`Store::sweep`](crate::Store::sweep) is reused. The `-wal` file is not counted. Other processes' stores
     /// apply their own limit.
     pub fn max_database_size(mut self, bytes: u64) -> Self {
         self.max_database_size = Some(bytes);
@@ -270,52 +280,6 @@ impl StoreOptions {
     pub fn migrate(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
         self
-    }
-
-    /// Opens (creating if allowed) the database at `path`.
-    ///
-    /// # Errors
-    /// See [`Store::open`].
-    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
-        Store::open_with(path.as_ref(), self)
-    }
-
-    /// Opens the store at the default path, as [`Store::open_default`] does with these
-    /// options: a missing directory is created 0700 unless the options forbid creating
-    /// anything (`read_only`, or `create_if_missing(false)`, which then report the missing
-    /// file as [`Store::open`] does).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use oauth_state_store::Store;
-    /// # let dir = tempfile::tempdir()?;
-    /// # std::env::set_var("OAUTH_STATE_DB", dir.path().join("state/flows.db"));
-    /// let store = Store::options().ttl(Duration::from_secs(300)).open_default()?;
-    /// # assert!(store.path().unwrap().starts_with(dir.path()));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// # Errors
-    /// See [`Store::open_default`].
-    pub fn open_default(self) -> Result<Store> {
-        let path = crate::default_database_path().ok_or(crate::Error::invalid(
-            "HOME",
-            "is not set, so there is no default path: set OAUTH_STATE_DB to the store's file",
-        ))?;
-        // `OAUTH_STATE_DB` may name a PostgreSQL database: no directory for that.
-        let is_url = path.to_str().is_some_and(crate::backend::is_postgres_url);
-        if self.create_if_missing && !self.read_only && !is_url {
-            crate::backend::sqlite::permissions::create_private_parent(&path)?;
-        }
-        self.open(&path)
-    }
-
-    /// Opens a private in-memory database (for tests: nothing is shared or kept).
-    ///
-    /// # Errors
-    /// See [`Store::open_in_memory`].
-    pub fn open_in_memory(self) -> Result<Store> {
-        Store::open_in_memory_with(self)
     }
 
     /// Refuses an option out of range before anything is opened or created.

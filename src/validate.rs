@@ -203,6 +203,13 @@ pub(crate) fn error_code(field: &'static str, value: &str, max: usize) -> Result
     Ok(())
 }
 
+/// Whether `s` names a PostgreSQL database (`postgres://` or `postgresql://`) rather than a
+/// file: [`Store::open`](crate::Store::open) picks the engine by it.
+pub(crate) fn is_postgres_url(s: &str) -> bool {
+    let lower = s.get(..13).unwrap_or(s).to_ascii_lowercase();
+    lower.starts_with("postgres://") || lower.starts_with("postgresql://")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,10 @@ fn a_read_only_store_on_a_cleanly_closed_file_leaves_nothing_beside_it() {
         .unwrap();
     assert_eq!(looking.stats().unwrap().counts.pending, 1);
     assert_eq!(looking.list_flows(&FlowFilter::new()).unwrap().len(), 1);
-    assert_eq!(looking.file_info().unwrap().journal_mode, "wal");
+    assert_eq!(
+        looking.file_info().unwrap().expect("a file").journal_mode,
+        "wal"
+    );
     let e = looking.begin(BeginRequest::new("srv")).unwrap_err();
     assert!(matches!(e, Error::ReadOnly { .. }), "{e:?}");
     drop(looking);
@@ -49,7 +52,7 @@ fn a_read_only_store_reads_a_killed_applications_wal_without_merging_it() {
         .unwrap();
     // The flows are in the -wal only, and the look sees them.
     assert_eq!(looking.stats().unwrap().counts.pending, 20);
-    let info = looking.file_info().unwrap();
+    let info = looking.file_info().unwrap().expect("a file");
     assert!(info.wal_bytes.unwrap() > 0, "{info:?}");
     drop(looking);
     assert_eq!(file_state(&fx.path), before);

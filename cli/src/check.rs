@@ -9,9 +9,10 @@ use oauth_state_store::{
 };
 use serde::Serialize;
 
+use super::context::Context;
 use super::open::{is_database_url, refuse_missing, shown};
+use super::output::CliResult;
 use super::output::{emit, emit_json};
-use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap_complete::Shell;
 
 use super::output::emit;
-use super::CliResult;
+use super::output::CliResult;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use oauth_state_store::{Error, FlowInfo, Status};
 use serde::Serialize;
 
+use super::context::Context;
 use super::open::open_existing;
+use super::output::CliResult;
 use super::output::{emit, emit_json, Failure};
-use super::{CliResult, Context};
 
 /// The longest line `deliver -` reads.
 const MAX_LINE: u64 = 16 * 1024;

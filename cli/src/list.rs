@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use oauth_state_store::{EndReason, FlowFilter, FlowSummary, Status};
 use serde::Serialize;
 
+use super::context::Context;
 use super::format::{parse_limit, parse_status, relative, span, table};
 use super::open::open_to_look;
+use super::output::CliResult;
 use super::output::{emit, emit_json};
-use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

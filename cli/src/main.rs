@@ -11,10 +11,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use oauth_state_store::{default_database_path, LockWait, StoreOptions};
+use oauth_state_store::{default_database_path, LockWait};
 
 mod check;
 mod completions;
+mod context;
 mod deliver;
 mod format;
 mod list;
@@ -25,6 +26,7 @@ mod progress;
 mod stats;
 mod sweep;
 
+use context::Context;
 use format::parse_timeout;
 use output::{report_error, usage_error, CliResult};
 
@@ -198,20 +200,4 @@ pub fn run(cli: Cli) -> CliResult {
 enum LockWaitArg {
     Backoff,
     Aging,
-}
-
-/// What every subcommand gets from the global arguments.
-struct Context {
-    busy_timeout: Duration,
-    lock_wait: LockWait,
-    json: bool,
-}
-
-impl Context {
-    /// Store options with the command line's busy timeout and lock wait.
-    fn options(&self) -> StoreOptions {
-        StoreOptions::default()
-            .busy_timeout(self.busy_timeout)
-            .lock_wait(self.lock_wait)
-    }
 }

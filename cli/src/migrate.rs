@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use oauth_state_store::{check_file_with_timeout, Error, ProblemKind};
 use serde::Serialize;
 
+use super::context::Context;
 use super::open::{is_database_url, refuse_read_only, shown};
+use super::output::CliResult;
 use super::output::{emit, emit_json, Failure};
-use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}

@@ -7,10 +7,11 @@ use std::process::ExitCode;
 use oauth_state_store::{FileInfo, RelationKind, ServerInfo, Stats, Status};
 use serde::Serialize;
 
+use super::context::Context;
 use super::format::{bytes, relative, table};
 use super::open::open_to_look;
-use super::output::{emit, emit_json};
-use super::{CliResult, Context};
+use super::output::CliResult;
+use super::output::{emit, emit_json, Failure};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {}
@@ -40,10 +41,24 @@ struct ServerReport {
 pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
     let store = open_to_look(path, ctx.options())?;
     let stats = store.stats()?;
-    if let Some(server) = store.server_info()? {
+    let (total, now) = (stats.counts.total(), store.now_ms());
+    // Each engine answers one of the two: a file's facts (SQLite) or a server's (PostgreSQL).
+    if let Some(file) = store.file_info()? {
+        let report = Report {
+            total,
+            now,
+            file,
+            stats,
+        };
+        if ctx.json {
+            emit_json(&report)?;
+        } else {
+            emit(&human(&report))?;
+        }
+    } else if let Some(server) = store.server_info()? {
         let report = ServerReport {
-            total: stats.counts.total(),
-            now: store.now_ms(),
+            total,
+            now,
             server,
             stats,
         };
@@ -52,19 +67,12 @@ pub fn run(path: &Path, ctx: &Context, _args: Args) -> CliResult {
         } else {
             emit(&server_human(&report))?;
         }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let file = store.file_info()?;
-    let report = Report {
-        total: stats.counts.total(),
-        now: store.now_ms(),
-        file,
-        stats,
-    };
-    if ctx.json {
-        emit_json(&report)?;
     } else {
-        emit(&human(&report))?;
+        return Err(Failure::could_not_run(
+            "no_facts",
+            "the store reports neither a file's nor a server's facts",
+        )
+        .into());
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,11 +7,12 @@ use std::process::ExitCode;
 use oauth_state_store::{CompactReport, Status, StatusCounts, Store};
 use serde::Serialize;
 
+use super::context::Context;
 use super::format::{bytes, parse_duration, table};
 use super::open::{open_existing, open_to_look};
+use super::output::CliResult;
 use super::output::{emit, emit_json};
 use super::progress::{self, Progress};
-use super::{CliResult, Context};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {

@@ -5,7 +5,6 @@
 
 mod server;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -14,29 +13,14 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::error::{EndReason, Result};
 use crate::flow::{ops, rules, Status, StatusCounts, SweepReport};
+use crate::report::{CompactReport, FileInfo};
 use crate::store::Store;
 use crate::validate;
 
-pub use server::{check_database, DatabaseCheck, RelationKind, RelationSize, ServerInfo};
+pub use server::check_database;
 
 /// Hex digits of the state key shown as a flow's fingerprint.
 const FINGERPRINT_HEX: usize = 12;
-
-/// The default database path: `$OAUTH_STATE_DB`, else
-/// `$XDG_STATE_HOME/oauth-state-store/flows.db`, else
-/// `~/.local/state/oauth-state-store/flows.db`. Empty and relative `XDG_STATE_HOME` values are
-/// ignored, as the XDG specification asks. `None` when not even `$HOME` is set.
-pub fn default_database_path() -> Option<PathBuf> {
-    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(p) = var("OAUTH_STATE_DB") {
-        return Some(PathBuf::from(p));
-    }
-    let state_home = var("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute())
-        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
-    Some(state_home.join("oauth-state-store").join("flows.db"))
-}
 
 /// One flow as an administrator may see it: no state, verifier or code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -97,55 +81,6 @@ fn fingerprint(key: &[u8]) -> String {
         .chars()
         .take(FINGERPRINT_HEX)
         .collect()
-}
-
-/// Facts about a store's file, from [`Store::file_info`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct FileInfo {
-    /// The database path (`None` in memory).
-    pub path: Option<PathBuf>,
-    /// Size of the database file in bytes (`None` in memory).
-    pub file_bytes: Option<u64>,
-    /// Size of its `-wal` file in bytes (`None` when there is none).
-    pub wal_bytes: Option<u64>,
-    /// The file's schema version (`PRAGMA user_version`).
-    pub schema_version: i64,
-    /// The schema version this code writes.
-    pub supported_schema_version: i64,
-    /// `PRAGMA journal_mode` (`wal` for a file).
-    pub journal_mode: String,
-    /// The SQLite library version in use.
-    pub sqlite_version: &'static str,
-    /// The file's permanent identity.
-    pub store_id: String,
-}
-
-/// What [`Store::compact`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct CompactReport {
-    /// `VACUUM` rebuilt the file. `false` when another connection kept the write lock past the
-    /// busy timeout.
-    pub vacuumed: bool,
-    /// The WAL was checkpointed into the database and truncated. `false` when another
-    /// connection's open read or write kept the checkpoint from finishing.
-    pub wal_truncated: bool,
-    /// Database file size before, in bytes.
-    pub file_bytes_before: u64,
-    /// Database file size after, in bytes.
-    pub file_bytes_after: u64,
-    /// `-wal` size before, in bytes (0 when there was none).
-    pub wal_bytes_before: u64,
-    /// `-wal` size after, in bytes (0 when there is none).
-    pub wal_bytes_after: u64,
-}
-
-impl CompactReport {
-    /// Both steps finished.
-    pub fn is_complete(&self) -> bool {
-        self.vacuumed && self.wal_truncated
-    }
 }
 
 impl Store {
@@ -270,14 +205,15 @@ impl Store {
         })
     }
 
-    /// Sizes, versions and journal mode of the store's file.
+    /// On an SQLite file, its facts: sizes, versions and journal mode. `None` for a store on a
+    /// database server, which has no file (see [`Store::server_info`]).
     ///
     /// ```
     /// use oauth_state_store::SCHEMA_VERSION;
     /// # use oauth_state_store::Store;
     /// # let dir = tempfile::tempdir()?;
     /// # let store = Store::open(dir.path().join("flows.db"))?;
-    /// let info = store.file_info()?;
+    /// let info = store.file_info()?.expect("a store in a file");
     /// assert_eq!(info.journal_mode, "wal");
     /// assert_eq!(info.schema_version, SCHEMA_VERSION);
     /// assert_eq!(info.store_id, store.store_id());
@@ -287,13 +223,14 @@ impl Store {
     ///
     /// # Errors
     /// Storage errors, [`Error::Io`] if a size cannot be read.
-    pub fn file_info(&self) -> Result<FileInfo> {
+    pub fn file_info(&self) -> Result<Option<FileInfo>> {
         self.engine().file_info()
     }
 
     /// Reclaims space: `VACUUM`, then `PRAGMA wal_checkpoint(TRUNCATE)`. Safe while other
     /// processes use the file; if one of them keeps it busy past the busy timeout, the step it
-    /// blocked is reported as not done (see [`CompactReport`]) instead of failing.
+    /// blocked is reported as not done (see [`CompactReport`]) instead of failing. On
+    /// PostgreSQL: `VACUUM flows`, then a `CHECKPOINT` where the role may run one.
     ///
     /// ```
     /// # use oauth_state_store::Store;

@@ -4,94 +4,11 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
-
-use crate::backend::sqlite::check::Problem;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
+use crate::report::{DatabaseCheck, ServerInfo};
 use crate::store::Store;
-
-/// Whether a relation is a table or an index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum RelationKind {
-    /// A table (its size: the rows, their TOAST and the free-space and visibility maps).
-    Table,
-    /// An index.
-    Index,
-}
-
-/// The size of one of the store's tables or indexes on the server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct RelationSize {
-    /// The table's or index's name.
-    pub name: String,
-    /// Table or index.
-    pub kind: RelationKind,
-    /// The table it belongs to (its own name for a table).
-    pub table: String,
-    /// Bytes on the server's disk.
-    pub bytes: u64,
-}
-
-/// Facts about a store on a database server, from [`Store::server_info`]: what PostgreSQL
-/// has in place of a file's sizes, WAL size and mode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct ServerInfo {
-    /// The engine: `"postgresql"`.
-    pub engine: &'static str,
-    /// The server's version (`SHOW server_version`).
-    pub server_version: String,
-    /// The database's schema version (the highest migration it records).
-    pub schema_version: i64,
-    /// The schema version this code writes.
-    pub supported_schema_version: i64,
-    /// The store's permanent identity.
-    pub store_id: String,
-    /// The store's tables, each followed by its indexes, with their sizes.
-    pub relations: Vec<RelationSize>,
-    /// Live row versions of the `flows` table, as the server's statistics estimate them.
-    pub live_rows: u64,
-    /// Dead row versions of the `flows` table (updated or deleted rows that VACUUM has not
-    /// reclaimed yet; a consumed verifier lingers in one until then), as estimated.
-    pub dead_rows: u64,
-    /// When `flows` was last vacuumed by hand (`sweep --vacuum`), Unix milliseconds.
-    pub last_vacuum: Option<i64>,
-    /// When autovacuum last vacuumed `flows`, Unix milliseconds.
-    pub last_autovacuum: Option<i64>,
-}
-
-/// What [`check_database`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct DatabaseCheck {
-    /// The engine: `"postgresql"`.
-    pub engine: &'static str,
-    /// Every problem found, one a missing or invalid table, column or index; empty when the
-    /// database is healthy.
-    pub problems: Vec<Problem>,
-    /// The server's version (`SHOW server_version`).
-    pub server_version: String,
-    /// The database's schema version (0: no store schema).
-    pub schema_version: i64,
-    /// The schema version this code writes.
-    pub supported_schema_version: i64,
-    /// The tables, columns and indexes that were looked for (`table flows`,
-    /// `column flows.state_key`, `index flows_by_expiry`); empty when the schema version
-    /// differs, since then they are expected to differ too.
-    pub checked: Vec<String>,
-}
-
-impl DatabaseCheck {
-    /// No problem found.
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
 
 /// Checks the store's database on a server (a `postgres://` or `postgresql://` URL) without
 /// changing it: that the server can be reached, the schema version against this code's, and,
@@ -135,10 +52,6 @@ impl Store {
     /// # Errors
     /// [`Error::Unavailable`] (the server cannot be reached), other storage errors.
     pub fn server_info(&self) -> Result<Option<ServerInfo>> {
-        #[cfg(feature = "postgres")]
-        if let crate::backend::Engine::Postgres(pg) = self.engine() {
-            return pg.server_info().map(Some);
-        }
-        Ok(None)
+        self.engine().server_info()
     }
 }

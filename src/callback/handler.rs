@@ -5,9 +5,10 @@ use url::Url;
 
 use super::pages::{self, Response};
 use super::params::{self, Outcome, Params};
-use crate::backend::CallbackResult;
 use crate::error::{Error, Result};
+use crate::flow::row::CallbackResult;
 use crate::flow::rules::Expectations;
+use crate::flow::FlowInfo;
 use crate::store::Store;
 
 /// What to send the browser: the status, the headers (the listener's security headers among
@@ -172,7 +173,7 @@ pub(crate) fn record(
     store: &Store,
     params: &Params,
     at: Place<'_>,
-) -> (Result<crate::FlowInfo>, Response) {
+) -> (Result<FlowInfo>, Response) {
     let mut expect = Expectations {
         iss: params.iss.as_deref(),
         ..Expectations::default()

@@ -1,9 +1,12 @@
 //! The values that go into and come out of the store's operations; the rules that decide
-//! them ([`rules`]) and each operation's transaction body ([`ops`]).
+//! them ([`rules`]), each operation's transaction body ([`ops`]), and the row interface those
+//! bodies run on, which every engine implements ([`tx`], with the rows in [`row`]).
 
 pub(crate) mod ops;
 pub(crate) mod promotion;
+pub(crate) mod row;
 pub(crate) mod rules;
+pub(crate) mod tx;
 
 pub(crate) use promotion::Discovery;
 pub use promotion::{Promotion, MAX_DISCOVERY_LEN};

@@ -1,14 +1,14 @@
 //! Each operation's transaction body, written once over the row interface
-//! ([`FlowTx`](crate::backend::FlowTx)): look the row up, ask [`rules`] for a verdict, carry
+//! ([`FlowTx`](crate::flow::tx::FlowTx)): look the row up, ask [`rules`] for a verdict, carry
 //! it out. The public methods in `store/` validate their input and hand one of these to the
 //! engine's `write` or `read`; no body here knows which engine runs it.
 
-use crate::backend::{
-    Binding, CallbackResult, Chunk, FlowRow, FlowTx, ListedRow, NewFlow, Outcome, StatusStats,
-    StoredVerifier,
-};
 use crate::error::{Error, Result};
+use crate::flow::row::{
+    Binding, CallbackResult, Chunk, FlowRow, ListedRow, NewFlow, StatusStats, StoredVerifier,
+};
 use crate::flow::rules::{self, Choice, Expectations, Snapshot, Verdict};
+use crate::flow::tx::{FlowTx, Outcome};
 use crate::flow::{ConsumedFlow, Discovery, FlowInfo, InvalidateScope, Status};
 use crate::pkce::{AuthorizationCode, CodeVerifier};
 use crate::validate;

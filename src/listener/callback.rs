@@ -2,8 +2,8 @@
 //! against the shared file, recorded on the row, answered with the page for its outcome.
 
 use super::http::Head;
+use super::options::ListenerOptions;
 use super::probe::{self, PROBE_PATH};
-use super::ListenerOptions;
 use crate::callback;
 use crate::callback::pages::{self, Response};
 use crate::store::Store;

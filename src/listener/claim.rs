@@ -4,10 +4,10 @@
 use std::time::Duration;
 
 use super::local;
+use super::options::ListenerOptions;
 use super::port::{self, Claim};
 use super::probe::Probe;
 use super::server::{CallbackListener, Role};
-use super::ListenerOptions;
 use crate::error::{Error, PortHolder, Result};
 use crate::store::Store;
 

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::backend::{Outcome, Wipe};
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
 use crate::flow::ops;
+use crate::flow::tx::{FlowTx, Outcome, Wipe};
 use crate::flow::{InvalidateScope, Stats, Status, SweepReport};
 use crate::pkce::CodeVerifier;
 use crate::store::Store;
@@ -237,8 +237,7 @@ impl Store {
     pub(crate) fn delete_in_batches(
         &self,
         max: u32,
-        mut batch: impl FnMut(&mut dyn crate::backend::FlowTx, u32) -> Result<Outcome<(Vec<Status>, bool)>>
-            + Send,
+        mut batch: impl FnMut(&mut dyn FlowTx, u32) -> Result<Outcome<(Vec<Status>, bool)>> + Send,
     ) -> Result<SweepReport> {
         let mut report = SweepReport::default();
         let target = self.sweep_batch_time();
@@ -313,7 +312,7 @@ impl Store {
     /// # Errors
     /// Storage errors.
     pub fn stats(&self) -> Result<Stats> {
-        let lines = self.engine().read(ops::stats)?;
+        let lines = self.engine().read(|tx| ops::stats(tx))?;
         let mut stats = Stats::default();
         for line in lines {
             stats.counts.add(line.status, line.count);

@@ -7,9 +7,13 @@
 
 // `open` first: rustdoc lists the impl blocks of child modules in the order they are declared
 // (before this module's own), and the `Store` page starts with `open`.
-mod open;
+pub(crate) mod open;
 
 mod flows;
+
+mod promote;
+
+mod callbacks;
 mod maintenance;
 mod refresh;
 mod tokens;

@@ -1,17 +1,16 @@
 //! Opening a [`Store`] (a file, the default path, memory) and what it says about itself: its
 //! id, path, migration and clock.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Inner, Store};
-use crate::backend::sqlite::migrate::MigrationReport;
-use crate::backend::{is_postgres_url, sqlite, Engine};
-#[cfg(doc)]
-use crate::error::Error;
-use crate::error::Result;
+use crate::backend::{sqlite, Engine};
+use crate::error::{Error, Result};
 use crate::options::StoreOptions;
+use crate::report::MigrationReport;
+use crate::validate::is_postgres_url;
 
 impl Store {
     /// Opens the database at `path` with the default [`StoreOptions`], creating it (mode 0600)
@@ -158,19 +157,19 @@ impl Store {
             #[cfg(not(feature = "postgres"))]
             {
                 let _ = url;
-                return Err(crate::Error::invalid(
+                return Err(Error::invalid(
                     "database",
                     "is a PostgreSQL URL, but this build has no `postgres` feature",
                 ));
             }
         }
-        let engine = Engine::Sqlite(sqlite::open_file(path, &opts)?);
+        let engine = Engine::Sqlite(sqlite::open::open_file(path, &opts)?);
         Ok(Self::with_engine(engine, opts))
     }
 
     pub(crate) fn open_in_memory_with(opts: StoreOptions) -> Result<Store> {
         opts.validate()?;
-        let engine = Engine::Sqlite(sqlite::open_in_memory(&opts)?);
+        let engine = Engine::Sqlite(sqlite::open::open_in_memory(&opts)?);
         Ok(Self::with_engine(engine, opts))
     }
 
@@ -265,4 +264,69 @@ impl Store {
     pub(crate) fn sweep_batch_time(&self) -> Duration {
         self.inner.sweep_batch_time
     }
+}
+
+/// Opening, from the options builder.
+impl StoreOptions {
+    /// Opens (creating if allowed) the database at `path`.
+    ///
+    /// # Errors
+    /// See [`Store::open`].
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Store> {
+        Store::open_with(path.as_ref(), self)
+    }
+
+    /// Opens the store at the default path, as [`Store::open_default`] does with these
+    /// options: a missing directory is created 0700 unless the options forbid creating
+    /// anything (`read_only`, or `create_if_missing(false)`, which then report the missing
+    /// file as [`Store::open`] does).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use oauth_state_store::Store;
+    /// # let dir = tempfile::tempdir()?;
+    /// # std::env::set_var("OAUTH_STATE_DB", dir.path().join("state/flows.db"));
+    /// let store = Store::options().ttl(Duration::from_secs(300)).open_default()?;
+    /// # assert!(store.path().unwrap().starts_with(dir.path()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// See [`Store::open_default`].
+    pub fn open_default(self) -> Result<Store> {
+        let path = default_database_path().ok_or(Error::invalid(
+            "HOME",
+            "is not set, so there is no default path: set OAUTH_STATE_DB to the store's file",
+        ))?;
+        // `OAUTH_STATE_DB` may name a PostgreSQL database: no directory for that.
+        let is_url = path.to_str().is_some_and(is_postgres_url);
+        if self.create_if_missing && !self.read_only && !is_url {
+            sqlite::permissions::create_private_parent(&path)?;
+        }
+        self.open(&path)
+    }
+
+    /// Opens a private in-memory database (for tests: nothing is shared or kept).
+    ///
+    /// # Errors
+    /// See [`Store::open_in_memory`].
+    pub fn open_in_memory(self) -> Result<Store> {
+        Store::open_in_memory_with(self)
+    }
+}
+
+/// The default database path: `$OAUTH_STATE_DB`, else
+/// `$XDG_STATE_HOME/oauth-state-store/flows.db`, else
+/// `~/.local/state/oauth-state-store/flows.db`. Empty and relative `XDG_STATE_HOME` values are
+/// ignored, as the XDG specification asks. `None` when not even `$HOME` is set.
+pub fn default_database_path() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(p) = var("OAUTH_STATE_DB") {
+        return Some(PathBuf::from(p));
+    }
+    let state_home = var("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state_home.join("oauth-state-store").join("flows.db"))
 }

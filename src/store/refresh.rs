@@ -8,8 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use super::tokens::key;
-use crate::backend::Wipe;
 use crate::error::{Error, Result, StorageError};
+use crate::flow::tx::Wipe;
 use crate::store::Store;
 use crate::tokens::ops::{self, Began, Key, LeaseAsk};
 use crate::tokens::wake::{self, Pauses};

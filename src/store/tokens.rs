@@ -2,10 +2,10 @@
 //! Each validates its input, then runs one transaction body of
 //! [`ops`](crate::tokens::ops) on the engine.
 
-use crate::backend::Wipe;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
+use crate::flow::tx::Wipe;
 use crate::store::Store;
 use crate::tokens::ops::{self, Key};
 use crate::tokens::{wake, Saved, TokenResponse, TokenSet, TokenSetInfo};

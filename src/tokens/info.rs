@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use super::Generation;
-use crate::backend::tokens::TokenListed;
+use crate::tokens::tx::TokenListed;
 
 /// One stored token set, described without any token: what
 /// [`Store::list_token_sets`](crate::Store::list_token_sets) returns.

@@ -10,14 +10,15 @@ mod info;
 pub(crate) mod ops;
 mod refresh;
 pub(crate) mod rules;
+pub(crate) mod tx;
 pub(crate) mod wake;
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::backend::tokens::TokenRow;
 use crate::error::{Error, Result};
 use crate::pkce::secret_type;
+use crate::tokens::tx::TokenRow;
 use crate::validate;
 
 pub use info::{LeaseInfo, TokenSetInfo, TokenState};

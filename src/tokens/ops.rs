@@ -8,9 +8,9 @@ use std::time::Duration;
 use super::refresh::Wait;
 use super::rules::{self, Begin, Finish, Reject, Save};
 use super::{Finished, Generation, Rejected, Saved, TokenResponse, TokenSet, TokenSetInfo};
-use crate::backend::tokens::{LeaseRow, NewTokens, TokenRow, TokenTx, TokenWatch};
-use crate::backend::Outcome;
 use crate::error::{Error, Result, StorageError};
+use crate::flow::tx::Outcome;
+use crate::tokens::tx::{LeaseRow, NewTokens, TokenRow, TokenTx, TokenWatch};
 
 /// Which set: a server id and a client id, validated.
 #[derive(Debug, Clone, Copy)]

@@ -4,8 +4,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{Generation, RefreshToken, TokenResponse, TokenSet};
-use crate::backend::tokens::TokenWatch;
 use crate::error::{Error, Result};
+use crate::tokens::tx::TokenWatch;
 
 /// The generation a refresh is begun against: the set whose access token the caller found
 /// expired or refused. If the store holds a newer one, the caller gets it and nothing is sent.

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::backend::tokens::{NewTokens, TokenRow, TokenWatch};
 use crate::error::{Error, Result};
+use crate::tokens::tx::{NewTokens, TokenRow, TokenWatch};
 
 /// How many replaced refresh tokens a row remembers (their SHA-256).
 pub(crate) const REPLACED_KEPT: usize = 4;

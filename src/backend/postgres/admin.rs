@@ -6,8 +6,8 @@ use postgres::Client;
 
 use super::migrate::{self, SCHEMA_VERSION};
 use super::Postgres;
-use crate::admin::{RelationKind, RelationSize, ServerInfo};
 use crate::error::Result;
+use crate::report::{RelationKind, RelationSize, ServerInfo};
 
 /// The store's tables, in the order they are shown.
 pub(crate) const TABLES: [&str; 3] = ["flows", "meta", "token_sets"];
@@ -81,3 +81,7 @@ impl Postgres {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "admin_tests.rs"]
+mod tests;

@@ -13,9 +13,8 @@ use postgres::Client;
 use super::error::classify;
 use super::migrate::{self, SCHEMA_VERSION};
 use super::{connect, off_runtime, tls};
-use crate::admin::DatabaseCheck;
-use crate::backend::sqlite::check::{Problem, ProblemKind};
 use crate::error::{Error, Result};
+use crate::report::{DatabaseCheck, Problem, ProblemKind};
 
 /// The schema the migrations produce, the source of what is looked for.
 const SCHEMA: &str = include_str!("../../../schema_postgres.sql");
@@ -229,12 +228,7 @@ fn check_here(url: &str, busy_timeout: Duration) -> Result<DatabaseCheck> {
 }
 
 fn problem(message: String, fix: &str) -> Problem {
-    Problem {
-        kind: ProblemKind::Schema,
-        message,
-        fix: fix.to_owned(),
-        details: Vec::new(),
-    }
+    Problem::new(ProblemKind::Schema, message, fix)
 }
 
 /// The checks themselves, on one connection.

@@ -19,7 +19,7 @@ pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `application_name` the server shows for the store's connections unless the URL names one.
 pub(crate) const APPLICATION_NAME: &str = "oauth-state-store";
 
-pub(crate) use crate::backend::is_postgres_url as is_url;
+use crate::validate::is_postgres_url as is_url;
 
 /// Why a URL was refused. Never carries the URL, which may hold a password.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,8 +384,8 @@ mod tests {
     #[test]
     fn statements_are_prepared_once_a_connection_and_again_on_a_replacement() {
         use crate::backend::postgres::flows::SELECT_BY_STATE_FOR_UPDATE;
-        use crate::backend::Outcome;
         use crate::error::Error;
+        use crate::flow::tx::Outcome;
         use crate::options::StoreOptions;
 
         let Some(pg) = crate::backend::postgres::test_cluster::cluster("prepared_statements")

@@ -1,4 +1,5 @@
-//! The PostgreSQL statements of the row interface, each beside the method that runs it.
+//! The PostgreSQL statements of the flow operations ([`FlowRows`]), each beside the method
+//! that runs it, and the transaction's rows that both parts of the row interface run on.
 //!
 //! Every method runs on the connection inside the transaction [`super::Postgres`] opened.
 //! In a write transaction the row lookups read `FOR UPDATE`, so two consumes of one state
@@ -15,11 +16,9 @@ use postgres::Row;
 
 use super::connect::Conn;
 use super::error::{classify, unique_violation};
-use crate::backend::{
-    Binding, CallbackResult, Chunk, FlowRow, FlowTx, ListedRow, Live, NewFlow, StatusStats,
-    StoredVerifier,
-};
 use crate::error::{Error, Result};
+use crate::flow::row::{Binding, CallbackResult, FlowRow, Live, NewFlow, StoredVerifier};
+use crate::flow::tx::FlowRows;
 use crate::flow::Status;
 
 /// The columns [`flow_row`] reads, in order: the one column list of every row lookup.
@@ -31,7 +30,7 @@ macro_rules! flow_columns {
     };
 }
 
-fn status_of(text: &str) -> Result<Status> {
+pub(super) fn status_of(text: &str) -> Result<Status> {
     Status::parse(text).ok_or(Error::Corrupt {
         what: "a flow row has an unknown status",
         source: None,
@@ -63,11 +62,11 @@ fn flow_row(r: &Row) -> Result<FlowRow> {
     })
 }
 
-fn names(statuses: &[Status]) -> Vec<&'static str> {
+pub(super) fn names(statuses: &[Status]) -> Vec<&'static str> {
     statuses.iter().map(|s| s.as_str()).collect()
 }
 
-fn count(n: i64) -> u64 {
+pub(super) fn count(n: i64) -> u64 {
     n.max(0) as u64
 }
 
@@ -90,7 +89,11 @@ impl<'c> Rows<'c> {
         }
     }
 
-    fn query(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+    pub(super) fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
         let run = |conn: &mut Conn| {
             let statement = conn.prepared(sql)?;
             conn.query(&statement, params)
@@ -98,7 +101,11 @@ impl<'c> Rows<'c> {
         run(self.conn).map_err(|e| classify(e, self.busy_timeout))
     }
 
-    fn execute(&mut self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    pub(super) fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
         self.execute_mapped(sql, params, classify)
     }
 
@@ -130,7 +137,7 @@ impl<'c> Rows<'c> {
         }
     }
 
-    fn statuses(
+    pub(super) fn statuses(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
@@ -207,49 +214,9 @@ pub(crate) const ANY_LIVE_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flo
      WHERE status = ANY($1) AND expires_at > $2 AND created_at <= $3 \
      AND redirect_uri IN ($4, $5))";
 
-/// `$2` NULL means every client of the server.
-pub(crate) const DELETE_OF_SERVER: &str = "DELETE FROM flows WHERE server_id = $1 \
-     AND ($2::text IS NULL OR client_id = $2) AND status = ANY($3)";
-
-/// Rows a live operation holds are skipped, not waited for: the next batch takes them.
-pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flows WHERE id IN \
-     (SELECT id FROM flows WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 \
-      FOR UPDATE SKIP LOCKED) RETURNING status";
-
-/// One chunk of the walk of `sweep --older-than`: the last id and the number of the (at most
-/// `$2`) rows after `$1`, found by the primary key.
-pub(crate) const WALK_WINDOW: &str = "SELECT max(id), count(*) FROM \
-     (SELECT id FROM flows WHERE id > $1 ORDER BY id LIMIT $2) AS walked";
-
-/// The first `$5` rows of the window `($1, $2]` in `$3` that ended by `$4`, by the primary
-/// key; rows a live operation holds are skipped (the next `sweep --older-than` takes them).
-pub(crate) const DELETE_ENDED_CHUNK: &str = "DELETE FROM flows WHERE id IN (SELECT id \
-     FROM flows WHERE id > $1 AND id <= $2 AND status = ANY($3) \
-     AND coalesce(consumed_at, created_at) <= $4 ORDER BY id LIMIT $5 \
-     FOR UPDATE SKIP LOCKED) RETURNING id, status";
-
-/// `$2` NULL: expired rows only (found by `flows_by_expiry`); else also the rows in `$3` that
-/// ended by `$2`, which reads the whole table (a read, which blocks no writer).
-pub(crate) const COUNT_REMOVABLE: &str = "SELECT status, count(*) FROM flows WHERE id IN \
-     (SELECT id FROM flows WHERE expires_at <= $1 \
-      UNION SELECT id FROM flows WHERE status = ANY($3) \
-      AND coalesce(consumed_at, created_at) <= $2) GROUP BY status";
-
-pub(crate) const STATS: &str = "SELECT status, count(*), min(expires_at), max(expires_at), \
-     count(*) FILTER (WHERE expires_at <= $1) FROM flows GROUP BY status";
-
-/// `$2` NULL: no limit.
-pub(crate) const LIST_FLOWS: &str = "SELECT state_key, server_id, client_id, status, \
-     created_at, expires_at, error FROM flows WHERE ($1::text IS NULL OR status = $1) \
-     AND ($3::text IS NULL OR server_id = $3) ORDER BY expires_at, id LIMIT $2";
-
-impl FlowTx for Rows<'_> {
+impl FlowRows for Rows<'_> {
     fn now(&self) -> i64 {
         self.now
-    }
-
-    fn tokens(&mut self) -> &mut dyn crate::backend::tokens::TokenTx {
-        self
     }
 
     fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>> {
@@ -393,106 +360,6 @@ impl FlowTx for Rows<'_> {
             ],
         )?;
         Ok(rows.first().is_some_and(|r| r.get(0)))
-    }
-
-    fn delete_of_server(
-        &mut self,
-        server_id: &str,
-        client_id: Option<&str>,
-        statuses: &[Status],
-    ) -> Result<u64> {
-        self.execute(
-            DELETE_OF_SERVER,
-            &[&server_id, &client_id, &names(statuses)],
-        )
-    }
-
-    fn delete_expired_batch(&mut self, expired_by: i64, limit: u32) -> Result<Vec<Status>> {
-        self.statuses(DELETE_EXPIRED_BATCH, &[&expired_by, &i64::from(limit)])
-    }
-
-    fn delete_ended_chunk(
-        &mut self,
-        statuses: &[Status],
-        ended_by: i64,
-        after: i64,
-        walk: u32,
-        limit: u32,
-    ) -> Result<Chunk> {
-        let window = self.query(WALK_WINDOW, &[&after, &i64::from(walk)])?;
-        let (end, walked): (Option<i64>, i64) = match window.first() {
-            Some(r) => (r.get(0), r.get(1)),
-            None => (None, 0),
-        };
-        let Some(end) = end else {
-            return Ok(Chunk::default());
-        };
-        let rows = self.query(
-            DELETE_ENDED_CHUNK,
-            &[&after, &end, &names(statuses), &ended_by, &i64::from(limit)],
-        )?;
-        let last_deleted = rows.iter().map(|r| r.get::<_, i64>(0)).max();
-        let deleted = rows
-            .iter()
-            .map(|r| status_of(r.get(1)))
-            .collect::<Result<Vec<_>>>()?;
-        let last = if deleted.len() >= limit as usize {
-            last_deleted
-        } else {
-            (walked >= i64::from(walk)).then_some(end)
-        };
-        Ok(Chunk { deleted, last })
-    }
-
-    fn count_removable(
-        &mut self,
-        expired_by: i64,
-        ended: Option<(&[Status], i64)>,
-    ) -> Result<Vec<(Status, u64)>> {
-        let (statuses, cut) = ended.map_or((&[][..], None), |(s, c)| (s, Some(c)));
-        self.query(COUNT_REMOVABLE, &[&expired_by, &cut, &names(statuses)])?
-            .iter()
-            .map(|r| Ok((status_of(r.get(0))?, count(r.get(1)))))
-            .collect()
-    }
-
-    fn stats(&mut self, expired_by: i64) -> Result<Vec<StatusStats>> {
-        self.query(STATS, &[&expired_by])?
-            .iter()
-            .map(|r| {
-                Ok(StatusStats {
-                    status: status_of(r.get(0))?,
-                    count: count(r.get(1)),
-                    min_expiry: r.get(2),
-                    max_expiry: r.get(3),
-                    expired: count(r.get(4)),
-                })
-            })
-            .collect()
-    }
-
-    fn list(
-        &mut self,
-        server_id: Option<&str>,
-        status: Option<Status>,
-        limit: Option<u32>,
-    ) -> Result<Vec<ListedRow>> {
-        let status = status.map(Status::as_str);
-        let limit = limit.map(i64::from);
-        self.query(LIST_FLOWS, &[&status, &limit, &server_id])?
-            .iter()
-            .map(|r| {
-                Ok(ListedRow {
-                    state_key: r.get(0),
-                    server_id: r.get(1),
-                    client_id: r.get(2),
-                    status: status_of(r.get(3))?,
-                    created_at: r.get(4),
-                    expires_at: r.get(5),
-                    error: r.get(6),
-                })
-            })
-            .collect()
     }
 }
 

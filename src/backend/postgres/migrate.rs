@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use postgres::Client;
 
-use crate::backend::sqlite::migrate::MigrationReport;
 use crate::error::Error;
+use crate::report::MigrationReport;
 
 /// One migration: the version it brings the database to, its name, its SQL.
 pub(crate) struct Migration {

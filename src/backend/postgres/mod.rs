@@ -7,8 +7,8 @@
 //! - [`migrate`]: `schema_postgres.sql` (later versions: `migrations_postgres/`), in one
 //!   transaction under an advisory lock, tracked in the database; a schema newer than the code
 //!   is refused, and another program's `flows` or `meta` table is not a store.
-//! - [`flows`]: the [`FlowTx`] statements, each beside the method that runs it.
-//! - [`tokens`]: the token sets' statements ([`TokenTx`](crate::backend::tokens::TokenTx)).
+//! - [`flows`], [`maintenance`]: the statements of the row interface, each beside the method
+//!   that runs it.
 //! - [`error`]: the driver's errors as the crate's (`Unavailable`, `CommitOutcomeUnknown`).
 //!
 //! Transactions are READ COMMITTED; a write transaction reads its rows `FOR UPDATE`, so two
@@ -21,6 +21,7 @@ pub(crate) mod check;
 pub(crate) mod connect;
 pub(crate) mod error;
 pub(crate) mod flows;
+mod maintenance;
 pub(crate) mod migrate;
 pub(crate) mod tls;
 pub(crate) mod tokens;
@@ -38,15 +39,14 @@ use std::time::Duration;
 use ::postgres::SimpleQueryMessage;
 use r2d2::{Pool, PooledConnection};
 
-use crate::admin::{CompactReport, FileInfo};
-use crate::backend::sqlite::migrate::MigrationReport;
-use crate::backend::{FlowTx, Outcome};
+use crate::backend::tx::Tx;
 use crate::clock::Clock;
 use crate::error::{Error, Result, StorageError};
+use crate::flow::tx::{FlowTx, Outcome};
 use crate::options::StoreOptions;
+use crate::report::{CompactReport, MigrationReport};
 use connect::{Conn, Manager, TlsFailure};
 use error::{classify, commit_failed};
-use migrate::SCHEMA_VERSION;
 
 /// How long a transaction may sit idle before the server ends it (a paused or hung client
 /// must not hold a flow's row lock for ever).
@@ -251,7 +251,7 @@ impl Postgres {
     pub(crate) fn write_on<T>(
         &self,
         client: &mut Conn,
-        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>>,
+        body: impl FnOnce(&mut dyn Tx) -> Result<Outcome<T>>,
     ) -> Result<Outcome<T>> {
         let (mut open, now) = self.begin(client, true)?;
         let outcome = {
@@ -268,7 +268,7 @@ impl Postgres {
     /// Runs `body` in one write transaction.
     pub(crate) fn write<T: Send>(
         &self,
-        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>> + Send,
+        body: impl FnOnce(&mut dyn Tx) -> Result<Outcome<T>> + Send,
     ) -> Result<T> {
         off_runtime(|| {
             let mut conn = self.conn()?;
@@ -279,12 +279,12 @@ impl Postgres {
     /// Runs `body` in one read-only REPEATABLE READ transaction (a consistent snapshot).
     pub(crate) fn read<T: Send>(
         &self,
-        body: impl FnOnce(&mut dyn FlowTx) -> Result<T> + Send,
+        body: impl FnOnce(&mut dyn Tx) -> Result<T> + Send,
     ) -> Result<T> {
         off_runtime(|| self.read_here(body))
     }
 
-    fn read_here<T>(&self, body: impl FnOnce(&mut dyn FlowTx) -> Result<T>) -> Result<T> {
+    fn read_here<T>(&self, body: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
         let (mut open, now) = self.begin(&mut conn, false)?;
         let value = {
@@ -314,31 +314,9 @@ impl Postgres {
         Ok(n.max(0) as u64)
     }
 
-    /// Facts about the database: the table's size stands for the file's.
-    pub(crate) fn file_info(&self) -> Result<FileInfo> {
-        off_runtime(|| self.file_info_here())
-    }
-
-    fn file_info_here(&self) -> Result<FileInfo> {
-        let mut conn = self.conn()?;
-        let schema_version =
-            migrate::schema_version(&mut conn).map_err(|e| classify(e, self.busy_timeout))?;
-        Ok(FileInfo {
-            path: None,
-            file_bytes: Some(self.table_bytes(&mut conn)?),
-            wal_bytes: None,
-            schema_version,
-            supported_schema_version: SCHEMA_VERSION,
-            journal_mode: "postgresql".to_owned(),
-            sqlite_version: rusqlite::version(),
-            store_id: self.store_id.clone(),
-        })
-    }
-
-    /// `VACUUM flows, token_sets` (dead row versions, wiped verifiers and tokens among them,
-    /// become free space), then a `CHECKPOINT` where the role may run one (`wal_truncated`:
-    /// the server's WAL up to it can be recycled; PostgreSQL recycles, it does not wipe, WAL
-    /// segments).
+    /// `VACUUM flows` (dead row versions, wiped verifiers among them, become free space),
+    /// then a `CHECKPOINT` where the role may run one (`wal_truncated`: the server's WAL up to
+    /// it can be recycled; PostgreSQL recycles, it does not wipe, WAL segments).
     pub(crate) fn compact(&self) -> Result<CompactReport> {
         off_runtime(|| self.compact_here())
     }
@@ -382,7 +360,7 @@ impl Session<'_> {
     ) -> Result<T> {
         let (engine, conn) = (self.engine, &mut self.conn);
         off_runtime(move || match conn {
-            Some(conn) => engine.write_on(conn, body)?.into_result(),
+            Some(conn) => engine.write_on(conn, |tx| body(tx))?.into_result(),
             None => Err(Error::Storage(StorageError::message(
                 "the sweep session is closed".to_owned(),
             ))),

@@ -7,8 +7,9 @@ use postgres::Row;
 
 use super::error::classify;
 use super::flows::Rows;
-use crate::backend::tokens::{LeaseRow, NewTokens, TokenListed, TokenRow, TokenTx, TokenWatch};
+use crate::backend::tx::Tx;
 use crate::error::Result;
+use crate::tokens::tx::{LeaseRow, NewTokens, TokenListed, TokenRow, TokenTx, TokenWatch};
 
 impl Rows<'_> {
     /// Runs `sql` (prepared once a connection) and returns its rows.
@@ -270,5 +271,11 @@ impl TokenTx for Rows<'_> {
             Some(server) => self.token_query(LIST_TOKENS_OF_SERVER, &[&server])?,
         };
         Ok(rows.iter().map(listed).collect())
+    }
+}
+
+impl Tx for Rows<'_> {
+    fn tokens(&mut self) -> &mut dyn TokenTx {
+        self
     }
 }

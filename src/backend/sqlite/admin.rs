@@ -9,11 +9,11 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::error::is_busy;
-use super::migrate::{SELECT_STORE_ID, SELECT_USER_VERSION};
+use super::files::side_path;
+use super::migrate::{SCHEMA_VERSION, SELECT_STORE_ID, SELECT_USER_VERSION};
 use super::Sqlite;
-use crate::admin::{CompactReport, FileInfo};
-use crate::backend::sqlite::migrate::SCHEMA_VERSION;
 use crate::error::{Error, Result};
+use crate::report::{CompactReport, FileInfo};
 
 pub(crate) const SELECT_JOURNAL_MODE: &str = "PRAGMA journal_mode";
 pub(crate) const VACUUM: &str = "VACUUM";
@@ -26,13 +26,6 @@ fn size_of(path: &Path) -> Result<Option<u64>> {
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(path, e)),
     }
-}
-
-/// `path` with `suffix` appended: its `-wal`, `-shm` or `-journal` file.
-pub(crate) fn side_path(path: &Path, suffix: &str) -> PathBuf {
-    let mut side = path.as_os_str().to_owned();
-    side.push(suffix);
-    PathBuf::from(side)
 }
 
 fn wal_path(path: &Path) -> PathBuf {

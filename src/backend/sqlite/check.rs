@@ -4,21 +4,20 @@
 use std::fs;
 use std::io::ErrorKind;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, OptionalExtension};
-use serde::Serialize;
-
-use super::admin::side_path;
 use super::admin::SELECT_JOURNAL_MODE;
 use super::error::classify;
+use super::files::side_path;
 use super::header::{self, FileKind};
 use super::look::Look;
-use super::migrate::{SELECT_STORE_ID, SELECT_USER_VERSION};
-use crate::backend::sqlite::migrate::SCHEMA_VERSION;
-use crate::backend::sqlite::permissions::{self, FileChecks};
+use super::migrate::{SCHEMA_VERSION, SELECT_STORE_ID, SELECT_USER_VERSION};
+use super::permissions;
 use crate::error::{Error, Result};
+use crate::options::FileChecks;
+use crate::report::{CheckReport, Problem, ProblemKind};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 /// How long [`check_file`] waits for another connection's lock.
 const CHECK_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,86 +30,18 @@ const SUMMARY_MESSAGES: usize = 3;
 
 pub(crate) const INTEGRITY_CHECK: &str = "PRAGMA integrity_check(20)";
 
-/// What kind of problem [`check_file`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ProblemKind {
-    /// The file, a side file or the directory breaks the rules that
-    /// [`Store::open`](crate::Store::open) enforces.
-    Permissions,
-    /// The file is not an SQLite database or fails `PRAGMA integrity_check`.
-    Corrupt,
-    /// The schema version differs from this code's, or the store's metadata is missing.
-    Schema,
-    /// The journal mode is not WAL.
-    JournalMode,
-}
-
-/// One problem [`check_file`] found: what is wrong and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Problem {
-    /// Which check failed.
-    pub kind: ProblemKind,
-    /// What is wrong.
-    pub message: String,
-    /// What to do about it.
-    pub fix: String,
-    /// The full findings behind a summarised message, one entry each (for a damaged file:
-    /// every `PRAGMA integrity_check` message kept, up to 20); empty otherwise.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub details: Vec<String>,
-}
-
-impl Problem {
-    fn new(kind: ProblemKind, message: impl Into<String>, fix: impl Into<String>) -> Self {
-        Problem {
-            kind,
-            message: message.into(),
-            fix: fix.into(),
-            details: Vec::new(),
+/// A refusal of the permission rules as a problem: the error's reason is "what; what to do".
+fn permission_problem(e: &Error) -> Problem {
+    match e {
+        Error::InsecureFile { path, reason } => {
+            let (what, fix) = reason.split_once("; ").unwrap_or((reason, ""));
+            Problem::new(
+                ProblemKind::Permissions,
+                format!("{}: {what}", path.display()),
+                fix,
+            )
         }
-    }
-
-    /// A refusal of the permission rules: the error's reason is "what; what to do".
-    fn permissions(e: &Error) -> Self {
-        match e {
-            Error::InsecureFile { path, reason } => {
-                let (what, fix) = reason.split_once("; ").unwrap_or((reason, ""));
-                Problem::new(
-                    ProblemKind::Permissions,
-                    format!("{}: {what}", path.display()),
-                    fix,
-                )
-            }
-            other => Problem::new(ProblemKind::Permissions, other.to_string(), ""),
-        }
-    }
-}
-
-/// What [`check_file`] found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct CheckReport {
-    /// The file checked.
-    pub path: PathBuf,
-    /// Every problem found; empty when the file is healthy.
-    pub problems: Vec<Problem>,
-    /// The file's schema version, when it could be read.
-    pub schema_version: Option<i64>,
-    /// The schema version this code writes.
-    pub supported_schema_version: i64,
-    /// The journal mode, when it could be read.
-    pub journal_mode: Option<String>,
-    /// The SQLite library version in use.
-    pub sqlite_version: &'static str,
-}
-
-impl CheckReport {
-    /// No problem found.
-    pub fn is_ok(&self) -> bool {
-        self.problems.is_empty()
+        other => Problem::new(ProblemKind::Permissions, other.to_string(), ""),
     }
 }
 
@@ -154,7 +85,7 @@ pub fn check_file_with_timeout(
     };
     match permissions::prepare(path, false, FileChecks::Enforce) {
         Ok(()) => {}
-        Err(e @ Error::InsecureFile { .. }) => report.problems.push(Problem::permissions(&e)),
+        Err(e @ Error::InsecureFile { .. }) => report.problems.push(permission_problem(&e)),
         Err(e) => return Err(e),
     }
     // A symlink or a special file is only reported: nothing is opened through it.

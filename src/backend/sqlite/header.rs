@@ -12,7 +12,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use super::denied::io_error;
-use super::migrate::SELECT_TABLES;
+use super::files::side_path;
 use crate::error::{Error, Result};
 
 /// `PRAGMA application_id` of a store file: "OASS" in ASCII (OAuth State Store), at offset 68
@@ -73,7 +73,7 @@ pub(crate) fn file_kind(path: &Path) -> Result<FileKind> {
 /// file creates nothing beside it (in WAL mode it would make a `-wal` and `-shm`, so there the
 /// header alone describes the file). `None` when the schema cannot be read.
 fn tables(path: &Path, header: &[u8]) -> Option<String> {
-    let hot_journal = std::fs::symlink_metadata(super::admin::side_path(path, "-journal")).is_ok();
+    let hot_journal = std::fs::symlink_metadata(side_path(path, "-journal")).is_ok();
     if hot_journal {
         return None;
     }
@@ -81,16 +81,21 @@ fn tables(path: &Path, header: &[u8]) -> Option<String> {
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_NOFOLLOW;
     let conn = Connection::open_with_flags(path, flags).ok()?;
-    let tables: Vec<String> = conn
-        .prepare(SELECT_TABLES)
-        .ok()?
-        .query_map([], |r| r.get(0))
-        .ok()?
-        .collect::<rusqlite::Result<_>>()
-        .ok()?;
-    drop(conn);
     let user_version = i32::from_be_bytes(header[USER_VERSION..USER_VERSION + 4].try_into().ok()?);
-    Some(describe(&tables, i64::from(user_version)))
+    describe_schema(&conn, i64::from(user_version)).ok()
+}
+
+/// The tables of the file, by name (SQLite's own excluded).
+pub(crate) const SELECT_TABLES: &str = "SELECT name FROM sqlite_schema \
+     WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name";
+/// What a file that is not a store seems to be, from the tables `conn` reads in its schema
+/// (see [`describe`]).
+pub(crate) fn describe_schema(conn: &Connection, user_version: i64) -> rusqlite::Result<String> {
+    let tables: Vec<String> = conn
+        .prepare(SELECT_TABLES)?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(describe(&tables, user_version))
 }
 
 /// "an SQLite database with the tables users, sessions (user_version 7), probably another

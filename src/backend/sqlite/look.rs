@@ -26,7 +26,7 @@ use std::path::Path;
 
 use rusqlite::OpenFlags;
 
-use super::admin::side_path;
+use super::files::side_path;
 
 /// How a look opens the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::header::{self, APPLICATION_ID};
 use crate::error::{Error, Result};
+use crate::report::MigrationReport;
 
 /// One migration: the version it brings the file to, its name, its SQL.
 pub(crate) struct Migration {
@@ -52,15 +53,6 @@ pub(crate) const SELECT_APPLICATION_ID: &str = "PRAGMA application_id";
 pub(crate) const INSERT_STORE_ID: &str =
     "INSERT OR IGNORE INTO meta (key, value) VALUES ('store_id', ?1)";
 
-/// What migrating the file on open did (see [`Store::migration`](crate::Store::migration)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct MigrationReport {
-    /// The file's schema version before.
-    pub from: i64,
-    /// The file's schema version after.
-    pub to: i64,
-}
-
 /// Reads the file's schema version.
 pub(crate) fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row(SELECT_USER_VERSION, [], |r| r.get(0))
@@ -98,7 +90,9 @@ pub(crate) fn migrate(conn: &mut Connection, plan: &Plan) -> Result<MigrationRep
         if !ours {
             let objects: i64 = tx.query_row(COUNT_SCHEMA_OBJECTS, [], |r| r.get(0))?;
             if version != 0 || objects != 0 {
-                return Err(MigrateError::Foreign(describe(&tx, version)?));
+                return Err(MigrateError::Foreign(header::describe_schema(
+                    &tx, version,
+                )?));
             }
         } else if version == 0 {
             return Err(MigrateError::Damaged(
@@ -143,20 +137,8 @@ pub(crate) fn migrate(conn: &mut Connection, plan: &Plan) -> Result<MigrationRep
     })
 }
 
-/// The tables of the file, by name (SQLite's own excluded).
-pub(crate) const SELECT_TABLES: &str = "SELECT name FROM sqlite_schema \
-     WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name";
 /// How many schema objects of any kind the file has.
 pub(crate) const COUNT_SCHEMA_OBJECTS: &str = "SELECT count(*) FROM sqlite_schema";
-
-/// What a file that is not a store seems to be (see [`header::describe`]).
-fn describe(conn: &Connection, version: i64) -> rusqlite::Result<String> {
-    let tables: Vec<String> = conn
-        .prepare(SELECT_TABLES)?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(header::describe(&tables, version))
-}
 
 /// Reads the file's `store_id`.
 pub(crate) fn store_id(conn: &Connection) -> rusqlite::Result<String> {

@@ -288,7 +288,11 @@ fn child_runs_flows() {
         if side(&path, "stop").exists() || Instant::now() > deadline {
             break;
         }
-        let version = store.file_info().map_or(0, |f| f.schema_version);
+        let version = store
+            .file_info()
+            .ok()
+            .flatten()
+            .map_or(0, |f| f.schema_version);
         let flow = store.begin(BeginRequest::new("srv"));
         let done = flow.and_then(|flow| {
             if i % 8 == 0 {

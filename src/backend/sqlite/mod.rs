@@ -2,8 +2,9 @@
 //! connections, `BEGIN IMMEDIATE` write transactions, the injectable client clock.
 //!
 //! - [`open`]: the file checks, the connection settings, WAL mode and migrations at open.
-//! - [`flows`]: the [`FlowTx`] statements, each beside the method that runs it.
-//! - [`tokens`]: the token sets' statements ([`TokenTx`](crate::backend::tokens::TokenTx)).
+//! - [`flows`], [`maintenance`]: the statements of the row interface ([`FlowRows`],
+//!   [`MaintenanceRows`]), each beside the method that runs it.
+//! - [`tokens`]: the token sets' statements ([`TokenTx`](crate::tokens::tx::TokenTx)).
 //! - [`wal`]: the WAL scrub after writes that wipe a secret, and the sweep's batch session.
 //! - [`admin`]: file facts and compaction.
 //! - [`error`]: SQLite's errors as the crate's.
@@ -11,6 +12,7 @@
 //! - [`look`]: opening a file only to look at it, creating and changing nothing.
 //! - [`migrate`], [`permissions`], [`check`]: migrations, file security, `check_file`.
 //! - [`denied`]: an access error told apart from a missing file.
+//! - [`files`]: the file's side files (`-wal`, `-shm`, `-journal`).
 //! - [`pool`]: the connection pool, closed on the thread that drops the engine.
 //! - [`busy`]: the busy handler of [`LockWait::Aging`](crate::LockWait::Aging).
 
@@ -19,11 +21,13 @@ mod busy;
 pub(crate) mod check;
 pub(crate) mod denied;
 pub(crate) mod error;
+mod files;
 pub(crate) mod flows;
 pub(crate) mod header;
 pub(crate) mod look;
+mod maintenance;
 pub(crate) mod migrate;
-mod open;
+pub(crate) mod open;
 pub(crate) mod permissions;
 #[cfg(test)]
 mod plans;
@@ -37,14 +41,14 @@ use std::time::Duration;
 
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-use crate::backend::sqlite::migrate::MigrationReport;
-use crate::backend::{FlowTx, Outcome, Wipe};
+use crate::backend::tx::Tx;
 use crate::clock::Clock;
 use crate::error::{Error, Result, StorageError};
+#[cfg(doc)]
+use crate::flow::tx::{FlowRows, MaintenanceRows};
+use crate::flow::tx::{Outcome, Wipe};
 use crate::options::LockWait;
-
-pub(crate) use open::{open_file, open_in_memory};
-pub(crate) use wal::Session;
+use crate::report::MigrationReport;
 
 /// The SQLite engine of a [`Store`](crate::Store).
 pub(crate) struct Sqlite {
@@ -93,7 +97,7 @@ impl Sqlite {
     pub(crate) fn write<T>(
         &self,
         wipe: Wipe,
-        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>>,
+        body: impl FnOnce(&mut dyn Tx) -> Result<Outcome<T>>,
     ) -> Result<T> {
         let mut conn = self.conn()?;
         if wipe == Wipe::Nothing || !self.immediate_wal_scrub {
@@ -109,7 +113,7 @@ impl Sqlite {
     pub(crate) fn write_on<T>(
         &self,
         conn: &mut Connection,
-        body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>>,
+        body: impl FnOnce(&mut dyn Tx) -> Result<Outcome<T>>,
     ) -> Result<Outcome<T>> {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -126,7 +130,7 @@ impl Sqlite {
     }
 
     /// Runs `body` in one read transaction (a consistent snapshot).
-    pub(crate) fn read<T>(&self, body: impl FnOnce(&mut dyn FlowTx) -> Result<T>) -> Result<T> {
+    pub(crate) fn read<T>(&self, body: impl FnOnce(&mut dyn Tx) -> Result<T>) -> Result<T> {
         let mut conn = self.conn()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Deferred)

@@ -11,11 +11,12 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::header::{self, FileKind};
 use super::look::Look;
+use super::migrate::Plan;
 use super::pool::ConnPool;
 use super::{busy, error::classify, migrate, permissions, Sqlite};
-use crate::backend::sqlite::migrate::{MigrationReport, Plan};
 use crate::error::{Error, Result};
 use crate::options::{Durability, LockWait, StoreOptions};
+use crate::report::MigrationReport;
 
 /// Per-connection settings, applied by the pool to every new connection.
 fn init_connection(

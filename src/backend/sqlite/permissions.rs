@@ -12,19 +12,7 @@ use std::path::{Path, PathBuf};
 
 use super::denied::io_error;
 use crate::error::{Error, Result};
-
-/// How strictly [`Store::open`](crate::Store::open) checks the file and its directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum FileChecks {
-    /// Refuse a symlink, a file owned by another user, a file group/others can read or write,
-    /// and a directory group/others can write. The default.
-    #[default]
-    Enforce,
-    /// Skip the owner and mode checks (containers, tests on shared mounts). Symlinks are still
-    /// refused, and new files are still created `0600`.
-    Relaxed,
-}
+use crate::options::FileChecks;
 
 fn insecure(path: &Path, reason: String) -> Error {
     Error::InsecureFile {

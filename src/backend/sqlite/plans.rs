@@ -9,7 +9,8 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::{admin as a, check as c, flows as f, migrate as m, tokens as t, wal as w};
+use super::{admin as a, check as c, flows as f, header as h, maintenance as mt, migrate as m};
+use super::{tokens as t, wal as w};
 
 /// What a statement's plan must show.
 #[derive(Debug, Clone, Copy)]
@@ -57,35 +58,35 @@ const STATEMENTS: &[(&str, &str, Plan)] = &[
     ),
     (
         "DELETE_OF_SERVER",
-        f::DELETE_OF_SERVER,
+        mt::DELETE_OF_SERVER,
         Search(&["flows_by_server"]),
     ),
     (
         "DELETE_EXPIRED_BATCH",
-        f::DELETE_EXPIRED_BATCH,
+        mt::DELETE_EXPIRED_BATCH,
         Search(&["flows USING INTEGER PRIMARY KEY (rowid<?)"]),
     ),
     (
         "WALK_WINDOW",
-        f::WALK_WINDOW,
+        mt::WALK_WINDOW,
         Search(&["flows USING INTEGER PRIMARY KEY (rowid>?)"]),
     ),
     (
         "DELETE_ENDED_CHUNK",
-        f::DELETE_ENDED_CHUNK,
+        mt::DELETE_ENDED_CHUNK,
         Search(&["flows USING INTEGER PRIMARY KEY (rowid>? AND rowid<?)"]),
     ),
     (
         "COUNT_EXPIRED",
-        f::COUNT_EXPIRED,
+        mt::COUNT_EXPIRED,
         Search(&["flows USING INTEGER PRIMARY KEY (rowid<?)"]),
     ),
-    ("COUNT_REMOVABLE", f::COUNT_REMOVABLE, WholeTable),
-    ("STATS", f::STATS, WholeTable),
-    ("LIST_FLOWS", f::LIST_FLOWS, WholeTable),
+    ("COUNT_REMOVABLE", mt::COUNT_REMOVABLE, WholeTable),
+    ("STATS", mt::STATS, WholeTable),
+    ("LIST_FLOWS", mt::LIST_FLOWS, WholeTable),
     (
         "LIST_FLOWS_OF_SERVER",
-        f::LIST_FLOWS_OF_SERVER,
+        mt::LIST_FLOWS_OF_SERVER,
         Search(&["flows_by_server"]),
     ),
     (
@@ -95,7 +96,7 @@ const STATEMENTS: &[(&str, &str, Plan)] = &[
     ),
     ("SELECT_USER_VERSION", m::SELECT_USER_VERSION, NotAQuery),
     ("SELECT_APPLICATION_ID", m::SELECT_APPLICATION_ID, NotAQuery),
-    ("SELECT_TABLES", m::SELECT_TABLES, WholeTable),
+    ("SELECT_TABLES", h::SELECT_TABLES, WholeTable),
     ("COUNT_SCHEMA_OBJECTS", m::COUNT_SCHEMA_OBJECTS, WholeTable),
     ("INSERT_STORE_ID", m::INSERT_STORE_ID, NotAQuery),
     ("SCHEMA", m::SCHEMA, NotAQuery),
@@ -311,8 +312,8 @@ fn the_id_statements_and_the_table_agree_on_the_id_step_and_the_latest_expiry() 
     for sql in [
         f::INSERT_FLOW,
         f::ANY_LIVE_FOR_REDIRECT,
-        f::DELETE_EXPIRED_BATCH,
-        f::COUNT_REMOVABLE,
+        mt::DELETE_EXPIRED_BATCH,
+        mt::COUNT_REMOVABLE,
     ] {
         assert!(sql.contains(&format!("* {step}")), "{sql}");
     }

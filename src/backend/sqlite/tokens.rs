@@ -4,8 +4,9 @@
 use rusqlite::{params, OptionalExtension, Row, ToSql, Transaction};
 
 use super::flows::Rows;
-use crate::backend::tokens::{LeaseRow, NewTokens, TokenListed, TokenRow, TokenTx, TokenWatch};
+use crate::backend::tx::Tx;
 use crate::error::Result;
+use crate::tokens::tx::{LeaseRow, NewTokens, TokenListed, TokenRow, TokenTx, TokenWatch};
 
 impl Rows<'_> {
     /// Runs `f` on the transaction, with SQLite's error as the crate's.
@@ -237,5 +238,11 @@ impl TokenTx for Rows<'_> {
                 .query_map([server], listed)?
                 .collect(),
         })
+    }
+}
+
+impl Tx for Rows<'_> {
+    fn tokens(&mut self) -> &mut dyn TokenTx {
+        self
     }
 }

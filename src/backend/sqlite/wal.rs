@@ -14,8 +14,8 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::pool::Conn;
 use super::Sqlite;
-use crate::backend::{FlowTx, Outcome};
 use crate::error::Result;
+use crate::flow::tx::{FlowTx, Outcome};
 
 pub(crate) const CHECKPOINT_PASSIVE: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 
@@ -121,7 +121,9 @@ impl Session<'_> {
         &mut self,
         body: impl FnOnce(&mut dyn FlowTx) -> Result<Outcome<T>>,
     ) -> Result<T> {
-        self.engine.write_on(&mut self.conn, body)?.into_result()
+        self.engine
+            .write_on(&mut self.conn, |tx| body(tx))?
+            .into_result()
     }
 
     /// Each batch's pages go to the file before the next: the WAL stays short, so no other

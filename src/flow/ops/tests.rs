@@ -1,19 +1,17 @@
 //! The operations over a row interface that misbehaves on purpose.
 
 use super::*;
-use crate::backend::{Live, StoredVerifier, Wipe};
+use crate::flow::row::{Live, StoredVerifier};
+use crate::flow::tx::{FlowRows, MaintenanceRows, Wipe};
 use crate::{BeginRequest, Store};
 
 /// An engine's transaction whose guarded updates find their row changed: every call goes
 /// to the real transaction, but the updates report that they changed no row.
 struct RowChangedUnderneath<'a>(&'a mut dyn FlowTx);
 
-impl FlowTx for RowChangedUnderneath<'_> {
+impl FlowRows for RowChangedUnderneath<'_> {
     fn now(&self) -> i64 {
         self.0.now()
-    }
-    fn tokens(&mut self) -> &mut dyn crate::backend::tokens::TokenTx {
-        self.0.tokens()
     }
     fn by_state(&mut self, key: &[u8; 32]) -> Result<Option<FlowRow>> {
         self.0.by_state(key)
@@ -64,6 +62,9 @@ impl FlowTx for RowChangedUnderneath<'_> {
     ) -> Result<bool> {
         self.0.any_live_for_redirect(statuses, live, redirect_uris)
     }
+}
+
+impl MaintenanceRows for RowChangedUnderneath<'_> {
     fn delete_of_server(
         &mut self,
         server_id: &str,
@@ -82,7 +83,7 @@ impl FlowTx for RowChangedUnderneath<'_> {
         after: i64,
         walk: u32,
         limit: u32,
-    ) -> Result<crate::backend::Chunk> {
+    ) -> Result<Chunk> {
         self.0
             .delete_ended_chunk(statuses, ended_by, after, walk, limit)
     }
