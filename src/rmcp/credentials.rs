@@ -7,12 +7,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use ::rmcp::transport::auth::{
-    AuthError, CredentialRefreshGuard, CredentialStore, OAuthHttpClient, StoredCredentials,
+    AuthError, CredentialRefreshGuard, CredentialStore, StoredCredentials,
 };
 use async_trait::async_trait;
 
 use super::convert::{stored_credentials, token_response};
-use super::refresh_http::RmcpRefreshHttpClient;
 use super::{blocking_with, credential_error};
 use crate::error::{Error, Result};
 use crate::store::Store;
@@ -142,14 +141,6 @@ impl RmcpCredentialStore {
         options.validate()?;
         self.options = options;
         Ok(self)
-    }
-
-    /// `inner` (the client the manager would use) wrapped so that this adapter arbitrates the
-    /// manager's refresh requests: pass the result to
-    /// `AuthorizationManager::new_with_oauth_http_client`. Every other request passes through
-    /// untouched.
-    pub fn http_client(&self, inner: Arc<dyn OAuthHttpClient>) -> Arc<dyn OAuthHttpClient> {
-        Arc::new(RmcpRefreshHttpClient::new(self.clone(), inner))
     }
 
     /// The store the tokens live in.

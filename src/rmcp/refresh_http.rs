@@ -30,9 +30,16 @@ pub(super) struct RmcpRefreshHttpClient {
     inner: Arc<dyn OAuthHttpClient>,
 }
 
-impl RmcpRefreshHttpClient {
-    pub(super) fn new(adapter: RmcpCredentialStore, inner: Arc<dyn OAuthHttpClient>) -> Self {
-        RmcpRefreshHttpClient { adapter, inner }
+impl RmcpCredentialStore {
+    /// `inner` (the client the manager would use) wrapped so that this adapter arbitrates the
+    /// manager's refresh requests: pass the result to
+    /// `AuthorizationManager::new_with_oauth_http_client`. Every other request passes through
+    /// untouched.
+    pub fn http_client(&self, inner: Arc<dyn OAuthHttpClient>) -> Arc<dyn OAuthHttpClient> {
+        Arc::new(RmcpRefreshHttpClient {
+            adapter: self.clone(),
+            inner,
+        })
     }
 }
 
