@@ -22,5 +22,5 @@ fn a_store_on_a_server_answers_server_facts_and_no_file_facts() {
         .filter(|r| r.name == r.table)
         .map(|r| r.name.as_str())
         .collect();
-    assert_eq!(tables, ["flows", "meta"]);
+    assert_eq!(tables, ["flows", "meta", "token_sets"]);
 }
