@@ -1,5 +1,5 @@
 //! `oauth-state-store`: maintenance of an OAuth flow store (sweep, stats, list, check, migrate,
-//! deliver, completions). See `oauth-state-store --help`.
+//! deliver, tokens, completions). See `oauth-state-store --help`.
 //!
 //! `main` parses the arguments shared by every subcommand and runs one; each subcommand is a
 //! module with its own `run`. Opening the database is in `open`, output and exit statuses in
@@ -25,6 +25,7 @@ mod output;
 mod progress;
 mod stats;
 mod sweep;
+mod tokens;
 
 use context::Context;
 use format::parse_timeout;
@@ -124,6 +125,10 @@ enum Command {
         1 when it was refused (already used, unknown state, expired, wrong authorization \
         server); 2 for a malformed URL.")]
     Deliver(deliver::Args),
+    /// List the stored token sets (never a token), or forget one.
+    #[command(after_help = "Examples:\n  oauth-state-store tokens list\n  \
+        oauth-state-store tokens forget --server https://mcp.example.com --client my-client")]
+    Tokens(tokens::Args),
     /// Print a shell completion script (bash, elvish, fish, powershell, zsh) on stdout.
     #[command(after_help = "Example:\n  \
         oauth-state-store completions bash > ~/.local/share/bash-completion/completions/oauth-state-store")]
@@ -191,6 +196,7 @@ pub fn run(cli: Cli) -> CliResult {
         Command::Check(args) => check::run(&path, &ctx, args),
         Command::Migrate(args) => migrate::run(&path, &ctx, args),
         Command::Deliver(args) => deliver::run(&path, &ctx, args),
+        Command::Tokens(args) => tokens::run(&path, &ctx, args),
         Command::Completions(_) => unreachable!("handled above"),
     }
 }

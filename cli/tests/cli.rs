@@ -12,6 +12,8 @@ mod inspect;
 mod open_path;
 #[path = "cli/sweep.rs"]
 mod sweep;
+#[path = "cli/tokens.rs"]
+mod tokens;
 #[path = "cli/usage.rs"]
 mod usage;
 
