@@ -132,7 +132,7 @@ impl RmcpStateStore {
 
     /// The redirect URI every flow this adapter saves expects its callback at: give it the one
     /// `rmcp`'s client is configured with (`OAuthClientConfig`'s `redirect_uri`). A
-    /// [`LoopbackCallback`](crate::LoopbackCallback) (in any process) then knows the flow
+    /// [`LoopbackCallback`] (feature `listener`, in any process) then knows the flow
     /// waits for it: its listener does not stop for idleness while the flow is pending, and
     /// refuses a callback for the flow that arrives at another address.
     ///
@@ -164,6 +164,15 @@ impl RmcpStateStore {
     /// [`Error::InvalidInput`] (`redirect_uri`) unless RFC 8252 allows it: `https`, plain
     /// `http` only on a loopback host, or a reverse-domain private scheme; no fragment (the
     /// rule [`Store::begin`] applies to [`BeginRequest::redirect_uri`]).
+    ///
+    #[cfg_attr(
+        feature = "listener",
+        doc = "[`LoopbackCallback`]: crate::LoopbackCallback"
+    )]
+    #[cfg_attr(
+        not(feature = "listener"),
+        doc = concat!("[`LoopbackCallback`]: https://docs.rs/oauth-state-store/", env!("CARGO_PKG_VERSION"), "/oauth_state_store/struct.LoopbackCallback.html")
+    )]
     pub fn with_redirect_uri(mut self, redirect_uri: impl Into<String>) -> Result<Self> {
         let redirect_uri = redirect_uri.into();
         validate::redirect_uri(&redirect_uri)?;

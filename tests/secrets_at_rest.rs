@@ -295,7 +295,7 @@ fn scrubbing_a_verifier_checkpointed_by_an_unrelated_sweep_is_gone_after_its_con
 /// sweep removes A, and its scrub checkpoints B's live page, verifier included, into the
 /// database file. Consuming B wipes the verifier in a new page image, in the `-wal`; the
 /// database file keeps the old image until the next checkpoint (here the next scrub), which
-/// copies the wiped page over it. (README "Guarantees" used to say "never in the database
+/// copies the wiped page over it. (The promise used to say "never in the database
 /// file"; keeping that promise costs a checkpoint, two syncs, after every consume, which is
 /// what `immediate_wal_scrub` does: see
 /// `scrubbing_a_verifier_checkpointed_by_an_unrelated_sweep_is_gone_after_its_consume`.)

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The exit statuses, as `--help` and the README document them.
+/// The exit statuses, as `--help` and the manual (`cli/README.md`) document them.
 const AFTER_HELP: &str = "\
 The database is --db PATH, else $OAUTH_STATE_DB, else $XDG_STATE_HOME/oauth-state-store/flows.db, \
 else ~/.local/state/oauth-state-store/flows.db.

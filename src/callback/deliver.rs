@@ -13,7 +13,7 @@ impl Store {
     /// Records a callback given as the full URL the browser ended on (its address bar when
     /// the redirect to the loopback listener could not connect), exactly as the listener
     /// would have: the same checks, the same transaction, the same errors. A process waiting
-    /// on the flow ([`LoopbackCallback::wait`](crate::LoopbackCallback::wait)) then finds it
+    /// on the flow ([`LoopbackCallback::wait`], feature `listener`) then finds it
     /// recorded, as if its own listener had taken the callback.
     ///
     /// The URL must arrive where the flow's redirect URI points: the same scheme, port and
@@ -48,6 +48,15 @@ impl Store {
     /// [`Error::AlreadyCompleted`], [`Error::AlreadyConsumed`], [`Error::ServerMismatch`]
     /// (`redirect_uri`: delivered elsewhere than the flow's redirect URI; `iss`: from another
     /// authorization server), storage errors. A refused callback changes nothing.
+    ///
+    #[cfg_attr(
+        feature = "listener",
+        doc = "[`LoopbackCallback::wait`]: crate::LoopbackCallback::wait"
+    )]
+    #[cfg_attr(
+        not(feature = "listener"),
+        doc = concat!("[`LoopbackCallback::wait`]: https://docs.rs/oauth-state-store/", env!("CARGO_PKG_VERSION"), "/oauth_state_store/struct.LoopbackCallback.html#method.wait")
+    )]
     pub fn deliver(&self, callback_url: &str) -> Result<FlowInfo> {
         if callback_url.len() > MAX_CALLBACK_BYTES {
             return Err(Error::invalid("callback_url", "is too long"));

@@ -30,6 +30,36 @@ use crate::backend::Engine;
 /// that opens the same file sees the same flows. Dropping the last clone closes every pooled
 /// connection on the dropping thread, so a program may exit right after: SQLite removes the
 /// file's `-wal` and `-shm` when the last connection to it in any process closes.
+///
+/// **The callback can land on another process.** When two instances of a tool run, the
+/// browser's redirect reaches whichever holds the callback port, often not the one that began
+/// the login. With the flows in this store, any process's [`LoopbackCallback`] (feature
+/// `listener`) records the callback and the process that began the login gets it from
+/// [`LoopbackCallback::wait`]: that is what ends "Invalid or expired state parameter -
+/// potential CSRF attack". A web app does the same in its own route with [`CallbackHandler`].
+/// See [the listener guide](crate::guide::listener) and, for every operation below and the
+/// errors a caller acts on, [flows, operations and options](crate::guide::flows).
+///
+/// With the feature `postgres`, [`Store::open`] also takes a `postgres://` URL: the same flows
+/// for callbacks that land on other hosts ([the PostgreSQL guide](crate::guide::postgres)).
+///
+#[cfg_attr(
+    feature = "listener",
+    doc = "[`LoopbackCallback`]: crate::LoopbackCallback"
+)]
+#[cfg_attr(
+    feature = "listener",
+    doc = "[`LoopbackCallback::wait`]: crate::LoopbackCallback::wait"
+)]
+#[cfg_attr(
+    not(feature = "listener"),
+    doc = concat!("[`LoopbackCallback`]: https://docs.rs/oauth-state-store/", env!("CARGO_PKG_VERSION"), "/oauth_state_store/struct.LoopbackCallback.html")
+)]
+#[cfg_attr(
+    not(feature = "listener"),
+    doc = concat!("[`LoopbackCallback::wait`]: https://docs.rs/oauth-state-store/", env!("CARGO_PKG_VERSION"), "/oauth_state_store/struct.LoopbackCallback.html#method.wait")
+)]
+/// [`CallbackHandler`]: crate::CallbackHandler
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,

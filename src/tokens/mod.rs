@@ -1,10 +1,5 @@
-//! Token sets and their single-flight refresh: the public values. The rest of this module's
-//! documentation is `docs/refresh.md`, whose snippets run as doctests (its rmcp one needs the
-//! `rmcp` feature, as `cargo test --all-features` has it).
-#![cfg_attr(
-    any(not(doctest), feature = "rmcp"),
-    doc = include_str!("../../docs/refresh.md")
-)]
+//! Token sets and their single-flight refresh: the public values. The guide to them is
+//! `docs/refresh.md`, the crate's `guide::refresh`.
 
 mod info;
 pub(crate) mod ops;

@@ -265,7 +265,7 @@ fn promote_errors_are_distinct() {
 }
 
 /// A verifier the store generated for `begin` (32 random bytes) is never looked up by its
-/// challenge, on either engine (README, "The file format"): `promote` does not find its flow,
+/// challenge, on either engine (`docs/file-format.md`): `promote` does not find its flow,
 /// and a caller that hands it back is not refused, while a verifier that came from outside
 /// stays unique.
 #[test]

@@ -15,7 +15,7 @@
 //!   connection to close removes the `-wal` and `-shm` it had to make; with no frame in the
 //!   `-wal` its checkpoint writes nothing to the database file.
 //!
-//! What SQLite does not let a look avoid (README, "Files the command line only looks at"):
+//! What SQLite does not let a look avoid (the command line's manual, `cli/README.md`):
 //! a `-wal` without its `-shm` gets a new `-shm`; a WAL-mode file this user may not write,
 //! closed cleanly, gets a `-wal` and `-shm` that the read-only connection cannot remove
 //! ([`check_file`](crate::check_file) skips the content check in both cases instead); and an
