@@ -1,4 +1,4 @@
-//! The store against the minimal floor (issue 17), interleaved in one run:
+//! The store against the minimal floor, interleaved in one run:
 //!
 //! - **minimal**: the least a multi-process flow store on SQLite writes (raw state as primary
 //!   key, one INSERT transaction, one `DELETE ... RETURNING` transaction; see

@@ -1,4 +1,4 @@
-//! What each index of the layout costs a flow (issue 17): the store's own statements, run by
+//! What each index of the layout costs a flow: the store's own statements, run by
 //! raw rusqlite (the same-statements floor of `common::Floor`), over `schema.sql`'s table with
 //! other sets of indexes, each against the minimal floor (`common/minimal.rs`), interleaved in
 //! one run like `benches/floor.rs`. The variants that drop a guarantee are there to price it,

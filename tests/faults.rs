@@ -537,7 +537,7 @@ fn an_index_entry_pointing_at_another_row_is_corrupt_not_a_wrong_verifier() {
 
 /// Case 9 through the rmcp adapter: `RmcpStateStore::load` reads the row through the same
 /// checked lookup as `consume`, so a flipped verifier byte is an error, never a wrong verifier
-/// handed to rmcp's token exchange (issue 11, item 2).
+/// handed to rmcp's token exchange.
 #[cfg(feature = "rmcp")]
 #[tokio::test]
 async fn a_flipped_verifier_byte_is_an_error_for_rmcp_load_too() {

@@ -1,4 +1,4 @@
-//! Hostile input (issue 4, case 10): every `&str` the API takes gets arbitrary text, lossy
+//! Hostile input: every `&str` the API takes gets arbitrary text, lossy
 //! UTF-8 from arbitrary bytes, NUL and control characters, SQL and LIKE metacharacters, and
 //! sizes up to 1 MiB. Each call returns (no panic, in bounded time), with a typed error naming
 //! the field, and changes no row: the whole `flows` table is dumped before and after.

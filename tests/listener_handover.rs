@@ -2,10 +2,10 @@
 //! re-run through `common::spawn_child`) and real sockets on 127.0.0.1:
 //!
 //! - a holder whose connection table is full of idle connections is still recognised as a
-//!   listener on the same store (issue 11, item 8);
+//!   listener on the same store;
 //! - the browser always gets the whole page, even when the waiting program exits the moment
-//!   `wait` returns (item 9);
-//! - when the holder is killed while another process waits, no callback is refused (item 10):
+//!   `wait` returns;
+//! - when the holder is killed while another process waits, no callback is refused:
 //!   the counts are printed (`--nocapture`) and asserted.
 //!
 //! Measured with `cargo test --all-features --test listener_handover -- --nocapture`, on the

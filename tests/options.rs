@@ -1,5 +1,5 @@
 //! Options out of range are refused when the store opens, naming the option, before anything
-//! is created (issue 11, item 5).
+//! is created.
 
 mod common;
 

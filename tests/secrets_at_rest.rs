@@ -1,4 +1,4 @@
-//! Secrets at rest (issue 4, case 11): once a flow is consumed, failed or swept, its verifier
+//! Secrets at rest: once a flow is consumed, failed or swept, its verifier
 //! and code are in neither the database file nor its `-wal`, before and after a checkpoint.
 //!
 //! With WAL, the insert's page image (verifier included) is a frame of the `-wal`; the
@@ -249,7 +249,7 @@ fn by_default_a_sweep_scrubs_the_flows_it_removes() {
 
 #[test]
 fn by_default_a_sweep_that_removes_nothing_still_scrubs_a_consumed_verifier() {
-    // Issue 11 item 4 (a): the promise "after a sweep" holds for every sweep, not only for
+    // The promise "after a sweep" holds for every sweep, not only for
     // one that removed rows.
     let fx = Fixture::new();
     let store = fx.store();
@@ -270,7 +270,7 @@ fn by_default_a_sweep_that_removes_nothing_still_scrubs_a_consumed_verifier() {
 
 #[test]
 fn scrubbing_a_verifier_checkpointed_by_an_unrelated_sweep_is_gone_after_its_consume() {
-    // Issue 11 item 4 (b): begin G; a sweep of another, expired flow copies G's page into the
+    // Begin G; a sweep of another, expired flow copies G's page into the
     // database file; then consuming G must not leave its verifier there.
     let fx = Fixture::new();
     let store = scrubbing(&fx);

@@ -1,4 +1,4 @@
-//! File security on a shared host (issue 4, case 12), beyond tests/file_security.rs: files
+//! File security on a shared host, beyond tests/file_security.rs: files
 //! and directories owned by another uid, symlinked and planted `-wal`/`-shm`/`-journal`
 //! files. Each is refused before SQLite reads anything, with a message that says why and
 //! how to fix it, and the flows already in the file are untouched.

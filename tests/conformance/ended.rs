@@ -1,6 +1,6 @@
 //! A flow ended without a login (a consume for another server, a failed callback consumed) is
 //! reported by every later lookup as ended with its reason, never as a replay of a completed
-//! login (issue 11, item 1).
+//! login.
 
 use super::Fixture;
 use oauth_state_store::{BeginRequest, EndReason, Error, FlowFilter, Status, Store};
