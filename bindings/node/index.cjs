@@ -3,6 +3,16 @@
 const { Store, generateState } = require('./lib/store.cjs');
 const { LoopbackCallback, attach } = require('./lib/callback.cjs');
 const { withSharedFlows } = require('./lib/shared-flows.cjs');
+const { RefreshLease } = require('./lib/tokens.cjs');
 const { ErrorCode, StoreError } = require('./lib/errors.cjs');
 
-module.exports = { Store, LoopbackCallback, attach, withSharedFlows, ErrorCode, StoreError, generateState };
+module.exports = {
+  Store,
+  LoopbackCallback,
+  attach,
+  withSharedFlows,
+  RefreshLease,
+  ErrorCode,
+  StoreError,
+  generateState,
+};

@@ -234,6 +234,116 @@ export declare class Store {
   invalidate(serverId: string, clientId: string | null | undefined, scope?: 'unbound' | 'live' | 'all'): Promise<number>;
   sweep(): Promise<SweepReport>;
   stats(): Promise<Stats>;
+
+  /** Saves a token response as the set of this server and client (a new generation, unless the same tokens are stored). */
+  saveTokens(serverId: string, clientId: string, tokens: OAuthTokenResponse): Promise<SavedTokens>;
+  /** The live token set of this server and client; undefined when none is stored or it was revoked. */
+  tokens(serverId: string, clientId: string): Promise<TokenSet | undefined>;
+  /** Deletes the token sets of a server (of one client, when given); resolves with how many. */
+  forgetTokens(serverId: string, clientId?: string | null): Promise<number>;
+  /**
+   * Begins a refresh against the generation the caller saw (null: whatever is stored), without
+   * waiting. NO_TOKENS, TOKENS_REVOKED or NO_REFRESH_TOKEN: sign in again.
+   */
+  tryBeginRefresh(
+    serverId: string,
+    clientId: string,
+    seen: number | null | undefined,
+    options?: RefreshLeaseOptions,
+  ): Promise<TryBegun>;
+  /** Saves the response over the leased generation if it is still stored (compare-and-swap). Ends the lease. */
+  finishRefresh(lease: RefreshLease, tokens: OAuthTokenResponse): Promise<FinishedRefresh>;
+  /** The server refused the lease's refresh token (`invalid_grant`, ...): revokes the set only if its generation is still stored. Ends the lease. */
+  rejectRefresh(lease: RefreshLease, error: string): Promise<RejectedTokens>;
+  /** A refused refresh token without a lease: revokes the set only if `generation` is still stored. */
+  rejectTokens(serverId: string, clientId: string, generation: number, error: string): Promise<RejectedTokens>;
+  /** Gives the lease back without saving (a network error, a 5xx, a timeout). Ends the lease. */
+  releaseRefresh(lease: RefreshLease): Promise<void>;
+}
+
+/**
+ * A token response as a token endpoint answers it (and the MCP SDKs keep it). Members beyond
+ * these (an `id_token`, vendor fields) are kept as a secret and handed back by `toOAuthTokens()`.
+ */
+export interface OAuthTokenResponse {
+  access_token: string;
+  token_type: string;
+  refresh_token?: string;
+  /** Seconds. */
+  expires_in?: number;
+  scope?: string;
+  issuer?: string;
+  [member: string]: unknown;
+}
+
+/**
+ * A stored token set. `accessToken`, `refreshToken` and `extra` read the secrets;
+ * util.inspect, console.log and JSON.stringify show `[redacted]` in their place.
+ */
+export interface TokenSet {
+  readonly serverId: string;
+  readonly clientId: string;
+  /** One more with every save that changes the tokens, every refresh and every revocation. */
+  readonly generation: number;
+  readonly accessToken: string;
+  readonly refreshToken?: string;
+  readonly tokenType: string;
+  readonly scope?: string;
+  readonly issuer?: string;
+  /** The response's other members, as JSON text. */
+  readonly extra?: string;
+  /** Unix milliseconds (the store's clock). */
+  readonly receivedAt: number;
+  /** Unix milliseconds; undefined when the server gave no `expires_in`. */
+  readonly expiresAt?: number;
+  /** What the access token had left when the set was read. */
+  readonly expiresInMs?: number;
+  /** A plain OAuth token response (what the SDKs' `tokens()` returns); `expires_in` is what is left. */
+  toOAuthTokens(): OAuthTokenResponse;
+}
+
+export interface SavedTokens {
+  /** `stale`: the refresh token is one the stored set replaced; nothing was written. */
+  outcome: 'stored' | 'unchanged' | 'stale';
+  generation: number;
+}
+
+export interface RefreshLeaseOptions {
+  /** How long the lease lasts (1000 to 600000, default 30000). */
+  leaseMs?: number;
+  /** A label shown with the process id while this process holds the lease. */
+  owner?: string;
+}
+
+/** The right and the duty to refresh one generation; ended once by finish, reject or release. */
+export declare class RefreshLease {
+  private constructor();
+  readonly serverId: string;
+  readonly clientId: string;
+  readonly generation: number;
+  /** Another process held the lease and let it expire (it stopped while refreshing). */
+  readonly tookOver: boolean;
+  /** The refresh token to send: the one stored with the leased generation. Undefined once ended. */
+  refreshToken(): string | undefined;
+  /** Milliseconds left until the request must have ended. */
+  deadlineInMs(): number;
+}
+
+export type TryBegun =
+  | { kind: 'newer'; set: TokenSet }
+  | { kind: 'lease'; lease: RefreshLease }
+  | { kind: 'wait'; leaseLeftMs: number; seen?: number };
+
+export interface FinishedRefresh {
+  /** `superseded`: a newer set was saved meanwhile and the response was dropped. */
+  outcome: 'saved' | 'superseded';
+  set: TokenSet;
+}
+
+export interface RejectedTokens {
+  /** `stale`: a newer set is stored and was left alone (`set`). */
+  outcome: 'revoked' | 'stale' | 'gone';
+  set?: TokenSet;
 }
 
 /** A fresh state from the core's generator (32 random bytes, base64url). */

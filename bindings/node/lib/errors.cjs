@@ -39,10 +39,11 @@ const ARGUMENT_STATUSES = new Set([
 function translate(err) {
   if (err instanceof StoreError) return err;
   const msg = err && typeof err.message === 'string' ? err.message : '';
-  if (msg.startsWith('{"code"')) {
+  // The payload's keys come in alphabetical order (`afterLostHolder` before `code`).
+  if (msg.startsWith('{"')) {
     try {
       const { code, message, ...details } = JSON.parse(msg);
-      return new StoreError(code, message, details);
+      if (Object.hasOwn(ErrorCode, code) && typeof message === 'string') return new StoreError(code, message, details);
     } catch {
       // not ours after all
     }

@@ -6,13 +6,36 @@ const native = require('./native.cjs');
 const { call } = require('./errors.cjs');
 const v = require('./validate.cjs');
 const { Flow, ConsumedFlow } = require('./values.cjs');
+const { RefreshLease, tokenInput, wrapSet } = require('./tokens.cjs');
 
 const TOKEN = Symbol('oauth-state-store.internal');
 
 const OPEN_FIELDS = ['ttlSeconds', 'busyTimeoutMs', 'poolSize', 'durability', 'lockWait', 'relaxedFileChecks', 'createIfMissing', 'readOnly'];
 const BEGIN_FIELDS = ['serverId', 'clientId', 'redirectUri', 'issuer', 'resource', 'scope', 'ttlSeconds'];
 const PROMOTE_FIELDS = ['issuer', 'requireIssuer', 'discovery'];
+const REFRESH_FIELDS = ['leaseMs', 'owner'];
 const U32 = 0xffffffff;
+
+function refreshOptions(options) {
+  const o = v.options('options', options, REFRESH_FIELDS);
+  return {
+    leaseMs: v.optionalInteger('leaseMs', o.leaseMs, 1000, 600000),
+    owner: v.optionalString('owner', o.owner),
+  };
+}
+
+/** A generation number (an integer >= 0). */
+function generation(field, value) {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw v.invalid(field, 'a generation number (an integer >= 0)', typeof value === 'number' ? 0 : value);
+  }
+  return value;
+}
+
+/** What rejectRefresh / rejectTokens resolve with. */
+function rejected(raw) {
+  return { outcome: raw.outcome, set: wrapSet(raw.set) };
+}
 
 function openOptions(options) {
   const o = v.options('options', options, OPEN_FIELDS);
@@ -184,6 +207,79 @@ class Store {
         v.optionalChoice('scope', scope, ['unbound', 'live', 'all']),
       ),
     );
+  }
+
+  // Token sets and their single-flight refresh (docs/refresh.md). A token response is the
+  // object a token endpoint answers: { access_token, token_type, refresh_token, expires_in,
+  // scope, issuer, ...other members }.
+
+  /** Saves a token response as the set of this server and client: { outcome, generation }. */
+  saveTokens(serverId, clientId, tokens) {
+    return call(() =>
+      this.#native.saveTokens(v.string('serverId', serverId), v.string('clientId', clientId), tokenInput('tokens', tokens)),
+    );
+  }
+
+  /** The live token set of this server and client, or undefined. */
+  async tokens(serverId, clientId) {
+    return wrapSet(await call(() => this.#native.tokens(v.string('serverId', serverId), v.string('clientId', clientId))));
+  }
+
+  /** Deletes the token sets of a server (of one client, when given); resolves with how many. */
+  forgetTokens(serverId, clientId) {
+    return call(() =>
+      this.#native.forgetTokens(v.string('serverId', serverId), v.optionalString('clientId', clientId) ?? null),
+    );
+  }
+
+  /**
+   * Begins a refresh against the generation the caller saw (null: whatever is stored), without
+   * waiting: { kind: 'newer', set } (send nothing), { kind: 'lease', lease } (send
+   * lease.refreshToken(), then finish, reject or release it) or { kind: 'wait', leaseLeftMs,
+   * seen } (another process refreshes: try again with `seen`).
+   */
+  async tryBeginRefresh(serverId, clientId, seen, options) {
+    const raw = await call(() =>
+      this.#native.tryBeginRefresh(
+        v.string('serverId', serverId),
+        v.string('clientId', clientId),
+        seen === null || seen === undefined ? null : generation('seen', seen),
+        refreshOptions(options),
+      ),
+    );
+    if (raw.kind === 'newer') return { kind: 'newer', set: wrapSet(raw.set) };
+    if (raw.kind === 'lease') return { kind: 'lease', lease: new RefreshLease(raw.lease) };
+    return { kind: 'wait', leaseLeftMs: raw.leaseLeftMs, seen: raw.seen ?? undefined };
+  }
+
+  /** Saves the refresh's response if the leased generation is still stored: { outcome, set }. */
+  async finishRefresh(lease, tokens) {
+    const raw = await call(() => this.#native.finishRefresh(RefreshLease.handleOf(lease), tokenInput('tokens', tokens)));
+    return { outcome: raw.outcome, set: wrapSet(raw.set) };
+  }
+
+  /** The server refused the lease's refresh token: { outcome: 'revoked' | 'stale' | 'gone', set }. */
+  async rejectRefresh(lease, error) {
+    return rejected(await call(() => this.#native.rejectRefresh(RefreshLease.handleOf(lease), v.string('error', error))));
+  }
+
+  /** A refused refresh token without a lease: revokes the set only if `generation` is still stored. */
+  async rejectTokens(serverId, clientId, gen, error) {
+    return rejected(
+      await call(() =>
+        this.#native.rejectTokens(
+          v.string('serverId', serverId),
+          v.string('clientId', clientId),
+          generation('generation', gen),
+          v.string('error', error),
+        ),
+      ),
+    );
+  }
+
+  /** Gives the lease back without saving (a network error, a 5xx, a timeout). */
+  async releaseRefresh(lease) {
+    await call(() => this.#native.releaseRefresh(RefreshLease.handleOf(lease)));
   }
 
   sweep() {

@@ -14,10 +14,15 @@ mod error;
 mod options;
 mod run;
 mod store;
+mod tokens;
 mod values;
 
 pub use callback::{LoopbackCallback, WaitCancel, WaitOutcome};
 pub use error::error_codes;
 pub use options::{AttachOptions, OpenOptions};
 pub use store::{generate_state, Store};
+pub use tokens::{
+    FinishedData, RefreshLease, RefreshOptionsInput, RejectedData, SavedOutcome, TokenInput,
+    TokenSetData, TryBegunData,
+};
 pub use values::{BeginOptions, ConsumedFlow, Flow, FlowInfo, Stats, StatusCounts, SweepReport};
