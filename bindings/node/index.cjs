@@ -4,6 +4,7 @@ const { Store, generateState } = require('./lib/store.cjs');
 const { LoopbackCallback, attach } = require('./lib/callback.cjs');
 const { withSharedFlows } = require('./lib/shared-flows.cjs');
 const { RefreshLease } = require('./lib/tokens.cjs');
+const { withSharedTokens } = require('./lib/shared-tokens.cjs');
 const { ErrorCode, StoreError } = require('./lib/errors.cjs');
 
 module.exports = {
@@ -11,6 +12,7 @@ module.exports = {
   LoopbackCallback,
   attach,
   withSharedFlows,
+  withSharedTokens,
   RefreshLease,
   ErrorCode,
   StoreError,

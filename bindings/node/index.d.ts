@@ -427,3 +427,40 @@ export declare function withSharedFlows<P extends OAuthClientProviderLike>(
   provider: P,
   options: SharedFlowsOptions,
 ): SharedFlowsProvider<P>;
+
+/** A fetch function (the global `fetch`'s shape, as the SDKs take it). */
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
+export interface SharedTokensOptions {
+  store: Store;
+  /** The MCP server the tokens are for (the token set's server id). */
+  serverId: string;
+  /** The OAuth client id; default: `provider.clientInformation().client_id`. */
+  clientId?: string;
+  /** The fetch the wrapper's `fetch` sends with (default: the global fetch). */
+  fetch?: FetchLike;
+  /** How long a refresh may hold the lease (1000 to 600000, default 30000). */
+  leaseMs?: number;
+  /** How long a refresh waits in all for other processes' refreshes (default 60000). */
+  waitMs?: number;
+  /** A label shown with the process id while this process holds the lease. */
+  owner?: string;
+}
+
+/**
+ * The provider the SDK gets: the user's, with `tokens()`, `saveTokens()` and
+ * `invalidateCredentials()` backed by the store, and `fetch` to give the SDK's transport (its
+ * `fetch` option) or `auth()` (`fetchFn`): through it, the SDK's refresh request is sent once
+ * for every process sharing the store.
+ */
+export type SharedTokensProvider<P> = P & {
+  tokens(): Promise<OAuthTokenResponse | undefined>;
+  saveTokens(tokens: OAuthTokenResponse): Promise<void>;
+  invalidateCredentials(scope: string, context?: unknown): Promise<void>;
+  readonly fetch: FetchLike;
+};
+
+export declare function withSharedTokens<P extends object>(
+  provider: P,
+  options: SharedTokensOptions,
+): SharedTokensProvider<P>;

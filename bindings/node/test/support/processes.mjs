@@ -5,9 +5,12 @@ import readline from 'node:readline';
 
 const script = fileURLToPath(new URL('./sdk-client.mjs', import.meta.url));
 
-/** Starts a client process; `send(cmd)` resolves with its one-line JSON answer. */
-export function startClient(config) {
-  const child = spawn(process.execPath, [script, JSON.stringify(config)], {
+/**
+ * Starts a client process (`sdk-client.mjs`, or the script given); `send(cmd)` resolves with its
+ * one-line JSON answer.
+ */
+export function startClient(config, clientScript = script) {
+  const child = spawn(process.execPath, [clientScript, JSON.stringify(config)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   const answers = readline.createInterface({ input: child.stdout });

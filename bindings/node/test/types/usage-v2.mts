@@ -26,3 +26,27 @@ try { await Store.openDefault(); } catch (e) {
   if (e instanceof StoreError && (e.code === 'NOT_A_STORE' || e.code === 'MIGRATION_NEEDED' || e.code === 'PERMISSION_DENIED'
     || e.code === 'UNAVAILABLE' || e.code === 'COMMIT_OUTCOME_UNKNOWN')) console.log(e.code);
 }
+// Shared tokens: the wrapped provider is still the SDK's provider; its fetch is the SDK's fetch.
+import { withSharedTokens, RefreshLease, type TokenSet } from 'oauth-state-store';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+const shared = withSharedTokens(withSharedFlows(mine, { store, serverId: 'https://mcp.example.com' }), {
+  store,
+  serverId: 'https://mcp.example.com',
+  clientId: 'c',
+  leaseMs: 30_000,
+  owner: 'my-tool',
+});
+const ok: 'AUTHORIZED' | 'REDIRECT' = await auth(shared, { serverUrl: 'https://mcp.example.com', fetchFn: shared.fetch });
+const transport = new StreamableHTTPClientTransport(new URL('https://mcp.example.com'), { authProvider: shared, fetch: shared.fetch });
+const set: TokenSet | undefined = await store.tokens('https://mcp.example.com', 'c');
+const begun = await store.tryBeginRefresh('https://mcp.example.com', 'c', set?.generation ?? null, { leaseMs: 5000 });
+if (begun.kind === 'lease' && begun.lease instanceof RefreshLease) {
+  const rt: string | undefined = begun.lease.refreshToken();
+  const done = await store.finishRefresh(begun.lease, { access_token: 'a', token_type: 'Bearer', refresh_token: rt, expires_in: 60 });
+  console.log(done.outcome === 'saved' || done.outcome === 'superseded', done.set.generation);
+} else if (begun.kind === 'newer') {
+  console.log(begun.set.toOAuthTokens().access_token);
+} else if (begun.kind === 'wait') {
+  console.log(begun.leaseLeftMs, begun.seen);
+}
+console.log(ok, transport, (await store.saveTokens('s', 'c', { access_token: 'a', token_type: 'Bearer' })).outcome);

@@ -1,0 +1,126 @@
+// The MCP TypeScript SDK's refresh (v1 and v2, their own auth()) made single-flight across real
+// Node processes by withSharedTokens, against an authorization server that rotates refresh
+// tokens and revokes the whole grant when a rotated one comes back (oidc-provider, one server
+// process per scenario: test/support/rotating-server.mjs). Each scenario: a login's tokens are
+// saved in a store file; the access token expires; N processes each run auth() at once.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Store } from 'oauth-state-store';
+import { startClient } from './support/processes.mjs';
+
+const PROCESSES = 8;
+const support = (name) => fileURLToPath(new URL(`./support/${name}`, import.meta.url));
+
+/** A fresh rotating authorization server process, signed in once: its first line. */
+async function startRotatingServer() {
+  const child = spawn(process.execPath, [support('rotating-server.mjs'), '2'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  const lines = readline.createInterface({ input: child.stdout });
+  const first = await new Promise((resolve, reject) => {
+    lines.once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`the authorization server exited (${code}): ${stderr}`)));
+  });
+  const info = JSON.parse(first);
+  return {
+    ...info,
+    async stats() {
+      return (await fetch(`${info.issuer}/stats`)).json();
+    },
+    /** A refresh outside the store, with `refreshToken`: the HTTP status. */
+    async refreshWith(refreshToken) {
+      const res = await fetch(info.tokenEndpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: info.clientId }),
+      });
+      await res.arrayBuffer();
+      return res.status;
+    },
+    close() {
+      child.stdin.end();
+      return new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once('exit', resolve)));
+    },
+  };
+}
+
+const digest = (token) => crypto.createHash('sha256').update(token).digest('hex');
+
+/**
+ * The scenario: the login's tokens in a fresh store, expired; `PROCESSES` processes of `sdk`,
+ * each having read the stored set, run auth() at one instant. Resolves with what the server
+ * counted, what each process ended with, and the stored set.
+ */
+async function scenario(sdk, mode) {
+  const server = await startRotatingServer();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-refresh-'));
+  const db = path.join(dir, 'flows.db');
+  const store = await Store.open(db);
+  const clients = [];
+  try {
+    // What the SDK would have saved after the login, stamped with the server's issuer.
+    await store.saveTokens(server.issuer, server.clientId, { ...server.tokens, issuer: server.issuer });
+    const saved = await store.tokens(server.issuer, server.clientId);
+    const config = { sdk, mode, db, serverUrl: server.issuer, serverId: server.issuer, clientId: server.clientId };
+    for (let i = 0; i < PROCESSES; i += 1) clients.push(startClient(config, support('refresh-client.mjs')));
+    // Every process has read generation 1 before any refreshes.
+    for (const loaded of await Promise.all(clients.map((c) => c.send({ cmd: 'load' })))) {
+      assert.deepEqual(loaded, { loaded: true });
+    }
+    // The access token has expired (oidc-provider's clock tolerance is 0 here).
+    await sleep(Math.max(0, saved.expiresAt - Date.now()) + 1100);
+    const before = await server.stats();
+    const results = await Promise.all(clients.map((c) => c.send({ cmd: 'refresh' })));
+    const after = await server.stats();
+    const stored = await store.tokens(server.issuer, server.clientId);
+    // Is the grant still alive? One more refresh with the stored refresh token.
+    const further = stored?.refreshToken ? await server.refreshWith(stored.refreshToken) : undefined;
+    return {
+      refreshRequests: (after.requests.refresh_token ?? 0) - (before.requests.refresh_token ?? 0),
+      stats: after,
+      results,
+      stored,
+      further,
+      stderr: clients.map((c) => c.stderr()).join(''),
+    };
+  } finally {
+    await Promise.all(clients.map((c) => c.stop()));
+    await server.close();
+  }
+}
+
+for (const sdk of ['v1', 'v2']) {
+  test(`SDK ${sdk}: ${PROCESSES} processes refresh an expired token: one request, all get it, the grant lives`, async () => {
+    const run = await scenario(sdk, 'shared');
+    const detail = JSON.stringify({ stats: run.stats, results: run.results, stderr: run.stderr });
+    assert.equal(run.refreshRequests, 1, `exactly one refresh request reached the server: ${detail}`);
+    assert.deepEqual(run.stats.errors, {}, detail);
+    assert.equal(run.stats.revoked, 0, detail);
+    assert.equal(run.stored.generation, 2, detail);
+    for (const r of run.results) {
+      assert.equal(r.result, 'AUTHORIZED', detail);
+      assert.equal(r.redirected, 0, detail);
+      assert.equal(r.access, digest(run.stored.accessToken), `every process holds the new access token: ${detail}`);
+    }
+    assert.equal(run.further, 200, 'the grant still works: a further refresh succeeds');
+  });
+
+  test(`SDK ${sdk}, control: the same processes refreshing each on its own lose the grant`, async () => {
+    const run = await scenario(sdk, 'alone');
+    const detail = JSON.stringify({ stats: run.stats, results: run.results });
+    assert.ok(run.refreshRequests >= 2, `several refresh requests: ${detail}`);
+    assert.ok(run.stats.revoked >= 1, `the server revoked the grant: ${detail}`);
+    assert.ok(run.further === undefined || run.further === 400, `the grant is dead: ${run.further}`);
+    assert.ok(run.results.some((r) => r.result !== 'AUTHORIZED'), `a process had to sign in again: ${detail}`);
+  });
+}
