@@ -3,7 +3,8 @@
 // test/readme.test.mjs against the test authorization server. The provider "opens the
 // browser" with the scripted browser: the redirect goes to the loopback listener when one
 // serves the callback port, and to receiveCallback() otherwise. The process exits non-zero
-// unless a snippet got the provider its tokens.
+// unless a snippet got the provider its tokens (or saved them in the store, through
+// withSharedTokens).
 import { login } from '../support/browser.mjs';
 
 const env = (name) => {
@@ -69,8 +70,16 @@ export async function receiveCallback() {
   return callbackUrl;
 }
 
-process.on('beforeExit', () => {
-  if (!tokens?.access_token) {
+let checked = false;
+process.on('beforeExit', async () => {
+  if (checked) return;
+  checked = true;
+  if (tokens?.access_token) return;
+  // withSharedTokens keeps the tokens in the store instead of the provider.
+  const { Store } = await import('oauth-state-store');
+  const store = await Store.openDefault({ createIfMissing: false }).catch(() => undefined);
+  const set = await store?.tokens(serverUrl, clientId).catch(() => undefined);
+  if (!set?.accessToken) {
     console.error('my-app.mjs: the snippet ended without an access token');
     process.exitCode = 1;
   }
