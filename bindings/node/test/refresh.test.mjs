@@ -124,3 +124,37 @@ for (const sdk of ['v1', 'v2']) {
     assert.ok(run.results.some((r) => r.result !== 'AUTHORIZED'), `a process had to sign in again: ${detail}`);
   });
 }
+
+test('a stale invalid_grant in another process never deletes the newer set; a current one clears it', async () => {
+  const server = await startRotatingServer();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-refresh-'));
+  const db = path.join(dir, 'flows.db');
+  const store = await Store.open(db);
+  const config = { sdk: 'v1', mode: 'shared', db, serverUrl: server.issuer, serverId: server.issuer, clientId: server.clientId };
+  const [a, b] = [startClient(config, support('refresh-client.mjs')), startClient(config, support('refresh-client.mjs'))];
+  try {
+    await store.saveTokens(server.issuer, server.clientId, { ...server.tokens, issuer: server.issuer });
+    const first = await store.tokens(server.issuer, server.clientId);
+    assert.deepEqual(await b.send({ cmd: 'load' }), { loaded: true }); // B holds generation 1
+    await sleep(Math.max(0, first.expiresAt - Date.now()) + 1100);
+    assert.equal((await a.send({ cmd: 'refresh' })).result, 'AUTHORIZED'); // A saves generation 2
+    const second = await store.tokens(server.issuer, server.clientId);
+    assert.equal(second.generation, 2);
+    // B presents generation 1's refresh token outside the store: the server refuses it (and,
+    // seeing a rotated token again, revokes the grant); B's SDK then gives up its tokens.
+    assert.equal(await server.refreshWith(first.refreshToken), 400);
+    assert.deepEqual(await b.send({ cmd: 'invalidate' }), { invalidated: true });
+    const kept = await store.tokens(server.issuer, server.clientId);
+    assert.equal(kept?.generation, 2, 'generation 2 is still stored');
+    assert.equal(kept.accessToken, second.accessToken);
+    // The grant is dead at the server: A's refresh of generation 2 is refused, and that
+    // refusal, for the stored generation, clears the set.
+    await sleep(Math.max(0, second.expiresAt - Date.now()) + 1100);
+    const refused = await a.send({ cmd: 'refresh' });
+    assert.notEqual(refused.result, 'AUTHORIZED', JSON.stringify(refused));
+    assert.equal(await store.tokens(server.issuer, server.clientId), undefined, 'the current refusal revoked the set');
+  } finally {
+    await Promise.all([a.stop(), b.stop()]);
+    await server.close();
+  }
+});

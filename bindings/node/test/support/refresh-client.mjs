@@ -56,6 +56,11 @@ const commands = {
     const tokens = await provider.tokens();
     return { loaded: Boolean(tokens?.access_token) };
   },
+  // What the SDK does after an invalid_grant: gives up the tokens it holds.
+  async invalidate() {
+    await provider.invalidateCredentials('tokens');
+    return { invalidated: true };
+  },
   // The SDK's refresh path: auth() with the stored (expired) tokens.
   async refresh() {
     let result;
