@@ -65,7 +65,7 @@ const digest = (token) => crypto.createHash('sha256').update(token).digest('hex'
  * each having read the stored set, run auth() at one instant. Resolves with what the server
  * counted, what each process ended with, and the stored set.
  */
-async function scenario(sdk, mode) {
+async function scenario(sdk, mode, { processes = PROCESSES, cmd = 'refresh' } = {}) {
   // The refreshed token outlives the slowest process: a late one gets it as it is.
   const server = await startRotatingServer(60);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-refresh-'));
@@ -77,7 +77,7 @@ async function scenario(sdk, mode) {
     await store.saveTokens(server.issuer, server.clientId, { ...server.tokens, issuer: server.issuer });
     const saved = await store.tokens(server.issuer, server.clientId);
     const config = { sdk, mode, db, serverUrl: server.issuer, serverId: server.issuer, clientId: server.clientId };
-    for (let i = 0; i < PROCESSES; i += 1) clients.push(startClient(config, support('refresh-client.mjs')));
+    for (let i = 0; i < processes; i += 1) clients.push(startClient(config, support('refresh-client.mjs')));
     // Every process has read generation 1 before any refreshes.
     for (const loaded of await Promise.all(clients.map((c) => c.send({ cmd: 'load' })))) {
       assert.deepEqual(loaded, { loaded: true });
@@ -85,7 +85,7 @@ async function scenario(sdk, mode) {
     // The access token has expired (oidc-provider's clock tolerance is 0 here).
     await sleep(Math.max(0, saved.expiresAt - Date.now()) + 1100);
     const before = await server.stats();
-    const results = await Promise.all(clients.map((c) => c.send({ cmd: 'refresh' })));
+    const results = await Promise.all(clients.map((c) => c.send({ cmd })));
     const after = await server.stats();
     const stored = await store.tokens(server.issuer, server.clientId);
     // Is the grant still alive? One more refresh with the stored refresh token.
@@ -116,6 +116,20 @@ for (const sdk of ['v1', 'v2']) {
       assert.equal(r.result, 'AUTHORIZED', detail);
       assert.equal(r.redirected, 0, detail);
       assert.equal(r.access, digest(run.stored.accessToken), `every process holds the new access token: ${detail}`);
+    }
+    assert.equal(run.further, 200, 'the grant still works: a further refresh succeeds');
+  });
+
+  test(`SDK ${sdk} transport: 4 processes whose MCP request got a 401 make one refresh request`, async () => {
+    const run = await scenario(sdk, 'shared', { processes: 4, cmd: 'call' });
+    const detail = JSON.stringify({ stats: run.stats, results: run.results, stderr: run.stderr });
+    assert.equal(run.refreshRequests, 1, `exactly one refresh request reached the server: ${detail}`);
+    assert.ok(run.stats.mcp.unauthorized >= 4, `every process's first request was refused: ${detail}`);
+    assert.equal(run.stats.mcp.ok, 4, `every retry was answered: ${detail}`);
+    assert.equal(run.stats.revoked, 0, detail);
+    for (const r of run.results) {
+      assert.equal(r.result, 'answered', detail);
+      assert.equal(r.access, digest(run.stored.accessToken), detail);
     }
     assert.equal(run.further, 200, 'the grant still works: a further refresh succeeds');
   });

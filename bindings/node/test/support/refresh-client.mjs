@@ -8,8 +8,9 @@ import readline from 'node:readline';
 import { Store, withSharedTokens } from 'oauth-state-store';
 
 const config = JSON.parse(process.argv[2]);
-const { auth } = config.sdk === 'v1'
-  ? await import('@modelcontextprotocol/sdk/client/auth.js')
+const { auth, StreamableHTTPClientTransport } = config.sdk === 'v1'
+  ? { ...(await import('@modelcontextprotocol/sdk/client/auth.js')),
+    ...(await import('@modelcontextprotocol/sdk/client/streamableHttp.js')) }
   : await import('@modelcontextprotocol/client');
 
 const store = await Store.open(config.db);
@@ -55,6 +56,29 @@ const commands = {
   async load() {
     const tokens = await provider.tokens();
     return { loaded: Boolean(tokens?.access_token) };
+  },
+  // An MCP request on the SDK's transport: a 401 for the expired token makes the transport
+  // call auth() with its fetch, then send the request again.
+  async call() {
+    const transport = new StreamableHTTPClientTransport(new URL('/mcp', config.serverUrl), {
+      authProvider: provider,
+      fetch: fetchFn,
+    });
+    const answered = new Promise((resolve) => {
+      transport.onmessage = resolve;
+    });
+    let result;
+    try {
+      await transport.start();
+      await transport.send({ jsonrpc: '2.0', id: 1, method: 'ping' });
+      const message = await Promise.race([answered, new Promise((r) => setTimeout(r, 30_000, undefined))]);
+      result = message?.id === 1 ? 'answered' : 'no answer';
+    } catch (err) {
+      result = `threw ${err?.name}: ${err?.message}`;
+    }
+    await transport.close();
+    const tokens = await provider.tokens();
+    return { result, access: digest(tokens?.access_token) };
   },
   // What the SDK does after an invalid_grant: gives up the tokens it holds.
   async invalidate() {

@@ -9,7 +9,9 @@
 // It signs a test account in itself (authorization code + PKCE, `offline_access` asked with
 // `prompt=consent`, which is when oidc-provider issues a refresh token), then prints one JSON
 // line: { issuer, tokenEndpoint, clientId, tokens }. `GET /stats` counts, at the server, the
-// token requests by grant type, their successes and errors, and the grants revoked. The
+// token requests by grant type, their successes and errors, the grants revoked, and the
+// requests to `/mcp`: a stand-in MCP endpoint that answers a JSON-RPC POST bearing a live
+// access token of this server with an empty result, and anything else with 401. The
 // process exits when its stdin closes. Listens on 127.0.0.1 only.
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -71,7 +73,7 @@ const provider = new Provider(issuer, {
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
 });
 
-const stats = { requests: {}, success: {}, errors: {}, revoked: 0 };
+const stats = { requests: {}, success: {}, errors: {}, revoked: 0, mcp: { ok: 0, unauthorized: 0 } };
 const grantType = (ctx) => ctx.oidc?.params?.grant_type ?? 'unknown';
 const bump = (map, key) => { map[key] = (map[key] ?? 0) + 1; };
 provider.on('grant.success', (ctx) => {
@@ -85,9 +87,34 @@ provider.on('grant.error', (ctx, err) => {
 provider.on('grant.revoked', () => { stats.revoked += 1; });
 provider.on('server_error', (_ctx, err) => console.error('authorization server error:', err.message));
 
+/** The stand-in MCP endpoint: a live access token of this server, or 401. */
+async function mcp(req, res) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+  // find() returns nothing for an expired token, or one whose grant was revoked.
+  const token = bearer ? await provider.AccessToken.find(bearer[1]) : undefined;
+  if (!token) {
+    stats.mcp.unauthorized += 1;
+    res.statusCode = 401;
+    res.setHeader('www-authenticate', 'Bearer error="invalid_token"');
+    res.end();
+    return;
+  }
+  stats.mcp.ok += 1;
+  const message = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}');
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify({ jsonrpc: '2.0', id: message.id ?? null, result: {} }));
+}
+
 const handle = provider.callback();
 server.on('request', (req, res) => {
-  if (req.url === '/stats') {
+  if (req.url === '/mcp' && req.method === 'POST') {
+    mcp(req, res).catch((err) => {
+      res.statusCode = 500;
+      res.end(String(err?.message));
+    });
+  } else if (req.url === '/stats') {
     res.setHeader('content-type', 'application/json');
     res.end(JSON.stringify(stats));
   } else if (req.url.startsWith('/interaction/')) {
