@@ -241,6 +241,8 @@ export declare class Store {
   tokens(serverId: string, clientId: string): Promise<TokenSet | undefined>;
   /** Deletes the token sets of a server (of one client, when given); resolves with how many. */
   forgetTokens(serverId: string, clientId?: string | null): Promise<number>;
+  /** Every token set (of one server, when given), described without any token. */
+  listTokenSets(serverId?: string | null): Promise<TokenSetInfo[]>;
   /**
    * Begins a refresh against the generation the caller saw (null: whatever is stored), without
    * waiting. NO_TOKENS, TOKENS_REVOKED or NO_REFRESH_TOKEN: sign in again.
@@ -300,6 +302,30 @@ export interface TokenSet {
   readonly expiresInMs?: number;
   /** A plain OAuth token response (what the SDKs' `tokens()` returns); `expires_in` is what is left. */
   toOAuthTokens(): OAuthTokenResponse;
+}
+
+/** A token set described without any token (`listTokenSets`). */
+export interface TokenSetInfo {
+  serverId: string;
+  clientId: string;
+  generation: number;
+  /** When it was saved (or revoked), Unix milliseconds. */
+  receivedAt: number;
+  state: 'live' | 'revoked';
+  /** Live: when the access token expires, Unix milliseconds. */
+  expiresAt?: number;
+  /** Live: whether it holds a refresh token. */
+  hasRefreshToken?: boolean;
+  /** Revoked: when, Unix milliseconds. */
+  revokedAt?: number;
+  /** Revoked: the server's OAuth error. */
+  revokedReason?: string;
+  tokenType?: string;
+  scope?: string;
+  issuer?: string;
+  /** Who holds the lease now (`pid N`, with its label), and until when. */
+  leaseOwner?: string;
+  leaseExpiresAt?: number;
 }
 
 export interface SavedTokens {

@@ -232,6 +232,12 @@ class Store {
     );
   }
 
+  /** Every token set (of one server, when given), described without any token. */
+  async listTokenSets(serverId) {
+    const sets = await call(() => this.#native.listTokenSets(v.optionalString('serverId', serverId) ?? null));
+    return sets.map((s) => Object.fromEntries(Object.entries(s).filter(([, value]) => value !== null && value !== undefined)));
+  }
+
   /**
    * Begins a refresh against the generation the caller saw (null: whatever is stored), without
    * waiting: { kind: 'newer', set } (send nothing), { kind: 'lease', lease } (send

@@ -23,6 +23,6 @@ pub use options::{AttachOptions, OpenOptions};
 pub use store::{generate_state, Store};
 pub use tokens::{
     FinishedData, RefreshLease, RefreshOptionsInput, RejectedData, SavedOutcome, TokenInput,
-    TokenSetData, TryBegunData,
+    TokenSetData, TokenSetInfoData, TryBegunData,
 };
 pub use values::{BeginOptions, ConsumedFlow, Flow, FlowInfo, Stats, StatusCounts, SweepReport};

@@ -297,6 +297,77 @@ impl From<Rejected> for RejectedData {
     }
 }
 
+/// One stored token set described without any token (`listTokenSets`).
+#[napi(object, object_from_js = false)]
+pub struct TokenSetInfoData {
+    /// The server id of the set.
+    pub server_id: String,
+    /// The client id of the set.
+    pub client_id: String,
+    /// Its generation.
+    pub generation: i64,
+    /// When it was saved (or revoked), Unix milliseconds.
+    pub received_at: i64,
+    /// `live` or `revoked`.
+    pub state: String,
+    /// `live`: when the access token expires, Unix milliseconds.
+    pub expires_at: Option<i64>,
+    /// `live`: whether it holds a refresh token.
+    pub has_refresh_token: Option<bool>,
+    /// `revoked`: when, Unix milliseconds.
+    pub revoked_at: Option<i64>,
+    /// `revoked`: the server's OAuth error.
+    pub revoked_reason: Option<String>,
+    /// The token type (none once revoked).
+    pub token_type: Option<String>,
+    /// The granted scope.
+    pub scope: Option<String>,
+    /// The issuer.
+    pub issuer: Option<String>,
+    /// Who holds the lease now (`pid N`, with its label), if anyone.
+    pub lease_owner: Option<String>,
+    /// When that lease expires, Unix milliseconds.
+    pub lease_expires_at: Option<i64>,
+}
+
+impl From<core::TokenSetInfo> for TokenSetInfoData {
+    fn from(i: core::TokenSetInfo) -> Self {
+        let mut out = TokenSetInfoData {
+            server_id: i.server_id,
+            client_id: i.client_id,
+            generation: generation(i.generation),
+            received_at: i.received_at,
+            state: "live".into(),
+            expires_at: None,
+            has_refresh_token: None,
+            revoked_at: None,
+            revoked_reason: None,
+            token_type: i.token_type,
+            scope: i.scope,
+            issuer: i.issuer,
+            lease_owner: i.lease.as_ref().map(|l| l.owner.clone()),
+            lease_expires_at: i.lease.as_ref().map(|l| l.expires_at),
+        };
+        match i.state {
+            core::TokenState::Live {
+                expires_at,
+                refresh_token,
+            } => {
+                out.expires_at = expires_at;
+                out.has_refresh_token = Some(refresh_token);
+            }
+            core::TokenState::Revoked { at, reason } => {
+                out.state = "revoked".into();
+                out.revoked_at = Some(at);
+                out.revoked_reason = Some(reason);
+            }
+            // A state newer than this mapping: described by its generation and times only.
+            _ => out.state = "unknown".into(),
+        }
+        out
+    }
+}
+
 /// A generation number from JavaScript (a non-negative safe integer).
 fn seen_generation(field: &'static str, n: Option<i64>) -> napi::Result<Seen> {
     match n {
@@ -367,6 +438,21 @@ impl Store {
             store
                 .forget_tokens(&server_id, client_id.as_deref())
                 .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+                .map_err(|e| to_js(&e))
+        })
+    }
+
+    /// Every token set (of `serverId`, when given), described without any token.
+    #[napi(ts_return_type = "Promise<TokenSetInfoData[]>")]
+    pub fn list_token_sets(
+        &self,
+        server_id: Option<String>,
+    ) -> AsyncTask<Job<Vec<TokenSetInfoData>>> {
+        let store = self.inner.clone();
+        short(move || {
+            store
+                .list_token_sets(server_id.as_deref())
+                .map(|sets| sets.into_iter().map(TokenSetInfoData::from).collect())
                 .map_err(|e| to_js(&e))
         })
     }

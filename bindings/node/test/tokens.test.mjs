@@ -179,3 +179,28 @@ test('no token in util.inspect, console.log or JSON of a set, a lease or an outc
   }
   assert.deepEqual(Object.keys(set).filter((k) => /token|extra/i.test(k)), ['tokenType']);
 });
+
+test('listTokenSets describes every set without a token: generation, state, lease holder', async () => {
+  const store = await openStore();
+  await store.saveTokens(SERVER, CLIENT, response(1));
+  await store.saveTokens('https://other.example.com', CLIENT, response('other'));
+  const { lease } = await store.tryBeginRefresh(SERVER, CLIENT, 1, { owner: 'node test' });
+  const listed = await store.listTokenSets(SERVER);
+  assert.equal(listed.length, 1);
+  const [set] = listed;
+  assert.equal(set.serverId, SERVER);
+  assert.equal(set.generation, 1);
+  assert.equal(set.state, 'live');
+  assert.equal(set.hasRefreshToken, true);
+  assert.equal(set.tokenType, 'Bearer');
+  assert.match(set.leaseOwner, new RegExp(`^pid ${process.pid} \\(node test\\)$`));
+  assert.ok(set.leaseExpiresAt > Date.now());
+  await store.rejectRefresh(lease, 'invalid_grant');
+  const all = await store.listTokenSets();
+  assert.equal(all.length, 2);
+  const revoked = all.find((s) => s.serverId === SERVER);
+  assert.equal(revoked.state, 'revoked');
+  assert.equal(revoked.revokedReason, 'invalid_grant');
+  assert.equal(revoked.leaseOwner, undefined);
+  assert.doesNotMatch(JSON.stringify(all) + util.inspect(all, { depth: null }), SECRET);
+});

@@ -35,4 +35,6 @@ if (begun.kind === 'lease' && begun.lease instanceof RefreshLease) {
 } else if (begun.kind === 'wait') {
   console.log(begun.leaseLeftMs, begun.seen);
 }
+const listed = await store.listTokenSets();
+console.log(listed[0]?.state === 'revoked' ? listed[0].revokedReason : listed[0]?.leaseOwner);
 console.log(ok, transport, (await store.saveTokens('s', 'c', { access_token: 'a', token_type: 'Bearer' })).outcome);
