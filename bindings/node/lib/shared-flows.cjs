@@ -270,4 +270,4 @@ function withSharedFlows(provider, options) {
   return overlay(provider, outer);
 }
 
-module.exports = { withSharedFlows };
+module.exports = { withSharedFlows, overlay };

@@ -19,6 +19,7 @@
 // its tokens() call inside auth() already read N+1. A newer set whose access token has already
 // expired is refreshed in its turn (its generation is then the one seen).
 const { Store } = require('./store.cjs');
+const { overlay } = require('./shared-flows.cjs');
 const { StoreError, ErrorCode } = require('./errors.cjs');
 const v = require('./validate.cjs');
 
@@ -65,20 +66,6 @@ function pause(key, ms, signal) {
     signal?.addEventListener('abort', aborted, { once: true });
     if (!sleepers.has(key)) sleepers.set(key, new Set());
     sleepers.get(key).add(done);
-  });
-}
-
-/** `provider` with `half` laid over it (as withSharedFlows does). */
-function overlay(provider, half) {
-  return new Proxy(provider, {
-    get(target, prop) {
-      if (Object.hasOwn(half, prop)) return half[prop];
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-    has(target, prop) {
-      return Object.hasOwn(half, prop) || Reflect.has(target, prop);
-    },
   });
 }
 

@@ -5,7 +5,7 @@
 // (lib/values.cjs). A lease's refresh token is read through a method, never a property.
 const util = require('node:util');
 const v = require('./validate.cjs');
-const { REDACTED } = require('./values.cjs');
+const { REDACTED, printable } = require('./values.cjs');
 
 const NATIVE = Symbol('oauth-state-store.lease');
 
@@ -42,11 +42,6 @@ function tokenInput(field, tokens) {
     issuer: v.optionalString('issuer', tokens.issuer),
     extra,
   };
-}
-
-function printable(name, shown, depth, options, inspect) {
-  if (depth < 0) return `[${name}]`;
-  return `${name} ${inspect(shown, { ...options, depth: options.depth === null ? null : options.depth - 1 })}`;
 }
 
 /** A stored token set, as read: the newest tokens of one server and client. */

@@ -82,4 +82,4 @@ class ConsumedFlow {
   }
 }
 
-module.exports = { Flow, ConsumedFlow, REDACTED };
+module.exports = { Flow, ConsumedFlow, REDACTED, printable };
