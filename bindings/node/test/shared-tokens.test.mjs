@@ -87,6 +87,11 @@ test('tokens() and saveTokens() are the store; the SDK saving what it got makes 
   assert.equal((await store.tokens(SERVER, CLIENT)).generation, 1);
   await a.saveTokens({ access_token: 'secret-access-9', token_type: 'Bearer', refresh_token: 'secret-refresh-9' });
   assert.equal((await store.tokens(SERVER, CLIENT)).generation, 2);
+  // The wrapper keeps what it handed out to itself: printing the provider shows none of it.
+  await a.tokens();
+  for (const options of [{ depth: null, showHidden: true }, { depth: null, showProxy: true }]) {
+    assert.doesNotMatch(util.inspect(a, options), SECRET);
+  }
 });
 
 test('the holder sends once and saves first; a process that saw the old set gets the new one without sending', async () => {
