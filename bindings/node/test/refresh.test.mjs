@@ -120,11 +120,12 @@ for (const sdk of ['v1', 'v2']) {
     assert.equal(run.further, 200, 'the grant still works: a further refresh succeeds');
   });
 
-  test(`SDK ${sdk} transport: 4 processes whose MCP request got a 401 make one refresh request`, async () => {
+  test(`SDK ${sdk} transport: 4 processes whose MCP request is refused for the expired token make one refresh request`, async () => {
     const run = await scenario(sdk, 'shared', { processes: 4, cmd: 'call' });
     const detail = JSON.stringify({ stats: run.stats, results: run.results, stderr: run.stderr });
     assert.equal(run.refreshRequests, 1, `exactly one refresh request reached the server: ${detail}`);
-    assert.ok(run.stats.mcp.unauthorized >= 4, `every process's first request was refused: ${detail}`);
+    // A process that reads the tokens after the refresh sends the new one at once: no 401.
+    assert.ok(run.stats.mcp.unauthorized >= 1, `the expired token was refused: ${detail}`);
     assert.equal(run.stats.mcp.ok, 4, `every retry was answered: ${detail}`);
     assert.equal(run.stats.revoked, 0, detail);
     for (const r of run.results) {

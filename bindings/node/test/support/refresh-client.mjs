@@ -68,13 +68,16 @@ const commands = {
       transport.onmessage = resolve;
     });
     let result;
+    let timer;
     try {
       await transport.start();
       await transport.send({ jsonrpc: '2.0', id: 1, method: 'ping' });
-      const message = await Promise.race([answered, new Promise((r) => setTimeout(r, 30_000, undefined))]);
+      const message = await Promise.race([answered, new Promise((r) => { timer = setTimeout(r, 30_000, undefined); })]);
       result = message?.id === 1 ? 'answered' : 'no answer';
     } catch (err) {
       result = `threw ${err?.name}: ${err?.message}`;
+    } finally {
+      clearTimeout(timer);
     }
     await transport.close();
     const tokens = await provider.tokens();
