@@ -328,6 +328,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flows.db");
     let sqlite = path.to_str().unwrap().to_owned();
+    #[cfg_attr(not(feature = "postgres"), allow(unused_mut))]
     let mut engines = vec![("SQLite", sqlite)];
     #[cfg(feature = "postgres")]
     let _cluster = match pg_cluster::find_binaries() {

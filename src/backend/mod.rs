@@ -164,6 +164,9 @@ impl Engine {
 }
 
 /// A held connection on which a sweep runs its batches.
+// One a sweep, on the stack: the sizes of the engines' sessions differ with the feature set
+// (which one is larger too), and neither is worth a box.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Session<'e> {
     /// SQLite: the automatic checkpoint is off for the session, a passive one runs between
     /// batches.
