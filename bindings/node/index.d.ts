@@ -194,6 +194,10 @@ export interface SweepReport {
 /** The shared flow file. Every method runs in the Rust core, off the event loop. */
 export declare class Store {
   private constructor();
+  /**
+   * Opens the store file at `path` (creating it 0600 if missing), or, given a `postgres://` or
+   * `postgresql://` URL, the store in that PostgreSQL database (for several hosts).
+   */
   static open(path: string, options?: OpenOptions): Promise<Store>;
   /**
    * The store at the command line's default path: `$OAUTH_STATE_DB`, else
@@ -202,8 +206,8 @@ export declare class Store {
    */
   static openDefault(options?: OpenOptions): Promise<Store>;
   readonly storeId: string;
-  /** The file's absolute path. */
-  readonly path: string;
+  /** The file's absolute path; `undefined` for a store on PostgreSQL. */
+  readonly path: string | undefined;
   begin(options: BeginOptions): Promise<Flow>;
   /** The SDK path: returns the S256 challenge. */
   saveCodeVerifier(serverId: string, clientId: string | null | undefined, verifier: string): Promise<string>;

@@ -3,7 +3,7 @@
 // tokens and revokes the whole grant when a rotated one comes back (oidc-provider, one server
 // process per scenario: test/support/rotating-server.mjs). Each scenario: a login's tokens are
 // saved in a store file; the access token expires; N processes each run auth() at once.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Store } from 'oauth-state-store';
 import { startClient } from './support/processes.mjs';
+import { startCluster } from './support/postgres.mjs';
 
 const PROCESSES = 8;
 const support = (name) => fileURLToPath(new URL(`./support/${name}`, import.meta.url));
@@ -58,6 +59,29 @@ async function startRotatingServer(refreshedTtl = 2) {
   };
 }
 
+/** One PostgreSQL server for this file's PostgreSQL scenarios, started by the first of them. */
+let cluster;
+let databases = 0;
+after(() => cluster?.stop?.());
+
+/**
+ * Where a scenario's store lives: a fresh file, or a fresh database on the test server (null
+ * when PostgreSQL is missing and not required: the test is then skipped, saying why).
+ */
+async function freshStore(engine, t) {
+  if (engine === 'file') {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-refresh-'));
+    return path.join(dir, 'flows.db');
+  }
+  cluster ??= await startCluster();
+  if (cluster.skip) {
+    t.skip(cluster.skip);
+    return null;
+  }
+  databases += 1;
+  return cluster.createDatabase(`refresh_${databases}`);
+}
+
 const digest = (token) => crypto.createHash('sha256').update(token).digest('hex');
 
 /**
@@ -65,11 +89,10 @@ const digest = (token) => crypto.createHash('sha256').update(token).digest('hex'
  * each having read the stored set, run auth() at one instant. Resolves with what the server
  * counted, what each process ended with, and the stored set.
  */
-async function scenario(sdk, mode, { processes = PROCESSES, cmd = 'refresh' } = {}) {
+async function scenario(sdk, mode, { processes = PROCESSES, cmd = 'refresh', db } = {}) {
   // The refreshed token outlives the slowest process: a late one gets it as it is.
   const server = await startRotatingServer(60);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'oss-node-refresh-'));
-  const db = path.join(dir, 'flows.db');
+  db ??= await freshStore('file');
   const store = await Store.open(db);
   const clients = [];
   try {
@@ -104,9 +127,13 @@ async function scenario(sdk, mode, { processes = PROCESSES, cmd = 'refresh' } = 
   }
 }
 
-for (const sdk of ['v1', 'v2']) {
-  test(`SDK ${sdk}: ${PROCESSES} processes refresh an expired token: one request, all get it, the grant lives`, async () => {
-    const run = await scenario(sdk, 'shared');
+for (const [sdk, engine] of [['v1', 'file'], ['v2', 'file'], ['v1', 'postgres'], ['v2', 'postgres']]) {
+  test(`SDK ${sdk}, ${engine}: ${PROCESSES} processes refresh an expired token: one request, all get it, the grant lives`, async (t) => {
+    const db = await freshStore(engine, t);
+    if (!db) return;
+    const opened = await Store.open(db);
+    assert.equal(opened.path, engine === 'postgres' ? undefined : db, 'the store is on the engine named');
+    const run = await scenario(sdk, 'shared', { db });
     const detail = JSON.stringify({ stats: run.stats, results: run.results, stderr: run.stderr });
     assert.equal(run.refreshRequests, 1, `exactly one refresh request reached the server: ${detail}`);
     assert.deepEqual(run.stats.errors, {}, detail);
@@ -119,7 +146,9 @@ for (const sdk of ['v1', 'v2']) {
     }
     assert.equal(run.further, 200, 'the grant still works: a further refresh succeeds');
   });
+}
 
+for (const sdk of ['v1', 'v2']) {
   test(`SDK ${sdk} transport: 4 processes whose MCP request is refused for the expired token make one refresh request`, async () => {
     const run = await scenario(sdk, 'shared', { processes: 4, cmd: 'call' });
     const detail = JSON.stringify({ stats: run.stats, results: run.results, stderr: run.stderr });
