@@ -1,10 +1,11 @@
 //! `CommitOutcomeUnknown` reached for real: a loopback proxy between the store and the test
-//! PostgreSQL loses the connection at the COMMIT of a consume.
+//! PostgreSQL loses the connection at the commit of a consume (one autocommit statement: the
+//! `Sync` that ends it).
 //!
 //! - After the server committed (its reply swallowed): the consume reports
 //!   `CommitOutcomeUnknown`, the row is a tombstone, and every retry is `AlreadyConsumed`,
 //!   never a second success.
-//! - Before the COMMIT reached the server: the consume reports `CommitOutcomeUnknown` too (the
+//! - Before the commit reached the server: the consume reports `CommitOutcomeUnknown` too (the
 //!   client cannot tell the two apart), the row is unchanged, and the retry consumes it once,
 //!   with the flow's own verifier.
 
@@ -86,7 +87,7 @@ fn through_proxy(test: &str, database: &str) -> Option<ThroughProxy> {
     })
 }
 
-/// Consumes `flow` with `fault` armed, and checks that the fault fired at its COMMIT and the
+/// Consumes `flow` with `fault` armed, and checks that the fault fired at its commit and the
 /// consume reported `CommitOutcomeUnknown`.
 fn consume_losing_the_commit(t: &ThroughProxy, flow: &Flow, fault: Fault) {
     let fired = t.proxy.fired();
@@ -95,7 +96,7 @@ fn consume_losing_the_commit(t: &ThroughProxy, flow: &Flow, fault: Fault) {
     assert_eq!(
         t.proxy.fired(),
         fired + 1,
-        "the fault did not fire at the consume's COMMIT"
+        "the fault did not fire at the consume's commit"
     );
     assert!(
         matches!(lost, Err(Error::CommitOutcomeUnknown { .. })),

@@ -1,7 +1,9 @@
 //! The engines, and the one enum that picks the engine.
 //!
-//! Every operation's transaction body is written once, in [`crate::flow::ops`], over the
-//! per-transaction row interface [`FlowTx`]; every verdict comes from [`crate::flow::rules`].
+//! Every operation's body is written once, in [`crate::flow::ops`], over the per-transaction
+//! row interface [`FlowTx`], or, for the one-row operations (begin, promote, a callback,
+//! consume), over one guarded [`Step`] that an engine carries out atomically and that returns
+//! the row it judged; every verdict comes from [`crate::flow::rules`], on that row.
 //! An engine supplies no rule, only storage. It depends on the flow layer and the neutral
 //! values (options, reports, errors), never on the [`Store`](crate::Store), the
 //! administration or the other engine, and the store asks each engine only what it can answer
@@ -26,14 +28,20 @@
 //!    consistent snapshot. Each supplies [`FlowRows::now`] for its transaction: SQLite the
 //!    injectable client clock, PostgreSQL the server's clock read in the transaction unless a
 //!    test injected a clock.
-//! 3. **A batch session** for sweeps ([`Session`]): a held connection on which several short
+//! 3. **One [`Step`] per one-row operation** ([`Engine::step`], [`Engine::insert`]): either
+//!    [`ops::step_in_tx`] in its write transaction (SQLite), or statements of its own whose
+//!    condition is the rules' "may proceed", with the rules' status sets as parameters, that
+//!    return the row as it was and what they wrote (PostgreSQL: one statement each, one round
+//!    trip). The operation asks the rules again on the returned row and checks that the write
+//!    was the verdict's; a model test holds the engine's statements to the rules.
+//! 4. **A batch session** for sweeps ([`Session`]): a held connection on which several short
 //!    write transactions run, with whatever the engine wants between batches.
-//! 4. **Its migrations, its file or connection checks, and its error mapping**: storage
+//! 5. **Its migrations, its file or connection checks, and its error mapping**: storage
 //!    failures become [`Error::Busy`], [`Error::StorageFull`], [`Error::ReadOnly`],
 //!    [`Error::Corrupt`] or [`Error::Storage`], with the engine's own error as an opaque
 //!    [`StorageError`](crate::error::StorageError) source. What it reports about itself is one
 //!    of the values of [`crate::report`].
-//! 5. **A variant of [`Engine`] and of [`Session`]**, and its arm in each of their `match`es.
+//! 6. **A variant of [`Engine`] and of [`Session`]**, and its arm in each of their `match`es.
 //!    Then the conformance suite (`tests/conformance/`) gets a factory for it and must pass
 //!    unchanged.
 
@@ -48,9 +56,11 @@ use self::tx::Tx;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
+use crate::flow::ops;
+use crate::flow::row::NewFlow;
 #[cfg(doc)]
 use crate::flow::tx::{FlowRows, MaintenanceRows};
-use crate::flow::tx::{FlowTx, Outcome, Wipe};
+use crate::flow::tx::{FlowTx, Outcome, Step, Stepped, Wipe};
 use crate::report::{CompactReport, FileInfo, MigrationReport, ServerInfo};
 
 /// The engine a [`Store`](crate::Store) runs on, chosen at open.
@@ -73,6 +83,30 @@ impl Engine {
             Engine::Sqlite(e) => e.write(wipe, body),
             #[cfg(feature = "postgres")]
             Engine::Postgres(e) => e.write(body),
+        }
+    }
+
+    /// `begin` and `save_code_verifier`: inserts `flow`, created now and expiring `ttl_ms`
+    /// later; returns its creation and expiry times. PostgreSQL: one statement, the clock
+    /// read inside it.
+    pub(crate) fn insert(&self, flow: &NewFlow<'_>, ttl_ms: i64) -> Result<(i64, i64)> {
+        match self {
+            Engine::Sqlite(e) => e.write(Wipe::Nothing, |tx| ops::insert(tx, flow, ttl_ms)),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.insert(flow, ttl_ms),
+        }
+    }
+
+    /// One guarded [`Step`] of a flow operation, atomically (see [`Step`]). SQLite: the body
+    /// [`ops::step_in_tx`] in one write transaction; PostgreSQL: one statement.
+    pub(crate) fn step(&self, wipe: Wipe, step: &Step<'_>) -> Result<Stepped> {
+        match self {
+            Engine::Sqlite(e) => e.write(wipe, |tx| ops::step_in_tx(tx, step)),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => {
+                let _ = wipe;
+                e.step(step)
+            }
         }
     }
 

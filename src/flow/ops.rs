@@ -3,12 +3,13 @@
 //! it out. The public methods in `store/` validate their input and hand one of these to the
 //! engine's `write` or `read`; no body here knows which engine runs it.
 
+use crate::error::StorageError;
 use crate::error::{Error, Result};
 use crate::flow::row::{
     Binding, CallbackResult, Chunk, FlowRow, ListedRow, NewFlow, StatusStats, StoredVerifier,
 };
-use crate::flow::rules::{self, Choice, Expectations, Snapshot, Verdict};
-use crate::flow::tx::{FlowTx, Outcome};
+use crate::flow::rules::{self, Action, Choice, Expectations, Snapshot, Verdict};
+use crate::flow::tx::{FlowTx, Outcome, Step, Stepped};
 use crate::flow::{ConsumedFlow, Discovery, FlowInfo, InvalidateScope, Status};
 use crate::pkce::{AuthorizationCode, CodeVerifier};
 use crate::validate;
@@ -58,7 +59,13 @@ fn verifier_matches(verifier: &str, challenge: &str) -> bool {
 /// file could hand out another flow's verifier or a wrong one.
 fn find_by_state(tx: &mut dyn FlowTx, key: &[u8; 32]) -> Result<Option<FlowRow>> {
     let row = tx.by_state(key)?;
-    if let Some(r) = &row {
+    check_by_state(&row, key)?;
+    Ok(row)
+}
+
+/// [`find_by_state`]'s checks on a row found by `key`.
+fn check_by_state(row: &Option<FlowRow>, key: &[u8; 32]) -> Result<()> {
+    if let Some(r) = row {
         if r.state_key.as_deref() != Some(&key[..]) {
             return Err(Error::corrupt(
                 "the flows state-key index points at another flow",
@@ -66,13 +73,19 @@ fn find_by_state(tx: &mut dyn FlowTx, key: &[u8; 32]) -> Result<Option<FlowRow>>
         }
         r.check_verifier()?;
     }
-    Ok(row)
+    Ok(())
 }
 
 /// The flow whose code challenge is `challenge`, checked like [`find_by_state`]'s.
 fn find_by_challenge(tx: &mut dyn FlowTx, challenge: &str) -> Result<Option<FlowRow>> {
     let row = tx.by_challenge(challenge)?;
-    if let Some(r) = &row {
+    check_by_challenge(&row, challenge)?;
+    Ok(row)
+}
+
+/// [`find_by_challenge`]'s checks on a row found by `challenge`.
+fn check_by_challenge(row: &Option<FlowRow>, challenge: &str) -> Result<()> {
+    if let Some(r) = row {
         if r.code_challenge != challenge {
             return Err(Error::corrupt(
                 "the flows code-challenge index points at another flow",
@@ -80,7 +93,78 @@ fn find_by_challenge(tx: &mut dyn FlowTx, challenge: &str) -> Result<Option<Flow
         }
         r.check_verifier()?;
     }
-    Ok(row)
+    Ok(())
+}
+
+/// The rules' verdict on the row a [`Step`] found, at the time it judged it: the one function
+/// both the engine's step (inside SQLite's transaction, [`step_in_tx`]) and the operation
+/// (on the row the step returned, any engine) ask.
+pub(crate) fn judge(step: &Step<'_>, row: Option<&FlowRow>, now: i64) -> Verdict {
+    let snap = row.map(FlowRow::snapshot);
+    let snap = snap.as_ref();
+    match *step {
+        Step::Promote {
+            server_id,
+            client_id,
+            binding,
+            ..
+        } => {
+            let same_state =
+                row.is_some_and(|r| r.state_key.as_deref() == Some(&binding.state_key[..]));
+            rules::promote(snap, now, server_id, client_id, same_state)
+        }
+        Step::Record { expect, .. } => rules::record_callback(snap, now, expect),
+        Step::Consume { expect_server, .. } => rules::consume(snap, now, expect_server),
+    }
+}
+
+/// A [`Step`] in one write transaction, for an engine with transactions (SQLite): look the row
+/// up with its damage checks, ask the rules, carry the verdict's [`Action`] out with the
+/// guarded statements, and return the row as it was. Every outcome commits; the operation
+/// reports the verdict's error.
+pub(crate) fn step_in_tx(tx: &mut dyn FlowTx, step: &Step<'_>) -> Result<Outcome<Stepped>> {
+    let now = tx.now();
+    let row = match *step {
+        Step::Promote { challenge, .. } => find_by_challenge(tx, challenge)?,
+        Step::Record { key, .. } | Step::Consume { key, .. } => find_by_state(tx, key)?,
+    };
+    let verdict = judge(step, row.as_ref(), now);
+    let did = verdict.action();
+    if let Some(r) = &row {
+        match did {
+            Action::Changed => {
+                let changed = match *step {
+                    Step::Promote { binding, .. } => tx.bind(r.id, binding)?,
+                    Step::Record { result, .. } => tx.set_callback(r.id, result)?,
+                    Step::Consume { .. } => {
+                        let ended = matches!(verdict, Verdict::Burn(_))
+                            .then_some(rules::SERVER_MISMATCH_REASON);
+                        tx.mark_consumed(r.id, r.status, ended)?
+                    }
+                };
+                changed_one(changed, "guarded update")?;
+            }
+            Action::Deleted => changed_one(tx.delete(r.id, r.status)?, "expired-row delete")?,
+            Action::Nothing => {}
+        }
+    }
+    Ok(Outcome::Done(Stepped { now, did, row }))
+}
+
+/// Runs one [`Step`] on the store's engine.
+pub(crate) type RunStep<'r> = &'r mut dyn FnMut(&Step<'_>) -> Result<Stepped>;
+
+/// The tripwire between an engine's step and the rules: what the step wrote must be what the
+/// verdict on the row it returned asks for. A statement that drifted from the rules is caught
+/// here (after its commit: the guarantee is the model test of each engine's statements).
+fn agrees(verdict: &Verdict, did: Action, what: &'static str) -> Result<()> {
+    let wanted = verdict.action();
+    if wanted == did {
+        return Ok(());
+    }
+    Err(Error::Storage(StorageError::message(format!(
+        "the {what} step wrote {did:?} where the flow rules ask for {wanted:?}"
+    ))))
 }
 
 /// A guarded update or delete must change exactly the one row it names: the row was read in
@@ -114,26 +198,37 @@ pub(crate) fn insert(
     Ok(Outcome::Done((now, expires_at)))
 }
 
-/// `promote`: binds the unbound row found by its challenge to `binding`'s state.
+/// `promote`: binds the unbound row found by its challenge to `binding`'s state, in one
+/// [`Step`].
 pub(crate) fn promote(
-    tx: &mut dyn FlowTx,
+    run: RunStep<'_>,
     server_id: &str,
     client_id: Option<&str>,
     challenge: &str,
     binding: &Binding<'_>,
-) -> Result<Outcome<FlowInfo>> {
-    let now = tx.now();
-    let Some(mut row) = find_by_challenge(tx, challenge)? else {
-        return Err(Error::UnknownChallenge);
+) -> Result<FlowInfo> {
+    let step = Step::Promote {
+        challenge,
+        server_id,
+        client_id,
+        binding,
     };
-    let same_state = row.state_key.as_deref() == Some(&binding.state_key[..]);
-    match rules::promote(Some(&row.snapshot()), now, server_id, client_id, same_state) {
-        Verdict::Proceed => {}
-        Verdict::AlreadyDone => return Ok(Outcome::Done(row.info())),
-        Verdict::Expire => return expire(tx, Some(row)),
+    let s = run(&step)?;
+    check_by_challenge(&s.row, challenge)?;
+    let verdict = judge(&step, s.row.as_ref(), s.now);
+    agrees(&verdict, s.did, "promote")?;
+    match verdict {
+        Verdict::Proceed | Verdict::AlreadyDone => {}
+        Verdict::Expire => return Err(Error::Expired),
         Verdict::Refuse(e) | Verdict::Burn(e) => return Err(e),
     }
-    changed_one(tx.bind(row.id, binding)?, "bind")?;
+    let Some(mut row) = s.row else {
+        return Err(Error::UnknownChallenge);
+    };
+    if s.did == Action::Nothing {
+        // Already bound to this state: the row as it is.
+        return Ok(row.info());
+    }
     row.status = Status::Pending;
     let keep = |new: Option<&str>, old: &mut Option<String>| {
         if let Some(v) = new {
@@ -145,7 +240,7 @@ pub(crate) fn promote(
     keep(binding.scope, &mut row.scope);
     keep(binding.issuer, &mut row.issuer);
     row.require_issuer = binding.require_issuer;
-    Ok(Outcome::Done(row.info()))
+    Ok(row.info())
 }
 
 /// What a read-only look at a flow found.
@@ -249,82 +344,124 @@ pub(crate) fn peek(
 }
 
 /// `consume` / `consume_for`: validates the flow of `key`, wipes its secrets and its
-/// discovery state, leaves a tombstone and hands them out.
+/// discovery state, leaves a tombstone and hands them out, in one [`Step`].
 pub(crate) fn consume(
-    tx: &mut dyn FlowTx,
+    run: RunStep<'_>,
     key: &[u8; 32],
     expect_server: Option<&str>,
-) -> Result<Outcome<ConsumedFlow>> {
-    let now = tx.now();
-    let row = find_by_state(tx, key)?;
-    consume_row(tx, row, now, expect_server)
+) -> Result<ConsumedFlow> {
+    let step = Step::Consume { key, expect_server };
+    let s = run(&step)?;
+    check_by_state(&s.row, key)?;
+    let verdict = judge(&step, s.row.as_ref(), s.now);
+    agrees(&verdict, s.did, "consume")?;
+    consumed(verdict, s.row, s.now)
 }
 
-/// The body of a consume once the row is read: the rule's verdict, carried out.
-fn consume_row(
-    tx: &mut dyn FlowTx,
-    row: Option<FlowRow>,
-    now: i64,
-    expect_server: Option<&str>,
-) -> Result<Outcome<ConsumedFlow>> {
-    let (ended, burned) = match rules::consume(snapshot(&row).as_ref(), now, expect_server) {
-        Verdict::Refuse(e) => return Err(e),
-        Verdict::Expire => return expire(tx, row),
-        Verdict::Burn(e) => (Some(rules::SERVER_MISMATCH_REASON), Some(e)),
-        Verdict::Proceed | Verdict::AlreadyDone => (None, None),
-    };
+/// What a consume hands out once the verdict on `row` was carried out.
+fn consumed(verdict: Verdict, row: Option<FlowRow>, now: i64) -> Result<ConsumedFlow> {
+    match verdict {
+        Verdict::Refuse(e) | Verdict::Burn(e) => return Err(e),
+        Verdict::Expire => return Err(Error::Expired),
+        Verdict::Proceed | Verdict::AlreadyDone => {}
+    }
     let Some(row) = row else {
         return Err(Error::UnknownState);
     };
-    changed_one(
-        tx.mark_consumed(row.id, row.status, ended)?,
-        "consume update",
-    )?;
-    if let Some(e) = burned {
-        return Ok(Outcome::CommitThenFail(e));
-    }
     if row.status == Status::Failed {
-        return Ok(Outcome::CommitThenFail(Error::AuthorizationFailed {
+        return Err(Error::AuthorizationFailed {
             error: row.error.clone().unwrap_or_default(),
             description: row.error_description.clone(),
-        }));
+        });
     }
     let info = row.info();
     let verifier = row
         .verifier
         .map(CodeVerifier::from_stored)
         .ok_or_else(|| Error::corrupt("a live flows row has no code_verifier"))?;
-    Ok(Outcome::Done(ConsumedFlow {
+    Ok(ConsumedFlow {
         verifier,
         code: row.auth_code.map(AuthorizationCode::from_stored),
         info,
         consumed_at: now,
         discovery: row.discovery.map(Discovery),
-    }))
+    })
+}
+
+/// The body of a consume in a transaction once the row is read (`consume_pending`): the
+/// rule's verdict, carried out.
+fn consume_row(
+    tx: &mut dyn FlowTx,
+    row: Option<FlowRow>,
+    now: i64,
+    expect_server: Option<&str>,
+) -> Result<Outcome<ConsumedFlow>> {
+    let verdict = rules::consume(snapshot(&row).as_ref(), now, expect_server);
+    let did = verdict.action();
+    if let Some(r) = &row {
+        match did {
+            Action::Changed => {
+                let ended =
+                    matches!(verdict, Verdict::Burn(_)).then_some(rules::SERVER_MISMATCH_REASON);
+                changed_one(tx.mark_consumed(r.id, r.status, ended)?, "consume update")?;
+            }
+            Action::Deleted => changed_one(tx.delete(r.id, r.status)?, "expired-row delete")?,
+            Action::Nothing => {}
+        }
+    }
+    match consumed(verdict, row, now) {
+        Ok(flow) => Ok(Outcome::Done(flow)),
+        // What was written (a tombstone, a deleted expired row) stays.
+        Err(e) if did != Action::Nothing => Ok(Outcome::CommitThenFail(e)),
+        Err(e) => Err(e),
+    }
 }
 
 /// `record_callback`: the one rule for what a callback does to a flow, carried out in one
-/// transaction.
+/// [`Step`] (two when the flow's redirect URI is spelled in a way the engine's list of
+/// accepted spellings missed).
 pub(crate) fn record_callback(
-    tx: &mut dyn FlowTx,
+    run: RunStep<'_>,
     key: &[u8; 32],
     result: &CallbackResult<'_>,
     expect: &Expectations<'_>,
-) -> Result<Outcome<FlowInfo>> {
-    let now = tx.now();
-    let row = find_by_state(tx, key)?;
-    match rules::record_callback(snapshot(&row).as_ref(), now, expect) {
+) -> Result<FlowInfo> {
+    let spellings = rules::redirect_spellings(expect);
+    let mut s = run(&Step::Record {
+        key,
+        result,
+        expect,
+        redirects: spellings.as_deref(),
+    })?;
+    check_by_state(&s.row, key)?;
+    let mut verdict = rules::record_callback(snapshot(&s.row).as_ref(), s.now, expect);
+    if spellings.is_some() && s.did == Action::Nothing && verdict.action() == Action::Changed {
+        // The rule accepts the stored spelling that the list missed: the same step again,
+        // accepting exactly that spelling (the step re-checks everything else).
+        if let Some(stored) = s.row.as_ref().and_then(|r| r.redirect_uri.clone()) {
+            let exact = [stored];
+            s = run(&Step::Record {
+                key,
+                result,
+                expect,
+                redirects: Some(&exact),
+            })?;
+            check_by_state(&s.row, key)?;
+            verdict = rules::record_callback(snapshot(&s.row).as_ref(), s.now, expect);
+        }
+    }
+    agrees(&verdict, s.did, "callback")?;
+    match verdict {
         Verdict::Proceed | Verdict::AlreadyDone => {}
-        Verdict::Expire => return expire(tx, row),
+        Verdict::Expire => return Err(Error::Expired),
         Verdict::Refuse(e) | Verdict::Burn(e) => return Err(e),
     }
-    let Some(row) = row else {
+    let Some(row) = s.row else {
         return Err(Error::UnknownState);
     };
-    changed_one(tx.set_callback(row.id, result)?, "callback update")?;
     let mut info = row.info();
     info.status = result.status();
-    Ok(Outcome::Done(info))
+    Ok(info)
 }
 
 /// The one live bound flow of a server and client, as `live_verifiers` reads it: none is

@@ -119,6 +119,29 @@ pub(crate) enum Verdict {
     AlreadyDone,
 }
 
+/// What a verdict makes the store do to the row it judged: the write an engine's one-step
+/// statement must have made for the same row at the same time (see [`Verdict::action`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// The row was changed (bound, a callback recorded, consumed or ended).
+    Changed,
+    /// The expired row was deleted.
+    Deleted,
+    /// Nothing was written.
+    Nothing,
+}
+
+impl Verdict {
+    /// The write this verdict asks for.
+    pub(crate) fn action(&self) -> Action {
+        match self {
+            Verdict::Proceed | Verdict::Burn(_) => Action::Changed,
+            Verdict::Expire => Action::Deleted,
+            Verdict::AlreadyDone | Verdict::Refuse(_) => Action::Nothing,
+        }
+    }
+}
+
 /// Which of several candidates: the 0/1/many of `pending_verifier`.
 #[derive(Debug)]
 pub(crate) enum Choice<T> {
@@ -154,6 +177,12 @@ pub(crate) struct Expectations<'a> {
     pub iss: Option<&'a str>,
 }
 
+/// The statuses a lookup by state lets through to the expiry check: a tombstone (consumed)
+/// is refused whatever its age, and an unbound row has no state key. A statement that carries
+/// an operation out in one step receives this set as a parameter, so it reads the one the
+/// rules read.
+pub(crate) const ACTS_BY_STATE: [Status; 3] = [Status::Pending, Status::Completed, Status::Failed];
+
 /// What every lookup by state checks first: an unknown state, a tombstone, an expired flow.
 /// `Ok` carries a row that is bound to a state, not consumed and not expired.
 fn live_by_state<'r, 'a>(
@@ -163,13 +192,17 @@ fn live_by_state<'r, 'a>(
     let Some(row) = row else {
         return Err(Verdict::Refuse(Error::UnknownState));
     };
-    match row.status {
-        Status::Consumed => Err(Verdict::Refuse(tombstone(row))),
-        // An unbound row has no state key, so a lookup by state never finds one.
-        Status::Unbound => Err(Verdict::Refuse(Error::UnknownState)),
-        _ if row.expired(now) => Err(Verdict::Expire),
-        _ => Ok(row),
+    if !ACTS_BY_STATE.contains(&row.status) {
+        return Err(Verdict::Refuse(match row.status {
+            Status::Consumed => tombstone(row),
+            // An unbound row has no state key, so a lookup by state never finds one.
+            _ => Error::UnknownState,
+        }));
     }
+    if row.expired(now) {
+        return Err(Verdict::Expire);
+    }
+    Ok(row)
 }
 
 /// `consume(state)`, optionally expecting a server.
@@ -245,6 +278,53 @@ pub(crate) fn record_callback(
         }
     }
     Verdict::Proceed
+}
+
+/// The exact spellings of a redirect URI that a callback arriving as `expect` says accepts,
+/// for a statement that compares strings: `None` when the callback came from neither a
+/// listener nor a delivered URL (no redirect check). Every string returned passes the rule of
+/// [`record_callback`] itself (the candidates are filtered through it), so a statement that
+/// accepts only these never accepts what the rule refuses; a stored spelling missing from the
+/// list (`http://LOCALHOST:…`, an explicit default port) is the operation's second try with
+/// the stored URI the rule approved.
+pub(crate) fn redirect_spellings(expect: &Expectations<'_>) -> Option<Vec<String>> {
+    if expect.arrived_at.is_none() && expect.delivered_to.is_none() {
+        return None;
+    }
+    let mut candidates = Vec::new();
+    if let Some((port, path)) = expect.arrived_at {
+        for host in ["127.0.0.1", "localhost"] {
+            candidates.push(format!("http://{host}:{port}{path}"));
+        }
+    }
+    if let Some(at) = expect.delivered_to {
+        let mut base = at.clone();
+        base.set_query(None);
+        base.set_fragment(None);
+        candidates.push(base.to_string());
+        let loopback = match base.host() {
+            Some(url::Host::Ipv4(a)) => a.is_loopback(),
+            Some(url::Host::Ipv6(a)) => a.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if loopback {
+            for host in ["127.0.0.1", "localhost", "[::1]"] {
+                let mut other = base.clone();
+                if other.set_host(Some(host)).is_ok() {
+                    candidates.push(other.to_string());
+                }
+            }
+        }
+    }
+    candidates.retain(|c| {
+        expect
+            .arrived_at
+            .is_none_or(|(port, path)| redirect_names(c, port, path))
+            && expect.delivered_to.is_none_or(|at| redirect_is(c, at))
+    });
+    candidates.dedup();
+    Some(candidates)
 }
 
 /// `promote`: binding the unbound row found by its challenge to a state.

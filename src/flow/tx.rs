@@ -167,3 +167,47 @@ pub(crate) enum Wipe {
     /// The write removes a secret.
     Secret,
 }
+
+/// One guarded step of a flow operation, as an engine carries it out atomically: read the row
+/// and the time, write what the rules admit for that row at that time (or delete the row they
+/// find expired), and return the row as it was. The operation then asks the same rules for its
+/// verdict on the returned row (`ops`), so the verdict never comes from the engine.
+///
+/// SQLite runs [`step_in_tx`](super::ops::step_in_tx) in one write transaction; PostgreSQL
+/// runs one statement per variant, whose condition is the rules' "may proceed" (its status sets
+/// and reasons are the rules' constants, passed as parameters), in one round trip.
+pub(crate) enum Step<'a> {
+    /// `promote`: bind the unbound row of `challenge` to `binding`'s state.
+    Promote {
+        challenge: &'a str,
+        server_id: &'a str,
+        client_id: Option<&'a str>,
+        binding: &'a Binding<'a>,
+    },
+    /// Record a callback's result on the pending flow of `key`.
+    Record {
+        key: &'a [u8; 32],
+        result: &'a CallbackResult<'a>,
+        expect: &'a crate::flow::rules::Expectations<'a>,
+        /// For an engine that compares redirect URIs as strings: the exact spellings accepted
+        /// ([`redirect_spellings`](crate::flow::rules::redirect_spellings)); `None`: no check.
+        #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+        redirects: Option<&'a [String]>,
+    },
+    /// `consume` / `consume_for`: tombstone the flow of `key`, handing its secrets out.
+    Consume {
+        key: &'a [u8; 32],
+        expect_server: Option<&'a str>,
+    },
+}
+
+/// What an engine's [`Step`] did, and the row as it was before (its secrets only when the step
+/// handed them out).
+pub(crate) struct Stepped {
+    /// The time the step judged the row at, Unix milliseconds.
+    pub now: i64,
+    /// What it wrote.
+    pub did: crate::flow::rules::Action,
+    /// The row it found, as it was before the write.
+    pub row: Option<FlowRow>,
+}

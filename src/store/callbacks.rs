@@ -99,8 +99,12 @@ impl Store {
             CallbackResult::Code(_) => Wipe::Nothing,
             CallbackResult::Error { .. } => Wipe::Secret,
         };
-        self.engine()
-            .write(wipe, |tx| ops::record_callback(tx, &key, &result, expect))
+        ops::record_callback(
+            &mut |step| self.engine().step(wipe, step),
+            &key,
+            &result,
+            expect,
+        )
     }
 
     /// The code a callback listener recorded on the flow of `state`, **without** consuming

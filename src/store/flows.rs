@@ -74,9 +74,7 @@ impl Store {
             client_created_at,
             generated_verifier,
         };
-        let (created_at, expires_at) = self
-            .engine()
-            .write(Wipe::Nothing, |tx| ops::insert(tx, &new, ttl))?;
+        let (created_at, expires_at) = self.engine().insert(&new, ttl)?;
         Ok(Flow {
             state,
             challenge,
@@ -185,7 +183,10 @@ impl Store {
     fn consume_inner(&self, state: &str, expect: Option<&str>) -> Result<ConsumedFlow> {
         pkce::validate_state(state)?;
         let key = pkce::state_key(state);
-        self.engine()
-            .write(Wipe::Secret, |tx| ops::consume(tx, &key, expect))
+        ops::consume(
+            &mut |step| self.engine().step(Wipe::Secret, step),
+            &key,
+            expect,
+        )
     }
 }

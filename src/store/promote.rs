@@ -73,8 +73,7 @@ impl Store {
             client_created_at: None,
             generated_verifier: false,
         };
-        self.engine()
-            .write(Wipe::Nothing, |tx| ops::insert(tx, &new, ttl))?;
+        self.engine().insert(&new, ttl)?;
         Ok(challenge)
     }
 
@@ -236,8 +235,12 @@ impl Store {
             require_issuer: promotion.require_issuer,
             discovery: promotion.discovery.as_deref(),
         };
-        self.engine().write(Wipe::Nothing, |tx| {
-            ops::promote(tx, server_id, client_id, &challenge, &binding)
-        })
+        ops::promote(
+            &mut |step| self.engine().step(Wipe::Nothing, step),
+            server_id,
+            client_id,
+            &challenge,
+            &binding,
+        )
     }
 }

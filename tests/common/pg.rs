@@ -239,6 +239,11 @@ impl Cluster {
         self.dir.join("data")
     }
 
+    /// The server's log (each line prefixed `<time> [<pid>] db=<database> app=<application> `).
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("server.log")
+    }
+
     /// The port the server listens on (127.0.0.1 only).
     pub fn port(&self) -> u16 {
         self.port
@@ -298,7 +303,8 @@ impl Cluster {
     fn write_config(&self) -> Result<(), String> {
         let mut conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {}\nunix_socket_directories = '{}'\n\
-             max_connections = 300\nshared_buffers = 64MB\nlog_min_messages = warning\n",
+             max_connections = 300\nshared_buffers = 64MB\nlog_min_messages = warning\n\
+             log_line_prefix = '%m [%p] db=%d app=%a '\n",
             self.port,
             self.dir.display()
         );

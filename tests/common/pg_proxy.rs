@@ -1,11 +1,14 @@
 //! A loopback TCP proxy between a store and the test PostgreSQL that can lose a connection at
-//! the COMMIT: either after the server has committed (its reply is swallowed) or before the
-//! COMMIT reaches the server (the server then rolls the transaction back).
+//! a commit: either after the server has committed (its reply is swallowed) or before the
+//! commit reaches the server (the server then rolls the transaction back). A commit is a
+//! simple-query `COMMIT`, or the `Sync` that ends an autocommit statement run with the
+//! extended protocol (`Bind`/`Execute`/`Sync`: the server commits at the `Sync`).
 //!
 //! It reads the client's side of the wire protocol message by message (the startup message,
 //! then a type byte and a length per message; `sslmode=disable`, so no TLS) and copies the
 //! server's side through untouched until a fault fires. A fault is armed once and fires at the
-//! next simple-query `COMMIT` on any connection.
+//! next commit on any connection. It also counts the round trips the clients started (each
+//! simple `Query` and each `Sync`).
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
@@ -14,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
 
-/// What the proxy does at the next COMMIT.
+/// What the proxy does at the next commit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Fault {
@@ -32,6 +35,7 @@ pub struct Proxy {
     port: u16,
     armed: Arc<AtomicU8>,
     fired: Arc<AtomicUsize>,
+    round_trips: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -42,7 +46,8 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let armed = Arc::new(AtomicU8::new(Fault::None as u8));
         let fired = Arc::new(AtomicUsize::new(0));
-        let (a, f) = (armed.clone(), fired.clone());
+        let round_trips = Arc::new(AtomicUsize::new(0));
+        let (a, f, rt) = (armed.clone(), fired.clone(), round_trips.clone());
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -50,11 +55,16 @@ impl Proxy {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 };
-                let (a, f) = (a.clone(), f.clone());
-                thread::spawn(move || relay(client, server, a, f));
+                let (a, f, rt) = (a.clone(), f.clone(), rt.clone());
+                thread::spawn(move || relay(client, server, a, f, rt));
             }
         });
-        Proxy { port, armed, fired }
+        Proxy {
+            port,
+            armed,
+            fired,
+            round_trips,
+        }
     }
 
     /// The port the store connects to.
@@ -71,7 +81,13 @@ impl Proxy {
         )
     }
 
-    /// Arms `fault` for the next COMMIT.
+    /// How many round trips clients started through the proxy so far (simple queries and
+    /// `Sync`s).
+    pub fn round_trips(&self) -> usize {
+        self.round_trips.load(Ordering::SeqCst)
+    }
+
+    /// Arms `fault` for the next commit.
     pub fn arm(&self, fault: Fault) {
         self.armed.store(fault as u8, Ordering::SeqCst);
     }
@@ -97,7 +113,13 @@ fn is_commit(body: &[u8]) -> bool {
         .any(|s| s.trim().eq_ignore_ascii_case("COMMIT"))
 }
 
-fn relay(mut client: TcpStream, server: TcpStream, armed: Arc<AtomicU8>, fired: Arc<AtomicUsize>) {
+fn relay(
+    mut client: TcpStream,
+    server: TcpStream,
+    armed: Arc<AtomicU8>,
+    fired: Arc<AtomicUsize>,
+    round_trips: Arc<AtomicUsize>,
+) {
     let swallow = Arc::new(AtomicBool::new(false));
     // Server to client: a plain copy until `swallow`; then read to the ReadyForQuery that
     // ends the COMMIT's reply and close the client's side.
@@ -160,12 +182,26 @@ fn relay(mut client: TcpStream, server: TcpStream, armed: Arc<AtomicU8>, fired: 
     {
         return close(&client, &server);
     }
+    // An `Execute` since the last `Sync`: that `Sync` commits an autocommit statement.
+    let mut executed = false;
     while let Ok(head) = read_n(&mut client, 5) {
         let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
         let Ok(body) = read_n(&mut client, len.saturating_sub(4)) else {
             break;
         };
-        if head[0] == b'Q' && is_commit(&body) {
+        if head[0] == b'Q' || head[0] == b'S' {
+            round_trips.fetch_add(1, Ordering::SeqCst);
+        }
+        let commits = match head[0] {
+            b'Q' => is_commit(&body),
+            b'S' => std::mem::take(&mut executed),
+            b'E' => {
+                executed = true;
+                false
+            }
+            _ => false,
+        };
+        if commits {
             match armed.swap(Fault::None as u8, Ordering::SeqCst) {
                 x if x == Fault::DropBeforeCommit as u8 => {
                     fired.fetch_add(1, Ordering::SeqCst);

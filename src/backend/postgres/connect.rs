@@ -7,6 +7,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use postgres::fallible_iterator::FallibleIterator as _;
 use postgres::{Client, Config, Statement};
 use r2d2::ManageConnection;
 use r2d2_postgres::PostgresConnectionManager;
@@ -95,6 +96,8 @@ pub(crate) fn config(url: &str) -> Result<Settings, UrlError> {
 /// (`&'static str`), a fixed set, so the cache needs no bound.
 pub(crate) struct Conn {
     client: Client,
+    /// The connection failed while idle in the pool: the pool drops it when it comes back.
+    broken: bool,
     /// A short list (one entry a statement the engine has): searched in order.
     statements: Vec<(&'static str, Statement)>,
 }
@@ -103,8 +106,38 @@ impl Conn {
     fn new(client: Client) -> Conn {
         Conn {
             client,
+            broken: false,
             statements: Vec::new(),
         }
+    }
+
+    /// A statement on this connection lost the connection (the server ended the session):
+    /// the pool drops it when it comes back instead of handing it out again.
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
+    }
+
+    /// Whether the server ended this connection while it sat idle (a FATAL, a reset, the end
+    /// of the stream): the driver reads what already arrived, without a round trip and
+    /// without waiting for the network. A statement sent on such a connection would fail
+    /// with an unknown outcome although it never reached a server.
+    pub(crate) fn ended_while_idle(&mut self) -> bool {
+        {
+            let mut pending = self.client.notifications();
+            let mut pending = pending.iter();
+            for _ in 0..16 {
+                match pending.next() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => {
+                        self.broken = true;
+                        break;
+                    }
+                }
+            }
+        }
+        self.broken |= self.client.is_closed();
+        self.broken
     }
 
     /// `sql` prepared on this connection: prepared on first use, the same statement after.
@@ -120,6 +153,12 @@ impl Conn {
         let statement = self.client.prepare(sql)?;
         self.statements.push((sql, statement.clone()));
         Ok(statement)
+    }
+
+    /// A connection of the tests' own, as the pool would make it.
+    #[cfg(test)]
+    pub(crate) fn for_tests(client: Client) -> Conn {
+        Conn::new(client)
     }
 
     /// How many statements this connection has prepared (for the tests).
@@ -186,7 +225,7 @@ impl ManageConnection for Manager {
     }
 
     fn has_broken(&self, conn: &mut Conn) -> bool {
-        self.inner.has_broken(&mut conn.client)
+        conn.broken || self.inner.has_broken(&mut conn.client)
     }
 }
 

@@ -38,27 +38,32 @@ pub(super) fn status_of(text: &str) -> Result<Status> {
 }
 
 fn flow_row(r: &Row) -> Result<FlowRow> {
-    let key: Option<Vec<u8>> = r.get(14);
+    flow_row_at(r, 0)
+}
+
+/// The columns of [`flow_columns`] starting at column `at`.
+pub(super) fn flow_row_at(r: &Row, at: usize) -> Result<FlowRow> {
+    let key: Option<Vec<u8>> = r.get(at + 14);
     Ok(FlowRow {
-        id: r.get(0),
-        status: status_of(r.get(1))?,
-        expires_at: r.get(2),
-        created_at: r.get(3),
-        server_id: r.get(4),
-        client_id: r.get(5),
-        redirect_uri: r.get(6),
-        issuer: r.get(7),
-        resource: r.get(8),
-        scope: r.get(9),
-        verifier: r.get(10),
-        auth_code: r.get(11),
-        error: r.get(12),
-        error_description: r.get(13),
+        id: r.get(at),
+        status: status_of(r.get(at + 1))?,
+        expires_at: r.get(at + 2),
+        created_at: r.get(at + 3),
+        server_id: r.get(at + 4),
+        client_id: r.get(at + 5),
+        redirect_uri: r.get(at + 6),
+        issuer: r.get(at + 7),
+        resource: r.get(at + 8),
+        scope: r.get(at + 9),
+        verifier: r.get(at + 10),
+        auth_code: r.get(at + 11),
+        error: r.get(at + 12),
+        error_description: r.get(at + 13),
         state_key: key,
-        code_challenge: r.get(15),
-        require_issuer: r.get(16),
-        client_created_at: r.get(17),
-        discovery: r.get(18),
+        code_challenge: r.get(at + 15),
+        require_issuer: r.get(at + 16),
+        client_created_at: r.get(at + 17),
+        discovery: r.get(at + 18),
     })
 }
 

@@ -7,12 +7,16 @@
 //! - [`migrate`]: `schema_postgres.sql` (later versions: `migrations_postgres/`), in one
 //!   transaction under an advisory lock, tracked in the database; a schema newer than the code
 //!   is refused, and another program's `flows` or `meta` table is not a store.
+//! - [`steps`]: begin, promote, a callback and consume, one autocommit statement each (one
+//!   round trip), the clock read inside it.
 //! - [`flows`], [`maintenance`]: the statements of the row interface, each beside the method
 //!   that runs it.
 //! - [`error`]: the driver's errors as the crate's (`Unavailable`, `CommitOutcomeUnknown`).
 //!
-//! Transactions are READ COMMITTED; a write transaction reads its rows `FOR UPDATE`, so two
-//! consumes of one state have one winner and the loser reads the row consumed. The time of a
+//! The one-row operations are single statements that lock the row they judge (`FOR UPDATE`),
+//! so two consumes of one state have one winner and the loser reads the row consumed. The
+//! other operations run in transactions: READ COMMITTED, a write transaction reading its rows
+//! `FOR UPDATE`. The time of a
 //! transaction is the database server's clock, read in the same round trip as `BEGIN`, unless
 //! the options injected a clock: hosts' clocks differ, the server's is one for all of them.
 
@@ -23,6 +27,7 @@ pub(crate) mod error;
 pub(crate) mod flows;
 mod maintenance;
 pub(crate) mod migrate;
+pub(crate) mod steps;
 pub(crate) mod tls;
 pub(crate) mod tokens;
 
@@ -42,7 +47,8 @@ use r2d2::{Pool, PooledConnection};
 use crate::backend::tx::Tx;
 use crate::clock::Clock;
 use crate::error::{Error, Result, StorageError};
-use crate::flow::tx::{FlowTx, Outcome};
+use crate::flow::row::NewFlow;
+use crate::flow::tx::{FlowTx, Outcome, Step, Stepped};
 use crate::options::StoreOptions;
 use crate::report::{CompactReport, MigrationReport};
 use connect::{Conn, Manager, TlsFailure};
@@ -85,6 +91,8 @@ pub(crate) struct Postgres {
     /// `Some` when the options injected a clock; else the server's clock.
     clock: Option<Arc<dyn Clock>>,
     busy_timeout: Duration,
+    /// The pool's size: how many closed connections a checkout may skip.
+    pool_size: u32,
     store_id: String,
     migration: MigrationReport,
     /// The pool's last connection failure, when TLS refused it.
@@ -158,6 +166,7 @@ fn open_here(url: &str, opts: &StoreOptions) -> Result<Postgres> {
         pool: Some(pool),
         clock: opts.clock_injected.then(|| opts.clock.clone()),
         busy_timeout,
+        pool_size: opts.pool_size.max(1),
         store_id,
         migration,
         tls_failure,
@@ -204,6 +213,49 @@ impl Postgres {
                 "the store is being closed".to_owned(),
             ))),
         }
+    }
+
+    /// A pooled connection the driver does not already know to be closed (one the server
+    /// ended while it sat in the pool): a statement sent on such a connection would have an
+    /// unknown outcome, although it never left.
+    fn open_conn(&self) -> Result<PooledConnection<Manager>> {
+        let mut conn = self.conn()?;
+        for _ in 0..self.pool_size {
+            if !conn.ended_while_idle() {
+                break;
+            }
+            // Returned broken, the pool drops it.
+            drop(conn);
+            conn = self.conn()?;
+        }
+        Ok(conn)
+    }
+
+    /// The injected clock's time, or `None`: the server's, read inside the statement.
+    fn injected_now(&self) -> Option<i64> {
+        self.clock.as_ref().map(|c| c.now_ms())
+    }
+
+    /// `begin`, `save_code_verifier`: one statement.
+    pub(crate) fn insert(&self, flow: &NewFlow<'_>, ttl_ms: i64) -> Result<(i64, i64)> {
+        off_runtime(|| {
+            let mut conn = self.open_conn()?;
+            steps::insert(
+                &mut conn,
+                flow,
+                ttl_ms,
+                self.injected_now(),
+                self.busy_timeout,
+            )
+        })
+    }
+
+    /// One guarded step: one statement.
+    pub(crate) fn step(&self, step: &Step<'_>) -> Result<Stepped> {
+        off_runtime(|| {
+            let mut conn = self.open_conn()?;
+            steps::step(&mut conn, step, self.injected_now(), self.busy_timeout)
+        })
     }
 
     /// Opens a transaction and reads its time: the injected clock, or the server's.

@@ -113,26 +113,40 @@ fn a_guarded_update_that_changes_no_row_rolls_back_and_hands_nothing_out() {
     let flow = store.begin(BeginRequest::new("srv")).unwrap();
     let key = crate::pkce::state_key(flow.state().secret());
     let stale = store.engine().write(Wipe::Secret, |tx| {
-        consume(&mut RowChangedUnderneath(tx), &key, None)
+        step_in_tx(
+            &mut RowChangedUnderneath(tx),
+            &Step::Consume {
+                key: &key,
+                expect_server: None,
+            },
+        )
     });
     match stale {
         Err(e @ Error::Storage(_)) => {
             let text = e.cause_chain();
-            assert!(text.contains("consume update changed no row"), "{text}");
+            assert!(text.contains("guarded update changed no row"), "{text}");
             assert!(!text.contains(flow.state().secret()), "{text}");
         }
-        other => panic!("expected a storage error, got {other:?}"),
+        other => panic!("expected a storage error, got {:?}", other.map(|s| s.did)),
     }
     let result = CallbackResult::Code("code");
+    let expect = Expectations::default();
     let recorded = store.engine().write(Wipe::Nothing, |tx| {
-        record_callback(
+        step_in_tx(
             &mut RowChangedUnderneath(tx),
-            &key,
-            &result,
-            &Expectations::default(),
+            &Step::Record {
+                key: &key,
+                result: &result,
+                expect: &expect,
+                redirects: None,
+            },
         )
     });
-    assert!(matches!(recorded, Err(Error::Storage(_))), "{recorded:?}");
+    assert!(
+        matches!(recorded, Err(Error::Storage(_))),
+        "{:?}",
+        recorded.map(|s| s.did)
+    );
     // Nothing was changed: the flow is still pending and consumes once.
     assert_eq!(
         store.check(flow.state().secret()).unwrap().status,

@@ -1,0 +1,302 @@
+//! Round trips per operation on PostgreSQL, counted from the server's own statement log: every
+//! success path of begin, save_code_verifier, promote, a callback (complete, reject, deliver)
+//! and consume takes one round trip, and so does each refusal (unknown, duplicate, replay,
+//! ended, expired, mismatch).
+//!
+//! The database logs every statement of its sessions (`log_min_duration_statement = 0`, never
+//! a parameter's value: `log_parameter_max_length = 0`). A round trip is one simple query
+//! (one `statement:` line, however many statements it holds) or one run of a prepared
+//! statement (one `bind` line: `Bind`/`Execute`/`Sync` go in one flush), or one `parse` (a
+//! prepare, once per connection and statement: the store is warmed first, so a parse in a
+//! measured window is a failure too). A loopback proxy counts the same round trips on the
+//! wire (`Query` and `Sync` messages), as a cross-check.
+
+#[path = "common/pg.rs"]
+mod pg;
+#[path = "common/pg_proxy.rs"]
+mod pg_proxy;
+
+use std::io::{Read, Seek, SeekFrom};
+use std::time::Duration;
+
+use oauth_state_store::{BeginRequest, CodeVerifier, Error, State, Store, StoreOptions};
+
+const SERVER: &str = "https://mcp.example.com";
+const CLIENT: &str = "c1";
+const APP: &str = "oauth-state-store";
+
+struct Counter<'a> {
+    cluster: &'a pg::Cluster,
+    database: String,
+    proxy: pg_proxy::Proxy,
+    store: Store,
+}
+
+/// The lines of one measured window.
+struct Window {
+    lines: Vec<String>,
+    wire: usize,
+}
+
+impl Window {
+    fn round_trips(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+impl Counter<'_> {
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(self.cluster.log_path()).map_or(0, |m| m.len())
+    }
+
+    /// Runs `f` and returns the store's round trips it took, from the server's log.
+    fn count<T>(&self, f: impl FnOnce(&Store) -> T) -> (T, Window) {
+        let start = self.log_len();
+        let wire = self.proxy.round_trips();
+        let value = f(&self.store);
+        let wire = self.proxy.round_trips() - wire;
+        // The backend writes its line before it answers; a little slack for the file.
+        std::thread::sleep(Duration::from_millis(30));
+        let mut file = std::fs::File::open(self.cluster.log_path()).unwrap();
+        file.seek(SeekFrom::Start(start)).unwrap();
+        let mut text = String::new();
+        file.read_to_string(&mut text).unwrap();
+        let ours = format!(" db={} app={APP} ", self.database);
+        let lines = text
+            .lines()
+            .filter(|l| l.contains(&ours))
+            .filter(|l| {
+                l.contains("duration: ")
+                    && (l.contains(" statement: ") || l.contains(" bind ") || l.contains(" parse "))
+            })
+            .map(|l| {
+                // The statement's first words only (never a parameter: none is logged).
+                let at = l.find("duration: ").unwrap_or(0);
+                l[at..].chars().take(120).collect()
+            })
+            .collect();
+        (value, Window { lines, wire })
+    }
+
+    /// Asserts that `f` took exactly `expected` round trips.
+    fn expect<T: std::fmt::Debug>(
+        &self,
+        what: &str,
+        expected: usize,
+        f: impl FnOnce(&Store) -> T,
+    ) -> T {
+        let (value, w) = self.count(f);
+        assert_eq!(
+            w.round_trips(),
+            expected,
+            "{what}: {} round trips, expected {expected} (result {value:?}):\n{}",
+            w.round_trips(),
+            w.lines.join("\n")
+        );
+        assert_eq!(
+            w.wire,
+            expected,
+            "{what}: the proxy counted {} round trips, the log {}",
+            w.wire,
+            w.round_trips()
+        );
+        value
+    }
+}
+
+fn authorize_url(state: &State, challenge: &str) -> String {
+    format!(
+        "https://as.example.com/authorize?response_type=code&client_id={CLIENT}&state={}\
+         &code_challenge={challenge}&code_challenge_method=S256\
+         &redirect_uri=http%3A%2F%2F127.0.0.1%3A33418%2Fcallback",
+        state.secret()
+    )
+}
+
+/// Saves a verifier and promotes it: an SDK's flow up to the redirect.
+fn sdk_flow(store: &Store) -> State {
+    let verifier = CodeVerifier::generate();
+    let challenge = store
+        .save_code_verifier(SERVER, Some(CLIENT), verifier.secret())
+        .unwrap();
+    let state = State::generate();
+    store
+        .promote(
+            SERVER,
+            Some(CLIENT),
+            &authorize_url(&state, challenge.as_str()),
+        )
+        .unwrap();
+    state
+}
+
+/// Every path once, so that every statement is prepared on the pool's one connection.
+fn warm(store: &Store) {
+    for _ in 0..2 {
+        let f = store.begin(BeginRequest::new(SERVER)).unwrap();
+        store.complete(f.state().secret(), "code").unwrap();
+        store.consume(f.state().secret()).unwrap();
+        let s = sdk_flow(store);
+        store.reject(s.secret(), "access_denied", None).unwrap();
+        let _ = store.consume_for(s.secret(), SERVER);
+        let s = sdk_flow(store);
+        let _ = store.deliver(&format!(
+            "http://127.0.0.1:33418/callback?code=c&state={}",
+            s.secret()
+        ));
+        let _ = store.consume_for(s.secret(), "https://other.example.com");
+    }
+}
+
+#[test]
+fn every_flow_operation_takes_one_round_trip_on_success_and_refusal() {
+    let Some(cluster) = pg::cluster("round_trips") else {
+        return;
+    };
+    let url = cluster.fresh_database("round_trips");
+    let database = url
+        .rsplit('/')
+        .next()
+        .and_then(|s| s.split('?').next())
+        .unwrap()
+        .to_owned();
+    let mut admin = cluster.client(&database);
+    admin
+        .batch_execute(&format!(
+            "ALTER DATABASE \"{database}\" SET log_min_duration_statement = 0; \
+             ALTER DATABASE \"{database}\" SET log_parameter_max_length = 0"
+        ))
+        .unwrap();
+    let proxy = pg_proxy::Proxy::start(cluster.port());
+    let store = StoreOptions::default()
+        .pool_size(1)
+        .open(proxy.url(&url, cluster.port()))
+        .unwrap();
+    warm(&store);
+    let c = Counter {
+        cluster,
+        database,
+        proxy,
+        store,
+    };
+
+    // A native flow: begin, a callback, consume.
+    let flow = c.expect("begin", 1, |s| s.begin(BeginRequest::new(SERVER)).unwrap());
+    let state = flow.state().secret().to_owned();
+    c.expect("complete", 1, |s| s.complete(&state, "code-1").unwrap());
+    let err = c.expect("complete again", 1, |s| {
+        s.complete(&state, "code-2").unwrap_err()
+    });
+    assert!(matches!(err, Error::AlreadyCompleted), "{err:?}");
+    let consumed = c.expect("consume", 1, |s| s.consume(&state).unwrap());
+    assert_eq!(
+        consumed.code.as_ref().map(|c| c.secret().to_owned()),
+        Some("code-1".to_owned())
+    );
+    let err = c.expect("consume again (replay)", 1, |s| {
+        s.consume(&state).unwrap_err()
+    });
+    assert!(matches!(err, Error::AlreadyConsumed), "{err:?}");
+    let unknown = State::generate();
+    let err = c.expect("consume of an unknown state", 1, |s| {
+        s.consume(unknown.secret()).unwrap_err()
+    });
+    assert!(matches!(err, Error::UnknownState), "{err:?}");
+    let err = c.expect("complete of an unknown state", 1, |s| {
+        s.complete(unknown.secret(), "c").unwrap_err()
+    });
+    assert!(matches!(err, Error::UnknownState), "{err:?}");
+
+    // A state already in use, a challenge already saved.
+    let err = c.expect("begin with a state in use", 1, |s| {
+        s.begin(BeginRequest::new(SERVER).state(State::new(state.clone()).unwrap()))
+            .unwrap_err()
+    });
+    assert!(matches!(err, Error::DuplicateState), "{err:?}");
+    let verifier = CodeVerifier::generate();
+    let challenge = c.expect("save_code_verifier", 1, |s| {
+        s.save_code_verifier(SERVER, Some(CLIENT), verifier.secret())
+            .unwrap()
+    });
+    let err = c.expect("save_code_verifier again", 1, |s| {
+        s.save_code_verifier(SERVER, Some(CLIENT), verifier.secret())
+            .unwrap_err()
+    });
+    assert!(matches!(err, Error::DuplicateChallenge), "{err:?}");
+
+    // An SDK's flow: promote, the callback delivered at its redirect URI, consume_for.
+    let sdk_state = State::generate();
+    let url = authorize_url(&sdk_state, challenge.as_str());
+    c.expect("promote", 1, |s| {
+        s.promote(SERVER, Some(CLIENT), &url).unwrap()
+    });
+    c.expect("promote of the same URL again", 1, |s| {
+        s.promote(SERVER, Some(CLIENT), &url).unwrap()
+    });
+    let err = c.expect("promote for another server", 1, |s| {
+        s.promote("https://other.example.com", Some(CLIENT), &url)
+            .unwrap_err()
+    });
+    assert!(matches!(err, Error::ServerMismatch { .. }), "{err:?}");
+    let other = CodeVerifier::generate();
+    let err = c.expect("promote of an unknown challenge", 1, |s| {
+        s.promote(
+            SERVER,
+            Some(CLIENT),
+            &authorize_url(&State::generate(), other.challenge().as_str()),
+        )
+        .unwrap_err()
+    });
+    assert!(matches!(err, Error::UnknownChallenge), "{err:?}");
+    let callback = format!(
+        "http://127.0.0.1:33418/callback?code=code-2&state={}",
+        sdk_state.secret()
+    );
+    let err = c.expect("deliver at another redirect URI", 1, |s| {
+        s.deliver(&callback.replace("33418", "33419")).unwrap_err()
+    });
+    assert!(matches!(err, Error::ServerMismatch { .. }), "{err:?}");
+    c.expect("deliver", 1, |s| s.deliver(&callback).unwrap());
+    let consumed = c.expect("consume_for", 1, |s| {
+        s.consume_for(sdk_state.secret(), SERVER).unwrap()
+    });
+    assert_eq!(consumed.verifier.secret(), verifier.secret());
+
+    // A consume for another server ends the flow; the flow's end is told in one round trip.
+    let ended = c.store.begin(BeginRequest::new(SERVER)).unwrap();
+    let err = c.expect("consume_for another server", 1, |s| {
+        s.consume_for(ended.state().secret(), "https://other.example.com")
+            .unwrap_err()
+    });
+    assert!(matches!(err, Error::ServerMismatch { .. }), "{err:?}");
+    let err = c.expect("consume of an ended flow", 1, |s| {
+        s.consume(ended.state().secret()).unwrap_err()
+    });
+    assert!(matches!(err, Error::FlowEnded { .. }), "{err:?}");
+
+    // A failed flow: reject, then its consume reports the failure.
+    let failed = c.store.begin(BeginRequest::new(SERVER)).unwrap();
+    c.expect("reject", 1, |s| {
+        s.reject(failed.state().secret(), "access_denied", None)
+            .unwrap()
+    });
+    let err = c.expect("consume of a failed flow", 1, |s| {
+        s.consume(failed.state().secret()).unwrap_err()
+    });
+    assert!(matches!(err, Error::AuthorizationFailed { .. }), "{err:?}");
+
+    // An expired flow is deleted by the statement that finds it.
+    let short = c
+        .store
+        .begin(BeginRequest::new(SERVER).ttl(Duration::from_millis(1)))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    let err = c.expect("consume of an expired flow", 1, |s| {
+        s.consume(short.state().secret()).unwrap_err()
+    });
+    assert!(matches!(err, Error::Expired), "{err:?}");
+    let err = c.expect("consume after the expired flow was deleted", 1, |s| {
+        s.consume(short.state().secret()).unwrap_err()
+    });
+    assert!(matches!(err, Error::UnknownState), "{err:?}");
+}
