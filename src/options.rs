@@ -71,8 +71,8 @@ pub enum FileChecks {
 /// | [`clock`](Self::clock) | [`SystemClock`] |
 /// | [`file_checks`](Self::file_checks) | [`FileChecks::Enforce`] |
 /// | [`create_if_missing`](Self::create_if_missing) | `true` |
-/// | [`sweep_batch_size`](Self::sweep_batch_size) | at most 500 rows a transaction |
-/// | [`sweep_batch_time`](Self::sweep_batch_time) | 10 ms a transaction |
+/// | [`sweep_batch_size`](Self::sweep_batch_size) | at most 500 rows a transaction (PostgreSQL's `sweep`: 50,000 unless either sweep option is set) |
+/// | [`sweep_batch_time`](Self::sweep_batch_time) | 10 ms a transaction (PostgreSQL's `sweep`: 250 ms unless either sweep option is set) |
 /// | [`max_database_size`](Self::max_database_size) | no limit (SQLite's own) |
 /// | [`read_only`](Self::read_only) | `false` |
 /// | [`immediate_wal_scrub`](Self::immediate_wal_scrub) | `false` |
@@ -101,6 +101,8 @@ pub struct StoreOptions {
     pub(crate) create_if_missing: bool,
     pub(crate) sweep_batch_size: u32,
     pub(crate) sweep_batch_time: Duration,
+    /// The caller set a sweep batch option: no engine default replaces them.
+    pub(crate) sweep_batch_set: bool,
     pub(crate) max_database_size: Option<u64>,
     pub(crate) read_only: bool,
     pub(crate) immediate_wal_scrub: bool,
@@ -125,6 +127,7 @@ impl Default for StoreOptions {
             create_if_missing: true,
             sweep_batch_size: 500,
             sweep_batch_time: Duration::from_millis(10),
+            sweep_batch_set: false,
             max_database_size: None,
             read_only: false,
             immediate_wal_scrub: false,
@@ -191,6 +194,7 @@ impl StoreOptions {
     /// [`sweep_batch_time`](Self::sweep_batch_time).
     pub fn sweep_batch_size(mut self, rows: u32) -> Self {
         self.sweep_batch_size = rows.max(1);
+        self.sweep_batch_set = true;
         self
     }
     /// How long one sweep transaction should hold the write lock: a batch that took longer
@@ -200,6 +204,7 @@ impl StoreOptions {
     /// take longer on a slow disk.
     pub fn sweep_batch_time(mut self, time: Duration) -> Self {
         self.sweep_batch_time = time;
+        self.sweep_batch_set = true;
         self
     }
     /// The largest the database file may grow, in bytes (rounded down to whole pages, and

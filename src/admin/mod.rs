@@ -194,15 +194,19 @@ impl Store {
         // No index finds the ended rows (each would cost every consume a write): the table is
         // walked in id order, each chunk of rows one short transaction.
         let mut after = i64::MIN;
-        self.delete_in_batches(self.sweep_batch_size(), |tx, rows| {
-            let outcome = ops::finished_chunk(tx, older_than, after, rows)?;
-            Ok(outcome.map(|chunk| {
-                if let Some(last) = chunk.last {
-                    after = last;
-                }
-                (chunk.deleted, chunk.last.is_some())
-            }))
-        })
+        self.delete_in_batches(
+            self.sweep_batch_size(),
+            self.sweep_batch_time(),
+            |tx, rows| {
+                let outcome = ops::finished_chunk(tx, older_than, after, rows)?;
+                Ok(outcome.map(|chunk| {
+                    if let Some(last) = chunk.last {
+                        after = last;
+                    }
+                    (chunk.deleted, chunk.last.is_some())
+                }))
+            },
+        )
     }
 
     /// On an SQLite file, its facts: sizes, versions and journal mode. `None` for a store on a

@@ -142,6 +142,16 @@ impl Engine {
         }
     }
 
+    /// The engine's own largest sweep batch and batch time, used when the caller set neither
+    /// option: `None` keeps the options' defaults.
+    pub(crate) fn sweep_defaults(&self) -> Option<(u32, std::time::Duration)> {
+        match self {
+            Engine::Sqlite(_) => None,
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(_) => Some(self::postgres::SWEEP_BATCHES),
+        }
+    }
+
     /// The store's permanent identity, read when it was opened.
     pub(crate) fn store_id(&self) -> &str {
         match self {

@@ -216,7 +216,8 @@ impl Store {
     /// # Errors
     /// Storage errors; rows deleted by batches already committed stay deleted.
     pub fn sweep(&self) -> Result<SweepReport> {
-        self.delete_in_batches(self.sweep_batch_size(), |tx, size| {
+        let (max, target) = self.sweep_batches();
+        self.delete_in_batches(max, target, |tx, size| {
             let outcome = ops::sweep_batch(tx, size)?;
             Ok(outcome.map(|deleted| {
                 let more = deleted.len() >= size as usize;
@@ -237,10 +238,10 @@ impl Store {
     pub(crate) fn delete_in_batches(
         &self,
         max: u32,
+        target: Duration,
         mut batch: impl FnMut(&mut dyn FlowTx, u32) -> Result<Outcome<(Vec<Status>, bool)>> + Send,
     ) -> Result<SweepReport> {
         let mut report = SweepReport::default();
-        let target = self.sweep_batch_time();
         let mut session = self.engine().session()?;
         let mut run = || -> Result<()> {
             let mut size = max.min(FIRST_SWEEP_BATCH);

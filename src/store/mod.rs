@@ -71,6 +71,8 @@ struct Inner {
     ttl: std::time::Duration,
     sweep_batch_size: u32,
     sweep_batch_time: Duration,
+    /// The caller set a sweep batch option (else the engine may supply its own for `sweep`).
+    sweep_batch_set: bool,
 }
 
 impl fmt::Debug for Store {

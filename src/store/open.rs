@@ -181,6 +181,7 @@ impl Store {
                 ttl: opts.ttl,
                 sweep_batch_size: opts.sweep_batch_size,
                 sweep_batch_time: opts.sweep_batch_time,
+                sweep_batch_set: opts.sweep_batch_set,
             }),
         }
     }
@@ -263,6 +264,16 @@ impl Store {
 
     pub(crate) fn sweep_batch_time(&self) -> Duration {
         self.inner.sweep_batch_time
+    }
+
+    /// The largest batch and the batch time of `sweep`: the options, or, when the caller set
+    /// neither, the engine's own (PostgreSQL's batches lock only expired rows, so they block
+    /// no live flow and may be large).
+    pub(crate) fn sweep_batches(&self) -> (u32, Duration) {
+        match self.engine().sweep_defaults() {
+            Some(own) if !self.inner.sweep_batch_set => own,
+            _ => (self.inner.sweep_batch_size, self.inner.sweep_batch_time),
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The PostgreSQL statements of the many-row operations ([`MaintenanceRows`]): invalidation,
 //! the sweeps and their preview, statistics and listing, each beside the method that runs it.
-//! A sweep's batches take `FOR UPDATE SKIP LOCKED`, so they never wait on a row a live
-//! operation holds.
+//! A sweep's batches delete expired rows by expiry windows; `sweep --older-than` takes
+//! `FOR UPDATE SKIP LOCKED`, so it never waits on a row a live operation holds.
 
 use super::flows::{count, names, status_of, Rows};
 use crate::error::Result;
@@ -13,10 +13,19 @@ use crate::flow::Status;
 pub(crate) const DELETE_OF_SERVER: &str = "DELETE FROM flows WHERE server_id = $1 \
      AND ($2::text IS NULL OR client_id = $2) AND status = ANY($3)";
 
-/// Rows a live operation holds are skipped, not waited for: the next batch takes them.
-pub(crate) const DELETE_EXPIRED_BATCH: &str = "DELETE FROM flows WHERE id IN \
-     (SELECT id FROM flows WHERE expires_at <= $1 ORDER BY expires_at LIMIT $2 \
-      FOR UPDATE SKIP LOCKED) RETURNING status";
+/// The `$2` soonest-expiring expired rows, as a window: the `$2`-th of them in (expiry, id)
+/// order is found through `flows_by_expiry` alone, then every expired row up to it goes (an
+/// index range scan). No join and no lock taken first: a large `LIMIT` inside an `IN (...)`
+/// turns into a hash join over the whole table. Expired rows only: a live flow is never
+/// waited for, and a row a live statement holds (one deleting it as expired) is waited for
+/// briefly, then found gone.
+pub(crate) const DELETE_EXPIRED_BATCH: &str = "WITH b AS (SELECT expires_at, id FROM flows \
+     WHERE expires_at <= $1 ORDER BY expires_at, id OFFSET $2::bigint - 1 LIMIT 1) \
+     DELETE FROM flows \
+     WHERE expires_at <= least($1, coalesce((SELECT expires_at FROM b), $1)) \
+     AND ((SELECT id FROM b) IS NULL OR expires_at < (SELECT expires_at FROM b) \
+          OR id <= (SELECT id FROM b)) \
+     RETURNING status";
 
 /// One chunk of the walk of `sweep --older-than`: the last id and the number of the (at most
 /// `$2`) rows after `$1`, found by the primary key.

@@ -54,6 +54,11 @@ use crate::report::{CompactReport, MigrationReport};
 use connect::{Conn, Manager, TlsFailure};
 use error::{classify, commit_failed};
 
+/// `sweep`'s largest batch and batch time when the caller set neither option. A batch locks
+/// and deletes expired rows only, found by their expiry, so it blocks no live flow; few large
+/// batches keep a sweep within a small factor of one `DELETE` (each batch is a commit).
+pub(crate) const SWEEP_BATCHES: (u32, Duration) = (50_000, Duration::from_millis(250));
+
 /// How long a transaction may sit idle before the server ends it (a paused or hung client
 /// must not hold a flow's row lock for ever).
 const IDLE_IN_TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
