@@ -229,6 +229,28 @@ pub(crate) struct Chunk {
     pub last: Option<i64>,
 }
 
+impl Chunk {
+    /// The chunk of a walk that looked at `walked` rows (of at most `walk`), up to the id
+    /// `end`, and deleted `deleted` (at most `limit`; the highest id `last_deleted`). A chunk
+    /// that hit its delete limit resumes after its last deleted row; one that walked its whole
+    /// window resumes after `end`; a shorter window reached the end of the table.
+    pub(crate) fn after_walk(
+        deleted: Vec<Status>,
+        limit: u32,
+        last_deleted: Option<i64>,
+        walked: i64,
+        walk: u32,
+        end: i64,
+    ) -> Chunk {
+        let last = if deleted.len() >= limit as usize {
+            last_deleted
+        } else {
+            (walked >= i64::from(walk)).then_some(end)
+        };
+        Chunk { deleted, last }
+    }
+}
+
 /// "Live at a time", as [`rules::live_at`](crate::flow::rules::live_at) defines it, in the
 /// bounds a many-row statement compares columns with.
 #[derive(Debug, Clone, Copy)]

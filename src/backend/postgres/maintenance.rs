@@ -96,12 +96,14 @@ impl MaintenanceRows for Rows<'_> {
             .iter()
             .map(|r| status_of(r.get(1)))
             .collect::<Result<Vec<_>>>()?;
-        let last = if deleted.len() >= limit as usize {
-            last_deleted
-        } else {
-            (walked >= i64::from(walk)).then_some(end)
-        };
-        Ok(Chunk { deleted, last })
+        Ok(Chunk::after_walk(
+            deleted,
+            limit,
+            last_deleted,
+            walked,
+            walk,
+            end,
+        ))
     }
 
     fn count_removable(
