@@ -3,8 +3,9 @@
 //! and consume latency, and a sweep of many expired rows against one raw `DELETE`.
 //!
 //! ```text
-//! cargo bench --bench pg_flows --features postgres -- [--quick] [--durable] [--only ratio|procs|sweep]
-//!     [--rounds N] [--block N] [--procs N] [--secs S] [--sweep-rows N]
+//! cargo bench --bench pg_flows --features postgres -- [--quick] [--durable]
+//!     [--only ratio|latency|procs|sweep] [--rounds N] [--block N] [--procs N] [--secs S]
+//!     [--sweep-rows N] [--delay-us N] [--lat-rounds N] [--lat-block N]
 //! ```
 //!
 //! The server is a throwaway cluster started by the bench (tests/common/pg.rs: 127.0.0.1, a
@@ -12,20 +13,27 @@
 //! `OSS_BENCH_PG_URL` names (a database on a server where the bench may create databases).
 //! Per-flow variants run in interleaved blocks of `--block` flows, `--rounds` times; each row
 //! reports the median round. `--quick` (CI) runs tiny sizes so that this file cannot rot.
+//!
+//! `latency` (`pg_latency`) always runs on a durable server (fsync on; a second throwaway
+//! cluster when the first has fsync off), since `synchronous_commit` is one of its axes; its
+//! Redis rows need `redis-server` on PATH (`OSS_REQUIRE_REDIS=1` makes its absence fatal).
 #![allow(missing_docs)] // a bench binary, not an API
 
 mod common;
 #[path = "../tests/common/pg.rs"]
 mod pg_cluster;
 mod pg_floor;
+mod pg_latency;
+mod pg_minimal;
 mod pg_procs;
 mod pg_sweep;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use common::{median, store_native_flow, store_sdk_flow, temp_db, Floor};
 use oauth_state_store::{Durability, Store};
 use pg_floor::PgFloor;
+use pg_minimal::Minimal;
 use pg_procs::Target;
 
 struct Args {
@@ -36,6 +44,9 @@ struct Args {
     procs: usize,
     secs: f64,
     sweep_rows: usize,
+    delay_us: u64,
+    lat_rounds: usize,
+    lat_block: usize,
 }
 
 fn args() -> Args {
@@ -47,6 +58,9 @@ fn args() -> Args {
         procs: 16,
         secs: 3.0,
         sweep_rows: 1_000_000,
+        delay_us: 1000,
+        lat_rounds: 10,
+        lat_block: 30,
     };
     let mut it = std::env::args().skip(1);
     let number = |it: &mut dyn Iterator<Item = String>, what: &str| -> String {
@@ -56,6 +70,7 @@ fn args() -> Args {
         match arg.as_str() {
             "--quick" => {
                 (a.rounds, a.block, a.procs, a.secs, a.sweep_rows) = (2, 10, 2, 0.3, 2000);
+                (a.delay_us, a.lat_rounds, a.lat_block) = (200, 2, 5);
             }
             "--durable" => a.durable = true,
             "--only" => a.only = Some(number(&mut it, "--only")),
@@ -68,6 +83,13 @@ fn args() -> Args {
                     .parse()
                     .expect("--sweep-rows N");
             }
+            "--delay-us" => {
+                a.delay_us = number(&mut it, "--delay-us").parse().expect("--delay-us N");
+            }
+            "--lat-rounds" => {
+                a.lat_rounds = number(&mut it, "--lat-rounds").parse().expect("N");
+            }
+            "--lat-block" => a.lat_block = number(&mut it, "--lat-block").parse().expect("N"),
             "--bench" => {} // added by `cargo bench`
             other => panic!("unknown argument {other}"),
         }
@@ -165,6 +187,18 @@ fn main() {
     if wants("ratio") {
         ratio(&server, &a);
     }
+    if wants("latency") {
+        // synchronous_commit matters only where commits wait for the disk.
+        let durable;
+        let on = if a.durable {
+            &server
+        } else {
+            durable = Server::start(true);
+            &durable
+        };
+        let delay = Duration::from_micros(a.delay_us);
+        pg_latency::latency(on, a.lat_rounds, a.lat_block, delay);
+    }
     if wants("procs") {
         processes(&server, &a);
     }
@@ -174,6 +208,8 @@ fn main() {
 }
 
 fn processes(server: &Server, a: &Args) {
+    let (_, minimal_url) = server.create("procs_minimal", None);
+    Minimal::create_schema(&minimal_url);
     let (_, floor_url) = server.create("procs_floor", None);
     PgFloor::create_schema(&floor_url);
     let (_, store_url) = server.create("procs_store", None);
@@ -182,7 +218,12 @@ fn processes(server: &Server, a: &Args) {
     drop(Store::open(&path).expect("create the SQLite store"));
     let targets = [
         Target {
-            name: "PostgreSQL floor",
+            name: "PostgreSQL minimal floor",
+            role: "minimal",
+            target: minimal_url,
+        },
+        Target {
+            name: "PostgreSQL floor (old statements)",
             role: "floor",
             target: floor_url,
         },

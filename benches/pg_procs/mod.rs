@@ -18,6 +18,7 @@ use oauth_state_store::{BeginRequest, Store};
 use crate::common::child::Worker;
 use crate::common::{CLIENT, REDIRECT, SERVER};
 use crate::pg_floor::PgFloor;
+use crate::pg_minimal::Minimal;
 
 /// Starts a child in `role` on `target` (this binary with `--child ROLE TARGET ARGS`) and
 /// waits until it has opened its store.
@@ -74,6 +75,16 @@ impl Flows for PgFloor {
     }
 }
 
+impl Flows for Minimal {
+    fn begin(&mut self) -> Option<String> {
+        Some(Minimal::begin(self))
+    }
+
+    fn consume(&mut self, state: &str) -> bool {
+        Minimal::consume(self, state).is_some()
+    }
+}
+
 /// Runs flows until `stop` says so; prints the report.
 fn run_flows(flows: &mut dyn Flows, stop: impl Fn(Instant) -> bool) {
     let start = Instant::now();
@@ -114,7 +125,7 @@ fn handshake() {
 
 /// The child side: `ROLE TARGET [SECS]`.
 ///
-/// - `store TARGET SECS`, `floor URL SECS`: full flows for SECS seconds.
+/// - `store TARGET SECS`, `floor URL SECS`, `minimal URL SECS`: full flows for SECS seconds.
 /// - `probe TARGET`: full flows through the store until a line (`STOP`) arrives.
 pub fn child(args: &[String]) {
     let (role, target) = (args[0].as_str(), args[1].as_str());
@@ -128,6 +139,12 @@ pub fn child(args: &[String]) {
         }
         "floor" => {
             let mut floor = PgFloor::open(target);
+            let limit = secs();
+            handshake();
+            run_flows(&mut floor, |start| start.elapsed() >= limit);
+        }
+        "minimal" => {
+            let mut floor = Minimal::open(target);
             let limit = secs();
             handshake();
             run_flows(&mut floor, |start| start.elapsed() >= limit);
