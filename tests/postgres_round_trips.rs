@@ -1,7 +1,9 @@
 //! Round trips per operation on PostgreSQL, counted from the server's own statement log: every
 //! success path of begin, save_code_verifier, promote, a callback (complete, reject, deliver)
 //! and consume takes one round trip, and so does each refusal (unknown, duplicate, replay,
-//! ended, expired, mismatch).
+//! ended, expired, mismatch). The SDK's finish without the state takes one round trip to
+//! choose the flow (`pending_verifier`, `pending_discovery`, and every refusal of
+//! `consume_pending`) and one more to consume it.
 //!
 //! The database logs every statement of its sessions (`log_min_duration_statement = 0`, never
 //! a parameter's value: `log_parameter_max_length = 0`). A round trip is one simple query
@@ -145,15 +147,20 @@ fn warm(store: &Store) {
             s.secret()
         ));
         let _ = store.consume_for(s.secret(), "https://other.example.com");
+        sdk_flow(store);
+        store.pending_verifier(SERVER, Some(CLIENT)).unwrap();
+        store.pending_discovery(SERVER, Some(CLIENT)).unwrap();
+        store.consume_pending(SERVER, Some(CLIENT)).unwrap();
+        let _ = store.consume_pending(SERVER, Some(CLIENT));
+        let _ = store.pending_verifier(SERVER, Some(CLIENT));
+        let _ = store.pending_discovery(SERVER, Some(CLIENT));
     }
 }
 
-#[test]
-fn every_flow_operation_takes_one_round_trip_on_success_and_refusal() {
-    let Some(cluster) = pg::cluster("round_trips") else {
-        return;
-    };
-    let url = cluster.fresh_database("round_trips");
+/// A fresh database logging every statement, a store with one connection behind a counting
+/// proxy, warmed.
+fn counter<'a>(cluster: &'a pg::Cluster, test: &str) -> Counter<'a> {
+    let url = cluster.fresh_database(test);
     let database = url
         .rsplit('/')
         .next()
@@ -173,12 +180,20 @@ fn every_flow_operation_takes_one_round_trip_on_success_and_refusal() {
         .open(proxy.url(&url, cluster.port()))
         .unwrap();
     warm(&store);
-    let c = Counter {
+    Counter {
         cluster,
         database,
         proxy,
         store,
+    }
+}
+
+#[test]
+fn every_flow_operation_takes_one_round_trip_on_success_and_refusal() {
+    let Some(cluster) = pg::cluster("round_trips") else {
+        return;
     };
+    let c = counter(cluster, "round_trips");
 
     // A native flow: begin, a callback, consume.
     let flow = c.expect("begin", 1, |s| s.begin(BeginRequest::new(SERVER)).unwrap());
@@ -299,4 +314,87 @@ fn every_flow_operation_takes_one_round_trip_on_success_and_refusal() {
         s.consume(short.state().secret()).unwrap_err()
     });
     assert!(matches!(err, Error::UnknownState), "{err:?}");
+}
+
+#[test]
+fn the_finish_without_the_state_chooses_in_one_round_trip_and_consumes_in_one_more() {
+    let Some(cluster) = pg::cluster("pending_round_trips") else {
+        return;
+    };
+    let c = counter(cluster, "pending_round_trips");
+
+    // None.
+    let err = c.expect("pending_verifier with none", 1, |s| {
+        s.pending_verifier(SERVER, Some(CLIENT)).unwrap_err()
+    });
+    assert!(matches!(err, Error::NoPendingVerifier), "{err:?}");
+    let err = c.expect("pending_discovery with none", 1, |s| {
+        s.pending_discovery(SERVER, Some(CLIENT)).unwrap_err()
+    });
+    assert!(matches!(err, Error::NoPendingVerifier), "{err:?}");
+    let err = c.expect("consume_pending with none", 1, |s| {
+        s.consume_pending(SERVER, Some(CLIENT)).unwrap_err()
+    });
+    assert!(matches!(err, Error::NoPendingVerifier), "{err:?}");
+
+    // One: read, then consumed.
+    let state = sdk_flow(&c.store);
+    let verifier = c.expect("pending_verifier", 1, |s| {
+        s.pending_verifier(SERVER, Some(CLIENT)).unwrap()
+    });
+    let discovery = c.expect("pending_discovery", 1, |s| {
+        s.pending_discovery(SERVER, Some(CLIENT)).unwrap()
+    });
+    assert_eq!(discovery, None);
+    let done = c.expect("consume_pending", 2, |s| {
+        s.consume_pending(SERVER, Some(CLIENT)).unwrap()
+    });
+    assert_eq!(done.verifier.secret(), verifier.secret());
+    assert!(matches!(
+        c.store.consume(state.secret()),
+        Err(Error::AlreadyConsumed)
+    ));
+
+    // Several: refused with the count, nothing consumed.
+    let (a, b) = (sdk_flow(&c.store), sdk_flow(&c.store));
+    let err = c.expect("pending_verifier with several", 1, |s| {
+        s.pending_verifier(SERVER, Some(CLIENT)).unwrap_err()
+    });
+    assert!(
+        matches!(err, Error::AmbiguousPendingVerifier { count: 2 }),
+        "{err:?}"
+    );
+    let err = c.expect("pending_discovery with several", 1, |s| {
+        s.pending_discovery(SERVER, Some(CLIENT)).unwrap_err()
+    });
+    assert!(
+        matches!(err, Error::AmbiguousPendingVerifier { count: 2 }),
+        "{err:?}"
+    );
+    sdk_flow(&c.store);
+    let err = c.expect("consume_pending with several", 1, |s| {
+        s.consume_pending(SERVER, Some(CLIENT)).unwrap_err()
+    });
+    assert!(
+        matches!(err, Error::AmbiguousPendingVerifier { count: 3 }),
+        "{err:?}"
+    );
+    c.store.consume(a.secret()).unwrap();
+    c.store.consume(b.secret()).unwrap();
+    c.store.consume_pending(SERVER, Some(CLIENT)).unwrap();
+
+    // A flow whose verifier the store generated counts, but is finished by its state only.
+    let native = c
+        .store
+        .begin(BeginRequest::new(SERVER).client_id(CLIENT))
+        .unwrap();
+    let err = c.expect("consume_pending of a generated verifier's flow", 1, |s| {
+        s.consume_pending(SERVER, Some(CLIENT)).unwrap_err()
+    });
+    assert!(matches!(err, Error::NoPendingVerifier), "{err:?}");
+    let err = c.expect("pending_discovery of a generated verifier's flow", 1, |s| {
+        s.pending_discovery(SERVER, Some(CLIENT)).unwrap_err()
+    });
+    assert!(matches!(err, Error::NoPendingVerifier), "{err:?}");
+    c.store.consume(native.state().secret()).unwrap();
 }

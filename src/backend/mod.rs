@@ -33,7 +33,10 @@
 //!    condition is the rules' "may proceed", with the rules' status sets as parameters, that
 //!    return the row as it was and what they wrote (PostgreSQL: one statement each, one round
 //!    trip). The operation asks the rules again on the returned row and checks that the write
-//!    was the verdict's; a model test holds the engine's statements to the rules.
+//!    was the verdict's; a model test holds the engine's statements to the rules. The choice
+//!    of the SDK's finish without the state ([`Engine::pending`]) is the same: either
+//!    [`ops::read_pending`] in a transaction, or one statement over the same condition;
+//!    `consume_pending` is that choice, then the consume step of the flow chosen.
 //! 4. **A batch session** for sweeps ([`Session`]): a held connection on which several short
 //!    write transactions run, with whatever the engine wants between batches.
 //! 5. **Its migrations, its file or connection checks, and its error mapping**: storage
@@ -57,10 +60,12 @@ use self::tx::Tx;
 use crate::error::Error;
 use crate::error::Result;
 use crate::flow::ops;
-use crate::flow::row::NewFlow;
+use crate::flow::row::{NewFlow, PendingFlows};
+use crate::flow::rules::Action;
 #[cfg(doc)]
 use crate::flow::tx::{FlowRows, MaintenanceRows};
 use crate::flow::tx::{FlowTx, Outcome, Step, Stepped, Wipe};
+use crate::flow::ConsumedFlow;
 use crate::report::{CompactReport, FileInfo, MigrationReport, ServerInfo};
 
 /// The engine a [`Store`](crate::Store) runs on, chosen at open.
@@ -107,6 +112,53 @@ impl Engine {
                 let _ = wipe;
                 e.step(step)
             }
+        }
+    }
+
+    /// The choice of the SDK's finish without the state (see [`ops::read_pending`]). SQLite:
+    /// in one read transaction; PostgreSQL: one statement.
+    pub(crate) fn pending(&self, server_id: &str, client_id: Option<&str>) -> Result<PendingFlows> {
+        match self {
+            Engine::Sqlite(e) => e.read(|tx| ops::read_pending(tx, server_id, client_id)),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.pending(server_id, client_id),
+        }
+    }
+
+    /// `consume_pending`: the choice, then the consume of the flow chosen by its state
+    /// ([`ops::consume_pending`]). SQLite: both in one write transaction (the step's write
+    /// commits whatever the verdict, as a consume's does); PostgreSQL: the choice's statement,
+    /// then the consume's.
+    pub(crate) fn consume_pending(
+        &self,
+        server_id: &str,
+        client_id: Option<&str>,
+    ) -> Result<ConsumedFlow> {
+        match self {
+            Engine::Sqlite(e) => e.write(Wipe::Secret, |tx| {
+                let choice = ops::read_pending(tx, server_id, client_id)?;
+                let mut wrote = false;
+                let consumed = ops::consume_pending(
+                    choice,
+                    &mut |step| {
+                        let s = ops::step_in_tx(tx, step)?.into_result()?;
+                        wrote = s.did != Action::Nothing;
+                        Ok(s)
+                    },
+                    server_id,
+                );
+                match consumed {
+                    Ok(flow) => Ok(Outcome::Done(flow)),
+                    Err(e) if wrote => Ok(Outcome::CommitThenFail(e)),
+                    Err(e) => Err(e),
+                }
+            }),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => ops::consume_pending(
+                e.pending(server_id, client_id)?,
+                &mut |step| e.step(step),
+                server_id,
+            ),
         }
     }
 

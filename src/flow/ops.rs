@@ -5,9 +5,7 @@
 
 use crate::error::StorageError;
 use crate::error::{Error, Result};
-use crate::flow::row::{
-    Binding, CallbackResult, Chunk, FlowRow, ListedRow, NewFlow, StatusStats, StoredVerifier,
-};
+use crate::flow::row::{Binding, CallbackResult, Chunk, FlowRow, ListedRow, NewFlow, StatusStats};
 use crate::flow::rules::{self, Action, Choice, Expectations, Snapshot, Verdict};
 use crate::flow::tx::{FlowTx, Outcome, Step, Stepped};
 use crate::flow::{ConsumedFlow, Discovery, FlowInfo, InvalidateScope, Status};
@@ -388,35 +386,6 @@ fn consumed(verdict: Verdict, row: Option<FlowRow>, now: i64) -> Result<Consumed
     })
 }
 
-/// The body of a consume in a transaction once the row is read (`consume_pending`): the
-/// rule's verdict, carried out.
-fn consume_row(
-    tx: &mut dyn FlowTx,
-    row: Option<FlowRow>,
-    now: i64,
-    expect_server: Option<&str>,
-) -> Result<Outcome<ConsumedFlow>> {
-    let verdict = rules::consume(snapshot(&row).as_ref(), now, expect_server);
-    let did = verdict.action();
-    if let Some(r) = &row {
-        match did {
-            Action::Changed => {
-                let ended =
-                    matches!(verdict, Verdict::Burn(_)).then_some(rules::SERVER_MISMATCH_REASON);
-                changed_one(tx.mark_consumed(r.id, r.status, ended)?, "consume update")?;
-            }
-            Action::Deleted => changed_one(tx.delete(r.id, r.status)?, "expired-row delete")?,
-            Action::Nothing => {}
-        }
-    }
-    match consumed(verdict, row, now) {
-        Ok(flow) => Ok(Outcome::Done(flow)),
-        // What was written (a tombstone, a deleted expired row) stays.
-        Err(e) if did != Action::Nothing => Ok(Outcome::CommitThenFail(e)),
-        Err(e) => Err(e),
-    }
-}
-
 /// `record_callback`: the one rule for what a callback does to a flow, carried out in one
 /// [`Step`] (two when the flow's redirect URI is spelled in a way the engine's list of
 /// accepted spellings missed).
@@ -470,7 +439,7 @@ mod pending;
 pub(crate) use many::{
     finished_chunk, invalidate, list, removable, stats, sweep_batch, waiting_at,
 };
-pub(crate) use pending::{consume_pending, pending_discovery, pending_verifier};
+pub(crate) use pending::{consume_pending, pending_discovery, pending_verifier, read_pending};
 
 #[cfg(test)]
 mod tests;

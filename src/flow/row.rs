@@ -110,10 +110,23 @@ impl CallbackResult<'_> {
     }
 }
 
-/// A stored verifier with the challenge it must hash to. Its `Debug` leaves the verifier out.
-pub(crate) struct StoredVerifier {
+/// A live bound flow as the SDK's finish without the state reads it: its verifier with the
+/// challenge it must hash to, the state it is bound to, whether the store generated the
+/// verifier, and its discovery state. Its `Debug` leaves the verifier and the state key out.
+pub(crate) struct PendingFlow {
     pub verifier: String,
     pub challenge: String,
+    pub state_key: Option<Vec<u8>>,
+    pub generated: bool,
+    pub discovery: Option<String>,
+}
+
+/// What the choice of `pending_verifier` read: up to
+/// [`TO_TELL_ONE_FROM_MANY`](super::rules::TO_TELL_ONE_FROM_MANY) live bound flows of a server
+/// and client, and how many there are in all.
+pub(crate) struct PendingFlows {
+    pub found: Vec<PendingFlow>,
+    pub count: u64,
 }
 
 /// What the `Debug` of a row type prints in place of a secret that is there (`None` stays
@@ -188,11 +201,14 @@ impl fmt::Debug for CallbackResult<'_> {
     }
 }
 
-impl fmt::Debug for StoredVerifier {
+impl fmt::Debug for PendingFlow {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoredVerifier")
+        f.debug_struct("PendingFlow")
             .field("verifier", &"[redacted]")
             .field("challenge", &self.challenge)
+            .field("state_key", &redacted(&self.state_key))
+            .field("generated", &self.generated)
+            .field("discovery", &self.discovery.as_deref().map(Length))
             .finish()
     }
 }
@@ -304,9 +320,12 @@ mod tests {
             client_created_at: None,
             generated_verifier: true,
         };
-        let stored = StoredVerifier {
+        let stored = PendingFlow {
             verifier: "VERIFIER-SECRET".into(),
             challenge: "challenge".into(),
+            state_key: Some(b"STATEKEY-SECRET".to_vec()),
+            generated: false,
+            discovery: Some("DISCOVERY-TEXT".into()),
         };
         let binding = Binding {
             state_key: &key,
@@ -332,6 +351,6 @@ mod tests {
         }
         assert!(printed.contains("[redacted]"));
         // The discovery state is no secret, but shows its length only.
-        assert_eq!(printed.matches("[14 bytes]").count(), 2, "{printed}");
+        assert_eq!(printed.matches("[14 bytes]").count(), 3, "{printed}");
     }
 }

@@ -5,7 +5,7 @@
 //! engine whether the write removes a secret.
 
 use super::row::{Binding, CallbackResult, Chunk, ListedRow, Live, NewFlow, StatusStats};
-use super::row::{FlowRow, StoredVerifier};
+use super::row::{FlowRow, PendingFlow};
 use super::Status;
 use crate::error::{Error, Result};
 
@@ -50,8 +50,8 @@ pub(crate) trait FlowRows {
     /// Deletes the row `id` if its status is still `was`.
     fn delete(&mut self, id: i64, was: Status) -> Result<u64>;
 
-    /// Up to `limit` verifiers of live rows of `server_id` and exactly `client_id` in one of
-    /// `statuses`.
+    /// Up to `limit` live rows of `server_id` and exactly `client_id` in one of `statuses`, as
+    /// the choice of `pending_verifier` reads them.
     fn live_verifiers(
         &mut self,
         server_id: &str,
@@ -59,7 +59,7 @@ pub(crate) trait FlowRows {
         statuses: &[Status],
         live: Live,
         limit: u32,
-    ) -> Result<Vec<StoredVerifier>>;
+    ) -> Result<Vec<PendingFlow>>;
 
     /// How many rows [`FlowRows::live_verifiers`] would find without its limit.
     fn count_live(

@@ -60,8 +60,7 @@ impl Store {
         client_id: Option<&str>,
     ) -> Result<CodeVerifier> {
         validate::server_and_client(server_id, client_id)?;
-        self.engine()
-            .read(|tx| ops::pending_verifier(tx, server_id, client_id))
+        ops::pending_verifier(self.engine().pending(server_id, client_id)?)
     }
 
     /// The SDK's finish without state context: an SDK that exchanges a code without handing
@@ -76,6 +75,11 @@ impl Store {
     /// [`BeginRequest::verifier`](crate::BeginRequest::verifier)) is taken this way; a flow
     /// whose verifier the store generated is finished by its state (it counts toward the
     /// choice, and alone gives [`Error::NoPendingVerifier`]).
+    ///
+    /// On a SQLite file the choice and the consume are one transaction. On PostgreSQL the
+    /// choice is one statement and the consume of the flow chosen, by its state, another (two
+    /// round trips): a flow another process consumed in between is what a consume of its state
+    /// then says, [`Error::AlreadyConsumed`]; one consumed before the choice is not chosen.
     ///
     /// ```
     /// use oauth_state_store::{CodeVerifier, Error};
@@ -104,9 +108,7 @@ impl Store {
         client_id: Option<&str>,
     ) -> Result<crate::flow::ConsumedFlow> {
         validate::server_and_client(server_id, client_id)?;
-        self.engine().write(Wipe::Secret, |tx| {
-            ops::consume_pending(tx, server_id, client_id)
-        })
+        self.engine().consume_pending(server_id, client_id)
     }
 
     /// The discovery state ([`Promotion::discovery`](crate::Promotion::discovery)) recorded on
@@ -124,8 +126,7 @@ impl Store {
         client_id: Option<&str>,
     ) -> Result<Option<String>> {
         validate::server_and_client(server_id, client_id)?;
-        self.engine()
-            .read(|tx| ops::pending_discovery(tx, server_id, client_id))
+        ops::pending_discovery(self.engine().pending(server_id, client_id)?)
     }
 
     /// Deletes exactly the flows of `server_id` (and of `client_id`, when given; `None` means

@@ -17,7 +17,7 @@ use postgres::Row;
 use super::connect::Conn;
 use super::error::{classify, unique_violation};
 use crate::error::{Error, Result};
-use crate::flow::row::{Binding, CallbackResult, FlowRow, Live, NewFlow, StoredVerifier};
+use crate::flow::row::{Binding, CallbackResult, FlowRow, Live, NewFlow, PendingFlow};
 use crate::flow::tx::FlowRows;
 use crate::flow::Status;
 
@@ -207,13 +207,59 @@ pub(crate) const CONSUME: &str = "UPDATE flows SET status = 'consumed', code_ver
 
 pub(crate) const DELETE_BY_ID: &str = "DELETE FROM flows WHERE id = $1 AND status = $2";
 
-pub(crate) const SELECT_LIVE_VERIFIERS: &str = "SELECT code_verifier, code_challenge FROM flows \
-     WHERE server_id = $1 AND client_id IS NOT DISTINCT FROM $2 AND status = ANY($4) \
-     AND expires_at > $3 AND created_at <= $5 LIMIT $6";
+/// The live rows of a server and client in one of some statuses, the choice of
+/// `pending_verifier`: the one condition of [`SELECT_LIVE_VERIFIERS`], [`COUNT_LIVE`] and the
+/// one-statement choice ([`super::pending`]), each argument the SQL of a value (the server,
+/// the client, the statuses, the bounds of [`rules::live_at`](crate::flow::rules::live_at)).
+macro_rules! live_of {
+    ($server:literal, $client:literal, $statuses:literal, $expires_after:literal, $created_by:literal) => {
+        concat!(
+            "server_id = ",
+            $server,
+            " AND client_id IS NOT DISTINCT FROM ",
+            $client,
+            " AND status = ANY(",
+            $statuses,
+            ") AND expires_at > ",
+            $expires_after,
+            " AND created_at <= ",
+            $created_by
+        )
+    };
+}
 
-pub(crate) const COUNT_LIVE: &str = "SELECT count(*) FROM flows \
-     WHERE server_id = $1 AND client_id IS NOT DISTINCT FROM $2 AND status = ANY($4) \
-     AND expires_at > $3 AND created_at <= $5";
+/// The columns of a [`PendingFlow`], in order.
+macro_rules! pending_columns {
+    () => {
+        "code_verifier, code_challenge, state_key, generated_verifier, discovery"
+    };
+}
+
+pub(crate) const SELECT_LIVE_VERIFIERS: &str = concat!(
+    "SELECT ",
+    pending_columns!(),
+    " FROM flows WHERE ",
+    live_of!("$1", "$2", "$4", "$3", "$5"),
+    " LIMIT $6"
+);
+
+pub(crate) const COUNT_LIVE: &str = concat!(
+    "SELECT count(*) FROM flows WHERE ",
+    live_of!("$1", "$2", "$4", "$3", "$5")
+);
+
+/// The [`PendingFlow`] of a row whose columns are [`pending_columns`]'.
+pub(super) fn pending_flow(r: &Row) -> Result<PendingFlow> {
+    let verifier: Option<String> = r.get(0);
+    Ok(PendingFlow {
+        verifier: verifier
+            .ok_or_else(|| Error::corrupt("a live flows row has no code_verifier"))?,
+        challenge: r.get(1),
+        state_key: r.get(2),
+        generated: r.get(3),
+        discovery: r.get(4),
+    })
+}
 
 pub(crate) const ANY_LIVE_FOR_REDIRECT: &str = "SELECT EXISTS (SELECT 1 FROM flows \
      WHERE status = ANY($1) AND expires_at > $2 AND created_at <= $3 \
@@ -306,7 +352,7 @@ impl FlowRows for Rows<'_> {
         statuses: &[Status],
         live: Live,
         limit: u32,
-    ) -> Result<Vec<StoredVerifier>> {
+    ) -> Result<Vec<PendingFlow>> {
         let rows = self.query(
             SELECT_LIVE_VERIFIERS,
             &[
@@ -318,13 +364,7 @@ impl FlowRows for Rows<'_> {
                 &i64::from(limit),
             ],
         )?;
-        Ok(rows
-            .iter()
-            .map(|r| StoredVerifier {
-                verifier: r.get(0),
-                challenge: r.get(1),
-            })
-            .collect())
+        rows.iter().map(pending_flow).collect()
     }
 
     fn count_live(

@@ -9,13 +9,16 @@
 //!   is refused, and another program's `flows` or `meta` table is not a store.
 //! - [`steps`]: begin, promote, a callback and consume, one autocommit statement each (one
 //!   round trip), the clock read inside it.
+//! - [`pending`]: the choice of the SDK's finish without the state (`pending_verifier`,
+//!   `pending_discovery`), one statement; `consume_pending` is that choice, then a consume.
 //! - [`flows`], [`maintenance`]: the statements of the row interface, each beside the method
 //!   that runs it.
 //! - [`error`]: the driver's errors as the crate's (`Unavailable`, `CommitOutcomeUnknown`).
 //!
 //! The one-row operations are single statements that lock the row they judge (`FOR UPDATE`),
-//! so two consumes of one state have one winner and the loser reads the row consumed. The
-//! other operations run in transactions: READ COMMITTED, a write transaction reading its rows
+//! so two consumes of one state have one winner and the loser reads the row consumed;
+//! `consume_pending` consumes its choice by the same statement, so the loser of two reads the
+//! flow consumed as well. The other operations run in transactions: READ COMMITTED, a write transaction reading its rows
 //! `FOR UPDATE`. The time of a
 //! transaction is the database server's clock, read in the same round trip as `BEGIN`, unless
 //! the options injected a clock: hosts' clocks differ, the server's is one for all of them.
@@ -24,10 +27,14 @@ pub(crate) mod admin;
 pub(crate) mod check;
 pub(crate) mod connect;
 pub(crate) mod error;
+#[macro_use]
 pub(crate) mod flows;
 mod maintenance;
 pub(crate) mod migrate;
+// `pending` after `flows` and `steps`: its statement is built with their macros.
+#[macro_use]
 pub(crate) mod steps;
+pub(crate) mod pending;
 pub(crate) mod tls;
 pub(crate) mod tokens;
 
@@ -47,7 +54,7 @@ use r2d2::{Pool, PooledConnection};
 use crate::backend::tx::Tx;
 use crate::clock::Clock;
 use crate::error::{Error, Result, StorageError};
-use crate::flow::row::NewFlow;
+use crate::flow::row::{NewFlow, PendingFlows};
 use crate::flow::tx::{FlowTx, Outcome, Step, Stepped};
 use crate::options::StoreOptions;
 use crate::report::{CompactReport, MigrationReport};
@@ -260,6 +267,20 @@ impl Postgres {
         off_runtime(|| {
             let mut conn = self.open_conn()?;
             steps::step(&mut conn, step, self.injected_now(), self.busy_timeout)
+        })
+    }
+
+    /// The choice of the SDK's finish without the state: one statement.
+    pub(crate) fn pending(&self, server_id: &str, client_id: Option<&str>) -> Result<PendingFlows> {
+        off_runtime(|| {
+            let mut conn = self.open_conn()?;
+            pending::choose(
+                &mut conn,
+                server_id,
+                client_id,
+                self.injected_now(),
+                self.busy_timeout,
+            )
         })
     }
 

@@ -187,13 +187,14 @@ pub(crate) const PROMOTE: &str = concat!(
     answer!("false")
 );
 
-/// The statements of this module, for the plan checks.
+/// The one-statement operations (this module's, and the pending choice), for the plan checks.
 #[cfg(test)]
-pub(crate) const ALL: [(&str, &str); 4] = [
+pub(crate) const ALL: [(&str, &str); 5] = [
     ("INSERT", INSERT),
     ("CONSUME", CONSUME),
     ("RECORD", RECORD),
     ("PROMOTE", PROMOTE),
+    ("CHOOSE", super::pending::CHOOSE),
 ];
 
 /// A statement that writes failed. The server's `ERROR` means it rolled the statement back
@@ -375,4 +376,4 @@ fn stepped(r: &Row) -> Result<Stepped> {
 
 #[cfg(test)]
 #[path = "steps_tests.rs"]
-mod tests;
+pub(super) mod tests;

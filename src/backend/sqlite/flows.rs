@@ -7,7 +7,7 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{params, Row, ToSql, Transaction};
 
 use crate::error::{Error, Result};
-use crate::flow::row::{Binding, CallbackResult, FlowRow, Live, NewFlow, StoredVerifier};
+use crate::flow::row::{Binding, CallbackResult, FlowRow, Live, NewFlow, PendingFlow};
 use crate::flow::tx::FlowRows;
 use crate::flow::Status;
 
@@ -199,8 +199,11 @@ macro_rules! live {
     };
 }
 
-pub(crate) const SELECT_LIVE_VERIFIERS: &str =
-    concat!("SELECT code_verifier, code_challenge", live!(), " LIMIT ?7");
+pub(crate) const SELECT_LIVE_VERIFIERS: &str = concat!(
+    "SELECT code_verifier, code_challenge, state_key, generated_verifier, discovery",
+    live!(),
+    " LIMIT ?7"
+);
 
 pub(crate) const COUNT_LIVE: &str = concat!("SELECT count(*)", live!());
 
@@ -299,7 +302,7 @@ impl FlowRows for Rows<'_> {
         statuses: &[Status],
         live: Live,
         limit: u32,
-    ) -> Result<Vec<StoredVerifier>> {
+    ) -> Result<Vec<PendingFlow>> {
         let [a, b] = status_slots::<2>(statuses);
         self.run(|tx| {
             tx.prepare_cached(SELECT_LIVE_VERIFIERS)?
@@ -314,9 +317,12 @@ impl FlowRows for Rows<'_> {
                         limit
                     ],
                     |r| {
-                        Ok(StoredVerifier {
+                        Ok(PendingFlow {
                             verifier: r.get(0)?,
                             challenge: r.get(1)?,
+                            state_key: r.get(2)?,
+                            generated: r.get(3)?,
+                            discovery: r.get(4)?,
                         })
                     },
                 )?

@@ -1,92 +1,88 @@
 //! The SDK's finish without the state: the one live bound flow of a server and client, chosen
 //! by the same rule for reading its verifier, its discovery state, and consuming it.
+//!
+//! An engine reads the choice ([`PendingFlows`]): in a transaction by [`read_pending`]
+//! (SQLite), or in one statement of its own over the same condition (PostgreSQL). The
+//! operations below make it with [`rules::pending_verifier`] whatever read it.
 
 use super::*;
+use crate::flow::row::{PendingFlow, PendingFlows};
 
-/// The one live bound flow of a server and client, as `live_verifiers` reads it: none is
-/// [`Error::NoPendingVerifier`], several [`Error::AmbiguousPendingVerifier`] with the count.
-fn the_pending_verifier(
+/// The choice, read in a transaction: up to [`rules::TO_TELL_ONE_FROM_MANY`] live bound flows
+/// of a server and client, and how many there are (counted only when that many were found).
+pub(crate) fn read_pending(
     tx: &mut dyn FlowTx,
     server_id: &str,
     client_id: Option<&str>,
-) -> Result<StoredVerifier> {
+) -> Result<PendingFlows> {
     let live = rules::live_at(tx.now());
-    let found = tx.live_verifiers(
-        server_id,
-        client_id,
-        &rules::LIVE_BOUND,
-        live,
-        rules::TO_TELL_ONE_FROM_MANY,
-    )?;
-    match rules::pending_verifier(found) {
-        Choice::None => Err(Error::NoPendingVerifier),
-        Choice::One(stored) => Ok(stored),
-        Choice::Several => {
-            let count = tx.count_live(server_id, client_id, &rules::LIVE_BOUND, live)?;
-            Err(Error::AmbiguousPendingVerifier { count })
-        }
-    }
+    let limit = rules::TO_TELL_ONE_FROM_MANY;
+    let found = tx.live_verifiers(server_id, client_id, &rules::LIVE_BOUND, live, limit)?;
+    let count = if found.len() < limit as usize {
+        found.len() as u64
+    } else {
+        tx.count_live(server_id, client_id, &rules::LIVE_BOUND, live)?
+    };
+    Ok(PendingFlows { found, count })
 }
 
-/// `pending_verifier`: the verifier of the one live bound flow of a server and client.
-pub(crate) fn pending_verifier(
-    tx: &mut dyn FlowTx,
-    server_id: &str,
-    client_id: Option<&str>,
-) -> Result<CodeVerifier> {
-    let stored = the_pending_verifier(tx, server_id, client_id)?;
-    if !verifier_matches(&stored.verifier, &stored.challenge) {
+/// The one flow of the choice: none is [`Error::NoPendingVerifier`], several
+/// [`Error::AmbiguousPendingVerifier`] with the count. Its verifier must still hash to its
+/// challenge.
+fn the_one(choice: PendingFlows) -> Result<PendingFlow> {
+    let flow = match rules::pending_verifier(choice.found) {
+        Choice::None => return Err(Error::NoPendingVerifier),
+        Choice::One(flow) => flow,
+        Choice::Several => {
+            return Err(Error::AmbiguousPendingVerifier {
+                count: choice.count,
+            })
+        }
+    };
+    if !verifier_matches(&flow.verifier, &flow.challenge) {
         return Err(Error::corrupt(
             "a flows row's code_verifier no longer matches its code_challenge",
         ));
     }
-    Ok(CodeVerifier::from_stored(stored.verifier))
+    Ok(flow)
 }
 
-/// The one live bound flow of a server and client, read whole: the same choice as
-/// [`pending_verifier`], then its row found by its challenge. A flow whose verifier the store
-/// generated is not found by its challenge: such a flow is finished by its state, so it
-/// counts toward the choice but is never taken here ([`Error::NoPendingVerifier`]).
-fn the_pending_row(
-    tx: &mut dyn FlowTx,
-    server_id: &str,
-    client_id: Option<&str>,
-) -> Result<FlowRow> {
-    let stored = the_pending_verifier(tx, server_id, client_id)?;
-    // The row found by the challenge must be the one chosen: same server and client, and the
-    // same verifier unless a consume that committed meanwhile wiped it (the consume rule then
-    // reports that). A generated verifier's row is not found by its challenge, or another row
-    // (a caller that saved that verifier again) is.
-    match find_by_challenge(tx, &stored.challenge)? {
-        Some(row)
-            if row.server_id == server_id
-                && row.client_id.as_deref() == client_id
-                && row.verifier.as_ref().is_none_or(|v| *v == stored.verifier) =>
-        {
-            Ok(row)
-        }
-        _ => Err(Error::NoPendingVerifier),
+/// The one flow of the choice, to be finished without its state. A flow whose verifier the
+/// store generated is finished by its state: it counts toward the choice but is never taken
+/// here ([`Error::NoPendingVerifier`]).
+fn the_one_to_take(choice: PendingFlows) -> Result<PendingFlow> {
+    let flow = the_one(choice)?;
+    if flow.generated {
+        return Err(Error::NoPendingVerifier);
     }
+    Ok(flow)
 }
 
-/// `consume_pending`: consumes the one live bound flow of a server and client, by the rule of
-/// a consume for that server.
+/// `pending_verifier`: the verifier of the one live bound flow of a server and client.
+pub(crate) fn pending_verifier(choice: PendingFlows) -> Result<CodeVerifier> {
+    Ok(CodeVerifier::from_stored(the_one(choice)?.verifier))
+}
+
+/// `pending_discovery`: the discovery state recorded on the flow [`consume_pending`] would
+/// take (`None` when it has none).
+pub(crate) fn pending_discovery(choice: PendingFlows) -> Result<Option<String>> {
+    Ok(the_one_to_take(choice)?.discovery)
+}
+
+/// `consume_pending`: consumes the one live bound flow of a server and client by its state,
+/// as a consume for that server does ([`consume`], in one [`Step`]). The state key is unique
+/// and set once, at promote, so the flow consumed is the flow chosen; a flow another process
+/// consumed since the choice is what that consume says ([`Error::AlreadyConsumed`]).
 pub(crate) fn consume_pending(
-    tx: &mut dyn FlowTx,
+    choice: PendingFlows,
+    run: RunStep<'_>,
     server_id: &str,
-    client_id: Option<&str>,
-) -> Result<Outcome<ConsumedFlow>> {
-    let row = the_pending_row(tx, server_id, client_id)?;
-    let now = tx.now();
-    consume_row(tx, Some(row), now, Some(server_id))
-}
-
-/// `pending_discovery`, read-only: the discovery state recorded on the one live bound flow of
-/// a server and client (`None` when it has none).
-pub(crate) fn pending_discovery(
-    tx: &mut dyn FlowTx,
-    server_id: &str,
-    client_id: Option<&str>,
-) -> Result<Option<String>> {
-    Ok(the_pending_row(tx, server_id, client_id)?.discovery)
+) -> Result<ConsumedFlow> {
+    let flow = the_one_to_take(choice)?;
+    let key: [u8; 32] = flow
+        .state_key
+        .as_deref()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| Error::corrupt("a bound flows row has no state key"))?;
+    consume(run, &key, Some(server_id))
 }

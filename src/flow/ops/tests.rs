@@ -1,7 +1,7 @@
 //! The operations over a row interface that misbehaves on purpose.
 
 use super::*;
-use crate::flow::row::{Live, StoredVerifier};
+use crate::flow::row::{Live, PendingFlow};
 use crate::flow::tx::{FlowRows, MaintenanceRows, Wipe};
 use crate::{BeginRequest, Store};
 
@@ -41,7 +41,7 @@ impl FlowRows for RowChangedUnderneath<'_> {
         statuses: &[Status],
         live: Live,
         limit: u32,
-    ) -> Result<Vec<StoredVerifier>> {
+    ) -> Result<Vec<PendingFlow>> {
         self.0
             .live_verifiers(server_id, client_id, statuses, live, limit)
     }
