@@ -309,9 +309,14 @@ fn a_database_with_another_programs_flows_or_meta_is_not_a_store_and_unchanged()
     }
 }
 
-/// The plan of `query` as text, after the table holds `rows` rows and has been analysed.
-fn plan(c: &mut Client, query: &str) -> String {
-    c.query(&format!("EXPLAIN {query}"), &[])
+/// The plan of the prepared statement `sql` run with `args`, under `mode` (`plan_cache_mode`:
+/// `force_generic_plan` is the plan a connection may settle on after its first runs), as text.
+fn prepared_plan(c: &mut Client, mode: &str, name: &str, sql: &str, args: &str) -> String {
+    c.batch_execute(&format!(
+        "DEALLOCATE ALL; SET plan_cache_mode = {mode}; PREPARE p_{name} AS {sql}"
+    ))
+    .unwrap();
+    c.query(&format!("EXPLAIN EXECUTE p_{name}({args})"), &[])
         .unwrap()
         .iter()
         .map(|r| r.get::<_, String>(0))
@@ -319,46 +324,128 @@ fn plan(c: &mut Client, query: &str) -> String {
         .join("\n")
 }
 
+/// The indexes a plan scans, one entry a scan.
+fn scanned_indexes(plan: &str) -> Vec<&str> {
+    plan.lines()
+        .filter_map(|l| {
+            let l = l.trim_start_matches([' ', '-', '>']);
+            [
+                "Index Scan using ",
+                "Index Only Scan using ",
+                "Bitmap Index Scan on ",
+            ]
+            .iter()
+            .find_map(|p| l.strip_prefix(p))
+            .and_then(|rest| rest.split_whitespace().next())
+        })
+        .collect()
+}
+
 #[test]
-fn the_sweep_and_the_per_server_queries_use_an_index() {
+fn the_sweep_and_the_per_server_statements_use_an_index_in_their_plans() {
+    use crate::backend::postgres::{flows as f, maintenance as m};
     let Some((mut c, _)) = fresh("plans_use_indexes") else {
         return;
     };
     migrate(&mut c, &CURRENT).unwrap();
-    // 20k flows of 50 servers, a tenth of them expired, then statistics.
+    // 20k flows of 50 servers and 3 clients in every status, a tenth of them expired, then
+    // statistics.
     c.batch_execute(
         "INSERT INTO flows (state_key, code_challenge, code_verifier, server_id, client_id, \
-         status, created_at, expires_at) \
-         SELECT sha256(i::text::bytea), rpad(i::text, 43, 'x'), 'v', 'https://s' || (i % 50), \
-         'c', 'pending', i, CASE WHEN i % 10 = 0 THEN 1000 ELSE 10000000000000 END \
+         status, created_at, expires_at, consumed_at) \
+         SELECT CASE WHEN i % 5 = 0 THEN NULL ELSE sha256(i::text::bytea) END, \
+         rpad(i::text, 43, 'x'), CASE WHEN i % 5 IN (3, 4) THEN NULL ELSE 'v' END, \
+         'https://s' || (i % 50), 'c' || (i % 3), \
+         (ARRAY['unbound', 'pending', 'completed', 'failed', 'consumed'])[i % 5 + 1], i, \
+         CASE WHEN i % 10 = 0 THEN 1000 + i ELSE 10000000000000 END, \
+         CASE WHEN i % 5 = 4 THEN i END \
          FROM generate_series(1, 20000) AS i; ANALYZE flows",
     )
     .unwrap();
-    let sweep = plan(
-        &mut c,
-        "SELECT id FROM flows WHERE expires_at <= 5000 ORDER BY expires_at LIMIT 500 \
-         FOR UPDATE SKIP LOCKED",
-    );
-    assert!(sweep.contains("flows_by_expiry"), "{sweep}");
-    // sweep --older-than walks the primary key in chunks.
-    let walk = plan(
-        &mut c,
-        "SELECT id FROM flows WHERE id > 100 AND id <= 600 AND status = ANY('{consumed}') \
-         AND coalesce(consumed_at, created_at) <= 5000 ORDER BY id LIMIT 500 \
-         FOR UPDATE SKIP LOCKED",
-    );
-    assert!(walk.contains("flows_pkey"), "{walk}");
-    let server = plan(
-        &mut c,
-        "SELECT count(*) FROM flows WHERE server_id = 'https://s7' AND client_id = 'c' \
-         AND status = 'pending'",
-    );
-    assert!(server.contains("flows_by_server"), "{server}");
-    let by_state = plan(
-        &mut c,
-        "SELECT id FROM flows WHERE state_key = sha256('7'::bytea) FOR UPDATE",
-    );
-    assert!(by_state.contains("flows_state_key_key"), "{by_state}");
+    // (statement, its arguments, the indexes its generic plan may scan, the one its plan for
+    // these arguments scans). Not knowing its LIMIT, the generic plan of a server's live
+    // verifiers may walk the expiry index and stop at the limit; a listing's generic plan
+    // walks it in the listing's order.
+    let server = ["flows_by_server"];
+    let cases: [(&str, &str, &str, &[&str], &str); 8] = [
+        (
+            "expired_batch",
+            m::DELETE_EXPIRED_BATCH,
+            "5000, 500",
+            &["flows_by_expiry"],
+            "flows_by_expiry",
+        ),
+        (
+            "of_server",
+            m::DELETE_OF_SERVER,
+            "'https://s7', 'c1', '{pending,unbound}'",
+            &server,
+            "flows_by_server",
+        ),
+        (
+            "live_verifiers",
+            f::SELECT_LIVE_VERIFIERS,
+            "'https://s7', 'c1', 5000, '{pending}', 100000, 16",
+            &["flows_by_server", "flows_by_expiry"],
+            "flows_by_server",
+        ),
+        (
+            "count_live",
+            f::COUNT_LIVE,
+            "'https://s7', 'c1', 5000, '{pending}', 100000",
+            &["flows_by_server", "flows_by_expiry"],
+            "flows_by_server",
+        ),
+        (
+            "list",
+            m::LIST_FLOWS,
+            "'pending', NULL, 'https://s7'",
+            &["flows_by_expiry"],
+            "flows_by_server",
+        ),
+        (
+            "walk_window",
+            m::WALK_WINDOW,
+            "100, 500",
+            &["flows_pkey"],
+            "flows_pkey",
+        ),
+        (
+            "ended_chunk",
+            m::DELETE_ENDED_CHUNK,
+            "100, 600, '{consumed}', 5000, 500",
+            &["flows_pkey"],
+            "flows_pkey",
+        ),
+        (
+            "by_state",
+            f::SELECT_BY_STATE_FOR_UPDATE,
+            "sha256('7'::bytea)",
+            &["flows_state_key_key"],
+            "flows_state_key_key",
+        ),
+    ];
+    for (name, sql, args, generic, custom) in cases {
+        let nulls = vec!["NULL"; args.split(", ").count()].join(", ");
+        let plan = prepared_plan(&mut c, "force_generic_plan", name, sql, &nulls);
+        let scans = scanned_indexes(&plan);
+        assert!(!plan.contains("Seq Scan"), "{name}, generic: {plan}");
+        assert!(
+            !scans.is_empty() && scans.iter().all(|i| generic.contains(i)),
+            "{name}, generic: {plan}"
+        );
+        let plan = prepared_plan(&mut c, "force_custom_plan", name, sql, args);
+        assert!(!plan.contains("Seq Scan"), "{name}, custom: {plan}");
+        assert!(
+            scanned_indexes(&plan).contains(&custom),
+            "{name}, custom: {plan}"
+        );
+        if name == "expired_batch" {
+            // The window's last row and the delete up to it: both range scans of the expiry
+            // index, in its generic plan too.
+            assert_eq!(scans, ["flows_by_expiry"; 2], "{name}: {plan}");
+        }
+    }
 }
 
 #[path = "migrate_process_tests.rs"]
