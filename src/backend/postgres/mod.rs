@@ -45,6 +45,10 @@ pub(crate) mod tokens;
 #[allow(unreachable_pub)]
 pub(crate) mod test_cluster;
 
+#[cfg(test)]
+#[path = "hot_tests.rs"]
+mod hot_tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 
