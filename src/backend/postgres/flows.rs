@@ -3,8 +3,8 @@
 //!
 //! Every method runs on the connection inside the transaction [`super::Postgres`] opened.
 //! In a write transaction the row lookups read `FOR UPDATE`, so two consumes of one state
-//! queue on the row and the second reads it consumed; the sweep's batches take
-//! `FOR UPDATE SKIP LOCKED`, so they never wait on a row a live operation holds.
+//! queue on the row and the second reads it consumed. (The one-row operations of the flows
+//! run as one statement each instead: `steps`.)
 //!
 //! Each statement runs prepared: on first use a connection prepares it, and keeps it (see
 //! [`Conn`]), so a statement costs one round trip.

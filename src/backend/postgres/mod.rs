@@ -428,7 +428,7 @@ impl Postgres {
     }
 }
 
-/// A held connection on which a sweep runs its batches (`FOR UPDATE SKIP LOCKED`).
+/// A held connection on which a sweep runs its batches.
 pub(crate) struct Session<'e> {
     engine: &'e Postgres,
     /// Always `Some` until dropped (see the `Drop`).
