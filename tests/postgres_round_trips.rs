@@ -21,7 +21,7 @@ mod pg_proxy;
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 
-use oauth_state_store::{BeginRequest, CodeVerifier, Error, State, Store, StoreOptions};
+use oauth_state_store::{BeginRequest, CodeVerifier, Error, State, Status, Store, StoreOptions};
 
 const SERVER: &str = "https://mcp.example.com";
 const CLIENT: &str = "c1";
@@ -154,6 +154,7 @@ fn warm(store: &Store) {
         let _ = store.consume_pending(SERVER, Some(CLIENT));
         let _ = store.pending_verifier(SERVER, Some(CLIENT));
         let _ = store.pending_discovery(SERVER, Some(CLIENT));
+        let _ = store.check(State::generate().secret());
     }
 }
 
@@ -314,6 +315,66 @@ fn every_flow_operation_takes_one_round_trip_on_success_and_refusal() {
         s.consume(short.state().secret()).unwrap_err()
     });
     assert!(matches!(err, Error::UnknownState), "{err:?}");
+}
+
+#[test]
+fn the_reads_by_state_take_one_round_trip() {
+    let Some(cluster) = pg::cluster("look_round_trips") else {
+        return;
+    };
+    let c = counter(cluster, "look_round_trips");
+    let flow = c.store.begin(BeginRequest::new(SERVER)).unwrap();
+    let state = flow.state().secret().to_owned();
+
+    // Pending, then completed: check and the listener's read of the recorded code.
+    let info = c.expect("check of a pending flow", 1, |s| s.check(&state).unwrap());
+    assert_eq!(info.status, Status::Pending);
+    let code = c.expect("check of an unknown state", 1, |s| {
+        s.check(State::generate().secret()).unwrap_err()
+    });
+    assert!(matches!(code, Error::UnknownState), "{code:?}");
+    c.store.complete(&state, "the-code").unwrap();
+    let info = c.expect("check of a completed flow", 1, |s| s.check(&state).unwrap());
+    assert_eq!(info.status, Status::Completed);
+    c.store.consume(&state).unwrap();
+    let err = c.expect("check of a consumed flow", 1, |s| {
+        s.check(&state).unwrap_err()
+    });
+    assert!(matches!(err, Error::AlreadyConsumed), "{err:?}");
+}
+
+/// rmcp's `load` is the store's `peek`: its flow's second call, between `save` and `delete`.
+#[cfg(feature = "rmcp")]
+#[test]
+fn rmcps_load_takes_one_round_trip() {
+    use rmcp::transport::auth::StateStore;
+    let Some(cluster) = pg::cluster("peek_round_trips") else {
+        return;
+    };
+    let c = counter(cluster, "peek_round_trips");
+    let rmcp = oauth_state_store::RmcpStateStore::new(c.store.clone(), SERVER).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let flow = c.store.begin(BeginRequest::new(SERVER)).unwrap();
+    let state = flow.state().secret().to_owned();
+    let loaded = c.expect("peek (rmcp's load) of a pending flow", 1, |_| {
+        runtime.block_on(rmcp.load(&state)).unwrap().is_some()
+    });
+    assert!(loaded);
+    let loaded = c.expect("peek (rmcp's load) of an unknown state", 1, |_| {
+        runtime
+            .block_on(rmcp.load(State::generate().secret()))
+            .unwrap()
+            .is_some()
+    });
+    assert!(!loaded);
+    c.store.consume(&state).unwrap();
+    let loaded = c.expect("peek (rmcp's load) of a consumed flow", 1, |_| {
+        runtime.block_on(rmcp.load(&state)).unwrap().is_some()
+    });
+    assert!(!loaded);
 }
 
 #[test]

@@ -60,7 +60,7 @@ use self::tx::Tx;
 use crate::error::Error;
 use crate::error::Result;
 use crate::flow::ops;
-use crate::flow::row::{NewFlow, PendingFlows};
+use crate::flow::row::{FlowRow, NewFlow, PendingFlows};
 use crate::flow::rules::Action;
 #[cfg(doc)]
 use crate::flow::tx::{FlowRows, MaintenanceRows};
@@ -112,6 +112,17 @@ impl Engine {
                 let _ = wipe;
                 e.step(step)
             }
+        }
+    }
+
+    /// The clock and the row of a state key, for the reads by state (`check`, `peek`,
+    /// `recorded_code`), which `ops` then judges. SQLite: in one read transaction;
+    /// PostgreSQL: one statement.
+    pub(crate) fn by_state(&self, key: &[u8; 32]) -> Result<(i64, Option<FlowRow>)> {
+        match self {
+            Engine::Sqlite(e) => e.read(|tx| Ok((tx.now(), tx.by_state(key)?))),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.by_state(key),
         }
     }
 

@@ -249,10 +249,11 @@ pub(crate) enum Looked<T> {
     Expired,
 }
 
-/// `check`, read-only: would a consume succeed now?
-pub(crate) fn check(tx: &mut dyn FlowTx, key: &[u8; 32]) -> Result<Looked<FlowInfo>> {
-    let now = tx.now();
-    let row = find_by_state(tx, key)?;
+/// `check`, read-only: would a consume succeed now? `looked` is the clock and the row of `key`
+/// as the engine read them (`Engine::by_state`), as for [`recorded_code`] and [`peek`].
+pub(crate) fn check(looked: (i64, Option<FlowRow>), key: &[u8; 32]) -> Result<Looked<FlowInfo>> {
+    let (now, row) = looked;
+    check_by_state(&row, key)?;
     match rules::check(snapshot(&row).as_ref(), now) {
         Verdict::Proceed | Verdict::AlreadyDone => row
             .map(|r| Looked::Found(r.info()))
@@ -286,11 +287,11 @@ pub(crate) type CodeAndIssuer = (AuthorizationCode, Option<String>);
 /// be one a consume would take, by the same rule as [`check`].
 #[cfg_attr(not(feature = "listener"), allow(dead_code))]
 pub(crate) fn recorded_code(
-    tx: &mut dyn FlowTx,
+    looked: (i64, Option<FlowRow>),
     key: &[u8; 32],
 ) -> Result<Looked<Option<CodeAndIssuer>>> {
-    let now = tx.now();
-    let row = find_by_state(tx, key)?;
+    let (now, row) = looked;
+    check_by_state(&row, key)?;
     match rules::check(snapshot(&row).as_ref(), now) {
         Verdict::Proceed | Verdict::AlreadyDone => {
             let row = row.ok_or(Error::UnknownState)?;
@@ -318,12 +319,12 @@ pub(crate) struct Peeked {
 /// `peek`, read-only: the flow of `key` while a consume for `server_id` would hand out its
 /// verifier; `None` when it would not (unknown, consumed, failed, another server's).
 pub(crate) fn peek(
-    tx: &mut dyn FlowTx,
+    looked: (i64, Option<FlowRow>),
     key: &[u8; 32],
     server_id: &str,
 ) -> Result<Looked<Option<Peeked>>> {
-    let now = tx.now();
-    let row = find_by_state(tx, key)?;
+    let (now, row) = looked;
+    check_by_state(&row, key)?;
     match rules::peek(snapshot(&row).as_ref(), now, server_id) {
         Verdict::Expire => return Ok(Looked::Expired),
         Verdict::Proceed | Verdict::AlreadyDone => {}

@@ -121,7 +121,7 @@ impl Store {
     pub(crate) fn recorded_code(&self, state: &str) -> Result<Option<CodeAndIssuer>> {
         pkce::validate_state(state)?;
         let key = pkce::state_key(state);
-        match self.engine().read(|tx| ops::recorded_code(tx, &key))? {
+        match ops::recorded_code(self.engine().by_state(&key)?, &key)? {
             Looked::Found(code) => Ok(code),
             Looked::Expired => self
                 .engine()
@@ -140,7 +140,7 @@ impl Store {
     pub(crate) fn peek(&self, state: &str, server_id: &str) -> Result<Option<Peeked>> {
         pkce::validate_state(state)?;
         let key = pkce::state_key(state);
-        match self.engine().read(|tx| ops::peek(tx, &key, server_id))? {
+        match ops::peek(self.engine().by_state(&key)?, &key, server_id)? {
             Looked::Found(found) => Ok(found),
             Looked::Expired => match self
                 .engine()

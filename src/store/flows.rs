@@ -115,7 +115,7 @@ impl Store {
     pub fn check(&self, state: &str) -> Result<FlowInfo> {
         pkce::validate_state(state)?;
         let key = pkce::state_key(state);
-        match self.engine().read(|tx| ops::check(tx, &key))? {
+        match ops::check(self.engine().by_state(&key)?, &key)? {
             Looked::Found(info) => Ok(info),
             Looked::Expired => self
                 .engine()

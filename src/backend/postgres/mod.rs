@@ -34,6 +34,7 @@ pub(crate) mod migrate;
 // `pending` after `flows` and `steps`: its statement is built with their macros.
 #[macro_use]
 pub(crate) mod steps;
+pub(crate) mod look;
 pub(crate) mod pending;
 pub(crate) mod tls;
 pub(crate) mod tokens;
@@ -58,7 +59,7 @@ use r2d2::{Pool, PooledConnection};
 use crate::backend::tx::Tx;
 use crate::clock::Clock;
 use crate::error::{Error, Result, StorageError};
-use crate::flow::row::{NewFlow, PendingFlows};
+use crate::flow::row::{FlowRow, NewFlow, PendingFlows};
 use crate::flow::tx::{FlowTx, Outcome, Step, Stepped};
 use crate::options::StoreOptions;
 use crate::report::{CompactReport, MigrationReport};
@@ -275,6 +276,14 @@ impl Postgres {
     }
 
     /// The choice of the SDK's finish without the state: one statement.
+    /// The clock and the row of a state key: one statement.
+    pub(crate) fn by_state(&self, key: &[u8; 32]) -> Result<(i64, Option<FlowRow>)> {
+        off_runtime(|| {
+            let mut conn = self.open_conn()?;
+            look::by_state(&mut conn, key, self.injected_now(), self.busy_timeout)
+        })
+    }
+
     pub(crate) fn pending(&self, server_id: &str, client_id: Option<&str>) -> Result<PendingFlows> {
         off_runtime(|| {
             let mut conn = self.open_conn()?;

@@ -189,12 +189,13 @@ pub(crate) const PROMOTE: &str = concat!(
 
 /// The one-statement operations (this module's, and the pending choice), for the plan checks.
 #[cfg(test)]
-pub(crate) const ALL: [(&str, &str); 5] = [
+pub(crate) const ALL: [(&str, &str); 6] = [
     ("INSERT", INSERT),
     ("CONSUME", CONSUME),
     ("RECORD", RECORD),
     ("PROMOTE", PROMOTE),
     ("CHOOSE", super::pending::CHOOSE),
+    ("BY_STATE", super::look::BY_STATE),
 ];
 
 /// A statement that writes failed. The server's `ERROR` means it rolled the statement back

@@ -432,6 +432,7 @@ fn the_step_statements_find_their_row_by_an_index_in_their_generic_plan() {
             "CONSUME" | "RECORD" => ("flows_state_key_key", true),
             "PROMOTE" => ("flows_code_challenge_key", true),
             "CHOOSE" => ("flows_by_server", false),
+            "BY_STATE" => ("flows_state_key_key", false),
             _ => continue,
         };
         assert!(plan.contains(index), "{name}: {plan}");
