@@ -107,11 +107,11 @@ fn via(url: &str, port: u16, new_port: u16) -> String {
     )
 }
 
-/// The port of a `…@127.0.0.1:PORT/…` URL.
-fn port_of(url: &str) -> u16 {
-    let after = url.split("127.0.0.1:").nth(1).expect("a 127.0.0.1 URL");
+/// The port of a `…@127.0.0.1:PORT/…` URL; `None` for a server elsewhere.
+fn port_of(url: &str) -> Option<u16> {
+    let after = url.split("@127.0.0.1:").nth(1)?;
     let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().expect("a port")
+    digits.parse().ok()
 }
 
 // ---- Redis -------------------------------------------------------------------------------
@@ -326,26 +326,38 @@ pub fn latency(server: &Server, rounds: usize, block: usize, delay: Duration) {
         );
         println!("\nSKIPPED: the Redis rows (no redis-server on PATH)");
     }
-    let pg_port = port_of(&server.admin);
-    for delay in [Duration::ZERO, delay] {
+    // The link is a proxy on this host: for a server elsewhere (`OSS_BENCH_PG_URL`), the
+    // network between them is the link, and only the direct table is measured.
+    let local = port_of(&server.admin);
+    let delays = match local {
+        Some(_) => vec![Duration::ZERO, delay],
+        None => {
+            println!("\nThe server is not on 127.0.0.1: no link of our own, the direct table only");
+            vec![Duration::ZERO]
+        }
+    };
+    for delay in delays {
         // Each server reached through its own link, or directly.
-        let (pg, redis_ports): (u16, Vec<Option<u16>>) = if delay.is_zero() {
+        let (pg, redis_ports): (Option<u16>, Vec<Option<u16>>) = if delay.is_zero() {
             (
-                pg_port,
+                local,
                 redis
                     .iter()
                     .map(|r| r.as_ref().map(RedisServer::port))
                     .collect(),
             )
         } else {
-            let link = Link::start(pg_port, delay);
+            let link = local.map(|port| Link::start(port, delay).port());
             let ports = redis
                 .iter()
                 .map(|r| r.as_ref().map(|r| Link::start(r.port(), delay).port()))
                 .collect();
-            (link.port(), ports)
+            (link, ports)
         };
-        let url = |u: &str| via(u, pg_port, pg);
+        let url = |u: &str| match (local, pg) {
+            (Some(port), Some(to)) => via(u, port, to),
+            _ => u.to_owned(),
+        };
         let rtt = rtt_us(&url(&dbs[0].floor.1));
         let mut variants: Vec<Variant<'_>> = Vec::new();
         for d in &dbs {
@@ -453,7 +465,7 @@ fn table(
         }
     }
     let link = if delay.is_zero() {
-        "loopback, no proxy".to_owned()
+        "direct (no proxy; loopback for a cluster of its own)".to_owned()
     } else {
         format!("a link of {} µs each way", delay.as_micros())
     };
