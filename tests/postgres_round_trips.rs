@@ -21,7 +21,10 @@ mod pg_proxy;
 use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 
-use oauth_state_store::{BeginRequest, CodeVerifier, Error, State, Status, Store, StoreOptions};
+use oauth_state_store::{
+    AccessToken, BeginRequest, CodeVerifier, Error, RefreshToken, State, Status, Store,
+    StoreOptions, TokenResponse,
+};
 
 const SERVER: &str = "https://mcp.example.com";
 const CLIENT: &str = "c1";
@@ -155,6 +158,7 @@ fn warm(store: &Store) {
         let _ = store.pending_verifier(SERVER, Some(CLIENT));
         let _ = store.pending_discovery(SERVER, Some(CLIENT));
         let _ = store.check(State::generate().secret());
+        store.tokens(SERVER, "warm-up").unwrap();
     }
 }
 
@@ -341,6 +345,24 @@ fn the_reads_by_state_take_one_round_trip() {
         s.check(&state).unwrap_err()
     });
     assert!(matches!(err, Error::AlreadyConsumed), "{err:?}");
+}
+
+/// `tokens` (what rmcp's credential store and the Node binding read before each request).
+#[test]
+fn reading_the_token_set_takes_one_round_trip() {
+    let Some(cluster) = pg::cluster("token_round_trips") else {
+        return;
+    };
+    let c = counter(cluster, "token_round_trips");
+    let none = c.expect("tokens with no set", 1, |s| {
+        s.tokens(SERVER, CLIENT).unwrap()
+    });
+    assert!(none.is_none());
+    let login = TokenResponse::new(AccessToken::new("at-1").unwrap(), "Bearer")
+        .refresh_token(RefreshToken::new("rt-1").unwrap());
+    c.store.save_tokens(SERVER, CLIENT, login).unwrap();
+    let set = c.expect("tokens", 1, |s| s.tokens(SERVER, CLIENT).unwrap());
+    assert_eq!(set.expect("saved").access_token().secret(), "at-1");
 }
 
 /// rmcp's `load` is the store's `peek`: its flow's second call, between `save` and `delete`.

@@ -67,6 +67,8 @@ use crate::flow::tx::{FlowRows, MaintenanceRows};
 use crate::flow::tx::{FlowTx, Outcome, Step, Stepped, Wipe};
 use crate::flow::ConsumedFlow;
 use crate::report::{CompactReport, FileInfo, MigrationReport, ServerInfo};
+use crate::tokens::ops::{self as token_ops, Key as TokenKey};
+use crate::tokens::tx::TokenRow;
 
 /// The engine a [`Store`](crate::Store) runs on, chosen at open.
 pub(crate) enum Engine {
@@ -123,6 +125,16 @@ impl Engine {
             Engine::Sqlite(e) => e.read(|tx| Ok((tx.now(), tx.by_state(key)?))),
             #[cfg(feature = "postgres")]
             Engine::Postgres(e) => e.by_state(key),
+        }
+    }
+
+    /// The clock and the token set row of `key`, for `tokens` (which `tokens::ops::load`
+    /// judges). SQLite: in one read transaction; PostgreSQL: one statement.
+    pub(crate) fn token_row(&self, key: TokenKey<'_>) -> Result<(i64, Option<TokenRow>)> {
+        match self {
+            Engine::Sqlite(e) => e.read(|tx| token_ops::read_row(tx.tokens(), key)),
+            #[cfg(feature = "postgres")]
+            Engine::Postgres(e) => e.token_row(key.server_id, key.client_id),
         }
     }
 

@@ -71,7 +71,7 @@ impl Store {
     /// [`Error::InvalidInput`] (`server_id`, `client_id`), storage errors.
     pub fn tokens(&self, server_id: &str, client_id: &str) -> Result<Option<TokenSet>> {
         let key = key(server_id, client_id)?;
-        self.engine().read(|tx| ops::load(tx.tokens(), key))
+        ops::load(self.engine().token_row(key)?, key)
     }
 
     /// Deletes the token sets of `server_id` (of `client_id` only, when given), tokens

@@ -23,14 +23,18 @@ pub(crate) struct Key<'a> {
 /// entry to whatever row it names, and a wrong row would hand out another set's tokens.
 fn find(tx: &mut dyn TokenTx, key: Key<'_>) -> Result<Option<TokenRow>> {
     let row = tx.token_row(key.server_id, key.client_id)?;
-    if let Some(r) = &row {
-        if r.server_id != key.server_id || r.client_id != key.client_id {
-            return Err(Error::corrupt(
-                "the token_sets key index points at another set",
-            ));
-        }
-    }
+    check_key(&row, key)?;
     Ok(row)
+}
+
+/// [`find`]'s check on a row found by `key`.
+fn check_key(row: &Option<TokenRow>, key: Key<'_>) -> Result<()> {
+    match row {
+        Some(r) if r.server_id != key.server_id || r.client_id != key.client_id => Err(
+            Error::corrupt("the token_sets key index points at another set"),
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// A guarded update must change exactly the one row it names: the row was read in this
@@ -110,10 +114,18 @@ pub(crate) fn save(
     }
 }
 
-/// `tokens`, read-only: the live set of `key`.
-pub(crate) fn load(tx: &mut dyn TokenTx, key: Key<'_>) -> Result<Option<TokenSet>> {
-    let now = tx.now();
-    Ok(find(tx, key)?.and_then(|row| TokenSet::from_row(row, now)))
+/// The clock and the row of `key`, read in one read transaction: what [`load`] judges
+/// (PostgreSQL reads both with one statement instead).
+pub(crate) fn read_row(tx: &mut dyn TokenTx, key: Key<'_>) -> Result<(i64, Option<TokenRow>)> {
+    Ok((tx.now(), tx.token_row(key.server_id, key.client_id)?))
+}
+
+/// `tokens`, read-only: the live set of `key`, from the clock and the row the engine read
+/// (`Engine::token_row`).
+pub(crate) fn load(looked: (i64, Option<TokenRow>), key: Key<'_>) -> Result<Option<TokenSet>> {
+    let (now, row) = looked;
+    check_key(&row, key)?;
+    Ok(row.and_then(|row| TokenSet::from_row(row, now)))
 }
 
 /// The lease a `begin` takes, when it may: its holder id, owner and length.

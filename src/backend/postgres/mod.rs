@@ -63,6 +63,7 @@ use crate::flow::row::{FlowRow, NewFlow, PendingFlows};
 use crate::flow::tx::{FlowTx, Outcome, Step, Stepped};
 use crate::options::StoreOptions;
 use crate::report::{CompactReport, MigrationReport};
+use crate::tokens::tx::TokenRow;
 use connect::{Conn, Manager, TlsFailure};
 use error::{classify, commit_failed};
 
@@ -276,6 +277,24 @@ impl Postgres {
     }
 
     /// The choice of the SDK's finish without the state: one statement.
+    /// The clock and the token set row of a server and client: one statement.
+    pub(crate) fn token_row(
+        &self,
+        server_id: &str,
+        client_id: &str,
+    ) -> Result<(i64, Option<TokenRow>)> {
+        off_runtime(|| {
+            let mut conn = self.open_conn()?;
+            tokens::row_now(
+                &mut conn,
+                server_id,
+                client_id,
+                self.injected_now(),
+                self.busy_timeout,
+            )
+        })
+    }
+
     /// The clock and the row of a state key: one statement.
     pub(crate) fn by_state(&self, key: &[u8; 32]) -> Result<(i64, Option<FlowRow>)> {
         off_runtime(|| {

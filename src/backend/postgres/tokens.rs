@@ -5,7 +5,10 @@
 use postgres::types::ToSql;
 use postgres::Row;
 
-use super::error::classify;
+use std::time::Duration;
+
+use super::connect::Conn;
+use super::error::{classify, is_connection_lost};
 use super::flows::Rows;
 use crate::backend::tx::Tx;
 use crate::error::Result;
@@ -54,26 +57,66 @@ pub(crate) const SELECT_TOKEN_ROW_FOR_UPDATE: &str = concat!(
     " FROM token_sets WHERE server_id = $1 AND client_id = $2 FOR UPDATE"
 );
 
+/// `tokens`' read as one autocommit statement: the clock (read inside it, as the flows' one
+/// statement operations do) and the row. `$1` server, `$2` client, `$3` injected now. Always
+/// one row: the time, then the columns of [`token_row`] (all NULL when there is no set).
+pub(crate) const TOKEN_ROW_NOW: &str = concat!(
+    "WITH ",
+    clock!(3),
+    " SELECT t.now, ",
+    token_columns!(),
+    " FROM t LEFT JOIN token_sets ON server_id = $1 AND client_id = $2"
+);
+
+/// The clock and the row of a server and client, in one round trip.
+pub(crate) fn row_now(
+    conn: &mut Conn,
+    server_id: &str,
+    client_id: &str,
+    now: Option<i64>,
+    busy_timeout: Duration,
+) -> Result<(i64, Option<TokenRow>)> {
+    let statement = conn
+        .prepared(TOKEN_ROW_NOW)
+        .map_err(|e| classify(e, busy_timeout))?;
+    let row = conn
+        .query_one(&statement, &[&server_id, &client_id, &now])
+        .map_err(|e| {
+            if is_connection_lost(&e) {
+                conn.mark_broken();
+            }
+            classify(e, busy_timeout)
+        })?;
+    // `id` NULL: the LEFT JOIN found no set.
+    let found = row.get::<_, Option<i64>>(1).map(|_| token_row_at(&row, 1));
+    Ok((row.get(0), found))
+}
+
 fn token_row(r: &Row) -> TokenRow {
+    token_row_at(r, 0)
+}
+
+/// The columns of [`token_columns`] starting at column `at`.
+fn token_row_at(r: &Row, at: usize) -> TokenRow {
     TokenRow {
-        id: r.get(0),
-        server_id: r.get(1),
-        client_id: r.get(2),
-        generation: r.get(3),
-        access_token: r.get(4),
-        refresh_token: r.get(5),
-        token_type: r.get(6),
-        scope: r.get(7),
-        issuer: r.get(8),
-        extra: r.get(9),
-        received_at: r.get(10),
-        expires_at: r.get(11),
-        replaced: r.get(12),
-        revoked_at: r.get(13),
-        revoked_reason: r.get(14),
-        lease_holder: r.get(15),
-        lease_owner: r.get(16),
-        lease_expires_at: r.get(17),
+        id: r.get(at),
+        server_id: r.get(at + 1),
+        client_id: r.get(at + 2),
+        generation: r.get(at + 3),
+        access_token: r.get(at + 4),
+        refresh_token: r.get(at + 5),
+        token_type: r.get(at + 6),
+        scope: r.get(at + 7),
+        issuer: r.get(at + 8),
+        extra: r.get(at + 9),
+        received_at: r.get(at + 10),
+        expires_at: r.get(at + 11),
+        replaced: r.get(at + 12),
+        revoked_at: r.get(at + 13),
+        revoked_reason: r.get(at + 14),
+        lease_holder: r.get(at + 15),
+        lease_owner: r.get(at + 16),
+        lease_expires_at: r.get(at + 17),
     }
 }
 
