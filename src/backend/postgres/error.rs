@@ -5,6 +5,10 @@
 use std::time::Duration;
 
 use postgres::error::SqlState;
+use postgres::types::ToSql;
+use postgres::Row;
+
+use super::connect::Conn;
 
 use crate::error::{Error, StorageError};
 
@@ -91,4 +95,24 @@ pub(crate) fn commit_failed(e: postgres::Error, busy_timeout: Duration) -> Error
     } else {
         classify(e, busy_timeout)
     }
+}
+
+/// Runs `sql` (prepared once a connection) as a statement of its own, outside any
+/// transaction, and returns its rows. A failed prepare sent nothing that runs ([`classify`]);
+/// a failed run is what `failed` makes of it, and a lost connection is marked broken so that
+/// the pool drops it.
+pub(crate) fn run_alone(
+    conn: &mut Conn,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+    busy_timeout: Duration,
+    failed: fn(postgres::Error, Duration) -> Error,
+) -> crate::error::Result<Vec<Row>> {
+    let statement = conn.prepared(sql).map_err(|e| classify(e, busy_timeout))?;
+    conn.query(&statement, params).map_err(|e| {
+        if is_connection_lost(&e) {
+            conn.mark_broken();
+        }
+        failed(e, busy_timeout)
+    })
 }

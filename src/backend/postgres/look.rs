@@ -7,10 +7,13 @@
 
 use std::time::Duration;
 
+use postgres::types::ToSql;
+use postgres::Row;
+
 use super::connect::Conn;
-use super::error::{classify, is_connection_lost};
+use super::error::{classify, run_alone};
 use super::flows::flow_row_at;
-use crate::error::Result;
+use crate::error::{Error, Result, StorageError};
 use crate::flow::row::FlowRow;
 
 /// `$1` state key, `$2` injected now. Always one row: the time, then the columns of
@@ -23,6 +26,25 @@ pub(crate) const BY_STATE: &str = concat!(
     " FROM t LEFT JOIN flows ON state_key = $1"
 );
 
+/// Runs the read-only statement `sql` on its own, outside any transaction: its rows.
+pub(crate) fn read_statement(
+    conn: &mut Conn,
+    sql: &'static str,
+    params: &[&(dyn ToSql + Sync)],
+    busy_timeout: Duration,
+) -> Result<Vec<Row>> {
+    run_alone(conn, sql, params, busy_timeout, classify)
+}
+
+/// The one row of a statement that reads the clock, then LEFT JOINs what it looks up.
+pub(crate) fn clock_row(rows: &[Row]) -> Result<&Row> {
+    rows.first().ok_or_else(|| {
+        Error::Storage(StorageError::message(
+            "a statement that reads the clock returned no row".to_owned(),
+        ))
+    })
+}
+
 /// The clock and the row of `key` (none when no flow has it).
 pub(crate) fn by_state(
     conn: &mut Conn,
@@ -30,19 +52,10 @@ pub(crate) fn by_state(
     now: Option<i64>,
     busy_timeout: Duration,
 ) -> Result<(i64, Option<FlowRow>)> {
-    let statement = conn
-        .prepared(BY_STATE)
-        .map_err(|e| classify(e, busy_timeout))?;
-    let row = conn
-        .query_one(&statement, &[&&key[..], &now])
-        .map_err(|e| {
-            if is_connection_lost(&e) {
-                conn.mark_broken();
-            }
-            classify(e, busy_timeout)
-        })?;
+    let rows = read_statement(conn, BY_STATE, &[&&key[..], &now], busy_timeout)?;
+    let row = clock_row(&rows)?;
     let found = match row.get::<_, Option<i64>>(1) {
-        Some(_) => Some(flow_row_at(&row, 1)?),
+        Some(_) => Some(flow_row_at(row, 1)?),
         None => None,
     };
     Ok((row.get(0), found))

@@ -15,8 +15,8 @@
 use std::time::Duration;
 
 use super::connect::Conn;
-use super::error::{classify, is_connection_lost};
 use super::flows::{names, pending_flow};
+use super::look::read_statement;
 use crate::error::Result;
 use crate::flow::row::PendingFlows;
 use crate::flow::rules;
@@ -51,28 +51,20 @@ pub(crate) fn choose(
     busy_timeout: Duration,
 ) -> Result<PendingFlows> {
     let live = rules::live_at(0);
-    let statement = conn
-        .prepared(CHOOSE)
-        .map_err(|e| classify(e, busy_timeout))?;
-    let rows = conn
-        .query(
-            &statement,
-            &[
-                &server_id,
-                &client_id,
-                &names(&rules::LIVE_BOUND),
-                &now,
-                &live.expires_after,
-                &live.created_by,
-                &i64::from(rules::TO_TELL_ONE_FROM_MANY),
-            ],
-        )
-        .map_err(|e| {
-            if is_connection_lost(&e) {
-                conn.mark_broken();
-            }
-            classify(e, busy_timeout)
-        })?;
+    let rows = read_statement(
+        conn,
+        CHOOSE,
+        &[
+            &server_id,
+            &client_id,
+            &names(&rules::LIVE_BOUND),
+            &now,
+            &live.expires_after,
+            &live.created_by,
+            &i64::from(rules::TO_TELL_ONE_FROM_MANY),
+        ],
+        busy_timeout,
+    )?;
     let count: i64 = rows.first().map_or(0, |r| r.get(5));
     Ok(PendingFlows {
         found: rows.iter().map(pending_flow).collect::<Result<_>>()?,

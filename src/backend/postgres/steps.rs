@@ -29,7 +29,7 @@ use postgres::types::ToSql;
 use postgres::Row;
 
 use super::connect::Conn;
-use super::error::{classify, commit_failed, is_connection_lost, unique_violation};
+use super::error::{commit_failed, is_connection_lost, run_alone, unique_violation};
 use super::flows::{flow_row_at, names};
 use crate::error::{Error, Result};
 use crate::flow::row::{CallbackResult, NewFlow};
@@ -220,13 +220,7 @@ fn run(
     params: &[&(dyn ToSql + Sync)],
     busy_timeout: Duration,
 ) -> Result<Vec<Row>> {
-    let statement = conn.prepared(sql).map_err(|e| classify(e, busy_timeout))?;
-    conn.query(&statement, params).map_err(|e| {
-        if is_connection_lost(&e) {
-            conn.mark_broken();
-        }
-        write_failed(e, busy_timeout)
-    })
+    run_alone(conn, sql, params, busy_timeout, write_failed)
 }
 
 /// Inserts a flow; returns its creation and expiry times.

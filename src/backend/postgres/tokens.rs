@@ -8,8 +8,9 @@ use postgres::Row;
 use std::time::Duration;
 
 use super::connect::Conn;
-use super::error::{classify, is_connection_lost};
+use super::error::classify;
 use super::flows::Rows;
+use super::look::{clock_row, read_statement};
 use crate::backend::tx::Tx;
 use crate::error::Result;
 use crate::tokens::tx::{LeaseRow, NewTokens, TokenListed, TokenRow, TokenTx, TokenWatch};
@@ -76,19 +77,11 @@ pub(crate) fn row_now(
     now: Option<i64>,
     busy_timeout: Duration,
 ) -> Result<(i64, Option<TokenRow>)> {
-    let statement = conn
-        .prepared(TOKEN_ROW_NOW)
-        .map_err(|e| classify(e, busy_timeout))?;
-    let row = conn
-        .query_one(&statement, &[&server_id, &client_id, &now])
-        .map_err(|e| {
-            if is_connection_lost(&e) {
-                conn.mark_broken();
-            }
-            classify(e, busy_timeout)
-        })?;
+    let params: [&(dyn ToSql + Sync); 3] = [&server_id, &client_id, &now];
+    let rows = read_statement(conn, TOKEN_ROW_NOW, &params, busy_timeout)?;
+    let row = clock_row(&rows)?;
     // `id` NULL: the LEFT JOIN found no set.
-    let found = row.get::<_, Option<i64>>(1).map(|_| token_row_at(&row, 1));
+    let found = row.get::<_, Option<i64>>(1).map(|_| token_row_at(row, 1));
     Ok((row.get(0), found))
 }
 
