@@ -11,6 +11,8 @@
 //!   round trip), the clock read inside it.
 //! - [`pending`]: the choice of the SDK's finish without the state (`pending_verifier`,
 //!   `pending_discovery`), one statement; `consume_pending` is that choice, then a consume.
+//! - [`look`]: the reads by state (`check`, `peek`, `recorded_code`), one statement each;
+//!   [`tokens`] reads a token set the same way.
 //! - [`flows`], [`maintenance`]: the statements of the row interface, each beside the method
 //!   that runs it.
 //! - [`error`]: the driver's errors as the crate's (`Unavailable`, `CommitOutcomeUnknown`).
@@ -18,10 +20,10 @@
 //! The one-row operations are single statements that lock the row they judge (`FOR UPDATE`),
 //! so two consumes of one state have one winner and the loser reads the row consumed;
 //! `consume_pending` consumes its choice by the same statement, so the loser of two reads the
-//! flow consumed as well. The other operations run in transactions: READ COMMITTED, a write transaction reading its rows
-//! `FOR UPDATE`. The time of a
-//! transaction is the database server's clock, read in the same round trip as `BEGIN`, unless
-//! the options injected a clock: hosts' clocks differ, the server's is one for all of them.
+//! flow consumed as well. The other operations run in transactions: READ COMMITTED, a write
+//! transaction reading its rows `FOR UPDATE`. The time of a transaction is the database
+//! server's clock, read in the same round trip as `BEGIN`, unless the options injected a
+//! clock: hosts' clocks differ, the server's is one for all of them.
 
 pub(crate) mod admin;
 pub(crate) mod check;
@@ -254,66 +256,46 @@ impl Postgres {
         self.clock.as_ref().map(|c| c.now_ms())
     }
 
-    /// `begin`, `save_code_verifier`: one statement.
-    pub(crate) fn insert(&self, flow: &NewFlow<'_>, ttl_ms: i64) -> Result<(i64, i64)> {
+    /// Runs one statement of its own (no transaction) on a pooled connection, off the async
+    /// runtime: `f` gets the connection, the injected clock's time (`None`: the server's,
+    /// read inside the statement) and the busy timeout.
+    fn alone<T: Send>(
+        &self,
+        f: impl FnOnce(&mut Conn, Option<i64>, Duration) -> Result<T> + Send,
+    ) -> Result<T> {
         off_runtime(|| {
             let mut conn = self.open_conn()?;
-            steps::insert(
-                &mut conn,
-                flow,
-                ttl_ms,
-                self.injected_now(),
-                self.busy_timeout,
-            )
+            f(&mut conn, self.injected_now(), self.busy_timeout)
         })
+    }
+
+    /// `begin`, `save_code_verifier`: one statement.
+    pub(crate) fn insert(&self, flow: &NewFlow<'_>, ttl_ms: i64) -> Result<(i64, i64)> {
+        self.alone(|conn, now, busy| steps::insert(conn, flow, ttl_ms, now, busy))
     }
 
     /// One guarded step: one statement.
     pub(crate) fn step(&self, step: &Step<'_>) -> Result<Stepped> {
-        off_runtime(|| {
-            let mut conn = self.open_conn()?;
-            steps::step(&mut conn, step, self.injected_now(), self.busy_timeout)
-        })
+        self.alone(|conn, now, busy| steps::step(conn, step, now, busy))
+    }
+
+    /// The clock and the row of a state key: one statement.
+    pub(crate) fn by_state(&self, key: &[u8; 32]) -> Result<(i64, Option<FlowRow>)> {
+        self.alone(|conn, now, busy| look::by_state(conn, key, now, busy))
     }
 
     /// The choice of the SDK's finish without the state: one statement.
+    pub(crate) fn pending(&self, server_id: &str, client_id: Option<&str>) -> Result<PendingFlows> {
+        self.alone(|conn, now, busy| pending::choose(conn, server_id, client_id, now, busy))
+    }
+
     /// The clock and the token set row of a server and client: one statement.
     pub(crate) fn token_row(
         &self,
         server_id: &str,
         client_id: &str,
     ) -> Result<(i64, Option<TokenRow>)> {
-        off_runtime(|| {
-            let mut conn = self.open_conn()?;
-            tokens::row_now(
-                &mut conn,
-                server_id,
-                client_id,
-                self.injected_now(),
-                self.busy_timeout,
-            )
-        })
-    }
-
-    /// The clock and the row of a state key: one statement.
-    pub(crate) fn by_state(&self, key: &[u8; 32]) -> Result<(i64, Option<FlowRow>)> {
-        off_runtime(|| {
-            let mut conn = self.open_conn()?;
-            look::by_state(&mut conn, key, self.injected_now(), self.busy_timeout)
-        })
-    }
-
-    pub(crate) fn pending(&self, server_id: &str, client_id: Option<&str>) -> Result<PendingFlows> {
-        off_runtime(|| {
-            let mut conn = self.open_conn()?;
-            pending::choose(
-                &mut conn,
-                server_id,
-                client_id,
-                self.injected_now(),
-                self.busy_timeout,
-            )
-        })
+        self.alone(|conn, now, busy| tokens::row_now(conn, server_id, client_id, now, busy))
     }
 
     /// Opens a transaction and reads its time: the injected clock, or the server's.
